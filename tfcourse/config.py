@@ -1,0 +1,85 @@
+"""Every default of a run, in one place, as frozen dataclasses.
+
+A run's configuration is written as JSON beside what it produced (``config.json``), so a
+result can always be traced back to the settings that made it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping, Optional, Tuple
+
+DEFAULT_DATASET = "fashion_mnist"
+DEFAULT_MODEL = "cnn"
+SPLIT_PROTOCOLS = ("coursework", "official")
+NORMALIZATIONS = ("unit", "standardize")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Where the data comes from and how it is split and fed.
+
+    Attributes:
+        dataset: A catalogue name (``fashion_mnist``, ``mnist``, ``digits``), ``tfds:NAME``
+            for any TensorFlow Datasets dataset, or a path to a folder of IDX files or of
+            images with one sub-folder per class.
+        data_dir: Explicit folder holding the dataset's files (highest priority).
+        split: ``coursework`` (80/10/10 stratified over every labelled example) or
+            ``official`` (keep the official test set, carve validation from train).
+        val_fraction: Share of examples for validation (of all examples for
+            ``coursework``, of the official training set for ``official``).
+        test_fraction: Share of all examples for test (``coursework`` only).
+        normalization: ``unit`` scales pixels to [0, 1]; ``standardize`` also subtracts
+            the training-set mean and divides by its standard deviation.
+        batch_size: Examples per batch.
+        augment: Random flips and shifts on the training split only.
+        image_size: (height, width) to resize an image folder to; ``None`` keeps the
+            size of the first image found.
+    """
+
+    dataset: str = DEFAULT_DATASET
+    data_dir: Optional[str] = None
+    split: str = "coursework"
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    normalization: str = "unit"
+    batch_size: int = 128
+    augment: bool = False
+    image_size: Optional[Tuple[int, int]] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """One training run: the model, how long to train, and where results go.
+
+    Attributes:
+        model: Registered model name (see ``tfcourse.models.list_models()``).
+        epochs: Upper bound on epochs; early stopping usually ends sooner.
+        patience: Epochs without validation-loss improvement before stopping.
+        seed: Fixes data splits, weight initialisation and shuffling.
+        hp: Hyperparameter overrides (name -> value) applied with ``hp.Fixed``.
+        output_dir: The run folder; ``None`` makes ``runs/<model>-<dataset>-<time>``.
+        export: Also write a TensorFlow Serving SavedModel.
+        export_dir: Root of the Serving layout ``<export_dir>/<model>/<version>/``.
+        steps_per_execution: Training steps run per call into the TensorFlow graph;
+            more steps per call amortise Python overhead on small models.
+        deterministic: Ask TensorFlow for deterministic kernels (slower, bitwise
+            repeatable); the seed alone already fixes splits, init and shuffling.
+    """
+
+    model: str = DEFAULT_MODEL
+    epochs: int = 30
+    patience: int = 4
+    seed: int = 42
+    hp: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    output_dir: Optional[str] = None
+    export: bool = False
+    export_dir: str = "saved_models"
+    steps_per_execution: int = 8
+    deterministic: bool = False
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+
+
+def to_dict(config: Any) -> dict:
+    """Returns a JSON-ready dict of a (nested) config dataclass."""
+    return dataclasses.asdict(config)

@@ -1,0 +1,533 @@
+"""Datasets by name, seeded stratified splits, and tf.data pipelines.
+
+The flow is ``load_dataset`` (a source -> validated uint8 arrays + class names),
+``make_splits`` (arrays -> disjoint train/val/test index sets under a protocol), and
+``make_pipelines`` (splits -> cached, shuffled, batched, prefetched ``tf.data.Dataset``s).
+Every source yields images as uint8 (N, H, W, C): scaling to [0, 1] (and optional
+standardisation) happens per batch in the pipeline, so the in-memory cache stays 4x smaller
+than float32 and the exported serving signature can reproduce it exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from tfcourse import idx
+from tfcourse.config import NORMALIZATIONS, SPLIT_PROTOCOLS, DataConfig
+
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)
+DIGIT_CLASSES = tuple(str(digit) for digit in range(10))
+
+# Catalogue of named datasets: class names, where a Debian package puts the IDX files,
+# the apt package that provides them, and the tfds name used as the network fallback.
+CATALOGUE = {
+    "fashion_mnist": {
+        "class_names": FASHION_MNIST_CLASSES,
+        "system_dir": "/usr/share/datasets/fashion-mnist",
+        "apt_package": "dataset-fashion-mnist",
+        "tfds_name": "fashion_mnist",
+        "aliases": ("fashion_mnist", "fashion-mnist"),
+    },
+    "mnist": {
+        "class_names": DIGIT_CLASSES,
+        "system_dir": "/usr/share/datasets/mnist",
+        "apt_package": None,
+        "tfds_name": "mnist",
+        "aliases": ("mnist",),
+    },
+    "digits": {"class_names": DIGIT_CLASSES},
+}
+DATA_DIR_ENV = "TFCOURSE_DATA_DIR"
+IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # as keras.utils.image_dataset_from_directory
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """Validated labelled images from one source.
+
+    Attributes:
+        name: The dataset name or path it was loaded by.
+        x_train, y_train: Images (N, H, W, C) uint8 and int64 labels; for sources
+            without an official split, every labelled example.
+        x_test, y_test: The official test set, or ``None`` when the source has none.
+        class_names: One name per label, label ``i`` is ``class_names[i]``.
+        source: Where the data was read from, for logs and ``config.json``.
+    """
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: Optional[np.ndarray]
+    y_test: Optional[np.ndarray]
+    class_names: Tuple[str, ...]
+    source: str
+
+    @property
+    def has_official_test(self) -> bool:
+        return self.x_test is not None
+
+    @property
+    def input_shape(self) -> Tuple[int, int, int]:
+        return tuple(int(d) for d in self.x_train.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def pooled(self) -> Tuple[np.ndarray, np.ndarray]:
+        """All labelled examples: the official test set follows the training set."""
+        if not self.has_official_test:
+            return self.x_train, self.y_train
+        return np.concatenate([self.x_train, self.x_test]), np.concatenate([self.y_train, self.y_test])
+
+
+@dataclasses.dataclass(frozen=True)
+class Splits:
+    """Disjoint train/val/test index sets into ``Dataset.pooled()``, sorted ascending."""
+
+    protocol: str
+    seed: int
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+    def sizes(self) -> Dict[str, int]:
+        return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def validate_arrays(x, y, num_classes: int, where: str = "dataset") -> Tuple[np.ndarray, np.ndarray]:
+    """Checks and normalises images and labels.
+
+    Args:
+        x: Images (N, H, W) or (N, H, W, C) with C in {1, 3, 4}; uint8, or float in
+            [0, 1] or [0, 255] (converted to uint8).
+        y: Integer labels (N,) in ``[0, num_classes)``.
+        num_classes: Number of classes.
+        where: Names the source in error messages.
+
+    Returns:
+        ``(images uint8 (N, H, W, C), labels int64 (N,))``.
+
+    Raises:
+        ValueError: On empty data, wrong shapes, NaN/inf or out-of-range values, or
+            labels outside the class range.
+    """
+    x = np.asarray(x)
+    y = np.asarray(y)
+    if x.size == 0 or len(x) == 0:
+        raise ValueError(f"{where}: no images found. Check the path or dataset name.")
+    if x.ndim == 3:
+        x = x[..., np.newaxis]
+    if x.ndim != 4 or x.shape[-1] not in (1, 3, 4):
+        raise ValueError(
+            f"{where}: images must have shape (N, H, W) or (N, H, W, C) with C in 1, 3, 4; "
+            f"got {x.shape}."
+        )
+    if y.ndim != 1 or len(y) != len(x):
+        raise ValueError(f"{where}: labels must have shape ({len(x)},) to match the images; got {y.shape}.")
+    if not np.issubdtype(y.dtype, np.integer):
+        if not np.issubdtype(y.dtype, np.floating) or not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
+            raise ValueError(f"{where}: labels must be integers; got dtype {y.dtype} with non-integer values.")
+    if y.min() < 0 or y.max() >= num_classes:
+        raise ValueError(
+            f"{where}: labels must lie in [0, {num_classes - 1}] for {num_classes} classes; "
+            f"found {int(y.min())}..{int(y.max())}. Check the class list or the label file."
+        )
+    if x.dtype != np.uint8:
+        if not np.issubdtype(x.dtype, np.number):
+            raise ValueError(f"{where}: images must be numeric, got dtype {x.dtype}.")
+        xf = x.astype(np.float64)
+        if not np.all(np.isfinite(xf)):
+            raise ValueError(f"{where}: images contain NaN or infinite values; clean or drop those examples.")
+        low, high = xf.min(), xf.max()
+        if low < 0 or high > 255:
+            raise ValueError(f"{where}: pixel values must lie in [0, 1] or [0, 255]; found {low:g}..{high:g}.")
+        scale = 255.0 if high <= 1.0 else 1.0
+        x = np.round(xf * scale).astype(np.uint8)
+    return np.ascontiguousarray(x), y.astype(np.int64)
+
+
+def _make_dataset(name, x_train, y_train, x_test, y_test, class_names, source) -> Dataset:
+    class_names = tuple(str(c) for c in class_names)
+    x_train, y_train = validate_arrays(x_train, y_train, len(class_names), f"{source} (train)")
+    if x_test is not None:
+        x_test, y_test = validate_arrays(x_test, y_test, len(class_names), f"{source} (test)")
+        if x_test.shape[1:] != x_train.shape[1:]:
+            raise ValueError(f"{source}: train images are {x_train.shape[1:]} but test images {x_test.shape[1:]}.")
+    return Dataset(name, x_train, y_train, x_test, y_test, class_names, source)
+
+
+def from_arrays(x, y, class_names: Sequence[str], x_test=None, y_test=None, name: str = "arrays") -> Dataset:
+    """Wraps in-memory arrays as a validated ``Dataset`` (see ``validate_arrays``)."""
+    return _make_dataset(name, x, y, x_test, y_test, class_names, name)
+
+
+# ----------------------------------------------------------------------------- sources
+
+
+def load_digits() -> Dataset:
+    """scikit-learn's bundled 8x8 digits (1,797 images): offline and tiny."""
+    from sklearn.datasets import load_digits as sk_load_digits
+
+    bunch = sk_load_digits()
+    images = np.round(bunch.images * (255.0 / 16.0)).astype(np.uint8)  # 0..16 -> 0..255
+    return _make_dataset("digits", images, bunch.target, None, None, DIGIT_CLASSES, "scikit-learn load_digits")
+
+
+def load_idx_dataset(directory: str, class_names: Optional[Sequence[str]] = None, name: Optional[str] = None) -> Dataset:
+    """A folder holding the four standard IDX files (``train-images-idx3-ubyte.gz`` ...)."""
+    x_train, y_train, x_test, y_test = idx.load_idx_folder(directory)
+    if class_names is None:
+        num_classes = int(max(y_train.max(), y_test.max())) + 1
+        class_names = [str(i) for i in range(num_classes)]
+    return _make_dataset(name or directory, x_train, y_train, x_test, y_test, class_names, f"IDX files in {directory}")
+
+
+def _list_image_folder(directory: str) -> Tuple[List[str], List[Tuple[str, int]]]:
+    class_names = sorted(
+        entry for entry in os.listdir(directory) if os.path.isdir(os.path.join(directory, entry)) and not entry.startswith(".")
+    )
+    files = []
+    for label, class_name in enumerate(class_names):
+        for root, dirs, names in sorted(os.walk(os.path.join(directory, class_name))):
+            dirs.sort()
+            for file_name in sorted(names):
+                if file_name.lower().endswith(IMAGE_EXTENSIONS):
+                    files.append((os.path.join(root, file_name), label))
+    return class_names, files
+
+
+def load_image_folder(directory: str, image_size: Optional[Tuple[int, int]] = None) -> Dataset:
+    """A folder with one sub-folder of images per class (``image_dataset_from_directory`` layout).
+
+    Class names are the sorted sub-folder names. Images are decoded with Pillow and
+    resized (bilinear) to ``image_size``, by default the size of the first image; the
+    colour mode (grayscale or RGB) also follows the first image.
+
+    Raises:
+        ValueError: If there are no class folders or no images, or an image is unreadable.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    class_names, files = _list_image_folder(directory)
+    if not class_names:
+        raise ValueError(
+            f"{directory} has no class sub-folders. Expected one sub-folder per class, "
+            "each holding that class's images (.png, .jpg, .bmp, .gif)."
+        )
+    if not files:
+        raise ValueError(f"{directory}: no images (.png, .jpg, .jpeg, .bmp, .gif) in its class folders {class_names}.")
+    images, labels, mode = [], [], None
+    for path, label in files:
+        try:
+            with Image.open(path) as image:
+                if mode is None:
+                    mode = "L" if image.mode in ("L", "1", "I;16", "I", "F") else "RGB"
+                    if image_size is None:
+                        image_size = (image.height, image.width)
+                image = image.convert(mode)
+                if (image.height, image.width) != tuple(image_size):
+                    image = image.resize((image_size[1], image_size[0]), Image.BILINEAR)
+                images.append(np.asarray(image, dtype=np.uint8))
+        except (UnidentifiedImageError, OSError, SyntaxError) as error:
+            raise ValueError(f"Cannot read image {path}: {error}. Delete or replace the file.") from error
+        labels.append(label)
+    return _make_dataset(directory, np.stack(images), np.asarray(labels), None, None, class_names, f"image folder {directory}")
+
+
+def load_tfds(name: str, data_dir: Optional[str] = None, download: bool = True) -> Dataset:
+    """Any TensorFlow Datasets image-classification dataset via ``tfds.load``.
+
+    Uses the official ``train`` split and, when present, ``test``.
+    """
+    import tensorflow_datasets as tfds
+
+    builder = tfds.builder(name, data_dir=data_dir)
+    if not download and not _tfds_is_prepared(builder):
+        raise ValueError(f"tfds dataset {name!r} is not prepared in {builder.data_dir} and downloads are off.")
+    builder.download_and_prepare()
+    info = builder.info
+    splits = info.splits.keys()
+    label_feature = info.features["label"]
+    class_names = getattr(label_feature, "names", None) or [str(i) for i in range(label_feature.num_classes)]
+
+    def as_arrays(split):
+        dataset = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False).batch(4096)
+        xs, ys = [], []
+        for images, labels in tfds.as_numpy(dataset):
+            xs.append(images)
+            ys.append(labels)
+        return np.concatenate(xs), np.concatenate(ys)
+
+    x_train, y_train = as_arrays("train")
+    x_test, y_test = as_arrays("test") if "test" in splits else (None, None)
+    return _make_dataset(name, x_train, y_train, x_test, y_test, class_names, f"tfds.load({name!r})")
+
+
+def _tfds_is_prepared(builder) -> bool:
+    try:
+        return bool(builder.is_prepared())
+    except Exception:  # noqa: BLE001 - any failure to inspect means "not there"
+        return False
+
+
+def _catalogue_entry(name: str) -> Optional[Tuple[str, dict]]:
+    for key, entry in CATALOGUE.items():
+        if name == key or name in entry.get("aliases", ()):
+            return key, entry
+    return None
+
+
+def _load_catalogued(key: str, entry: dict, data_dir: Optional[str], download: bool) -> Dataset:
+    """Resolution order: data_dir, $TFCOURSE_DATA_DIR, the Debian folder, tfds.load."""
+    tried = []
+    if data_dir is not None:
+        if idx.find_idx_files(data_dir).keys() == idx.STANDARD_FILES.keys():
+            return load_idx_dataset(data_dir, entry["class_names"], key)
+        raise ValueError(
+            f"--data-dir {data_dir} does not hold the four IDX files of {key} "
+            f"({', '.join(stem + '.gz' for stem in idx.STANDARD_FILES.values())}). "
+            "Point it at the folder that holds them, or leave it out to use the default sources."
+        )
+    candidates = []
+    env_dir = os.environ.get(DATA_DIR_ENV)
+    if env_dir:
+        candidates += [(f"${DATA_DIR_ENV}", env_dir)]
+        candidates += [(f"${DATA_DIR_ENV}", os.path.join(env_dir, alias)) for alias in entry["aliases"]]
+    if entry.get("system_dir"):
+        candidates.append(("Debian package folder", entry["system_dir"]))
+    for label, directory in candidates:
+        if idx.find_idx_files(directory).keys() == idx.STANDARD_FILES.keys():
+            return load_idx_dataset(directory, entry["class_names"], key)
+        tried.append(f"{label}: {directory} (no IDX files there)")
+    if download:
+        print(f"tfcourse: no local copy of {key}; trying tfds.load({entry['tfds_name']!r}) (needs network)...", flush=True)
+    try:
+        return load_tfds(entry["tfds_name"], download=download)
+    except Exception as error:  # noqa: BLE001 - any tfds failure joins the list of what was tried
+        tried.append(f"tfds.load({entry['tfds_name']!r}): {type(error).__name__}: {str(error).splitlines()[0][:200]}")
+    fixes = []
+    if entry.get("apt_package"):
+        fixes.append(f"install the Debian package: sudo apt-get install -y {entry['apt_package']}")
+    fixes.append(f"pass --data-dir (or set {DATA_DIR_ENV}) to a folder holding the four IDX .gz files")
+    fixes.append("or run offline on scikit-learn's bundled digits: --dataset digits")
+    raise ValueError(
+        f"Could not load dataset {key!r}. Tried:\n  - " + "\n  - ".join(tried) + "\nTo fix, either:\n  - " + "\n  - ".join(fixes)
+    )
+
+
+def load_dataset(name: str, data_dir: Optional[str] = None, image_size=None, download: bool = True) -> Dataset:
+    """Loads a dataset by name or path.
+
+    Args:
+        name: ``fashion_mnist``, ``mnist``, ``digits``, ``tfds:NAME``, or a folder (of the
+            four IDX files, or of class sub-folders of images).
+        data_dir: Folder holding the IDX files of a catalogued dataset (tried first).
+        image_size: (height, width) for image folders.
+        download: Allow ``tfds.load`` to download when no local copy exists.
+
+    Returns:
+        A validated ``Dataset``.
+
+    Raises:
+        ValueError: For an unknown name, a source that cannot be found (listing what was
+            tried and how to fix it), or defective data.
+    """
+    if name == "digits":
+        return load_digits()
+    catalogued = _catalogue_entry(name)
+    if catalogued is not None:
+        return _load_catalogued(*catalogued, data_dir=data_dir, download=download)
+    if name.startswith("tfds:"):
+        return load_tfds(name[len("tfds:"):], data_dir=data_dir, download=download)
+    if os.path.isdir(name):
+        if idx.find_idx_files(name):
+            return load_idx_dataset(name)
+        return load_image_folder(name, image_size)
+    raise ValueError(
+        f"Unknown dataset {name!r}. Use one of {', '.join(sorted(CATALOGUE))}, 'tfds:NAME' for a "
+        "TensorFlow Datasets dataset, or the path of a folder (IDX files, or one sub-folder of images per class)."
+    )
+
+
+# ----------------------------------------------------------------------------- splits
+
+
+def _stratified_split(indices: np.ndarray, labels: np.ndarray, fraction: float, seed: int, what: str):
+    from sklearn.model_selection import train_test_split
+
+    try:
+        rest, part = train_test_split(indices, test_size=fraction, stratify=labels, random_state=seed)
+    except ValueError as error:
+        raise ValueError(
+            f"Cannot carve a stratified {what} set of {fraction:.0%} from {len(indices)} examples: {error} "
+            "Use more data per class or a larger fraction."
+        ) from error
+    return np.sort(rest), np.sort(part)
+
+
+def make_splits(dataset: Dataset, protocol: str = "coursework", val_fraction: float = 0.1,
+                test_fraction: float = 0.1, seed: int = 42) -> Splits:
+    """Splits a dataset into disjoint, stratified, seeded train/val/test index sets.
+
+    Args:
+        dataset: The loaded dataset; indices refer to ``dataset.pooled()``.
+        protocol: ``coursework``: 80/10/10 (by default) over every labelled example.
+            ``official``: the official test set as test; validation carved from the
+            official training set.
+        val_fraction: Validation share (of all data, or of the official train set).
+        test_fraction: Test share of all data (``coursework`` only).
+        seed: Fixes the split.
+
+    Raises:
+        ValueError: For an unknown protocol, bad fractions, or ``official`` on a dataset
+            without an official test set.
+    """
+    if protocol not in SPLIT_PROTOCOLS:
+        raise ValueError(f"Unknown split protocol {protocol!r}; use one of {', '.join(SPLIT_PROTOCOLS)}.")
+    if not 0 < val_fraction < 1 or not 0 < test_fraction < 1 or val_fraction + test_fraction >= 1:
+        raise ValueError(
+            f"Split fractions must be in (0, 1) and leave room for training: val={val_fraction}, test={test_fraction}."
+        )
+    _, labels = dataset.pooled()
+    if protocol == "official":
+        if not dataset.has_official_test:
+            raise ValueError(
+                f"Dataset {dataset.name!r} has no official test set; use --split coursework."
+            )
+        n_train = len(dataset.y_train)
+        train_indices = np.arange(n_train)
+        train, val = _stratified_split(train_indices, labels[:n_train], val_fraction, seed, "validation")
+        test = np.arange(n_train, len(labels))
+    else:
+        all_indices = np.arange(len(labels))
+        rest, test = _stratified_split(all_indices, labels, test_fraction, seed, "test")
+        train, val = _stratified_split(rest, labels[rest], val_fraction / (1 - test_fraction), seed, "validation")
+    return Splits(protocol, seed, train, val, test)
+
+
+# ----------------------------------------------------------------------------- pipelines
+
+
+@dataclasses.dataclass(frozen=True)
+class Normalization:
+    """Per-channel affine map applied after scaling to [0, 1]: ``(x / 255 - mean) / std``."""
+
+    mode: str
+    mean: Tuple[float, ...]
+    std: Tuple[float, ...]
+
+    @classmethod
+    def fit(cls, mode: str, x_train: np.ndarray) -> "Normalization":
+        if mode not in NORMALIZATIONS:
+            raise ValueError(f"Unknown normalization {mode!r}; use one of {', '.join(NORMALIZATIONS)}.")
+        channels = x_train.shape[-1]
+        if mode == "unit":
+            return cls(mode, (0.0,) * channels, (1.0,) * channels)
+        scaled = x_train.reshape(-1, channels).astype(np.float64) / 255.0
+        std = np.maximum(scaled.std(axis=0), 1e-6)  # a constant channel must not divide by zero
+        return cls(mode, tuple(float(v) for v in scaled.mean(axis=0)), tuple(float(v) for v in std))
+
+    def apply(self, images):
+        """Maps raw pixel values (any dtype, 0..255) to model inputs, in TensorFlow."""
+        import tensorflow as tf
+
+        images = tf.cast(images, tf.float32) / 255.0
+        if self.mode == "unit":
+            return images
+        return (images - tf.constant(self.mean, tf.float32)) / tf.constant(self.std, tf.float32)
+
+
+@dataclasses.dataclass
+class Pipelines:
+    """What the model side needs: three datasets plus shapes, class names and preprocessing."""
+
+    train: "object"
+    val: "object"
+    test: "object"
+    input_shape: Tuple[int, int, int]
+    class_names: Tuple[str, ...]
+    normalization: Normalization
+    sizes: Dict[str, int]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def _augmenter(seed: int):
+    import keras
+
+    # Keras preprocessing layers operate on whole batches, so augmentation stays vectorised.
+    flip = keras.layers.RandomFlip("horizontal", seed=seed)
+    shift = keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=seed + 1)
+
+    def augment(images):
+        return shift(flip(images, training=True), training=True)
+
+    return augment
+
+
+def make_pipeline(x: np.ndarray, y: np.ndarray, normalization: Normalization, batch_size: int,
+                  training: bool = False, augment: bool = False, seed: int = 42):
+    """One tf.data pipeline: cache -> (shuffle) -> batch -> scale (+ augment) -> prefetch.
+
+    The uint8 arrays are cached (they fit in memory), shuffling happens before batching
+    with a fixed seed (a different but repeatable order every epoch), and the per-batch
+    map is vectorised. Augmentation is applied only when ``training`` is true.
+    """
+    import tensorflow as tf
+
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).cache()
+    if training:
+        dataset = dataset.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size)
+    augment_fn = _augmenter(seed) if (training and augment) else None
+
+    def preprocess(images, labels):
+        images = normalization.apply(images)
+        if augment_fn is not None:
+            images = augment_fn(images)
+        return images, labels
+
+    return dataset.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def make_pipelines(dataset: Dataset, splits: Splits, config: DataConfig, seed: int) -> Pipelines:
+    """Builds train/val/test pipelines from a dataset and its splits."""
+    x, y = dataset.pooled()
+    x_train, y_train = x[splits.train], y[splits.train]
+    normalization = Normalization.fit(config.normalization, x_train)
+    common = dict(normalization=normalization, batch_size=config.batch_size, seed=seed)
+    return Pipelines(
+        train=make_pipeline(x_train, y_train, training=True, augment=config.augment, **common),
+        val=make_pipeline(x[splits.val], y[splits.val], **common),
+        test=make_pipeline(x[splits.test], y[splits.test], **common),
+        input_shape=dataset.input_shape,
+        class_names=dataset.class_names,
+        normalization=normalization,
+        sizes=splits.sizes(),
+    )
+
+
+def load_pipelines(config: DataConfig, seed: int, download: bool = True):
+    """``load_dataset`` + ``make_splits`` + ``make_pipelines`` for one ``DataConfig``.
+
+    Returns:
+        ``(dataset, splits, pipelines)``.
+    """
+    dataset = load_dataset(config.dataset, config.data_dir, config.image_size, download=download)
+    splits = make_splits(dataset, config.split, config.val_fraction, config.test_fraction, seed)
+    return dataset, splits, make_pipelines(dataset, splits, config, seed)

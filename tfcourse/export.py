@@ -1,0 +1,124 @@
+"""SavedModel export in the TensorFlow Serving layout, ``<root>/<model>/<version>/``.
+
+The export wraps the trained Keras model with its input preprocessing, so a client sends raw
+pixels and gets class probabilities back:
+
+- ``serving_default``: ``images`` float32 (None, H, W, C), raw pixel values 0..255
+  (JSON clients of TF Serving send numbers; ints and floats both convert).
+- ``serving_uint8``: the same for uint8 images.
+
+Both return ``probabilities`` (None, num_classes), ``class_ids`` (None,) and ``classes``
+(None,) class-name strings. Class names are also an asset (``assets/class_names.txt``) and,
+with the preprocessing and input shape, in ``assets.extra/tfcourse.json``.
+The version folder is written under a hidden temporary name (TF Serving ignores names that
+are not integers) and renamed when complete, so a server never sees half an export.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from typing import Any, Dict, Optional, Sequence
+
+SIGNATURE_FLOAT = "serving_default"
+SIGNATURE_UINT8 = "serving_uint8"
+METADATA_FILE = os.path.join("assets.extra", "tfcourse.json")
+
+
+def next_version(model_dir: str) -> int:
+    """The next free integer version under ``model_dir`` (1 for an empty or new folder)."""
+    if not os.path.isdir(model_dir):
+        return 1
+    versions = [int(name) for name in os.listdir(model_dir) if re.fullmatch(r"\d+", name)]
+    return max(versions, default=0) + 1
+
+
+def _serving_module(model, normalization, class_names: Sequence[str]):
+    import tensorflow as tf
+
+    class_table = tf.constant(list(class_names))
+
+    def serve(images):
+        logits = model(normalization.apply(images), training=False)
+        class_ids = tf.argmax(logits, axis=-1, output_type=tf.int32)
+        return {
+            "probabilities": tf.nn.softmax(logits, axis=-1),
+            "class_ids": class_ids,
+            "classes": tf.gather(class_table, class_ids),
+        }
+
+    return serve
+
+
+def export_saved_model(model, export_root: str, model_name: str, class_names: Sequence[str], normalization,
+                       metadata: Optional[Dict[str, Any]] = None, version: Optional[int] = None) -> str:
+    """Writes a TF Serving SavedModel and returns its version folder.
+
+    Args:
+        model: A trained Keras model with logits output and a fixed input shape.
+        export_root: Root folder (e.g. ``saved_models``).
+        model_name: Sub-folder name (the model's name in TF Serving).
+        class_names: One name per output logit.
+        normalization: The ``tfcourse.data.Normalization`` the model was trained with.
+        metadata: Extra JSON-ready facts stored in ``assets.extra/tfcourse.json``.
+        version: Explicit version; by default the next free one.
+
+    Raises:
+        ValueError: If the model's input shape is not fully known, class names do not match
+            the number of outputs, or the version already exists.
+    """
+    import tensorflow as tf
+    from keras.export import ExportArchive
+
+    input_shape = tuple(model.inputs[0].shape[1:])
+    if any(dim is None for dim in input_shape):
+        raise ValueError(f"Export needs a fixed input shape; the model takes {input_shape}.")
+    if model.outputs[0].shape[-1] != len(class_names):
+        raise ValueError(f"The model has {model.outputs[0].shape[-1]} outputs but {len(class_names)} class names were given.")
+
+    model_dir = os.path.join(export_root, model_name)
+    os.makedirs(model_dir, exist_ok=True)
+    version = next_version(model_dir) if version is None else int(version)
+    final_dir = os.path.join(model_dir, str(version))
+    if os.path.exists(final_dir):
+        raise ValueError(f"Export version {final_dir} exists already; choose another version or leave it out.")
+    staging = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=model_dir)
+    try:
+        serve = _serving_module(model, normalization, class_names)
+        archive = ExportArchive()
+        archive.track(model)
+        archive.add_endpoint(SIGNATURE_FLOAT, serve, input_signature=[tf.TensorSpec((None,) + input_shape, tf.float32, name="images")])
+        archive.add_endpoint(SIGNATURE_UINT8, serve, input_signature=[tf.TensorSpec((None,) + input_shape, tf.uint8, name="images")])
+        archive.write_out(staging, verbose=False)
+        # assets/ is part of the SavedModel folder and travels with it; the serving
+        # functions carry the names too (the ``classes`` output), so nothing reads this file at serve time.
+        os.makedirs(os.path.join(staging, "assets"), exist_ok=True)
+        with open(os.path.join(staging, "assets", "class_names.txt"), "w", encoding="utf-8") as handle:
+            handle.write("\n".join(class_names) + "\n")
+        info = {
+            "model": model_name,
+            "version": version,
+            "class_names": list(class_names),
+            "input_shape": list(input_shape),
+            "normalization": {"mode": normalization.mode, "mean": list(normalization.mean), "std": list(normalization.std)},
+            "signatures": {SIGNATURE_FLOAT: "images float32 0..255", SIGNATURE_UINT8: "images uint8"},
+            **(metadata or {}),
+        }
+        os.makedirs(os.path.join(staging, "assets.extra"), exist_ok=True)
+        with open(os.path.join(staging, METADATA_FILE), "w", encoding="utf-8") as handle:
+            json.dump(info, handle, indent=2)
+        os.chmod(staging, 0o755)  # mkdtemp makes it private; a model server may run as another user
+        os.rename(staging, final_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return final_dir
+
+
+def load_class_names(export_dir: str):
+    """Class names of an export, read from its ``assets/class_names.txt``."""
+    with open(os.path.join(export_dir, "assets", "class_names.txt"), encoding="utf-8") as handle:
+        return [line.rstrip("\n") for line in handle if line.strip()]

@@ -1,0 +1,65 @@
+"""The model registry: one dict from name to spec, one factory, one error for unknown names.
+
+Every builder is a pure function ``build(hp, input_shape, num_classes)`` that reads its
+hyperparameters from a ``keras_tuner.HyperParameters`` (each with a default, so an empty
+``HyperParameters()`` gives a good fixed model and the same builder serves tuning) and
+returns an uncompiled Functional ``keras.Model`` whose output is logits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, List, Sequence
+
+from tfcourse.models import cnn, mlp
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    build: Callable
+    description: str
+
+
+MODELS = {
+    "mlp": ModelSpec(mlp.build, "Multi-layer perceptron over flattened pixels (flattens inside the model)."),
+    "cnn": ModelSpec(cnn.build, "Simple CNN: conv blocks (conv, batch norm, ReLU, pooling, dropout) and a dense head."),
+}
+
+
+def list_models() -> List[str]:
+    """Names of every registered model, sorted."""
+    return sorted(MODELS)
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The spec of a registered model.
+
+    Raises:
+        ValueError: If ``name`` is not registered; the message lists the valid names.
+    """
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ValueError(f"Unknown model {name!r}; registered models: {', '.join(list_models())}.") from None
+
+
+def build_model(name: str, hp=None, input_shape: Sequence[int] = (28, 28, 1), num_classes: int = 10):
+    """Builds a registered model.
+
+    Args:
+        name: A name from ``list_models()``.
+        hp: A ``keras_tuner.HyperParameters``; ``None`` means all defaults.
+        input_shape: Image shape (H, W, C).
+        num_classes: Number of output logits.
+
+    Returns:
+        An uncompiled Functional ``keras.Model`` with logits output.
+    """
+    import keras_tuner
+
+    spec = get_spec(name)
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be at least 2, got {num_classes}.")
+    if len(input_shape) != 3:
+        raise ValueError(f"input_shape must be (height, width, channels), got {tuple(input_shape)}.")
+    return spec.build(hp if hp is not None else keras_tuner.HyperParameters(), tuple(input_shape), num_classes)

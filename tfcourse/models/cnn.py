@@ -1,0 +1,60 @@
+"""Simple CNN: blocks of [Conv -> (BatchNorm) -> ReLU] x n -> pooling -> dropout, then a dense head.
+
+Filters double with each block (capped at 512), as in most small image classifiers.
+"""
+
+from __future__ import annotations
+
+import keras
+
+MAX_FILTERS = 512
+
+
+def build(hp, input_shape, num_classes):
+    """Builds the CNN.
+
+    Hyperparameters: ``conv_blocks`` (1-5, default 2), ``filters`` of the first block
+    (32-256 step 32, default 32), ``convs_per_block`` (1-3, default 1), ``kernel_size``
+    (3 or 5), ``pooling`` (max/avg), ``dropout`` (0-0.5, default 0.25), ``batch_norm``
+    (default on), ``dense_units`` (0-512 step 32, default 128; 0 means no hidden dense layer).
+
+    Raises:
+        ValueError: If the blocks' pooling would shrink the input below 1x1.
+    """
+    conv_blocks = hp.Int("conv_blocks", 1, 5, default=2)
+    filters = hp.Int("filters", 32, 256, step=32, default=32)
+    convs_per_block = hp.Int("convs_per_block", 1, 3, default=1)
+    kernel_size = hp.Choice("kernel_size", [3, 5], default=3)
+    pooling = hp.Choice("pooling", ["max", "avg"], default="max")
+    dropout_rate = hp.Float("dropout", 0.0, 0.5, step=0.05, default=0.25)
+    batch_norm = hp.Boolean("batch_norm", default=True)
+    dense_units = hp.Int("dense_units", 0, 512, step=32, default=128)
+
+    height, width = input_shape[0], input_shape[1]
+    if min(height, width) >> conv_blocks < 1:
+        raise ValueError(
+            f"conv_blocks={conv_blocks} halves a {height}x{width} input below 1x1; "
+            f"use at most {max(min(height, width).bit_length() - 1, 0)} blocks for this input size."
+        )
+    pool_layer = keras.layers.MaxPooling2D if pooling == "max" else keras.layers.AveragePooling2D
+
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = inputs
+    for block in range(conv_blocks):
+        block_filters = min(filters * 2**block, MAX_FILTERS)
+        for conv in range(convs_per_block):
+            name = f"block{block}_conv{conv}"
+            x = keras.layers.Conv2D(block_filters, kernel_size, padding="same", use_bias=not batch_norm, name=name)(x)
+            if batch_norm:
+                x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+            x = keras.layers.Activation("relu", name=f"{name}_relu")(x)
+        x = pool_layer(2, name=f"block{block}_pool")(x)
+        if dropout_rate > 0:
+            x = keras.layers.Dropout(dropout_rate, name=f"block{block}_dropout")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    if dense_units > 0:
+        x = keras.layers.Dense(dense_units, activation="relu", name="dense")(x)
+        if dropout_rate > 0:
+            x = keras.layers.Dropout(dropout_rate, name="dense_dropout")(x)
+    outputs = keras.layers.Dense(num_classes, name="logits")(x)
+    return keras.Model(inputs, outputs, name="cnn")

@@ -1,0 +1,128 @@
+"""``python -m tfcourse.train``: train, evaluate and (optionally) export one model.
+
+A thin argparse layer over ``tfcourse.runs.train_and_evaluate``. Bad flags and bad input
+exit with status 2 and a message saying what was wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import List, Optional
+
+from tfcourse.config import NORMALIZATIONS, SPLIT_PROTOCOLS, DataConfig, TrainConfig
+
+DEFAULTS = TrainConfig()
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be a fraction in (0, 1), got {text}")
+    return value
+
+
+def _hp_override(text: str):
+    from tfcourse.fit import parse_hp_value
+
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), parse_hp_value(value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from tfcourse.models import MODELS
+
+    parser = argparse.ArgumentParser(
+        prog="python -m tfcourse.train",
+        description="Train a model on an image dataset, evaluate it on the test split, save a run folder "
+                    "(config.json, history.json, history.csv, metrics.json, model.keras, TensorBoard logs/) "
+                    "and optionally export a TensorFlow Serving SavedModel.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--model", default=DEFAULTS.model, choices=sorted(MODELS), help="registered model to train")
+    parser.add_argument("--dataset", default=DEFAULTS.data.dataset,
+                        help="fashion_mnist, mnist, digits (offline, 8x8), tfds:NAME, or a folder of IDX files "
+                             "or of class sub-folders of images")
+    parser.add_argument("--data-dir", default=None,
+                        help="folder with the dataset's IDX files (before $TFCOURSE_DATA_DIR and the Debian folder)")
+    parser.add_argument("--split", default=DEFAULTS.data.split, choices=SPLIT_PROTOCOLS,
+                        help="coursework: stratified 80/10/10 over all examples; official: official test set, "
+                             "validation carved from the official train set")
+    parser.add_argument("--val-fraction", type=_fraction, default=DEFAULTS.data.val_fraction, help="validation share")
+    parser.add_argument("--test-fraction", type=_fraction, default=DEFAULTS.data.test_fraction,
+                        help="test share (coursework split only)")
+    parser.add_argument("--normalization", default=DEFAULTS.data.normalization, choices=NORMALIZATIONS,
+                        help="unit: pixels to [0,1]; standardize: also training-set mean/std")
+    parser.add_argument("--image-size", type=_positive_int, nargs=2, metavar=("HEIGHT", "WIDTH"), default=None,
+                        help="resize an image folder to this size (default: size of its first image)")
+    parser.add_argument("--augment", action="store_true", help="random flips and shifts on the training split")
+    parser.add_argument("--epochs", type=_positive_int, default=DEFAULTS.epochs, help="maximum epochs")
+    parser.add_argument("--patience", type=int, default=DEFAULTS.patience,
+                        help="early stopping: epochs without val_loss improvement")
+    parser.add_argument("--batch-size", type=_positive_int, default=DEFAULTS.data.batch_size, help="examples per batch")
+    parser.add_argument("--seed", type=int, default=DEFAULTS.seed, help="fixes splits, initialisation and shuffling")
+    parser.add_argument("--deterministic", action="store_true", help="also force deterministic TensorFlow kernels")
+    parser.add_argument("--steps-per-execution", type=_positive_int, default=DEFAULTS.steps_per_execution,
+                        help="training steps per graph call")
+    parser.add_argument("--hp", type=_hp_override, action="append", default=[], metavar="KEY=VALUE",
+                        help="fix a hyperparameter, e.g. --hp conv_blocks=3 --hp dropout=0.3 (repeatable)")
+    parser.add_argument("--list-hp", action="store_true", help="print the model's hyperparameters and exit")
+    parser.add_argument("--output-dir", default=None, help="run folder (default runs/<model>-<dataset>-<time>)")
+    parser.add_argument("--export", action="store_true", help="export a TensorFlow Serving SavedModel")
+    parser.add_argument("--export-dir", default=DEFAULTS.export_dir, help="export root: <dir>/<model>/<version>/")
+    parser.add_argument("--no-download", action="store_true", help="never let tfds download a missing dataset")
+    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
+                        help="Keras progress output (default: bar on a terminal, a line per epoch otherwise)")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    data = DataConfig(
+        dataset=args.dataset, data_dir=args.data_dir, split=args.split, val_fraction=args.val_fraction,
+        test_fraction=args.test_fraction, normalization=args.normalization, batch_size=args.batch_size,
+        augment=args.augment, image_size=tuple(args.image_size) if args.image_size else None,
+    )
+    return TrainConfig(
+        model=args.model, epochs=args.epochs, patience=args.patience, seed=args.seed, hp=dict(args.hp),
+        output_dir=args.output_dir, export=args.export, export_dir=args.export_dir,
+        steps_per_execution=args.steps_per_execution, deterministic=args.deterministic, data=data,
+    )
+
+
+def _print_space(config: TrainConfig, input_shape, num_classes) -> None:
+    from tfcourse.fit import hyperparameter_space
+
+    space = hyperparameter_space(config.model, input_shape, num_classes)
+    for entry in space.space:
+        settings = {k: v for k, v in entry.get_config().items() if k not in ("name", "conditions") and v is not None}
+        print(f"{entry.name:18s} {type(entry).__name__:8s} {settings}")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    config = config_from_args(args)
+    from tfcourse.runs import train_and_evaluate
+
+    try:
+        if args.list_hp:
+            _print_space(config, (28, 28, 1), 10)
+            return 0
+        verbose = args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2)
+        train_and_evaluate(config, download=not args.no_download, verbose=verbose)
+    except ValueError as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
