@@ -122,3 +122,49 @@ def load_class_names(export_dir: str):
     """Class names of an export, read from its ``assets/class_names.txt``."""
     with open(os.path.join(export_dir, "assets", "class_names.txt"), encoding="utf-8") as handle:
         return [line.rstrip("\n") for line in handle if line.strip()]
+
+
+# Run in a separate interpreter that imports nothing but TensorFlow, as a model server would.
+_FRESH_PROCESS_SCRIPT = """
+import sys, numpy as np, tensorflow as tf
+export_dir, inputs_path, outputs_path = sys.argv[1:4]
+loaded = tf.saved_model.load(export_dir)
+images = np.load(inputs_path)
+result = {}
+for name, dtype in (("serving_default", tf.float32), ("serving_uint8", tf.uint8)):
+    outputs = loaded.signatures[name](images=tf.constant(images.astype(dtype.as_numpy_dtype)))
+    result[name + "/probabilities"] = outputs["probabilities"].numpy()
+    result[name + "/classes"] = outputs["classes"].numpy().astype(str)
+np.savez(outputs_path, **result)
+"""
+
+
+def serve_in_fresh_process(export_dir: str, images) -> Dict[str, Any]:
+    """Loads an export with only ``tf.saved_model.load`` in a new Python process and runs both signatures.
+
+    Args:
+        export_dir: A version folder written by ``export_saved_model``.
+        images: uint8 images (N, H, W, C), raw pixels.
+
+    Returns:
+        ``{"serving_default/probabilities": ..., "serving_default/classes": ..., "serving_uint8/...": ...}``.
+
+    Raises:
+        RuntimeError: If the fresh process fails, with its error output.
+    """
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    with tempfile.TemporaryDirectory() as scratch:
+        inputs_path = os.path.join(scratch, "images.npy")
+        outputs_path = os.path.join(scratch, "outputs.npz")
+        np.save(inputs_path, np.asarray(images, dtype=np.uint8))
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+        done = subprocess.run([sys.executable, "-c", _FRESH_PROCESS_SCRIPT, export_dir, inputs_path, outputs_path],
+                              capture_output=True, text=True, env=env)
+        if done.returncode != 0:
+            raise RuntimeError(f"Loading {export_dir} in a fresh process failed:\n{done.stderr[-3000:]}")
+        with np.load(outputs_path) as outputs:
+            return {key: outputs[key] for key in outputs.files}

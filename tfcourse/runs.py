@@ -72,13 +72,16 @@ def validate_config(config: TrainConfig) -> None:
             raise ValueError(message + ".")
 
 
-def train_and_evaluate(config: TrainConfig, download: bool = True, verbose: Any = "auto") -> RunResult:
+def train_and_evaluate(config: TrainConfig, download: bool = True, verbose: Any = "auto",
+                       verify_export: bool = True) -> RunResult:
     """Loads data, builds, trains, evaluates and saves one model; exports it if asked.
 
     Args:
         config: The run's configuration.
         download: Allow ``tfds.load`` to download a catalogued dataset missing locally.
         verbose: Keras ``fit`` verbosity (``"auto"``, 0, 1 or 2).
+        verify_export: After exporting, load the export in a fresh Python process and
+            check it predicts what the Keras model predicts on a few test images.
 
     Returns:
         A ``RunResult`` with the run folder, metrics, history, export folder and model.
@@ -167,4 +170,24 @@ def train_and_evaluate(config: TrainConfig, download: bool = True, verbose: Any 
         )
         write_json(os.path.join(run_dir, "export.json"), {"export_dir": os.path.abspath(export_dir)})
         print(f"tfcourse: exported SavedModel to {export_dir}", flush=True)
+        if verify_export:
+            _verify_export(model, export_dir, dataset, splits, pipelines.normalization)
+
     return RunResult(run_dir, metrics, history_dict, export_dir, model)
+
+
+def _verify_export(model, export_dir, dataset, splits, normalization, count: int = 32) -> None:
+    import numpy as np
+
+    from tfcourse import export
+
+    x, _ = dataset.pooled()
+    images = x[splits.test[:count]]
+    served = export.serve_in_fresh_process(export_dir, images)["serving_default/probabilities"]
+    logits = model(normalization.apply(images), training=False)
+    expected = np.exp(logits - np.max(logits, axis=1, keepdims=True))
+    expected /= expected.sum(axis=1, keepdims=True)
+    difference = float(np.abs(served - expected).max())
+    if difference > 1e-4:
+        raise RuntimeError(f"The export at {export_dir} disagrees with the trained model (max |dp| = {difference:.2e}).")
+    print(f"tfcourse: export verified in a fresh process (max |dp| = {difference:.1e} on {len(images)} test images)", flush=True)

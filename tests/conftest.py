@@ -1,0 +1,63 @@
+"""Shared fixtures: tiny but real datasets written to disk in every supported format."""
+
+import gzip
+import os
+import struct
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pytest
+
+
+def write_idx(path, array, compress=True):
+    """Writes ``array`` (uint8) in the IDX format, gzipped when ``compress``."""
+    array = np.asarray(array, dtype=np.uint8)
+    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    payload = header + array.tobytes()
+    opener = gzip.open if compress else open
+    with opener(path, "wb") as handle:
+        handle.write(payload)
+    return path
+
+
+def make_images(num_per_class, num_classes=10, size=28, seed=0):
+    """Learnable synthetic images: class ``k`` is a bright bar at a class-specific row."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(num_classes), num_per_class)
+    rng.shuffle(labels)
+    images = rng.integers(0, 60, size=(len(labels), size, size), dtype=np.uint8)
+    rows = np.linspace(1, size - 3, num_classes).astype(int)
+    for i, label in enumerate(labels):
+        images[i, rows[label]:rows[label] + 2, :] = 250
+    return images, labels.astype(np.uint8)
+
+
+@pytest.fixture
+def idx_folder(tmp_path):
+    """A folder with the four standard IDX .gz files: 200 train and 50 test images, 10 classes."""
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    x_train, y_train = make_images(20, seed=1)
+    x_test, y_test = make_images(5, seed=2)
+    write_idx(folder / "train-images-idx3-ubyte.gz", x_train)
+    write_idx(folder / "train-labels-idx1-ubyte.gz", y_train)
+    write_idx(folder / "t10k-images-idx3-ubyte.gz", x_test)
+    write_idx(folder / "t10k-labels-idx1-ubyte.gz", y_test)
+    return folder
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    """Three classes of 12x10 PNGs (RGB), 8 per class, one sub-folder per class."""
+    from PIL import Image
+
+    root = tmp_path / "images"
+    rng = np.random.default_rng(3)
+    for label, name in enumerate(["cat", "dog", "fish"]):
+        (root / name).mkdir(parents=True)
+        for i in range(8):
+            pixels = rng.integers(0, 50, size=(12, 10, 3), dtype=np.uint8)
+            pixels[..., label] = 200
+            Image.fromarray(pixels).save(root / name / f"{i}.png")
+    return root

@@ -1,0 +1,236 @@
+import numpy as np
+import pytest
+
+from tfcourse import data
+from tfcourse.config import DataConfig
+from tests.conftest import make_images, write_idx
+
+
+# ------------------------------------------------------------------ sources
+
+
+def test_idx_folder_by_path(idx_folder):
+    dataset = data.load_dataset(str(idx_folder))
+    assert dataset.x_train.shape == (200, 28, 28, 1) and dataset.x_train.dtype == np.uint8
+    assert dataset.x_test.shape == (50, 28, 28, 1)
+    assert dataset.class_names == tuple(str(i) for i in range(10))
+
+
+def test_image_folder(image_folder):
+    dataset = data.load_dataset(str(image_folder))
+    assert dataset.class_names == ("cat", "dog", "fish")
+    assert dataset.x_train.shape == (24, 12, 10, 3)
+    assert not dataset.has_official_test
+    # each class was written with its own channel bright: labels follow folder names
+    brightest = dataset.x_train.reshape(24, -1, 3).mean(axis=1).argmax(axis=1)
+    np.testing.assert_array_equal(brightest, dataset.y_train)
+
+
+def test_image_folder_resize_and_errors(image_folder, tmp_path):
+    assert data.load_image_folder(str(image_folder), image_size=(6, 5)).x_train.shape == (24, 6, 5, 3)
+    (image_folder / "dog" / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match="broken.png"):
+        data.load_dataset(str(image_folder))
+    (tmp_path / "flat").mkdir()
+    with pytest.raises(ValueError, match="no class sub-folders"):
+        data.load_dataset(str(tmp_path / "flat"))
+    (tmp_path / "flat" / "cls").mkdir()
+    with pytest.raises(ValueError, match="no images"):
+        data.load_dataset(str(tmp_path / "flat"))
+
+
+def test_digits_offline():
+    dataset = data.load_dataset("digits")
+    assert dataset.x_train.shape == (1797, 8, 8, 1)
+    assert dataset.x_train.max() == 255 and dataset.x_train.min() == 0
+    assert set(np.unique(dataset.y_train)) == set(range(10))
+
+
+def test_tfds_through_mock_data():
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=30):
+        dataset = data.load_dataset("tfds:fashion_mnist")
+    assert dataset.x_train.shape == (30, 28, 28, 1)
+    assert dataset.x_test.shape == (30, 28, 28, 1)
+    assert dataset.class_names[0] == "T-shirt/top" and dataset.class_names[-1] == "Ankle boot"
+
+
+@pytest.fixture
+def no_system_copy(monkeypatch, tmp_path):
+    """Points the Debian folder of fashion_mnist somewhere empty and clears the env var."""
+    monkeypatch.setitem(data.CATALOGUE["fashion_mnist"], "system_dir", str(tmp_path / "nowhere"))
+    monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
+
+
+def test_fashion_mnist_resolution_order(idx_folder, tmp_path, monkeypatch, no_system_copy):
+    # an env var folder and the system folder: the env var wins, an explicit data_dir beats both
+    env_dir = tmp_path / "env"
+    env_dir.mkdir()
+    x, y = make_images(3, seed=9)
+    for name, array in [("train-images-idx3-ubyte.gz", x), ("train-labels-idx1-ubyte.gz", y),
+                        ("t10k-images-idx3-ubyte.gz", x), ("t10k-labels-idx1-ubyte.gz", y)]:
+        write_idx(env_dir / name, array)
+    monkeypatch.setitem(data.CATALOGUE["fashion_mnist"], "system_dir", str(idx_folder))
+    assert len(data.load_dataset("fashion_mnist").y_train) == 200  # system folder
+    monkeypatch.setenv(data.DATA_DIR_ENV, str(env_dir))
+    from_env = data.load_dataset("fashion_mnist")
+    assert len(from_env.y_train) == 30 and str(env_dir) in from_env.source
+    assert from_env.class_names == data.FASHION_MNIST_CLASSES
+    assert len(data.load_dataset("fashion_mnist", data_dir=str(idx_folder)).y_train) == 200
+
+
+def test_fashion_mnist_env_var_parent_folder(idx_folder, monkeypatch, no_system_copy):
+    parent = idx_folder.parent
+    idx_folder.rename(parent / "fashion-mnist")
+    monkeypatch.setenv(data.DATA_DIR_ENV, str(parent))
+    assert len(data.load_dataset("fashion_mnist").y_train) == 200
+
+
+def test_fashion_mnist_nothing_found_lists_what_was_tried(no_system_copy, tmp_path):
+    with pytest.raises(ValueError) as error:
+        data.load_dataset("fashion_mnist", download=False)
+    message = str(error.value)
+    assert "nowhere" in message and "tfds.load('fashion_mnist')" in message
+    assert "apt-get install -y dataset-fashion-mnist" in message and "--dataset digits" in message
+
+
+def test_fashion_mnist_falls_back_to_tfds(no_system_copy):
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=20):
+        dataset = data.load_dataset("fashion_mnist")
+    assert dataset.source == "tfds.load('fashion_mnist')" and len(dataset.y_train) == 20
+
+
+def test_explicit_data_dir_without_files_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="does not hold the four IDX files"):
+        data.load_dataset("fashion_mnist", data_dir=str(tmp_path))
+
+
+def test_unknown_dataset_name():
+    with pytest.raises(ValueError, match="Unknown dataset 'fashon_mnist'.*digits"):
+        data.load_dataset("fashon_mnist")
+
+
+# ------------------------------------------------------------------ validation
+
+
+@pytest.mark.parametrize(
+    "x, y, match",
+    [
+        (np.zeros((0, 8, 8)), np.zeros(0, int), "no images"),
+        (np.zeros((4, 8)), np.zeros(4, int), "must have shape"),
+        (np.zeros((4, 8, 8, 2)), np.zeros(4, int), "must have shape"),
+        (np.zeros((4, 8, 8)), np.zeros(3, int), "labels must have shape"),
+        (np.zeros((4, 8, 8)), np.array([0, 1, 2, 10]), r"labels must lie in \[0, 9\]"),
+        (np.zeros((4, 8, 8)), np.array([0, -1, 2, 3]), r"labels must lie in \[0, 9\]"),
+        (np.zeros((4, 8, 8)), np.array([0.5, 1, 2, 3]), "labels must be integers"),
+        (np.full((4, 8, 8), np.nan), np.zeros(4, int), "NaN"),
+        (np.full((4, 8, 8), 300.0), np.zeros(4, int), r"\[0, 255\]"),
+    ],
+)
+def test_validation_errors(x, y, match):
+    with pytest.raises(ValueError, match=match):
+        data.from_arrays(x, y, [str(i) for i in range(10)])
+
+
+def test_float_images_in_unit_range_become_uint8():
+    dataset = data.from_arrays(np.full((2, 4, 4), 1.0), [0, 1], ["a", "b"])
+    assert dataset.x_train.dtype == np.uint8 and dataset.x_train.max() == 255
+
+
+# ------------------------------------------------------------------ splits
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return data.load_dataset("digits")
+
+
+def test_coursework_split_sizes_stratified_disjoint(digits):
+    splits = data.make_splits(digits, "coursework", seed=1)
+    sizes = splits.sizes()
+    assert sum(sizes.values()) == 1797
+    assert abs(sizes["test"] - 180) <= 1 and abs(sizes["val"] - 180) <= 1
+    assert not set(splits.train) & set(splits.val)
+    assert not set(splits.train) & set(splits.test)
+    assert not set(splits.val) & set(splits.test)
+    _, labels = digits.pooled()
+    overall = np.bincount(labels) / len(labels)
+    for part in (splits.train, splits.val, splits.test):
+        share = np.bincount(labels[part], minlength=10) / len(part)
+        assert np.abs(share - overall).max() < 0.01  # stratified: class shares match the whole
+
+
+def test_split_determinism(digits):
+    a = data.make_splits(digits, seed=7)
+    b = data.make_splits(digits, seed=7)
+    c = data.make_splits(digits, seed=8)
+    np.testing.assert_array_equal(a.train, b.train)
+    np.testing.assert_array_equal(a.test, b.test)
+    assert not np.array_equal(a.test, c.test)
+
+
+def test_official_split_keeps_official_test(idx_folder):
+    dataset = data.load_dataset(str(idx_folder))
+    splits = data.make_splits(dataset, "official", val_fraction=0.1, seed=0)
+    np.testing.assert_array_equal(splits.test, np.arange(200, 250))
+    assert len(splits.val) == 20 and len(splits.train) == 180
+    assert splits.train.max() < 200 and splits.val.max() < 200
+    assert not set(splits.train) & set(splits.val)
+    _, labels = dataset.pooled()
+    assert (np.bincount(labels[splits.val], minlength=10) == 2).all()
+
+
+def test_split_errors(digits):
+    with pytest.raises(ValueError, match="no official test set; use --split coursework"):
+        data.make_splits(digits, "official")
+    with pytest.raises(ValueError, match="Unknown split protocol"):
+        data.make_splits(digits, "random")
+    with pytest.raises(ValueError, match="leave room for training"):
+        data.make_splits(digits, val_fraction=0.5, test_fraction=0.5)
+
+
+# ------------------------------------------------------------------ pipelines
+
+
+def test_pipelines_scale_batch_and_shuffle_by_seed(digits):
+    config = DataConfig(dataset="digits", batch_size=64)
+    splits = data.make_splits(digits, seed=0)
+    pipes = data.make_pipelines(digits, splits, config, seed=3)
+    images, labels = next(iter(pipes.val))
+    assert images.dtype.name == "float32" and images.shape == (64, 8, 8, 1)
+    assert float(images.numpy().min()) >= 0.0 and float(images.numpy().max()) <= 1.0
+    x, y = digits.pooled()
+    np.testing.assert_array_equal(labels.numpy(), y[splits.val][:64])  # eval splits keep order
+
+    def first_epoch_labels(seed):
+        pipes = data.make_pipelines(digits, splits, config, seed=seed)
+        return np.concatenate([batch_labels.numpy() for _, batch_labels in pipes.train])
+
+    first = first_epoch_labels(3)
+    np.testing.assert_array_equal(first, first_epoch_labels(3))
+    assert not np.array_equal(first, first_epoch_labels(4))
+    assert not np.array_equal(first, y[splits.train])  # shuffled
+    np.testing.assert_array_equal(np.sort(first), np.sort(y[splits.train]))
+
+
+def test_standardize_uses_training_statistics(digits):
+    splits = data.make_splits(digits, seed=0)
+    pipes = data.make_pipelines(digits, splits, DataConfig(normalization="standardize", batch_size=4096), seed=0)
+    train_images = np.concatenate([images.numpy() for images, _ in pipes.train])
+    assert abs(train_images.mean()) < 1e-4 and abs(train_images.std() - 1) < 1e-3
+    x, _ = digits.pooled()
+    assert pipes.normalization.mean[0] == pytest.approx(x[splits.train].mean() / 255)
+
+
+def test_augmentation_only_on_training_split(digits):
+    splits = data.make_splits(digits, seed=0)
+    plain = data.make_pipelines(digits, splits, DataConfig(batch_size=4096), seed=0)
+    augmented = data.make_pipelines(digits, splits, DataConfig(batch_size=4096, augment=True), seed=0)
+    train_plain = next(iter(plain.train))[0].numpy()
+    train_aug = next(iter(augmented.train))[0].numpy()
+    assert not np.allclose(train_plain, train_aug)  # same shuffle order, different pixels
+    np.testing.assert_array_equal(next(iter(plain.val))[0].numpy(), next(iter(augmented.val))[0].numpy())
+    np.testing.assert_array_equal(next(iter(plain.test))[0].numpy(), next(iter(augmented.test))[0].numpy())

@@ -1,0 +1,73 @@
+"""SavedModel export: TF Serving layout, versions, signatures, and serving from a fresh process."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from tfcourse import data, export, fit
+from tfcourse.models import build_model
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A small CNN trained for one epoch on digits, with standardisation (non-trivial preprocessing)."""
+    keras.utils.set_random_seed(0)
+    dataset = data.load_dataset("digits")
+    x, y = dataset.pooled()
+    normalization = data.Normalization.fit("standardize", x)
+    hp = fit.make_hyperparameters("cnn", {}, (8, 8, 1), 10)
+    model = fit.compile_model(build_model("cnn", hp, (8, 8, 1), 10), hp)
+    model.fit(np.asarray(normalization.apply(x)), y, epochs=1, batch_size=128, verbose=0)
+    return model, normalization, dataset
+
+
+def test_export_serves_the_same_predictions_in_a_fresh_process(tmp_path, trained):
+    model, normalization, dataset = trained
+    path = export.export_saved_model(model, str(tmp_path), "cnn", dataset.class_names, normalization)
+    assert path == str(tmp_path / "cnn" / "1")
+    images = dataset.x_train[:40]
+    served = export.serve_in_fresh_process(path, images)
+    expected = keras.ops.convert_to_numpy(keras.ops.softmax(model(normalization.apply(images), training=False)))
+    for signature in ("serving_default", "serving_uint8"):
+        np.testing.assert_allclose(served[f"{signature}/probabilities"], expected, atol=1e-5)
+        np.testing.assert_array_equal(served[f"{signature}/classes"],
+                                      np.array(dataset.class_names)[expected.argmax(axis=1)])
+
+
+def test_layout_versions_and_metadata(tmp_path, trained):
+    model, normalization, dataset = trained
+    first = export.export_saved_model(model, str(tmp_path), "cnn", dataset.class_names, normalization)
+    second = export.export_saved_model(model, str(tmp_path), "cnn", dataset.class_names, normalization)
+    assert [os.path.basename(first), os.path.basename(second)] == ["1", "2"]
+    assert sorted(os.listdir(tmp_path / "cnn")) == ["1", "2"]  # no temporary folders left
+    shutil.rmtree(first)
+    assert export.next_version(str(tmp_path / "cnn")) == 3  # never reuses below the highest
+    assert export.load_class_names(second) == list(dataset.class_names)
+    info = json.loads((tmp_path / "cnn" / "2" / export.METADATA_FILE).read_text())
+    assert info["input_shape"] == [8, 8, 1] and info["normalization"]["mode"] == "standardize"
+    with pytest.raises(ValueError, match="exists already"):
+        export.export_saved_model(model, str(tmp_path), "cnn", dataset.class_names, normalization, version=2)
+
+
+def test_failed_export_leaves_nothing(tmp_path, trained):
+    model, normalization, dataset = trained
+    with pytest.raises(ValueError, match="10 outputs but 3 class names"):
+        export.export_saved_model(model, str(tmp_path), "cnn", ["a", "b", "c"], normalization)
+    assert not os.path.exists(tmp_path / "cnn") or os.listdir(tmp_path / "cnn") == []
+
+
+def test_saved_model_cli_lists_the_signature(tmp_path, trained):
+    model, normalization, dataset = trained
+    path = export.export_saved_model(model, str(tmp_path), "cnn", dataset.class_names, normalization)
+    cli = shutil.which("saved_model_cli") or os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    done = subprocess.run([cli, "show", "--dir", path, "--all"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "signature_def['serving_default']" in done.stdout and "signature_def['serving_uint8']" in done.stdout
+    assert "inputs['images']" in done.stdout and "outputs['probabilities']" in done.stdout
+    assert "shape: (-1, 8, 8, 1)" in done.stdout and "shape: (-1, 10)" in done.stdout

@@ -1,0 +1,153 @@
+"""``python -m tfcourse.train`` end to end on tiny real data, and every way it refuses bad input."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from tfcourse import data, fit, train
+from tfcourse.config import DataConfig
+
+
+def run_cli(*argv):
+    return train.main(list(argv))
+
+
+def leftovers(folder):
+    return [name for name in os.listdir(folder) if "partial" in name or name.startswith(".tmp")]
+
+
+def test_end_to_end_on_digits(tmp_path):
+    run_dir = tmp_path / "run"
+    assert run_cli("--dataset", "digits", "--model", "mlp", "--epochs", "8", "--seed", "3",
+                   "--hp", "units=128", "--output-dir", str(run_dir), "--verbose", "0") == 0
+    files = set(os.listdir(run_dir))
+    assert {"config.json", "history.json", "history.csv", "metrics.json", "model.keras", "logs"} <= files
+    assert not leftovers(tmp_path)
+
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["config"]["seed"] == 3 and config["hyperparameters"]["units"] == 128
+    assert config["hyperparameters"]["optimizer"] == "adam"
+    assert config["data"]["split_sizes"] == {"train": 1437, "val": 180, "test": 180}
+
+    history = json.loads((run_dir / "history.json").read_text())
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert len(history["loss"]) == metrics["epochs_trained"] <= 8
+    assert history["loss"][-1] < history["loss"][0]
+    assert metrics["test_accuracy"] > 0.85  # it really learnt
+    assert set(metrics["per_class_accuracy"]) == set(data.DIGIT_CLASSES)
+
+    # the saved model reproduces the reported test accuracy on the same split
+    model = keras.models.load_model(run_dir / "model.keras")
+    dataset = data.load_dataset("digits")
+    splits = data.make_splits(dataset, seed=3)
+    pipes = data.make_pipelines(dataset, splits, DataConfig(dataset="digits"), seed=3)
+    again = fit.evaluate_model(fit.compile_model(model, fit.make_hyperparameters("mlp", {}, (8, 8, 1), 10)),
+                               pipes.test, pipes.class_names)
+    assert again["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
+    assert any(name.startswith("events") for root, _, names in os.walk(run_dir / "logs") for name in names)
+
+
+def test_official_split_on_idx_folder_with_export(tmp_path, idx_folder):
+    run_dir, export_root = tmp_path / "run", tmp_path / "exports"
+    assert run_cli("--dataset", str(idx_folder), "--split", "official", "--model", "cnn", "--epochs", "2",
+                   "--batch-size", "32", "--augment", "--output-dir", str(run_dir), "--export",
+                   "--export-dir", str(export_root), "--verbose", "0") == 0
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["data"]["split_sizes"] == {"train": 180, "val": 20, "test": 50}
+    assert json.loads((run_dir / "export.json").read_text())["export_dir"] == str(export_root / "cnn" / "1")
+    assert (export_root / "cnn" / "1" / "saved_model.pb").is_file()
+
+
+def test_help_lists_every_flag(capsys):
+    with pytest.raises(SystemExit) as done:
+        run_cli("--help")
+    assert done.value.code == 0
+    text = capsys.readouterr().out
+    for flag in ["--model", "--dataset", "--data-dir", "--epochs", "--batch-size", "--seed", "--split", "--augment",
+                 "--hp", "--output-dir", "--export", "--export-dir", "--normalization", "--patience", "--list-hp"]:
+        assert flag in text, flag
+    assert "fashion_mnist" in text and "official" in text
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--model", "resnet9000"], "invalid choice: 'resnet9000'"),
+        (["--epochs", "0"], "must be a positive integer"),
+        (["--split", "random"], "invalid choice: 'random'"),
+        (["--frobnicate"], "unrecognized arguments"),
+        (["--hp", "dropout"], "expected KEY=VALUE"),
+        (["--val-fraction", "1.5"], "must be a fraction"),
+    ],
+)
+def test_invalid_flags_exit_2(argv, message, capsys):
+    with pytest.raises(SystemExit) as done:
+        run_cli(*argv)
+    assert done.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--dataset", "digits", "--hp", "dropout=0.9"], "must be in [0.0, 0.5]"),
+        (["--dataset", "digits", "--hp", "filterz=64"], "has no hyperparameter 'filterz'"),
+        (["--dataset", "digits", "--split", "official"], "no official test set"),
+        (["--dataset", "digits", "--model", "cnn", "--hp", "conv_blocks=5"], "use at most 3 blocks"),
+        (["--dataset", "/no/such/folder"], "Unknown dataset"),
+    ],
+)
+def test_bad_input_exits_2_and_writes_nothing(argv, message, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    with pytest.raises(SystemExit) as done:
+        run_cli(*argv, "--output-dir", str(run_dir), "--verbose", "0")
+    assert done.value.code == 2
+    assert message in capsys.readouterr().err
+    assert os.listdir(tmp_path) == []
+
+
+def test_existing_run_folder_is_refused(tmp_path, capsys):
+    (tmp_path / "run").mkdir()
+    with pytest.raises(SystemExit) as done:
+        run_cli("--dataset", "digits", "--output-dir", str(tmp_path / "run"))
+    assert done.value.code == 2 and "exists already" in capsys.readouterr().err
+
+
+def test_interrupted_training_leaves_no_run_folder(tmp_path, monkeypatch):
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise KeyboardInterrupt
+
+    real = fit.standard_callbacks
+    monkeypatch.setattr(fit, "standard_callbacks", lambda *a, **k: real(*a, **k) + [Interrupt()])
+    with pytest.raises(KeyboardInterrupt):
+        run_cli("--dataset", "digits", "--model", "mlp", "--output-dir", str(tmp_path / "run"), "--verbose", "0")
+    assert os.listdir(tmp_path) == []
+
+
+def test_list_hp_prints_the_space(capsys):
+    assert run_cli("--model", "cnn", "--list-hp") == 0
+    out = capsys.readouterr().out
+    assert "conv_blocks" in out and "learning_rate" in out and "'sampling': 'log'" in out
+
+
+@pytest.mark.slow
+def test_module_entry_point_runs():
+    done = subprocess.run([sys.executable, "-m", "tfcourse.train", "--model", "nope"], capture_output=True, text=True)
+    assert done.returncode == 2 and "invalid choice" in done.stderr
+
+
+def test_same_seed_same_run(tmp_path):
+    def run(name, seed):
+        run_cli("--dataset", "digits", "--model", "mlp", "--epochs", "2", "--seed", str(seed), "--deterministic",
+                "--output-dir", str(tmp_path / name), "--verbose", "0")
+        return json.loads((tmp_path / name / "history.json").read_text())["loss"]
+
+    first = run("a", 1)
+    assert run("b", 1) == first
+    assert run("c", 2) != first
