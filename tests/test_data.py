@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 
@@ -234,3 +236,15 @@ def test_augmentation_only_on_training_split(digits):
     assert not np.allclose(train_plain, train_aug)  # same shuffle order, different pixels
     np.testing.assert_array_equal(next(iter(plain.val))[0].numpy(), next(iter(augmented.val))[0].numpy())
     np.testing.assert_array_equal(next(iter(plain.test))[0].numpy(), next(iter(augmented.test))[0].numpy())
+
+
+def test_debian_fashion_mnist_files():
+    """The real dataset as the README's commands and CI install it (Debian dataset-fashion-mnist)."""
+    folder = data.CATALOGUE["fashion_mnist"]["system_dir"]
+    assert os.path.isdir(folder), "install it: apt-get install -y dataset-fashion-mnist"
+    dataset = data.load_dataset("fashion_mnist", data_dir=folder)
+    assert dataset.x_train.shape == (60000, 28, 28, 1) and dataset.x_test.shape == (10000, 28, 28, 1)
+    assert (np.bincount(dataset.y_train) == 6000).all() and (np.bincount(dataset.y_test) == 1000).all()
+    splits = data.make_splits(dataset, "official", seed=0)
+    assert splits.sizes() == {"train": 54000, "val": 6000, "test": 10000}
+    assert dataset.class_names[9] == "Ankle boot"

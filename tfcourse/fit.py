@@ -118,10 +118,17 @@ def make_hyperparameters(model_name: str, overrides: Mapping[str, Any], input_sh
 
 
 def standard_callbacks(run_dir: Optional[str], patience: int, monitor: str = "val_loss") -> List:
-    """Early stopping (best weights restored), plus TensorBoard and CSV logs under ``run_dir``."""
+    """Learning-rate decay on plateau, early stopping (best weights restored), TensorBoard and CSV logs.
+
+    The learning rate is cut to 30% after ``patience // 2`` epochs without improvement, so a
+    plateau first gets a smaller step and only then ends training.
+    """
     import keras
 
-    callbacks = [keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=True)]
+    callbacks = [
+        keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.3, patience=max(1, patience // 2), min_lr=1e-5),
+        keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=True),
+    ]
     if run_dir is not None:
         callbacks += [
             keras.callbacks.TensorBoard(log_dir=os.path.join(run_dir, "logs")),
