@@ -99,7 +99,8 @@ def test_invalid_flags_exit_2(argv, message, capsys):
         (["--dataset", "digits", "--hp", "filterz=64"], "has no hyperparameter 'filterz'"),
         (["--dataset", "digits", "--split", "official"], "no official test set"),
         (["--dataset", "digits", "--model", "cnn", "--hp", "conv_blocks=5"], "use at most 3 blocks"),
-        (["--dataset", "/no/such/folder"], "Unknown dataset"),
+        (["--dataset", "/no/such/folder"], "Dataset folder /no/such/folder does not exist"),
+        (["--dataset", "fashon_mnist"], "Unknown dataset 'fashon_mnist'"),
     ],
 )
 def test_bad_input_exits_2_and_writes_nothing(argv, message, tmp_path, capsys):

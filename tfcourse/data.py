@@ -257,6 +257,12 @@ def load_tfds(name: str, data_dir: Optional[str] = None, download: bool = True) 
         raise ValueError(f"tfds dataset {name!r} is not prepared in {builder.data_dir} and downloads are off.")
     builder.download_and_prepare()
     info = builder.info
+    image_shape = getattr(info.features["image"], "shape", None) if "image" in info.features else None
+    if image_shape is None or None in image_shape:
+        raise ValueError(
+            f"tfds dataset {name!r} has no fixed image shape ({image_shape}); tfcourse needs same-size images. "
+            "Export it to a folder of class sub-folders and pass that folder with --image-size."
+        )
     splits = info.splits.keys()
     label_feature = info.features["label"]
     class_names = getattr(label_feature, "names", None) or [str(i) for i in range(label_feature.num_classes)]
@@ -355,6 +361,8 @@ def load_dataset(name: str, data_dir: Optional[str] = None, image_size=None, dow
         if idx.find_idx_files(name):
             return load_idx_dataset(name)
         return load_image_folder(name, image_size)
+    if os.sep in name or name.startswith("."):
+        raise ValueError(f"Dataset folder {name} does not exist. Check the path.")
     raise ValueError(
         f"Unknown dataset {name!r}. Use one of {', '.join(sorted(CATALOGUE))}, 'tfds:NAME' for a "
         "TensorFlow Datasets dataset, or the path of a folder (IDX files, or one sub-folder of images per class)."

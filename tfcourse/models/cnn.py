@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import keras
 
+from tfcourse.models.common import BN_MOMENTUM
+
 MAX_FILTERS = 512
 
 
@@ -46,7 +48,7 @@ def build(hp, input_shape, num_classes):
             name = f"block{block}_conv{conv}"
             x = keras.layers.Conv2D(block_filters, kernel_size, padding="same", use_bias=not batch_norm, name=name)(x)
             if batch_norm:
-                x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+                x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
             x = keras.layers.Activation("relu", name=f"{name}_relu")(x)
         x = pool_layer(2, name=f"block{block}_pool")(x)
         if dropout_rate > 0:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import keras
 
+from tfcourse.models.common import BN_MOMENTUM
+
 ACTIVATIONS = ["relu", "sigmoid", "tanh", "linear"]
 
 
@@ -25,7 +27,7 @@ def build(hp, input_shape, num_classes):
     for i in range(hidden_layers):
         x = keras.layers.Dense(units, use_bias=not batch_norm, name=f"dense_{i}")(x)
         if batch_norm:
-            x = keras.layers.BatchNormalization(name=f"batch_norm_{i}")(x)
+            x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"batch_norm_{i}")(x)
         x = keras.layers.Activation(activation, name=f"{activation}_{i}")(x)
         if dropout_rate > 0:
             x = keras.layers.Dropout(dropout_rate, name=f"dropout_{i}")(x)

@@ -1,0 +1,36 @@
+import keras
+import numpy as np
+import pytest
+
+from tfcourse import data, fit
+from tfcourse.config import DataConfig
+from tfcourse.models import build_model
+
+
+def test_evaluate_model_agrees_with_keras_and_counts_per_class():
+    keras.utils.set_random_seed(0)
+    dataset = data.load_dataset("digits")
+    splits = data.make_splits(dataset, seed=0)
+    pipes = data.make_pipelines(dataset, splits, DataConfig(batch_size=64), seed=0)
+    hp = fit.make_hyperparameters("mlp", {}, (8, 8, 1), 10)
+    model = fit.compile_model(build_model("mlp", hp, (8, 8, 1), 10), hp)
+    model.fit(pipes.train, epochs=2, shuffle=False, verbose=0)
+    ours = fit.evaluate_model(model, pipes.test, pipes.class_names)
+    keras_numbers = model.evaluate(pipes.test, verbose=0, return_dict=True)
+    assert ours["test_loss"] == pytest.approx(keras_numbers["loss"], rel=1e-4)
+    assert ours["test_accuracy"] == pytest.approx(keras_numbers["accuracy"], abs=1e-6)
+    assert ours["test_examples"] == len(splits.test)
+
+    _, y = dataset.pooled()
+    predictions = np.argmax(model.predict(pipes.test, verbose=0), axis=1)
+    for label, name in enumerate(pipes.class_names):
+        mask = y[splits.test] == label
+        assert ours["per_class_accuracy"][name] == pytest.approx((predictions[mask] == label).mean())
+
+
+def test_callbacks_decay_then_stop(tmp_path):
+    callbacks = fit.standard_callbacks(str(tmp_path), patience=4)
+    kinds = [type(callback).__name__ for callback in callbacks]
+    assert kinds == ["ReduceLROnPlateau", "EarlyStopping", "TensorBoard", "CSVLogger"]
+    assert callbacks[0].patience == 2 and callbacks[1].restore_best_weights
+    assert [type(c).__name__ for c in fit.standard_callbacks(None, patience=1)] == ["ReduceLROnPlateau", "EarlyStopping"]
