@@ -111,7 +111,7 @@ def train_and_evaluate(config: TrainConfig, download: bool = True, verbose: Any 
 
     hp = fit.make_hyperparameters(config.model, config.hp, pipelines.input_shape, pipelines.num_classes)
     model = build_model(config.model, hp, pipelines.input_shape, pipelines.num_classes)
-    fit.make_optimizer(hp)  # registers optimizer/learning_rate so hp.values lists every setting
+    # compiling also registers optimizer/learning_rate, so hp.values then lists every setting
     fit.compile_model(model, hp, steps_per_execution=config.steps_per_execution)
 
     parent = os.path.dirname(os.path.abspath(run_dir))
