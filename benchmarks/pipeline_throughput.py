@@ -80,7 +80,7 @@ def main(argv=None):
     ]
     rates = {name: [] for name, *_ in configs}
     for round_index in range(args.rounds):
-        for name, description, fit_call, steps_per_execution, images in configs:
+        for name, _description, fit_call, steps_per_execution, images in configs:
             model = build(steps_per_execution, shape, classes, args.seed)
             fit_call(model, 1)  # warm-up: tracing, cache fill
             start = time.perf_counter()

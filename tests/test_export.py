@@ -40,6 +40,15 @@ def test_export_serves_the_same_predictions_in_a_fresh_process(tmp_path, trained
                                       np.array(dataset.class_names)[expected.argmax(axis=1)])
 
 
+def test_verify_export_catches_a_mismatch(tmp_path, trained):
+    model, normalization, dataset = trained
+    path = export.export_saved_model(model, str(tmp_path), "cnn", dataset.class_names, normalization)
+    assert export.verify_export(model, path, dataset.x_train[:8], normalization) < 1e-5
+    wrong_preprocessing = data.Normalization("unit", (0.0,), (1.0,))  # the model was trained standardised
+    with pytest.raises(RuntimeError, match="disagrees with the trained model"):
+        export.verify_export(model, path, dataset.x_train[:8], wrong_preprocessing)
+
+
 def test_layout_versions_and_metadata(tmp_path, trained):
     model, normalization, dataset = trained
     first = export.export_saved_model(model, str(tmp_path), "cnn", dataset.class_names, normalization)

@@ -28,7 +28,7 @@ def test_every_model_builds_and_trains_one_step(name, input_shape):
     before = [w.copy() for w in model.get_weights()]
     history = model.fit(x, y, batch_size=16, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
-    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))
 
 
 def test_mlp_flattens_inside_the_model_and_pins_default_size():
@@ -111,6 +111,6 @@ def test_same_seed_same_initial_weights():
         keras.utils.set_random_seed(seed)
         return build_model("cnn", input_shape=(8, 8, 1), num_classes=10).get_weights()
 
-    for a, b in zip(weights(5), weights(5)):
+    for a, b in zip(weights(5), weights(5), strict=True):
         np.testing.assert_array_equal(a, b)
-    assert any(not np.array_equal(a, b) for a, b in zip(weights(5), weights(6)))
+    assert any(not np.array_equal(a, b) for a, b in zip(weights(5), weights(6), strict=True))

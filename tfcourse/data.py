@@ -11,6 +11,7 @@ than float32 and the exported serving signature can reproduce it exactly.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -83,6 +84,11 @@ class Dataset:
 
     def pooled(self) -> Tuple[np.ndarray, np.ndarray]:
         """All labelled examples: the official test set follows the training set."""
+        return self._pooled
+
+    @functools.cached_property
+    def _pooled(self) -> Tuple[np.ndarray, np.ndarray]:
+        # Computed once: splits, pipelines and the export check all index into it (55 MB for Fashion-MNIST).
         if not self.has_official_test:
             return self.x_train, self.y_train
         return np.concatenate([self.x_train, self.x_test]), np.concatenate([self.y_train, self.y_test])

@@ -168,3 +168,31 @@ def serve_in_fresh_process(export_dir: str, images) -> Dict[str, Any]:
             raise RuntimeError(f"Loading {export_dir} in a fresh process failed:\n{done.stderr[-3000:]}")
         with np.load(outputs_path) as outputs:
             return {key: outputs[key] for key in outputs.files}
+
+
+def verify_export(model, export_dir: str, images, normalization, tolerance: float = 1e-4) -> float:
+    """Checks that a fresh process serving ``export_dir`` predicts what ``model`` predicts.
+
+    Args:
+        model: The Keras model that was exported.
+        export_dir: Its export (a version folder).
+        images: uint8 images (N, H, W, C), raw pixels.
+        normalization: The preprocessing the model was trained with.
+        tolerance: Largest allowed difference of any class probability.
+
+    Returns:
+        The largest absolute difference of a class probability over both signatures.
+
+    Raises:
+        RuntimeError: If the fresh process fails or the predictions differ by more than ``tolerance``.
+    """
+    import keras
+    import numpy as np
+
+    served = serve_in_fresh_process(export_dir, images)
+    expected = keras.ops.convert_to_numpy(keras.ops.softmax(model(normalization.apply(images), training=False)))
+    difference = max(float(np.abs(served[f"{name}/probabilities"] - expected).max())
+                     for name in (SIGNATURE_FLOAT, SIGNATURE_UINT8))
+    if difference > tolerance:
+        raise RuntimeError(f"The export at {export_dir} disagrees with the trained model (max |dp| = {difference:.2e}).")
+    return difference
