@@ -1,0 +1,72 @@
+"""Real KerasTuner searches on tiny real data (scikit-learn digits), 1-2 epochs per trial."""
+
+import csv
+import json
+
+import keras_tuner
+import pytest
+
+from tfcourse import data, tuners
+from tfcourse.config import DataConfig
+
+
+@pytest.fixture(scope="module")
+def digits_pipelines():
+    dataset = data.load_dataset("digits")
+    splits = data.make_splits(dataset, seed=0)
+    return data.make_pipelines(dataset, splits, DataConfig(batch_size=64), seed=0)
+
+
+def search(kind, pipelines, tmp_path, hyperparameters=None, max_trials=2, model="mlp", seed=1):
+    hypermodel = tuners.make_hypermodel(model, pipelines.input_shape, pipelines.num_classes)
+    tuner = tuners.make_tuner(kind, hypermodel, max_trials=max_trials, max_epochs=2, factor=2,
+                              directory=str(tmp_path), project_name=kind, hyperparameters=hyperparameters, seed=seed)
+    tuners.run_search(tuner, pipelines, epochs=1, verbose=0, kind=kind)
+    return tuner
+
+
+@pytest.mark.parametrize("kind", tuners.TUNER_KINDS)
+def test_each_tuner_runs_and_summaries_parse(kind, digits_pipelines, tmp_path):
+    tuner = search(kind, digits_pipelines, tmp_path)
+    trials = tuner.oracle.trials
+    assert len(trials) >= 2
+    paths = tuners.summarize(str(tmp_path / kind))
+    with open(paths["trials.csv"], newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["trial_id"] for row in rows] == sorted(trials, key=lambda t: (len(t), t))
+    parsed = json.loads(open(paths["trials.json"]).read())
+    for row in parsed:
+        assert row["status"] == "COMPLETED" and 0.0 <= row["score"] <= 1.0
+        assert row["wall_seconds"] > 0 and row["epochs_trained"] >= 1
+        assert {"hp/units", "hp/learning_rate", "hp/optimizer"} <= set(row)
+        assert row["score"] == pytest.approx(trials[row["trial_id"]].score)
+    best = max(parsed, key=lambda row: row["score"])
+    summary = open(paths["summary.md"]).read()
+    assert f"| {best['trial_id']} | {best['score']:.4f} |" in summary
+    assert "## Search space" in summary and "| learning_rate | Float |" in summary
+
+
+def test_failing_trials_are_recorded_and_the_search_goes_on(digits_pipelines, tmp_path):
+    hp = keras_tuner.HyperParameters()
+    hp.Choice("conv_blocks", [1, 4])  # 4 blocks cannot fit an 8x8 input: those trials fail
+    # seed 2 draws 4 blocks for trials 0, 2, 4 and 5 and 1 block for trials 1 and 3
+    tuner = search("random", digits_pipelines, tmp_path, hyperparameters=hp, max_trials=6, model="cnn", seed=2)
+    rows = tuners.trial_rows(str(tmp_path / "random"))
+    failed = [row for row in rows if row["status"] == "FAILED"]
+    completed = [row for row in rows if row["status"] == "COMPLETED"]
+    assert failed and completed
+    assert all(row["hp/conv_blocks"] == 4 for row in failed)
+    assert all("use at most 3 blocks" in row["message"] for row in failed)
+    assert all(row["hp/conv_blocks"] == 1 for row in completed)
+    assert "failed" in open(tuners.summarize(str(tmp_path / "random"))["summary.md"]).read()
+    assert tuner.get_best_hyperparameters()[0]["conv_blocks"] == 1
+
+
+def test_summary_of_a_folder_without_trials_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="holds no KerasTuner trials"):
+        tuners.trial_rows(str(tmp_path))
+
+
+def test_unknown_tuner_kind():
+    with pytest.raises(ValueError, match="Unknown tuner 'grid'; use one of random, hyperband, bayesian"):
+        tuners.make_tuner("grid", None)
