@@ -21,7 +21,7 @@ def search(kind, pipelines, tmp_path, hyperparameters=None, max_trials=2, model=
     hypermodel = tuners.make_hypermodel(model, pipelines.input_shape, pipelines.num_classes)
     tuner = tuners.make_tuner(kind, hypermodel, max_trials=max_trials, max_epochs=2, factor=2,
                               directory=str(tmp_path), project_name=kind, hyperparameters=hyperparameters, seed=seed)
-    tuners.run_search(tuner, pipelines, epochs=1, verbose=0, kind=kind)
+    tuners.run_search(tuner, pipelines, epochs=1, verbose=0)
     return tuner
 
 

@@ -178,4 +178,3 @@ def train_and_evaluate(config: TrainConfig, download: bool = True, verbose: Any 
                   "test images)", flush=True)
 
     return RunResult(run_dir, metrics, history_dict, export_dir, model)
-

@@ -14,21 +14,15 @@ import glob
 import json
 import os
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Sequence
 
 TUNER_KINDS = ("random", "hyperband", "bayesian")
 TRIAL_STATS_FILE = "tfcourse_trial.json"
 
 
-def _keras_tuner():
-    import keras_tuner
-
-    return keras_tuner
-
-
 def make_hypermodel(model_name: str, input_shape: Sequence[int], num_classes: int, steps_per_execution: int = 8):
     """A ``keras_tuner.HyperModel`` whose ``build(hp)`` is the registry builder plus ``fit.compile_model``."""
-    kt = _keras_tuner()
+    import keras_tuner as kt
 
     from tfcourse import fit
     from tfcourse.models import build_model, get_spec
@@ -45,7 +39,8 @@ def make_hypermodel(model_name: str, input_shape: Sequence[int], num_classes: in
 
 def _tuner_class(kind: str):
     """The KerasTuner class for ``kind``, extended to clear the Keras session and time each trial."""
-    kt = _keras_tuner()
+    import keras_tuner as kt
+
     bases = {"random": kt.RandomSearch, "hyperband": kt.Hyperband, "bayesian": kt.BayesianOptimization}
     if kind not in bases:
         raise ValueError(f"Unknown tuner {kind!r}; use one of {', '.join(TUNER_KINDS)}.")
@@ -89,7 +84,8 @@ def make_tuner(kind: str, hypermodel, *, objective: str = "val_accuracy", max_tr
         max_consecutive_failed_trials: Failed trials in a row before the search stops.
         distribution_strategy: A ``tf.distribute`` strategy for each trial's model.
     """
-    kt = _keras_tuner()
+    import keras_tuner as kt
+
     direction = "min" if objective.endswith("loss") else "max"
     common = dict(
         objective=kt.Objective(objective, direction=direction), executions_per_trial=executions_per_trial,
@@ -114,7 +110,7 @@ def trial_rows(project_dir: str) -> List[Dict[str, Any]]:
     Raises:
         ValueError: If ``project_dir`` holds no KerasTuner trials.
     """
-    paths = sorted(glob.glob(os.path.join(project_dir, "trial_*", "trial.json")))
+    paths = glob.glob(os.path.join(project_dir, "trial_*", "trial.json"))
     if not paths:
         raise ValueError(f"{project_dir} holds no KerasTuner trials (trial_*/trial.json). Check the path.")
     rows = []
@@ -198,17 +194,18 @@ def summarize(project_dir: str, direction: str = "max", top: int = 5) -> Dict[st
     return paths
 
 
-def run_search(tuner, pipelines, epochs: int, patience: int = 3, verbose: Any = "auto", kind: Optional[str] = None):
+def run_search(tuner, pipelines, epochs: int, patience: int = 3, verbose: Any = "auto"):
     """Runs ``tuner.search`` on the train pipeline, scored on validation (never on test).
 
     ``epochs`` is per trial for RandomSearch/Bayesian; Hyperband sets its own epochs per
     bracket, so it is ignored there. Early stopping ends hopeless trials sooner.
     """
     import keras
+    import keras_tuner as kt
 
     callbacks = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience)]
     kwargs = dict(validation_data=pipelines.val, callbacks=callbacks, verbose=verbose, shuffle=False)
-    if kind != "hyperband":
+    if not isinstance(tuner, kt.Hyperband):
         kwargs["epochs"] = epochs
     tuner.search(pipelines.train, **kwargs)
     return tuner
