@@ -61,13 +61,21 @@ def test_mlp_hyperparameters_shape_the_model(activation):
 
 def test_cnn_hyperparameters_shape_the_model():
     hp = fit.make_hyperparameters("cnn", {"conv_blocks": 3, "filters": 64, "convs_per_block": 2,
-                                          "kernel_size": 5, "pooling": "avg", "dense_units": 0}, (28, 28, 1), 10)
+                                          "kernel_size": 5, "pooling": "avg", "dense_layers": 0,
+                                          "activation": "gelu"}, (28, 28, 1), 10)
     model = build_model("cnn", hp, (28, 28, 1), 10)
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     assert [layer.filters for layer in convs] == [64, 64, 128, 128, 256, 256]
     assert convs[0].kernel_size == (5, 5)
     assert all(isinstance(model.get_layer(f"block{i}_pool"), keras.layers.AveragePooling2D) for i in range(3))
     assert [layer.name for layer in model.layers if isinstance(layer, keras.layers.Dense)] == ["logits"]
+    assert model.get_layer("block2_conv1_gelu").get_config()["activation"] == "gelu"
+
+
+def test_cnn_dense_head_depth():
+    hp = fit.make_hyperparameters("cnn", {"dense_layers": 2, "dense_units": 96}, (28, 28, 1), 10)
+    model = build_model("cnn", hp, (28, 28, 1), 10)
+    assert [layer.units for layer in model.layers if isinstance(layer, keras.layers.Dense)] == [96, 96, 10]
 
 
 def test_cnn_too_many_blocks_for_input():

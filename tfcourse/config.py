@@ -13,6 +13,8 @@ DEFAULT_DATASET = "fashion_mnist"
 DEFAULT_MODEL = "cnn"
 SPLIT_PROTOCOLS = ("coursework", "official")
 NORMALIZATIONS = ("unit", "standardize")
+TRAIN_ON = ("train", "train+val")
+TUNER_KINDS = ("random", "hyperband", "bayesian")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +67,9 @@ class TrainConfig:
             more steps per call amortise Python overhead on small models.
         deterministic: Ask TensorFlow for deterministic kernels (slower, bitwise
             repeatable); the seed alone already fixes splits, init and shuffling.
+        train_on: ``train``, or ``train+val`` to fit on both (then there is no validation
+            data: the learning-rate schedule and early stopping watch the training loss,
+            so give a fixed ``epochs``, e.g. the best epoch count a search found).
     """
 
     model: str = DEFAULT_MODEL
@@ -77,6 +82,52 @@ class TrainConfig:
     export_dir: str = "saved_models"
     steps_per_execution: int = 8
     deterministic: bool = False
+    train_on: str = "train"
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+
+
+@dataclasses.dataclass(frozen=True)
+class TuneConfig:
+    """One hyperparameter search (``python -m tfcourse.tune``).
+
+    Attributes:
+        model: Registered model name whose builder's ``hp`` calls are the search space.
+        tuner: ``random`` (RandomSearch), ``hyperband`` or ``bayesian`` (BayesianOptimization).
+        max_trials: Trials for RandomSearch and Bayesian; Hyperband sizes itself from
+            ``max_epochs`` and ``factor``.
+        epochs: Epochs per trial (RandomSearch, Bayesian); early stopping may end a trial sooner.
+        max_epochs: Hyperband's epochs for the models that survive to the last round.
+        factor: Hyperband's reduction factor (keep the best 1/factor each round).
+        executions_per_trial: Models trained per trial; their scores are averaged.
+        objective: The metric to optimise, measured on the validation split; ``*loss``
+            objectives are minimised, everything else maximised.
+        patience: Early stopping inside a trial: epochs without ``val_loss`` improvement.
+        space: Overrides of the search space, name -> a value (fixed), a list (choices)
+            or ``{"min": .., "max": .., "step": .., "sampling": ..}`` (narrowed range).
+        directory, project_name: KerasTuner's state lives in ``directory/project_name``.
+        overwrite: Start afresh; otherwise an existing search of the same settings resumes.
+        max_minutes: Start no new trial after this many minutes (``None``: no time limit).
+        seed: Fixes data splits, the tuner's sampling and each model's initialisation.
+        steps_per_execution: Training steps per graph call.
+        data: Where the data comes from and how it is split and fed.
+    """
+
+    model: str = DEFAULT_MODEL
+    tuner: str = "hyperband"
+    max_trials: int = 10
+    epochs: int = 10
+    max_epochs: int = 10
+    factor: int = 3
+    executions_per_trial: int = 1
+    objective: str = "val_accuracy"
+    patience: int = 3
+    space: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    directory: str = "tuning"
+    project_name: Optional[str] = None
+    overwrite: bool = False
+    max_minutes: Optional[float] = None
+    seed: int = 42
+    steps_per_execution: int = 8
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
 
 

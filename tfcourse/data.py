@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -474,6 +474,8 @@ class Pipelines:
     class_names: Tuple[str, ...]
     normalization: Normalization
     sizes: Dict[str, int]
+    make_train: Optional[Callable[[int], "object"]] = None  # batch size -> a train pipeline (tuning batch sizes)
+    batch_size: Optional[int] = None
 
     @property
     def num_classes(self) -> int:
@@ -526,14 +528,21 @@ def make_pipelines(dataset: Dataset, splits: Splits, config: DataConfig, seed: i
     x_train, y_train = x[splits.train], y[splits.train]
     normalization = Normalization.fit(config.normalization, x_train)
     common = dict(normalization=normalization, batch_size=config.batch_size, seed=seed)
+
+    def make_train(batch_size: int):
+        return make_pipeline(x_train, y_train, normalization, batch_size, training=True, augment=config.augment,
+                             seed=seed)
+
     return Pipelines(
-        train=make_pipeline(x_train, y_train, training=True, augment=config.augment, **common),
+        train=make_train(config.batch_size),
         val=make_pipeline(x[splits.val], y[splits.val], **common),
         test=make_pipeline(x[splits.test], y[splits.test], **common),
         input_shape=dataset.input_shape,
         class_names=dataset.class_names,
         normalization=normalization,
         sizes=splits.sizes(),
+        make_train=make_train,
+        batch_size=config.batch_size,
     )
 
 

@@ -56,8 +56,21 @@ def parse_hp_value(text: str) -> Any:
     return value
 
 
-def hyperparameter_space(model_name: str, input_shape: Sequence[int], num_classes: int):
+BATCH_SIZES = [32, 64, 128, 256]
+
+
+def batch_size_hp(hp, default: int) -> int:
+    """The ``batch_size`` hyperparameter of a search (choices 32..256 plus the data's default)."""
+    return hp.Choice("batch_size", sorted(set(BATCH_SIZES) | {int(default)}), default=int(default))
+
+
+def hyperparameter_space(model_name: str, input_shape: Sequence[int], num_classes: int,
+                         batch_size: Optional[int] = None):
     """Every hyperparameter a model (and its compilation) declares, with defaults.
+
+    Args:
+        batch_size: Also declare the ``batch_size`` hyperparameter searches tune, with
+            this default (``None``: leave it out, as ``tfcourse.train`` does).
 
     Returns:
         A ``keras_tuner.HyperParameters`` holding the space.
@@ -70,8 +83,19 @@ def hyperparameter_space(model_name: str, input_shape: Sequence[int], num_classe
     hp = keras_tuner.HyperParameters()
     build_model(model_name, hp, input_shape, num_classes)
     make_optimizer(hp)
+    if batch_size is not None:
+        batch_size_hp(hp, batch_size)
     keras.backend.clear_session()
     return hp
+
+
+def describe_space(hp) -> List[Dict[str, Any]]:
+    """One dict per hyperparameter: name, type and its settings (range, step, sampling, choices, default)."""
+    rows = []
+    for entry in hp.space:
+        settings = {k: v for k, v in entry.get_config().items() if k not in ("name", "conditions") and v is not None}
+        rows.append({"name": entry.name, "type": type(entry).__name__, **settings})
+    return rows
 
 
 def _check_value(entry, value) -> Optional[str]:
@@ -114,6 +138,78 @@ def make_hyperparameters(model_name: str, overrides: Mapping[str, Any], input_sh
         if type(known[name]).__name__ == "Int":
             value = int(value)
         hp.Fixed(name, value)
+    return hp
+
+
+def parse_space_value(text: str) -> Any:
+    """Parses ``--space key=VALUE``: ``a..b`` narrows a range, a JSON list gives choices, anything else fixes."""
+    text = text.strip()
+    low, sep, high = text.partition("..")
+    if sep:
+        bounds = [parse_hp_value(low), parse_hp_value(high)]
+        if not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds):
+            raise ValueError(f"Range {text!r} must be two numbers, e.g. 32..128.")
+        return {"min": bounds[0], "max": bounds[1]}
+    if text.startswith("["):
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"Choices {text!r} are not a JSON list ({error}); write e.g. [64,128].") from None
+        return values
+    return parse_hp_value(text)
+
+
+def make_search_space(model_name: str, overrides: Mapping[str, Any], input_shape: Sequence[int], num_classes: int,
+                      batch_size: int):
+    """The ``HyperParameters`` a search starts from: ``overrides`` fix or narrow the model's own space.
+
+    Each override is a value (fixed), a list (choices, each checked against the declared
+    range or choices) or a dict ``{"min", "max"[, "step"][, "sampling"]}`` narrowing an
+    ``Int``/``Float`` (step and sampling default to the declared ones). Everything not
+    overridden keeps the builder's declaration (registered when the tuner first builds).
+
+    Raises:
+        ValueError: For unknown names, values outside the declared space, or malformed overrides.
+    """
+    import keras_tuner
+
+    space = hyperparameter_space(model_name, input_shape, num_classes, batch_size=batch_size)
+    known = {entry.name: entry for entry in space.space}
+    hp = keras_tuner.HyperParameters()
+    for name, spec in overrides.items():
+        if name not in known:
+            raise ValueError(f"Search space of {model_name!r} has no hyperparameter {name!r}; it has: "
+                             f"{', '.join(sorted(known))}.")
+        entry, kind = known[name], type(known[name]).__name__
+        config = entry.get_config()
+        values = spec if isinstance(spec, list) else [spec["min"], spec["max"]] if isinstance(spec, dict) else [spec]
+        if not values:
+            raise ValueError(f"--space {name}: give at least one value.")
+        for value in values:
+            problem = _check_value(entry, value)
+            if problem:
+                raise ValueError(f"--space {name}={value!r} for model {model_name!r} must be {problem}.")
+        if kind == "Int":
+            values = [int(v) for v in values]
+        if isinstance(spec, dict):
+            if kind not in ("Int", "Float"):
+                raise ValueError(f"--space {name}: a min..max range needs a numeric hyperparameter; {name} is a "
+                                 f"{kind}, give a list of choices instead.")
+            unknown = set(spec) - {"min", "max", "step", "sampling"}
+            if unknown or values[0] > values[1]:
+                raise ValueError(f"--space {name}: expected {{min, max, step, sampling}} with min <= max, got {spec}.")
+            step = spec.get("step", config.get("step"))
+            sampling = spec.get("sampling", config.get("sampling") or "linear")
+            default = config.get("default")
+            default = default if default is not None and values[0] <= default <= values[1] else None
+            if kind == "Int":
+                hp.Int(name, values[0], values[1], step=int(step or 1), sampling=sampling, default=default)
+            else:
+                hp.Float(name, float(values[0]), float(values[1]), step=step, sampling=sampling, default=default)
+        elif len(values) == 1:
+            hp.Fixed(name, values[0])
+        else:
+            hp.Choice(name, values, ordered=kind in ("Int", "Float") or None)
     return hp
 
 

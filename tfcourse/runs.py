@@ -16,6 +16,8 @@ import shutil
 import time
 from typing import Any, Dict, Optional
 
+import numpy as np
+
 from tfcourse import config as config_lib
 from tfcourse.config import TrainConfig
 
@@ -64,6 +66,7 @@ def validate_config(config: TrainConfig) -> None:
         (config.data.batch_size >= 1, f"batch size must be at least 1, got {config.data.batch_size}"),
         (config.steps_per_execution >= 1, f"steps per execution must be at least 1, got {config.steps_per_execution}"),
         (config.data.split in config_lib.SPLIT_PROTOCOLS, f"split must be one of {config_lib.SPLIT_PROTOCOLS}, got {config.data.split!r}"),
+        (config.train_on in config_lib.TRAIN_ON, f"train_on must be one of {config_lib.TRAIN_ON}, got {config.train_on!r}"),
         (config.data.normalization in config_lib.NORMALIZATIONS,
          f"normalization must be one of {config_lib.NORMALIZATIONS}, got {config.data.normalization!r}"),
     ]
@@ -73,7 +76,7 @@ def validate_config(config: TrainConfig) -> None:
 
 
 def train_and_evaluate(config: TrainConfig, download: bool = True, verbose: Any = "auto",
-                       verify_export: bool = True) -> RunResult:
+                       verify_export: bool = True, record_extra: Optional[Dict[str, Any]] = None) -> RunResult:
     """Loads data, builds, trains, evaluates and saves one model; exports it if asked.
 
     Args:
@@ -82,6 +85,7 @@ def train_and_evaluate(config: TrainConfig, download: bool = True, verbose: Any 
         verbose: Keras ``fit`` verbosity (``"auto"``, 0, 1 or 2).
         verify_export: After exporting, load the export in a fresh Python process and
             check it predicts what the Keras model predicts on a few test images.
+        record_extra: More entries for ``config.json`` (e.g. the search a run came from).
 
     Returns:
         A ``RunResult`` with the run folder, metrics, history, export folder and model.
@@ -105,9 +109,15 @@ def train_and_evaluate(config: TrainConfig, download: bool = True, verbose: Any 
         tf.config.experimental.enable_op_determinism()
 
     print(f"tfcourse: loading {config.data.dataset} ...", flush=True)
-    dataset, splits, pipelines = data.load_pipelines(config.data, config.seed, download=download)
+    dataset = data.load_dataset(config.data.dataset, config.data.data_dir, config.data.image_size, download=download)
+    splits = data.make_splits(dataset, config.data.split, config.data.val_fraction, config.data.test_fraction,
+                              config.seed)
+    with_val = config.train_on == "train"
+    fit_splits = splits if with_val else dataclasses.replace(
+        splits, train=np.sort(np.concatenate([splits.train, splits.val])), val=splits.val[:0])
+    pipelines = data.make_pipelines(dataset, fit_splits, config.data, config.seed)
     print(f"tfcourse: {dataset.source}: {pipelines.num_classes} classes, images {pipelines.input_shape}, "
-          f"split {splits.protocol} {splits.sizes()}", flush=True)
+          f"split {splits.protocol} {splits.sizes()}, fitting on {config.train_on}", flush=True)
 
     hp = fit.make_hyperparameters(config.model, config.hp, pipelines.input_shape, pipelines.num_classes)
     model = build_model(config.model, hp, pipelines.input_shape, pipelines.num_classes)
@@ -122,21 +132,21 @@ def train_and_evaluate(config: TrainConfig, download: bool = True, verbose: Any 
         start = time.perf_counter()
         history = model.fit(
             pipelines.train,
-            validation_data=pipelines.val,
+            validation_data=pipelines.val if with_val else None,
             epochs=config.epochs,
-            callbacks=fit.standard_callbacks(staging, config.patience),
+            callbacks=fit.standard_callbacks(staging, config.patience, monitor="val_loss" if with_val else "loss"),
             shuffle=False,  # the training pipeline shuffles, with the run's seed
             verbose=verbose,
         )
         train_seconds = time.perf_counter() - start
         history_dict = {key: [float(v) for v in values] for key, values in history.history.items()}
         metrics = fit.evaluate_model(model, pipelines.test, pipelines.class_names)
-        val_losses = history_dict.get("val_loss", [])
+        val_losses = history_dict.get("val_loss" if with_val else "loss", [])
         metrics.update(
             epochs_trained=len(history_dict.get("loss", [])),
             best_epoch=int(min(range(len(val_losses)), key=val_losses.__getitem__)) + 1 if val_losses else None,
             train_seconds=round(train_seconds, 2),
-            train_images_per_second=round(len(splits.train) * len(history_dict.get("loss", [])) / train_seconds, 1),
+            train_images_per_second=round(len(fit_splits.train) * len(history_dict.get("loss", [])) / train_seconds, 1),
             parameters=int(model.count_params()),
         )
         record = {
@@ -147,9 +157,11 @@ def train_and_evaluate(config: TrainConfig, download: bool = True, verbose: Any 
                 "class_names": list(pipelines.class_names),
                 "input_shape": list(pipelines.input_shape),
                 "split_sizes": splits.sizes(),
+                "fitted_on": config.train_on,
                 "normalization": dataclasses.asdict(pipelines.normalization),
             },
             "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
+            **(record_extra or {}),
         }
         write_json(os.path.join(staging, "config.json"), record)
         write_json(os.path.join(staging, "history.json"), history_dict)

@@ -38,17 +38,8 @@ def _hp_override(text: str):
     return key.strip(), parse_hp_value(value)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from tfcourse.models import MODELS
-
-    parser = argparse.ArgumentParser(
-        prog="python -m tfcourse.train",
-        description="Train a model on an image dataset, evaluate it on the test split, save a run folder "
-                    "(config.json, history.json, history.csv, metrics.json, model.keras, TensorBoard logs/) "
-                    "and optionally export a TensorFlow Serving SavedModel.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument("--model", default=DEFAULTS.model, choices=sorted(MODELS), help="registered model to train")
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """The data flags ``tfcourse.train`` and ``tfcourse.tune`` share (see ``data_config_from_args``)."""
     parser.add_argument("--dataset", default=DEFAULTS.data.dataset,
                         help="fashion_mnist, mnist, digits (offline, 8x8), tfds:NAME, or a folder of IDX files "
                              "or of class sub-folders of images")
@@ -65,10 +56,38 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--image-size", type=_positive_int, nargs=2, metavar=("HEIGHT", "WIDTH"), default=None,
                         help="resize an image folder to this size (default: size of its first image)")
     parser.add_argument("--augment", action="store_true", help="random flips and shifts on the training split")
+    parser.add_argument("--batch-size", type=_positive_int, default=DEFAULTS.data.batch_size, help="examples per batch")
+    parser.add_argument("--no-download", action="store_true", help="never let tfds download a missing dataset")
+
+
+def data_config_from_args(args: argparse.Namespace) -> DataConfig:
+    return DataConfig(
+        dataset=args.dataset, data_dir=args.data_dir, split=args.split, val_fraction=args.val_fraction,
+        test_fraction=args.test_fraction, normalization=args.normalization, batch_size=args.batch_size,
+        augment=args.augment, image_size=tuple(args.image_size) if args.image_size else None,
+    )
+
+
+def verbosity(args: argparse.Namespace) -> int:
+    """Keras progress: ``--verbose`` if given, else a bar on a terminal and a line per epoch otherwise."""
+    return args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from tfcourse.models import MODELS
+
+    parser = argparse.ArgumentParser(
+        prog="python -m tfcourse.train",
+        description="Train a model on an image dataset, evaluate it on the test split, save a run folder "
+                    "(config.json, history.json, history.csv, metrics.json, model.keras, TensorBoard logs/) "
+                    "and optionally export a TensorFlow Serving SavedModel.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--model", default=DEFAULTS.model, choices=sorted(MODELS), help="registered model to train")
+    add_data_arguments(parser)
     parser.add_argument("--epochs", type=_positive_int, default=DEFAULTS.epochs, help="maximum epochs")
     parser.add_argument("--patience", type=int, default=DEFAULTS.patience,
                         help="early stopping: epochs without val_loss improvement")
-    parser.add_argument("--batch-size", type=_positive_int, default=DEFAULTS.data.batch_size, help="examples per batch")
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed, help="fixes splits, initialisation and shuffling")
     parser.add_argument("--deterministic", action="store_true", help="also force deterministic TensorFlow kernels")
     parser.add_argument("--steps-per-execution", type=_positive_int, default=DEFAULTS.steps_per_execution,
@@ -79,18 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output-dir", default=None, help="run folder (default runs/<model>-<dataset>-<time>)")
     parser.add_argument("--export", action="store_true", help="export a TensorFlow Serving SavedModel")
     parser.add_argument("--export-dir", default=DEFAULTS.export_dir, help="export root: <dir>/<model>/<version>/")
-    parser.add_argument("--no-download", action="store_true", help="never let tfds download a missing dataset")
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
                         help="Keras progress output (default: bar on a terminal, a line per epoch otherwise)")
     return parser
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    data = DataConfig(
-        dataset=args.dataset, data_dir=args.data_dir, split=args.split, val_fraction=args.val_fraction,
-        test_fraction=args.test_fraction, normalization=args.normalization, batch_size=args.batch_size,
-        augment=args.augment, image_size=tuple(args.image_size) if args.image_size else None,
-    )
+    data = data_config_from_args(args)
     return TrainConfig(
         model=args.model, epochs=args.epochs, patience=args.patience, seed=args.seed, hp=dict(args.hp),
         output_dir=args.output_dir, export=args.export, export_dir=args.export_dir,
@@ -98,13 +112,11 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     )
 
 
-def _print_space(config: TrainConfig, input_shape, num_classes) -> None:
-    from tfcourse.fit import hyperparameter_space
-
-    space = hyperparameter_space(config.model, input_shape, num_classes)
-    for entry in space.space:
-        settings = {k: v for k, v in entry.get_config().items() if k not in ("name", "conditions") and v is not None}
-        print(f"{entry.name:18s} {type(entry).__name__:8s} {settings}")
+def print_space(entries) -> None:
+    """Prints ``fit.describe_space`` entries, one per line: name, type, settings."""
+    for entry in entries:
+        settings = {k: v for k, v in entry.items() if k not in ("name", "type")}
+        print(f"{entry['name']:18s} {entry['type']:8s} {settings}")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -115,10 +127,11 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     try:
         if args.list_hp:
-            _print_space(config, (28, 28, 1), 10)
+            from tfcourse.fit import describe_space, hyperparameter_space
+
+            print_space(describe_space(hyperparameter_space(config.model, (28, 28, 1), 10)))
             return 0
-        verbose = args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2)
-        train_and_evaluate(config, download=not args.no_download, verbose=verbose)
+        train_and_evaluate(config, download=not args.no_download, verbose=verbosity(args))
     except ValueError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     return 0

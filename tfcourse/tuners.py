@@ -13,15 +13,32 @@ import csv
 import glob
 import json
 import os
+import socket
 import time
-from typing import Any, Dict, List, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
-TUNER_KINDS = ("random", "hyperband", "bayesian")
+from tfcourse.config import TUNER_KINDS
+
 TRIAL_STATS_FILE = "tfcourse_trial.json"
+SEARCH_FILE = "search.json"  # tfcourse's record of a search's settings (written by tfcourse.search)
 
 
-def make_hypermodel(model_name: str, input_shape: Sequence[int], num_classes: int, steps_per_execution: int = 8):
-    """A ``keras_tuner.HyperModel`` whose ``build(hp)`` is the registry builder plus ``fit.compile_model``."""
+class BudgetSpent(Exception):
+    """Raised between trials once a search's time budget is used up."""
+
+
+def make_hypermodel(model_name: str, input_shape: Sequence[int], num_classes: int, steps_per_execution: int = 8,
+                    make_train: Optional[Callable[[int], Any]] = None, batch_size: Optional[int] = None, seed: int = 42):
+    """A ``keras_tuner.HyperModel`` whose ``build(hp)`` is the registry builder plus ``fit.compile_model``.
+
+    Args:
+        make_train: Batch size -> training pipeline (``Pipelines.make_train``). When given
+            (with the pipelines' ``batch_size``), ``batch_size`` becomes a hyperparameter
+            and each trial trains on a pipeline of its batch size.
+        seed: Each trial's weights are initialised from ``seed`` + its trial number, so a
+            trial is reproducible whatever ran before it (and after a resume).
+    """
+    import keras
     import keras_tuner as kt
 
     from tfcourse import fit
@@ -30,15 +47,30 @@ def make_hypermodel(model_name: str, input_shape: Sequence[int], num_classes: in
     get_spec(model_name)
 
     class CourseHyperModel(kt.HyperModel):
+        trial_seed = seed
+
         def build(self, hp):
+            keras.utils.set_random_seed(self.trial_seed)
             model = build_model(model_name, hp, input_shape, num_classes)
             return fit.compile_model(model, hp, steps_per_execution=steps_per_execution)
+
+        def fit(self, hp, model, x, *args, **kwargs):
+            if make_train is not None:
+                chosen = fit.batch_size_hp(hp, batch_size)
+                if chosen != batch_size:
+                    x = make_train(chosen)
+            return model.fit(x, *args, **kwargs)
 
     return CourseHyperModel(name=model_name)
 
 
+def _best_index(values: Sequence[float], direction: str) -> int:
+    pick = max if direction == "max" else min
+    return pick(range(len(values)), key=values.__getitem__)
+
+
 def _tuner_class(kind: str):
-    """The KerasTuner class for ``kind``, extended to clear the Keras session and time each trial."""
+    """The KerasTuner class for ``kind``, extended to seed, time and describe each trial."""
     import keras_tuner as kt
 
     bases = {"random": kt.RandomSearch, "hyperband": kt.Hyperband, "bayesian": kt.BayesianOptimization}
@@ -46,17 +78,35 @@ def _tuner_class(kind: str):
         raise ValueError(f"Unknown tuner {kind!r}; use one of {', '.join(TUNER_KINDS)}.")
 
     class CourseTuner(bases[kind]):
-        def run_trial(self, trial, *args, **kwargs):
-            import keras
+        deadline: Optional[float] = None  # time.time() after which no new trial starts
 
-            # Models of earlier trials otherwise stay in Keras' global graph state and memory grows.
-            keras.backend.clear_session()
+        def pre_create_trial(self):
+            if self.deadline is not None and time.time() >= self.deadline:
+                raise BudgetSpent()
+
+        def run_trial(self, trial, *args, **kwargs):
+            # KerasTuner clears the Keras session before building each model, so models of
+            # earlier trials are released; the seed makes each trial's initialisation its own.
+            self.hypermodel.trial_seed = self.oracle.seed + int(trial.trial_id)
             start = time.perf_counter()
             histories = super().run_trial(trial, *args, **kwargs)
-            epochs = [len(history.history.get("loss", [])) for history in histories if hasattr(history, "history")]
-            stats = {"wall_seconds": round(time.perf_counter() - start, 3), "epochs_trained": sum(epochs)}
-            with open(os.path.join(self.get_trial_dir(trial.trial_id), TRIAL_STATS_FILE), "w", encoding="utf-8") as handle:
+            objective = self.oracle.objective
+            initial = int(trial.hyperparameters.values.get("tuner/initial_epoch", 0))
+            records = [history.history for history in histories if hasattr(history, "history")]
+            best = [initial + _best_index(record[objective.name], objective.direction) + 1
+                    for record in records if record.get(objective.name)]
+            stats = {
+                "wall_seconds": round(time.perf_counter() - start, 3),
+                "epochs_trained": sum(len(record.get("loss", [])) for record in records),
+                "best_epoch": int(round(sum(best) / len(best))) if best else None,
+                "tuner_id": self.tuner_id,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+            }
+            path = os.path.join(self.get_trial_dir(trial.trial_id), TRIAL_STATS_FILE)
+            with open(path + ".tmp", "w", encoding="utf-8") as handle:
                 json.dump(stats, handle)
+            os.replace(path + ".tmp", path)
             return histories
 
     CourseTuner.__name__ = f"Course{bases[kind].__name__}"
@@ -66,13 +116,13 @@ def _tuner_class(kind: str):
 def make_tuner(kind: str, hypermodel, *, objective: str = "val_accuracy", max_trials: int = 10, max_epochs: int = 10,
                factor: int = 3, executions_per_trial: int = 1, directory: str = "tuning", project_name: str = "search",
                overwrite: bool = False, seed: int = 42, hyperparameters=None, max_consecutive_failed_trials: int = 3,
-               distribution_strategy=None):
+               distribution_strategy=None, max_minutes: Optional[float] = None):
     """Builds a KerasTuner tuner.
 
     Args:
         kind: ``random``, ``hyperband`` or ``bayesian``.
         hypermodel: From ``make_hypermodel``.
-        objective: Metric to maximise (``val_*`` metrics; losses are minimised).
+        objective: Metric to optimise (``val_*`` metrics; losses are minimised).
         max_trials: Trials for RandomSearch and Bayesian (Hyperband sizes itself from
             ``max_epochs`` and ``factor``).
         max_epochs, factor: Hyperband's budget per model and reduction factor.
@@ -83,20 +133,29 @@ def make_tuner(kind: str, hypermodel, *, objective: str = "val_accuracy", max_tr
         hyperparameters: A ``HyperParameters`` with fixed or narrowed entries.
         max_consecutive_failed_trials: Failed trials in a row before the search stops.
         distribution_strategy: A ``tf.distribute`` strategy for each trial's model.
+        max_minutes: Start no new trial after this many minutes from now.
     """
     import keras_tuner as kt
 
-    direction = "min" if objective.endswith("loss") else "max"
     common = dict(
-        objective=kt.Objective(objective, direction=direction), executions_per_trial=executions_per_trial,
-        directory=directory, project_name=project_name, overwrite=overwrite, seed=seed,
-        hyperparameters=hyperparameters, tune_new_entries=True,
+        objective=kt.Objective(objective, direction=objective_direction(objective)),
+        executions_per_trial=executions_per_trial, directory=directory, project_name=project_name,
+        overwrite=overwrite, seed=seed, hyperparameters=hyperparameters, tune_new_entries=True,
         max_consecutive_failed_trials=max_consecutive_failed_trials, distribution_strategy=distribution_strategy,
     )
     tuner_class = _tuner_class(kind)
     if kind == "hyperband":
-        return tuner_class(hypermodel, max_epochs=max_epochs, factor=factor, **common)
-    return tuner_class(hypermodel, max_trials=max_trials, **common)
+        tuner = tuner_class(hypermodel, max_epochs=max_epochs, factor=factor, **common)
+    else:
+        tuner = tuner_class(hypermodel, max_trials=max_trials, **common)
+    if max_minutes is not None:
+        tuner.deadline = time.time() + 60 * max_minutes
+    return tuner
+
+
+def objective_direction(objective: str) -> str:
+    """``min`` for losses and errors, ``max`` for everything else (accuracy, AUC, ...)."""
+    return "min" if objective.endswith(("loss", "error")) else "max"
 
 
 def trial_rows(project_dir: str) -> List[Dict[str, Any]]:
@@ -122,18 +181,23 @@ def trial_rows(project_dir: str) -> List[Dict[str, Any]]:
         if os.path.isfile(stats_path):
             with open(stats_path, encoding="utf-8") as handle:
                 stats = json.load(handle)
+        values = trial["hyperparameters"]["values"]
         best_step = trial.get("best_step")
+        if stats.get("best_epoch") is None and isinstance(best_step, int) and trial.get("score") is not None:
+            # KerasTuner counts the best step from this trial's own first epoch (Hyperband resumes later ones)
+            stats["best_epoch"] = int(values.get("tuner/initial_epoch", 0)) + best_step + 1
         message = (trial.get("message") or "").strip()
         row = {
             "trial_id": trial["trial_id"],
             "status": trial.get("status"),
             "score": trial.get("score"),
-            "best_epoch": best_step + 1 if isinstance(best_step, int) else None,
+            "best_epoch": stats.get("best_epoch"),
             "epochs_trained": stats.get("epochs_trained"),
             "wall_seconds": stats.get("wall_seconds"),
+            "tuner_id": stats.get("tuner_id"),
             "message": message.splitlines()[-1] if message else None,  # last line of a failure's traceback
         }
-        row.update({f"hp/{name}": value for name, value in trial["hyperparameters"]["values"].items()})
+        row.update({f"hp/{name}": value for name, value in values.items()})
         rows.append(row)
     rows.sort(key=lambda row: (len(row["trial_id"]), row["trial_id"]))
     return rows
@@ -147,17 +211,32 @@ def _search_space(project_dir: str) -> List[Dict[str, Any]]:
             for entry in oracle["hyperparameters"]["space"]]
 
 
-def summarize(project_dir: str, direction: str = "max", top: int = 5) -> Dict[str, str]:
-    """Writes ``trials.csv``, ``trials.json`` and ``summary.md`` into ``project_dir``.
+def read_search_record(project_dir: str) -> Optional[Dict[str, Any]]:
+    """tfcourse's ``search.json`` of a search directory, or ``None`` for a plain KerasTuner directory."""
+    path = os.path.join(project_dir, SEARCH_FILE)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def summarize(project_dir: str, direction: Optional[str] = None, top: int = 5) -> Dict[str, str]:
+    """Writes ``trials.csv``, ``trials.json``, ``summary.md`` and the search plots into ``project_dir``.
 
     Args:
         project_dir: ``<directory>/<project_name>`` of a search.
-        direction: ``max`` if a higher score is better (accuracy), ``min`` for losses.
+        direction: ``max`` if a higher score is better (accuracy), ``min`` for losses;
+            ``None`` reads it from the search's ``search.json`` (``max`` without one).
         top: How many of the best trials ``summary.md`` lists.
 
     Returns:
         The paths written, by file name.
     """
+    from tfcourse import plots
+
+    record = read_search_record(project_dir) or {}
+    objective = record.get("objective", "score")
+    direction = direction or record.get("direction") or "max"
     rows = trial_rows(project_dir)
     columns = list(dict.fromkeys(key for row in rows for key in row))
     paths = {name: os.path.join(project_dir, name) for name in ("trials.csv", "trials.json", "summary.md")}
@@ -173,6 +252,10 @@ def summarize(project_dir: str, direction: str = "max", top: int = 5) -> Dict[st
     ranked = sorted(scored, key=lambda row: row["score"], reverse=direction == "max")
     hp_columns = [key for key in columns if key.startswith("hp/")]
     lines = [f"# Search summary: {os.path.basename(os.path.normpath(project_dir))}", ""]
+    if record:
+        lines += [f"{record.get('tuner')} search over model `{record.get('model')}` on `{record.get('dataset')}` "
+                  f"(split {record.get('split')}), objective `{objective}` ({direction}imised on the validation "
+                  "split).", ""]
     counts = {status: sum(row["status"] == status for row in rows) for status in sorted({row["status"] for row in rows})}
     lines.append(f"{len(rows)} trials: " + ", ".join(f"{n} {status.lower()}" for status, n in counts.items()) + ".")
     total = sum(row["wall_seconds"] or 0 for row in rows)
@@ -187,25 +270,43 @@ def summarize(project_dir: str, direction: str = "max", top: int = 5) -> Dict[st
     for entry in _search_space(project_dir):
         settings = ", ".join(f"{k}={v}" for k, v in entry.items() if k not in ("name", "type"))
         lines.append(f"| {entry['name']} | {entry['type']} | {settings} |")
+    figures = plots.plot_search(rows, project_dir, objective=objective, direction=direction)
+    if figures:
+        lines += ["", "## Figures", ""] + [f"![{name}]({name})" for name in figures]
     with open(paths["summary.md"] + ".tmp", "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")
     for path in paths.values():
         os.replace(path + ".tmp", path)
+    paths.update({name: os.path.join(project_dir, name) for name in figures})
     return paths
 
 
-def run_search(tuner, pipelines, epochs: int, patience: int = 3, verbose: Any = "auto"):
+def run_search(tuner, pipelines, epochs: int, patience: int = 3, verbose: Any = "auto",
+               log_dir: Optional[str] = None) -> bool:
     """Runs ``tuner.search`` on the train pipeline, scored on validation (never on test).
 
-    ``epochs`` is per trial for RandomSearch/Bayesian; Hyperband sets its own epochs per
-    bracket, so it is ignored there. Early stopping ends hopeless trials sooner.
+    Each trial gets ``fit.standard_callbacks`` (learning-rate cut on plateau, early stopping
+    on ``val_loss``), as a ``tfcourse.train`` run does, and with ``log_dir`` a TensorBoard
+    callback: KerasTuner then logs each trial under ``log_dir/<trial>/execution<i>`` with the
+    HParams plugin. ``epochs`` is per trial for RandomSearch/Bayesian; Hyperband sets its own.
+
+    Returns:
+        ``True`` if the search ran to its end, ``False`` if the time budget stopped it.
     """
     import keras
     import keras_tuner as kt
 
-    callbacks = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience)]
+    from tfcourse import fit
+
+    callbacks = fit.standard_callbacks(None, patience)
+    if log_dir is not None:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=log_dir))
     kwargs = dict(validation_data=pipelines.val, callbacks=callbacks, verbose=verbose, shuffle=False)
     if not isinstance(tuner, kt.Hyperband):
         kwargs["epochs"] = epochs
-    tuner.search(pipelines.train, **kwargs)
-    return tuner
+    try:
+        tuner.search(pipelines.train, **kwargs)
+    except BudgetSpent:
+        tuner.on_search_end()
+        return False
+    return True

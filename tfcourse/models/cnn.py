@@ -1,4 +1,4 @@
-"""Simple CNN: blocks of [Conv -> (BatchNorm) -> ReLU] x n -> pooling -> dropout, then a dense head.
+"""Simple CNN: blocks of [Conv -> (BatchNorm) -> activation] x n -> pooling -> dropout, then a dense head.
 
 Filters double with each block (capped at 512), as in most small image classifiers.
 """
@@ -10,6 +10,7 @@ import keras
 from tfcourse.models.common import BN_MOMENTUM
 
 MAX_FILTERS = 512
+ACTIVATIONS = ["relu", "elu", "gelu", "swish"]
 
 
 def build(hp, input_shape, num_classes):
@@ -17,8 +18,9 @@ def build(hp, input_shape, num_classes):
 
     Hyperparameters: ``conv_blocks`` (1-5, default 2), ``filters`` of the first block
     (32-256 step 32, default 32), ``convs_per_block`` (1-3, default 1), ``kernel_size``
-    (3 or 5), ``pooling`` (max/avg), ``dropout`` (0-0.5, default 0.25), ``batch_norm``
-    (default on), ``dense_units`` (0-512 step 32, default 128; 0 means no hidden dense layer).
+    (3 or 5), ``pooling`` (max/avg), ``activation`` (relu/elu/gelu/swish, default relu),
+    ``dropout`` (0-0.5, default 0.25), ``batch_norm`` (default on), ``dense_layers`` (0-2,
+    default 1) hidden dense layers of ``dense_units`` (32-512 step 32, default 128).
 
     Raises:
         ValueError: If the blocks' pooling would shrink the input below 1x1.
@@ -28,9 +30,11 @@ def build(hp, input_shape, num_classes):
     convs_per_block = hp.Int("convs_per_block", 1, 3, default=1)
     kernel_size = hp.Choice("kernel_size", [3, 5], default=3)
     pooling = hp.Choice("pooling", ["max", "avg"], default="max")
+    activation = hp.Choice("activation", ACTIVATIONS, default="relu")
     dropout_rate = hp.Float("dropout", 0.0, 0.5, step=0.05, default=0.25)
     batch_norm = hp.Boolean("batch_norm", default=True)
-    dense_units = hp.Int("dense_units", 0, 512, step=32, default=128)
+    dense_layers = hp.Int("dense_layers", 0, 2, default=1)
+    dense_units = hp.Int("dense_units", 32, 512, step=32, default=128)
 
     height, width = input_shape[0], input_shape[1]
     if min(height, width) >> conv_blocks < 1:
@@ -49,14 +53,14 @@ def build(hp, input_shape, num_classes):
             x = keras.layers.Conv2D(block_filters, kernel_size, padding="same", use_bias=not batch_norm, name=name)(x)
             if batch_norm:
                 x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
-            x = keras.layers.Activation("relu", name=f"{name}_relu")(x)
+            x = keras.layers.Activation(activation, name=f"{name}_{activation}")(x)
         x = pool_layer(2, name=f"block{block}_pool")(x)
         if dropout_rate > 0:
             x = keras.layers.Dropout(dropout_rate, name=f"block{block}_dropout")(x)
     x = keras.layers.Flatten(name="flatten")(x)
-    if dense_units > 0:
-        x = keras.layers.Dense(dense_units, activation="relu", name="dense")(x)
+    for i in range(dense_layers):
+        x = keras.layers.Dense(dense_units, activation=activation, name=f"dense_{i}")(x)
         if dropout_rate > 0:
-            x = keras.layers.Dropout(dropout_rate, name="dense_dropout")(x)
+            x = keras.layers.Dropout(dropout_rate, name=f"dense_{i}_dropout")(x)
     outputs = keras.layers.Dense(num_classes, name="logits")(x)
     return keras.Model(inputs, outputs, name="cnn")

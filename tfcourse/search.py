@@ -1,0 +1,230 @@
+"""One hyperparameter search from a ``TuneConfig``: data, space, tuner, summaries, and the retrained best.
+
+``run_search`` is what ``python -m tfcourse.tune`` calls. The search state lives in
+KerasTuner's own files under ``<directory>/<project_name>/``, beside tfcourse's
+``search.json`` (the settings that define the search). Running the same search again
+resumes it: finished trials are kept and the trial that was running is started again.
+A directory holding another search is refused rather than silently mixed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from typing import Any, Dict, Optional
+
+from tfcourse import config as config_lib
+from tfcourse import tuners
+from tfcourse.config import TrainConfig, TuneConfig
+
+# Settings that define a search: resuming with any of them changed would mix two searches.
+IDENTITY_KEYS = ("model", "tuner", "objective", "seed", "space", "executions_per_trial", "dataset", "split",
+                 "val_fraction", "test_fraction", "normalization", "augment", "image_size")
+HYPERBAND_KEYS = ("max_epochs", "factor")
+OBJECTIVES = ("val_accuracy", "val_loss")
+
+
+@dataclasses.dataclass
+class SearchResult:
+    project_dir: str
+    tuner: Any
+    finished: bool
+    summary_paths: Dict[str, str]
+    retrain: Optional[Any] = None  # a runs.RunResult
+
+
+def project_name(config: TuneConfig) -> str:
+    if config.project_name:
+        return config.project_name
+    dataset = re.sub(r"[^A-Za-z0-9_.-]+", "_", os.path.basename(os.path.normpath(config.data.dataset)))
+    return f"{config.model}-{dataset}-{config.tuner}"
+
+
+def project_dir(config: TuneConfig) -> str:
+    return os.path.join(config.directory, project_name(config))
+
+
+def search_record(config: TuneConfig, input_shape, num_classes: int) -> Dict[str, Any]:
+    """What ``search.json`` holds: the settings, the objective's direction and the data's shape."""
+    record = {key: value for key, value in config_lib.to_dict(config).items() if key != "data"}
+    record.update({key: value for key, value in config_lib.to_dict(config.data).items()})
+    record["image_size"] = list(config.data.image_size) if config.data.image_size else None
+    record.update(direction=tuners.objective_direction(config.objective), input_shape=list(input_shape),
+                  num_classes=int(num_classes))
+    return record
+
+
+def _identity(record: Dict[str, Any]) -> Dict[str, Any]:
+    keys = IDENTITY_KEYS + (HYPERBAND_KEYS if record.get("tuner") == "hyperband" else ())
+    return {key: record.get(key) for key in keys}
+
+
+def check_project(directory: str, record: Dict[str, Any], overwrite: bool) -> None:
+    """Refuses to resume into a directory that holds a different search.
+
+    Raises:
+        ValueError: If ``directory`` holds a KerasTuner project without tfcourse's
+            ``search.json``, or one whose defining settings differ from ``record``.
+    """
+    if overwrite or not os.path.isdir(directory) or not os.listdir(directory):
+        return
+    existing = tuners.read_search_record(directory)
+    fix = "pass --overwrite to replace it, or --project-name to start another one beside it"
+    if existing is None:
+        raise ValueError(f"{directory} is not empty and holds no tfcourse search.json (another project?); {fix}.")
+    old, new = _identity(existing), _identity(record)
+    different = [f"{key}: {old[key]!r} there, {new[key]!r} now" for key in new if old.get(key) != new[key]]
+    if different:
+        raise ValueError(f"{directory} holds a different search ({'; '.join(different)}); {fix}.")
+
+
+def validate(config: TuneConfig) -> None:
+    """Raises ``ValueError`` for settings that cannot work, before any data is loaded."""
+    from tfcourse.models import get_spec
+
+    get_spec(config.model)
+    checks = [
+        (config.tuner in config_lib.TUNER_KINDS, f"tuner must be one of {config_lib.TUNER_KINDS}, got {config.tuner!r}"),
+        (config.max_trials >= 1, f"max trials must be at least 1, got {config.max_trials}"),
+        (config.epochs >= 1, f"epochs must be at least 1, got {config.epochs}"),
+        (config.max_epochs >= 1, f"max epochs must be at least 1, got {config.max_epochs}"),
+        (config.factor >= 2, f"factor must be at least 2, got {config.factor}"),
+        (config.executions_per_trial >= 1, f"executions per trial must be at least 1, got {config.executions_per_trial}"),
+        (config.objective in OBJECTIVES, f"objective must be one of {OBJECTIVES} (trials are scored on the "
+                                          f"validation split), got {config.objective!r}"),
+        (config.max_minutes is None or config.max_minutes > 0, f"max minutes must be positive, got {config.max_minutes}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ValueError(message + ".")
+    probe = TrainConfig(model=config.model, seed=config.seed, steps_per_execution=config.steps_per_execution,
+                        data=config.data)
+    from tfcourse.runs import validate_config
+
+    validate_config(probe)
+
+
+def run_search(config: TuneConfig, download: bool = True, verbose: Any = "auto", role: Optional[str] = None,
+               distribution_strategy=None, top: int = 5) -> SearchResult:
+    """Loads the data, builds the search space and the tuner, searches, and writes the summaries.
+
+    Args:
+        config: The search's settings.
+        download: Allow ``tfds.load`` to download a catalogued dataset missing locally.
+        verbose: Keras ``fit`` verbosity for each trial.
+        role: ``None`` for a single process; ``chief`` or ``worker`` in KerasTuner's
+            distributed mode (the ``KERASTUNER_*`` environment must be set). The chief
+            hands out trials and writes the summaries; workers train.
+        distribution_strategy: A ``tf.distribute`` strategy for each trial's model.
+        top: Trials listed in ``summary.md`` and in ``results_summary()``.
+
+    Raises:
+        ValueError: For invalid settings, data or space overrides, or a directory holding
+            another search.
+    """
+    import keras
+
+    from tfcourse import data, fit
+
+    validate(config)
+    keras.utils.set_random_seed(config.seed)
+    print(f"tfcourse: loading {config.data.dataset} ...", flush=True)
+    dataset, splits, pipelines = data.load_pipelines(config.data, config.seed, download=download)
+    print(f"tfcourse: {dataset.source}: {pipelines.num_classes} classes, images {pipelines.input_shape}, "
+          f"split {splits.protocol} {splits.sizes()}; the test split is not used by the search", flush=True)
+    hyperparameters = fit.make_search_space(config.model, config.space, pipelines.input_shape,
+                                            pipelines.num_classes, batch_size=config.data.batch_size)
+
+    directory = project_dir(config)
+    record = search_record(config, pipelines.input_shape, pipelines.num_classes)
+    check_project(directory, record, config.overwrite and role != "worker")
+    hypermodel = tuners.make_hypermodel(config.model, pipelines.input_shape, pipelines.num_classes,
+                                        config.steps_per_execution, make_train=pipelines.make_train,
+                                        batch_size=pipelines.batch_size, seed=config.seed)
+    tuner = tuners.make_tuner(
+        config.tuner, hypermodel, objective=config.objective, max_trials=config.max_trials,
+        max_epochs=config.max_epochs, factor=config.factor, executions_per_trial=config.executions_per_trial,
+        directory=config.directory, project_name=project_name(config), overwrite=config.overwrite and role != "worker",
+        seed=config.seed, hyperparameters=hyperparameters, distribution_strategy=distribution_strategy,
+        max_minutes=config.max_minutes,
+    )
+    if role != "worker":
+        from tfcourse.runs import write_json
+
+        os.makedirs(directory, exist_ok=True)
+        write_json(os.path.join(directory, tuners.SEARCH_FILE), record)
+
+    print(f"tfcourse: {config.tuner} search of {config.model} in {directory} "
+          f"({len(tuner.oracle.trials)} trials there already)", flush=True)
+    finished = tuners.run_search(tuner, pipelines, epochs=config.epochs, patience=config.patience, verbose=verbose,
+                                 log_dir=os.path.join(directory, "logs"))
+    if not finished:
+        print(f"tfcourse: time budget of {config.max_minutes} min spent; no new trials started", flush=True)
+    if role == "worker":
+        return SearchResult(directory, tuner, finished, {})
+
+    paths = tuners.summarize(directory, direction=record["direction"], top=top)
+    tuner.results_summary(num_trials=top)
+    print(f"tfcourse: summaries in {directory}: " + ", ".join(sorted(paths)), flush=True)
+    return SearchResult(directory, tuner, finished, paths)
+
+
+def best_trial_settings(project_directory: str) -> Dict[str, Any]:
+    """The best completed trial of a search: its id, score, hyperparameters and best epoch count.
+
+    Raises:
+        ValueError: If the search has no completed trial.
+    """
+    record = tuners.read_search_record(project_directory) or {}
+    direction = record.get("direction", "max")
+    rows = [row for row in tuners.trial_rows(project_directory) if row["score"] is not None and row["best_epoch"]]
+    if not rows:
+        raise ValueError(f"{project_directory} has no completed trial to retrain; run the search first.")
+    best = sorted(rows, key=lambda row: row["score"], reverse=direction == "max")[0]
+    values = {key[3:]: value for key, value in best.items() if key.startswith("hp/") and not key.startswith("hp/tuner/")}
+    return {"trial_id": best["trial_id"], "score": best["score"], "best_epoch": best["best_epoch"], "hyperparameters": values}
+
+
+def retrain_best(config: TuneConfig, project_directory: str, train_on: str = "train", epochs: Optional[int] = None,
+                 output_dir: Optional[str] = None, export_dir: str = "saved_models", download: bool = True,
+                 verbose: Any = "auto"):
+    """Trains the best trial's hyperparameters afresh, evaluates once on test, and exports a SavedModel.
+
+    The model trains for the best trial's best epoch count (``epochs`` overrides it) on
+    the train split, or on train + validation with ``train_on="train+val"``; the run
+    folder and export are exactly those of ``tfcourse.train --export``, with the search
+    and trial recorded in ``config.json`` under ``tuned_from``.
+
+    Returns:
+        The ``runs.RunResult``.
+    """
+    from tfcourse import runs
+
+    best = best_trial_settings(project_directory)
+    values = dict(best["hyperparameters"])
+    batch_size = int(values.pop("batch_size", config.data.batch_size))
+    run_epochs = epochs or best["best_epoch"]
+    train_config = TrainConfig(
+        model=config.model, epochs=run_epochs, patience=config.patience, seed=config.seed, hp=values, output_dir=output_dir, export=True, export_dir=export_dir,
+        steps_per_execution=config.steps_per_execution, train_on=train_on,
+        data=dataclasses.replace(config.data, batch_size=batch_size),
+    )
+    print(f"tfcourse: retraining trial {best['trial_id']} (val score {best['score']:.4f}, best epoch "
+          f"{best['best_epoch']}) for {run_epochs} epochs on {train_on}, batch size {batch_size}", flush=True)
+    return runs.train_and_evaluate(
+        train_config, download=download, verbose=verbose,
+        record_extra={"tuned_from": {"project_dir": os.path.abspath(project_directory), **best}},
+    )
+
+
+def load_tuner(project_directory: str):
+    """Reloads the KerasTuner tuner of a tfcourse search directory (``None`` without its ``search.json``)."""
+    record = tuners.read_search_record(project_directory)
+    if record is None:
+        return None
+    hypermodel = tuners.make_hypermodel(record["model"], record["input_shape"], record["num_classes"])
+    parent, name = os.path.split(os.path.normpath(project_directory))
+    return tuners.make_tuner(record["tuner"], hypermodel, objective=record["objective"],
+                             max_trials=record["max_trials"], max_epochs=record["max_epochs"], factor=record["factor"],
+                             directory=parent or ".", project_name=name, overwrite=False, seed=record["seed"])

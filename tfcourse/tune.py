@@ -1,0 +1,219 @@
+"""``python -m tfcourse.tune``: KerasTuner searches over a registered model, their summaries, and the retrained best.
+
+A thin argparse layer over ``tfcourse.search``. Bad flags and bad input exit with status 2
+and a message saying what was wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import sys
+from typing import Any, Dict, List, Optional
+
+from tfcourse.config import TRAIN_ON, TUNER_KINDS, TuneConfig
+from tfcourse.train import _positive_int, add_data_arguments, data_config_from_args, print_space, verbosity
+
+DEFAULTS = TuneConfig()
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _space_item(text: str):
+    """``KEY=VALUE`` (fix), ``KEY=[a,b]`` (choices), ``KEY=lo..hi`` (range), or a JSON file of such entries."""
+    from tfcourse.fit import parse_space_value
+
+    key, sep, value = text.partition("=")
+    if not sep:
+        if text.endswith(".json") or os.path.isfile(text):
+            return ("@file", text)
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, KEY=[a,b], KEY=lo..hi or a .json file, got {text!r}")
+    if not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key.strip(), parse_space_value(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def load_space(items) -> Dict[str, Any]:
+    """Merges ``--space`` items in order; a JSON file maps names to a value, a list, or {min, max, step, sampling}."""
+    space: Dict[str, Any] = {}
+    for key, value in items:
+        if key != "@file":
+            space[key] = value
+            continue
+        try:
+            with open(value, encoding="utf-8") as handle:
+                loaded = json.load(handle)
+        except OSError as error:
+            raise ValueError(f"Cannot read search-space file {value}: {error.strerror}.") from None
+        except json.JSONDecodeError as error:
+            raise ValueError(f"Search-space file {value} is not valid JSON: {error}.") from None
+        if not isinstance(loaded, dict):
+            raise ValueError(f"Search-space file {value} must hold a JSON object of name -> value, list or range.")
+        space.update(loaded)
+    return space
+
+
+def _oracle_address(text: str):
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, e.g. 10.0.0.1:8000, got {text!r}")
+    return host, int(port)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from tfcourse.models import MODELS
+
+    parser = argparse.ArgumentParser(
+        prog="python -m tfcourse.tune",
+        description="Search a model's hyperparameters with KerasTuner (trials train on the train split and are "
+                    "scored on the validation split), write trials.csv/trials.json/summary.md and plots, and "
+                    "optionally retrain the best trial, evaluate it once on test and export it.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--model", default=DEFAULTS.model, choices=sorted(MODELS), help="registered model to tune")
+    parser.add_argument("--tuner", default=DEFAULTS.tuner, choices=TUNER_KINDS,
+                        help="RandomSearch, Hyperband or BayesianOptimization")
+    parser.add_argument("--max-trials", type=_positive_int, default=DEFAULTS.max_trials,
+                        help="trials (random, bayesian); Hyperband sizes itself from --max-epochs and --factor")
+    parser.add_argument("--epochs", type=_positive_int, default=DEFAULTS.epochs,
+                        help="epochs per trial (random, bayesian), early stopping may end a trial sooner")
+    parser.add_argument("--max-epochs", type=_positive_int, default=DEFAULTS.max_epochs,
+                        help="Hyperband: epochs of the models that reach the last round")
+    parser.add_argument("--factor", type=int, default=DEFAULTS.factor, help="Hyperband: reduction factor")
+    parser.add_argument("--executions-per-trial", type=_positive_int, default=DEFAULTS.executions_per_trial,
+                        help="models trained per trial (scores averaged)")
+    parser.add_argument("--objective", default=DEFAULTS.objective, choices=("val_accuracy", "val_loss"),
+                        help="validation metric to optimise")
+    parser.add_argument("--patience", type=int, default=DEFAULTS.patience,
+                        help="early stopping inside a trial: epochs without val_loss improvement")
+    parser.add_argument("--space", type=_space_item, action="append", default=[], metavar="KEY=VALUE|FILE.json",
+                        help="fix (filters=64), give choices (filters=[64,128]) or narrow (learning_rate=1e-4..3e-3) "
+                             "a hyperparameter, or read such entries from a JSON file (repeatable)")
+    parser.add_argument("--show-space", action="store_true", help="print the search space (with --space applied) and exit")
+    parser.add_argument("--max-minutes", type=_positive_float, default=None,
+                        help="start no new trial after this many minutes (a time budget)")
+    parser.add_argument("--directory", default=DEFAULTS.directory, help="root of the search directories")
+    parser.add_argument("--project-name", default=None, help="search directory name (default <model>-<dataset>-<tuner>)")
+    parser.add_argument("--overwrite", action="store_true", help="start afresh instead of resuming an existing search")
+    parser.add_argument("--summary", metavar="DIR", default=None,
+                        help="only (re)write the summaries and plots of an existing search directory, and print them")
+    parser.add_argument("--top", type=_positive_int, default=5, help="trials listed in the summaries")
+    add_data_arguments(parser)
+    parser.add_argument("--seed", type=int, default=DEFAULTS.seed,
+                        help="fixes the split, the tuner's sampling and each trial's initialisation")
+    parser.add_argument("--steps-per-execution", type=_positive_int, default=DEFAULTS.steps_per_execution,
+                        help="training steps per graph call")
+    parser.add_argument("--retrain", action="store_true",
+                        help="after the search, retrain the best trial, evaluate on test once and export it")
+    parser.add_argument("--retrain-on", default="train", choices=TRAIN_ON,
+                        help="what the retrained model fits on")
+    parser.add_argument("--retrain-epochs", type=_positive_int, default=None,
+                        help="epochs for the retrained model (default: the best trial's best epoch count)")
+    parser.add_argument("--output-dir", default=None, help="run folder of the retrained model (default runs/...)")
+    parser.add_argument("--export-dir", default="saved_models", help="export root of the retrained model")
+    parser.add_argument("--role", choices=("chief", "worker"), default=None,
+                        help="KerasTuner distributed mode: the chief hands out trials, workers train them")
+    parser.add_argument("--oracle", type=_oracle_address, default=None, metavar="HOST:PORT",
+                        help="the chief's address (the chief listens on it); needed with --role")
+    parser.add_argument("--tuner-id", default=None, help="a worker's unique name (default worker-<host>-<pid>)")
+    parser.add_argument("--distribution", choices=("none", "mirrored"), default="none",
+                        help="mirrored: train each trial's model with tf.distribute.MirroredStrategy over local devices")
+    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
+                        help="Keras progress output (default: bar on a terminal, a line per epoch otherwise)")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> TuneConfig:
+    return TuneConfig(
+        model=args.model, tuner=args.tuner, max_trials=args.max_trials, epochs=args.epochs,
+        max_epochs=args.max_epochs, factor=args.factor, executions_per_trial=args.executions_per_trial,
+        objective=args.objective, patience=args.patience, space=load_space(args.space), directory=args.directory,
+        project_name=args.project_name, overwrite=args.overwrite, max_minutes=args.max_minutes, seed=args.seed,
+        steps_per_execution=args.steps_per_execution, data=data_config_from_args(args),
+    )
+
+
+def configure_distributed(role: Optional[str], oracle, tuner_id: Optional[str]) -> None:
+    """Sets KerasTuner's ``KERASTUNER_*`` environment for a chief or a worker.
+
+    Raises:
+        ValueError: Without ``--oracle``, or with a worker name containing ``chief``
+            (KerasTuner treats any such name as the chief).
+    """
+    if role is None:
+        if oracle or tuner_id:
+            raise ValueError("--oracle and --tuner-id only apply with --role chief or --role worker.")
+        return
+    if oracle is None:
+        raise ValueError(f"--role {role} needs --oracle HOST:PORT (the address the chief listens on).")
+    if role == "chief":
+        name = "chief"
+    else:
+        name = tuner_id or f"worker-{socket.gethostname()}-{os.getpid()}"
+        if "chief" in name:
+            raise ValueError(f"--tuner-id {name!r}: a worker's name must not contain 'chief'.")
+    os.environ.update(KERASTUNER_TUNER_ID=name, KERASTUNER_ORACLE_IP=oracle[0], KERASTUNER_ORACLE_PORT=str(oracle[1]))
+
+
+def show_summary(project_directory: str, top: int) -> None:
+    """Rewrites a search directory's summaries and prints them (KerasTuner's ``results_summary`` too)."""
+    from tfcourse import tuners
+    from tfcourse.search import load_tuner
+
+    paths = tuners.summarize(project_directory, top=top)
+    tuner = load_tuner(project_directory)
+    if tuner is not None:
+        tuner.results_summary(num_trials=top)
+    with open(paths["summary.md"], encoding="utf-8") as handle:
+        print(handle.read())
+    print("tfcourse: wrote " + ", ".join(os.path.join(project_directory, name) for name in sorted(paths)))
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.summary:
+            show_summary(args.summary, args.top)
+            return 0
+        config = config_from_args(args)
+        if args.show_space:
+            from tfcourse.fit import describe_space, hyperparameter_space, make_search_space
+
+            declared = describe_space(hyperparameter_space(config.model, (28, 28, 1), 10, config.data.batch_size))
+            overrides = {entry["name"]: entry for entry in describe_space(
+                make_search_space(config.model, config.space, (28, 28, 1), 10, config.data.batch_size))}
+            print_space([overrides.get(entry["name"], entry) for entry in declared])
+            return 0
+        configure_distributed(args.role, args.oracle, args.tuner_id)
+        strategy = None
+        if args.distribution == "mirrored":
+            import tensorflow as tf
+
+            strategy = tf.distribute.MirroredStrategy()
+            print(f"tfcourse: MirroredStrategy over {strategy.num_replicas_in_sync} device(s)", flush=True)
+        from tfcourse import search
+
+        result = search.run_search(config, download=not args.no_download, verbose=verbosity(args), role=args.role,
+                                   distribution_strategy=strategy, top=args.top)
+        if args.retrain and args.role != "worker":
+            search.retrain_best(config, result.project_dir, train_on=args.retrain_on, epochs=args.retrain_epochs,
+                                output_dir=args.output_dir, export_dir=args.export_dir,
+                                download=not args.no_download, verbose=verbosity(args))
+    except ValueError as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
