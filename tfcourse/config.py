@@ -67,9 +67,10 @@ class TrainConfig:
             more steps per call amortise Python overhead on small models.
         deterministic: Ask TensorFlow for deterministic kernels (slower, bitwise
             repeatable); the seed alone already fixes splits, init and shuffling.
-        train_on: ``train``, or ``train+val`` to fit on both (then there is no validation
-            data: the learning-rate schedule and early stopping watch the training loss,
-            so give a fixed ``epochs``, e.g. the best epoch count a search found).
+        train_on: ``train``, or ``train+val`` to fit on both for exactly ``epochs`` epochs
+            (e.g. the best epoch count a search found): without validation data there is no
+            early stopping, and the learning rate follows a cosine decay instead of being
+            cut on plateaus.
     """
 
     model: str = DEFAULT_MODEL

@@ -8,6 +8,7 @@ hyperparameters like any other, declared here so every model shares them.
 from __future__ import annotations
 
 import json
+import math
 import os
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
@@ -213,18 +214,38 @@ def make_search_space(model_name: str, overrides: Mapping[str, Any], input_shape
     return hp
 
 
-def standard_callbacks(run_dir: Optional[str], patience: int, monitor: str = "val_loss") -> List:
-    """Learning-rate decay on plateau, early stopping (best weights restored), TensorBoard and CSV logs.
+def cosine_schedule(epochs: int):
+    """Per-epoch cosine decay of the compiled learning rate, from its value to near 0 over ``epochs``."""
+    import keras
 
-    The learning rate is cut to 30% after ``patience // 2`` epochs without improvement, so a
-    plateau first gets a smaller step and only then ends training.
+    start = {}
+
+    def schedule(epoch, learning_rate):
+        start.setdefault("lr", float(learning_rate))
+        return start["lr"] * 0.5 * (1 + math.cos(math.pi * epoch / epochs))
+
+    return keras.callbacks.LearningRateScheduler(schedule)
+
+
+def standard_callbacks(run_dir: Optional[str], patience: int, monitor: str = "val_loss",
+                       fixed_epochs: Optional[int] = None) -> List:
+    """The learning-rate schedule, early stopping, TensorBoard and CSV logs of a run or a trial.
+
+    With validation data (``fixed_epochs=None``) the learning rate is cut to 30% after
+    ``patience // 2`` epochs without ``monitor`` improvement, and training stops after
+    ``patience`` such epochs with the best weights restored. Without validation data (a
+    final fit on train + val for a known number of epochs) the learning rate follows a
+    cosine decay over ``fixed_epochs`` and every epoch runs.
     """
     import keras
 
-    callbacks = [
-        keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.3, patience=max(1, patience // 2), min_lr=1e-5),
-        keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=True),
-    ]
+    if fixed_epochs is None:
+        callbacks = [
+            keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.3, patience=max(1, patience // 2), min_lr=1e-5),
+            keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=True),
+        ]
+    else:
+        callbacks = [cosine_schedule(fixed_epochs)]
     if run_dir is not None:
         callbacks += [
             keras.callbacks.TensorBoard(log_dir=os.path.join(run_dir, "logs")),

@@ -134,14 +134,14 @@ def train_and_evaluate(config: TrainConfig, download: bool = True, verbose: Any 
             pipelines.train,
             validation_data=pipelines.val if with_val else None,
             epochs=config.epochs,
-            callbacks=fit.standard_callbacks(staging, config.patience, monitor="val_loss" if with_val else "loss"),
+            callbacks=fit.standard_callbacks(staging, config.patience, fixed_epochs=None if with_val else config.epochs),
             shuffle=False,  # the training pipeline shuffles, with the run's seed
             verbose=verbose,
         )
         train_seconds = time.perf_counter() - start
         history_dict = {key: [float(v) for v in values] for key, values in history.history.items()}
         metrics = fit.evaluate_model(model, pipelines.test, pipelines.class_names)
-        val_losses = history_dict.get("val_loss" if with_val else "loss", [])
+        val_losses = history_dict.get("val_loss", [])
         metrics.update(
             epochs_trained=len(history_dict.get("loss", [])),
             best_epoch=int(min(range(len(val_losses)), key=val_losses.__getitem__)) + 1 if val_losses else None,

@@ -99,6 +99,7 @@ def _tuner_class(kind: str):
                 "wall_seconds": round(time.perf_counter() - start, 3),
                 "epochs_trained": sum(len(record.get("loss", [])) for record in records),
                 "best_epoch": int(round(sum(best) / len(best))) if best else None,
+                "end_time": round(time.time(), 3),
                 "tuner_id": self.tuner_id,
                 "host": socket.gethostname(),
                 "pid": os.getpid(),
@@ -194,6 +195,7 @@ def trial_rows(project_dir: str) -> List[Dict[str, Any]]:
             "best_epoch": stats.get("best_epoch"),
             "epochs_trained": stats.get("epochs_trained"),
             "wall_seconds": stats.get("wall_seconds"),
+            "end_time": stats.get("end_time"),
             "tuner_id": stats.get("tuner_id"),
             "message": message.splitlines()[-1] if message else None,  # last line of a failure's traceback
         }
