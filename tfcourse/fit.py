@@ -186,6 +186,9 @@ def make_search_space(model_name: str, overrides: Mapping[str, Any], input_shape
         values = spec if isinstance(spec, list) else [spec["min"], spec["max"]] if isinstance(spec, dict) else [spec]
         if not values:
             raise ValueError(f"--space {name}: give at least one value.")
+        if isinstance(spec, dict) and kind not in ("Int", "Float"):
+            raise ValueError(f"--space {name}: a min..max range needs a numeric hyperparameter; {name} is a "
+                             f"{kind}, give a list of choices instead.")
         for value in values:
             problem = _check_value(entry, value)
             if problem:
@@ -193,9 +196,6 @@ def make_search_space(model_name: str, overrides: Mapping[str, Any], input_shape
         if kind == "Int":
             values = [int(v) for v in values]
         if isinstance(spec, dict):
-            if kind not in ("Int", "Float"):
-                raise ValueError(f"--space {name}: a min..max range needs a numeric hyperparameter; {name} is a "
-                                 f"{kind}, give a list of choices instead.")
             unknown = set(spec) - {"min", "max", "step", "sampling"}
             if unknown or values[0] > values[1]:
                 raise ValueError(f"--space {name}: expected {{min, max, step, sampling}} with min <= max, got {spec}.")

@@ -161,7 +161,9 @@ def run_search(config: TuneConfig, download: bool = True, verbose: Any = "auto",
                                  log_dir=os.path.join(directory, "logs"))
     if not finished:
         print(f"tfcourse: time budget of {config.max_minutes} min spent; no new trials started", flush=True)
-    if role == "worker":
+    if role == "worker" or not tuner.oracle.trials:
+        if not tuner.oracle.trials:
+            print(f"tfcourse: no trial ran in {directory}; nothing to summarise", flush=True)
         return SearchResult(directory, tuner, finished, {})
 
     paths = tuners.summarize(directory, direction=record["direction"], top=top)

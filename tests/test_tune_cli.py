@@ -1,0 +1,319 @@
+"""``python -m tfcourse.tune`` end to end on scikit-learn's digits: summaries, retrain, resume, errors, distribution."""
+
+import csv
+import glob
+import json
+import math
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import keras
+import pytest
+
+from tfcourse import data, fit, search, tune, tuners
+from tfcourse.config import DataConfig, TuneConfig
+
+TINY = ["--dataset", "digits", "--model", "mlp", "--verbose", "0", "--seed", "5"]
+
+
+def run_tune(*argv):
+    return tune.main(list(argv))
+
+
+def trial_files(project):
+    """trial id -> parsed trial.json, for every trial KerasTuner has recorded."""
+    found = {}
+    for path in glob.glob(os.path.join(project, "trial_*", "trial.json")):
+        try:
+            with open(path) as handle:
+                trial = json.load(handle)
+        except (OSError, json.JSONDecodeError):
+            continue  # being written
+        found[trial["trial_id"]] = trial
+    return found
+
+
+def hparams_tags(event_dir):
+    """Plugin names of the summaries in a TensorBoard log folder's event files."""
+    import tensorflow as tf
+    from tensorboard.compat.proto import event_pb2
+
+    plugins = set()
+    for path in glob.glob(os.path.join(event_dir, "events.out.tfevents.*")):
+        for raw in tf.data.TFRecordDataset(path):
+            event = event_pb2.Event.FromString(raw.numpy())
+            plugins |= {value.metadata.plugin_data.plugin_name for value in event.summary.value}
+    return plugins
+
+
+def test_search_summaries_tensorboard_and_retrain(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert run_tune(*TINY, "--tuner", "random", "--max-trials", "3", "--epochs", "3",
+                    "--space", "units=[64,128]", "--space", "hidden_layers=1",
+                    "--retrain", "--output-dir", "best") == 0
+    out = capsys.readouterr().out
+    assert "Results summary" in out  # KerasTuner's own results_summary()
+    project = tmp_path / "tuning" / "mlp-digits-random"
+    for name in ("trials.csv", "trials.json", "summary.md", "search.json", "search_progress.png",
+                 "score_vs_hyperparameters.png"):
+        assert (project / name).stat().st_size > 0, name
+
+    rows = json.loads((project / "trials.json").read_text())
+    assert len(rows) == 3 and all(row["status"] == "COMPLETED" for row in rows)
+    assert all(row["hp/units"] in (64, 128) and row["hp/hidden_layers"] == 1 for row in rows)
+    assert all(1 <= row["best_epoch"] <= row["epochs_trained"] <= 3 for row in rows)
+    with open(project / "trials.csv", newline="") as handle:
+        assert [row["trial_id"] for row in csv.DictReader(handle)] == [row["trial_id"] for row in rows]
+    record = json.loads((project / "search.json").read_text())
+    assert record["direction"] == "max" and record["objective"] == "val_accuracy" and record["tuner"] == "random"
+
+    # each trial logs to TensorBoard with the HParams plugin
+    for row in rows:
+        assert "hparams" in hparams_tags(project / "logs" / row["trial_id"] / "execution0")
+
+    # the retrained run: best trial, its best epoch count, tested once, exported like tfcourse.train --export
+    best = max(rows, key=lambda row: row["score"])
+    config = json.loads((tmp_path / "best" / "config.json").read_text())
+    metrics = json.loads((tmp_path / "best" / "metrics.json").read_text())
+    assert config["tuned_from"]["trial_id"] == best["trial_id"]
+    assert config["hyperparameters"]["units"] == best["hp/units"]
+    assert config["hyperparameters"]["learning_rate"] == pytest.approx(best["hp/learning_rate"])
+    assert config["config"]["data"]["batch_size"] == best["hp/batch_size"]
+    assert metrics["epochs_trained"] == best["best_epoch"] and 0 <= metrics["test_accuracy"] <= 1
+    export_dir = json.loads((tmp_path / "best" / "export.json").read_text())["export_dir"]
+    assert os.path.isfile(os.path.join(export_dir, "saved_model.pb"))
+    assert "export verified in a fresh process" in out
+
+
+def test_summary_of_an_existing_search(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert run_tune(*TINY, "--tuner", "bayesian", "--max-trials", "2", "--epochs", "1") == 0
+    project = tmp_path / "tuning" / "mlp-digits-bayesian"
+    for name in ("summary.md", "trials.csv", "search_progress.png"):
+        (project / name).unlink()
+    capsys.readouterr()
+    assert run_tune("--summary", str(project)) == 0
+    out = capsys.readouterr().out
+    assert "Results summary" in out and "# Search summary: mlp-digits-bayesian" in out
+    assert (project / "summary.md").exists() and (project / "trials.csv").exists()
+    assert (project / "search_progress.png").exists()
+
+
+def test_retrain_on_train_and_val(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert run_tune(*TINY, "--tuner", "hyperband", "--max-epochs", "3", "--factor", "3",
+                    "--retrain", "--retrain-on", "train+val", "--retrain-epochs", "4", "--output-dir", "best") == 0
+    config = json.loads((tmp_path / "best" / "config.json").read_text())
+    history = json.loads((tmp_path / "best" / "history.json").read_text())
+    assert config["data"]["fitted_on"] == "train+val"
+    assert "val_loss" not in history and len(history["loss"]) == 4  # no validation, every epoch runs
+    rates = history["learning_rate"]
+    assert rates[0] == pytest.approx(config["hyperparameters"]["learning_rate"], rel=1e-5)
+    assert all(later < earlier for earlier, later in zip(rates, rates[1:]))  # cosine decay
+
+
+def test_batch_size_is_a_hyperparameter():
+    dataset = data.load_dataset("digits")
+    splits = data.make_splits(dataset, seed=0)
+    pipelines = data.make_pipelines(dataset, splits, DataConfig(batch_size=128), seed=0)
+    hypermodel = tuners.make_hypermodel("mlp", pipelines.input_shape, pipelines.num_classes, steps_per_execution=1,
+                                        make_train=pipelines.make_train, batch_size=pipelines.batch_size)
+
+    class CountBatches(keras.callbacks.Callback):
+        batches = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            CountBatches.batches += 1
+
+    for size in (32, 256):
+        hp = fit.make_search_space("mlp", {"batch_size": size}, (8, 8, 1), 10, batch_size=128)
+        model = hypermodel.build(hp)
+        CountBatches.batches = 0
+        hypermodel.fit(hp, model, pipelines.train, epochs=1, verbose=0, callbacks=[CountBatches()])
+        assert CountBatches.batches == math.ceil(len(splits.train) / size)
+
+
+def test_search_space_overrides():
+    hp = fit.make_search_space("cnn", {"conv_blocks": {"min": 2, "max": 3}, "filters": [64, 128], "batch_norm": True,
+                                       "learning_rate": {"min": 3e-4, "max": 3e-3}}, (28, 28, 1), 10, 128)
+    entries = {entry["name"]: entry for entry in fit.describe_space(hp)}
+    assert (entries["conv_blocks"]["min_value"], entries["conv_blocks"]["max_value"]) == (2, 3)
+    assert entries["filters"]["values"] == [64, 128]
+    assert entries["batch_norm"]["type"] == "Fixed"
+    assert entries["learning_rate"]["sampling"] == "log"  # kept from the builder's declaration
+    errors = [
+        ({"filterz": 64}, "has no hyperparameter 'filterz'"),
+        ({"filters": [64, 1024]}, r"filters=1024 .* must be in \[32, 256\]"),
+        ({"pooling": {"min": 1, "max": 2}}, "needs a numeric hyperparameter"),
+        ({"dropout": {"min": 0.4, "max": 0.1}}, "min <= max"),
+        ({"optimizer": ["adam", "adagrad"]}, "must be one of"),
+    ]
+    for overrides, message in errors:
+        with pytest.raises(ValueError, match=message):
+            fit.make_search_space("cnn", overrides, (28, 28, 1), 10, 128)
+    assert fit.parse_space_value("1e-4..1e-2") == {"min": 1e-4, "max": 1e-2}
+    assert fit.parse_space_value("[1, 2]") == [1, 2]
+    assert fit.parse_space_value("gelu") == "gelu"
+
+
+def test_show_space_and_space_file(tmp_path, capsys):
+    space_file = tmp_path / "space.json"
+    space_file.write_text(json.dumps({"units": [64, 96], "dropout": {"min": 0.1, "max": 0.2}}))
+    assert run_tune("--model", "mlp", "--show-space", "--space", str(space_file), "--space", "activation=tanh") == 0
+    out = capsys.readouterr().out
+    lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
+    assert "'values': [64, 96]" in lines["units"]
+    assert "'min_value': 0.1" in lines["dropout"] and "'max_value': 0.2" in lines["dropout"]
+    assert "Fixed" in lines["activation"] and "tanh" in lines["activation"]
+    assert "batch_size" in lines and "learning_rate" in lines
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--tuner", "grid"], "invalid choice: 'grid'"),
+    (["--max-trials", "0"], "must be a positive integer"),
+    (["--space", "units"], "expected KEY=VALUE"),
+    (["--space", "units=[64,"], "not a JSON list"),
+    (["--space", "units=4096"], "must be in [32, 1024]"),
+    (["--space", "missing.json"], "Cannot read search-space file missing.json"),
+    (["--factor", "1"], "factor must be at least 2"),
+    (["--role", "worker"], "needs --oracle HOST:PORT"),
+    (["--role", "worker", "--oracle", "nohost"], "expected HOST:PORT"),
+    (["--role", "worker", "--oracle", "127.0.0.1:1", "--tuner-id", "chief2"], "must not contain 'chief'"),
+    (["--summary", "nowhere"], "holds no KerasTuner trials"),
+])
+def test_bad_input_exits_2(argv, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        run_tune(*TINY, *argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "tuning" / "mlp-digits-hyperband")
+
+
+def test_a_directory_holding_another_search_is_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert run_tune(*TINY, "--tuner", "random", "--max-trials", "1", "--epochs", "1", "--project-name", "p") == 0
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        run_tune(*TINY, "--tuner", "bayesian", "--max-trials", "1", "--epochs", "1", "--project-name", "p")
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "holds a different search (tuner: 'random' there, 'bayesian' now)" in err and "--overwrite" in err
+    # --overwrite replaces it
+    assert run_tune(*TINY, "--tuner", "bayesian", "--max-trials", "1", "--epochs", "1", "--project-name", "p",
+                    "--overwrite") == 0
+    assert json.loads((tmp_path / "tuning" / "p" / "search.json").read_text())["tuner"] == "bayesian"
+    # a folder with something else in it
+    other = tmp_path / "tuning" / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(SystemExit):
+        run_tune(*TINY, "--project-name", "other")
+    assert "holds no tfcourse search.json" in capsys.readouterr().err
+
+
+def test_time_budget_stops_new_trials(tmp_path):
+    config = TuneConfig(model="mlp", tuner="random", max_trials=50, epochs=1, max_minutes=0.02,
+                        directory=str(tmp_path), data=DataConfig(dataset="digits"))
+    result = search.run_search(config, verbose=0)
+    assert not result.finished
+    assert 1 <= len(result.tuner.oracle.trials) < 50
+
+
+def _spawn(args, cwd, env=None):
+    return subprocess.Popen([sys.executable, "-m", "tfcourse.tune", *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_killed_search_resumes_without_redoing_completed_trials(tmp_path):
+    args = [*TINY, "--tuner", "random", "--max-trials", "5", "--epochs", "4", "--patience", "10"]
+    project = tmp_path / "tuning" / "mlp-digits-random"
+    process = _spawn(args, tmp_path)
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        done = {k: v for k, v in trial_files(project).items() if v["status"] == "COMPLETED"}
+        if len(done) >= 2 or process.poll() is not None:
+            break
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, process.stdout.read()
+    before = {k: v for k, v in trial_files(project).items() if v["status"] == "COMPLETED"}
+    assert 2 <= len(before) < 5
+    stats_before = {k: (project / f"trial_{k}" / tuners.TRIAL_STATS_FILE).read_text() for k in before}
+
+    process = _spawn(args, tmp_path)
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 0, output
+    resumed_with = int(re.search(r"\((\d+) trials there already\)", output).group(1))
+    assert resumed_with >= len(before)  # the killed search's trials were reloaded
+    after = trial_files(project)
+    assert len(after) == 5
+    assert all(trial["status"] == "COMPLETED" for trial in after.values())
+    for trial_id, trial in before.items():  # kept as they were, not trained again
+        assert after[trial_id]["score"] == trial["score"]
+        assert after[trial_id]["hyperparameters"] == trial["hyperparameters"]
+        assert (project / f"trial_{trial_id}" / tuners.TRIAL_STATS_FILE).read_text() == stats_before[trial_id]
+    rows = json.loads((project / "trials.json").read_text())
+    assert len(rows) == 5
+
+
+def _rss_mb():
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs Linux /proc")
+def test_memory_stays_bounded_over_many_trials(tmp_path):
+    dataset = data.load_dataset("digits")
+    splits = data.make_splits(dataset, seed=0)
+    pipelines = data.make_pipelines(dataset, splits, DataConfig(batch_size=128), seed=0)
+    hypermodel = tuners.make_hypermodel("cnn", pipelines.input_shape, pipelines.num_classes)
+    space = fit.make_search_space("cnn", {"conv_blocks": 1, "batch_size": 128}, (8, 8, 1), 10, 128)
+    tuner = tuners.make_tuner("random", hypermodel, max_trials=5, directory=str(tmp_path), project_name="rss",
+                              hyperparameters=space, seed=0)
+    readings = []
+    for total in (5, 15, 25, 35):
+        tuner.oracle.max_trials = total
+        tuners.run_search(tuner, pipelines, epochs=1, verbose=0)
+        readings.append(_rss_mb())
+    assert len(tuner.oracle.trials) == 35
+    # the first trials warm up TensorFlow; after that, 20 more trials add little
+    assert readings[-1] - readings[1] < 150, readings
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_distributed_chief_and_two_workers(tmp_path):
+    address = f"127.0.0.1:{_free_port()}"
+    args = [*TINY, "--tuner", "random", "--max-trials", "6", "--epochs", "3", "--patience", "10",
+            "--directory", str(tmp_path), "--project-name", "shared"]
+    chief = _spawn([*args, "--role", "chief", "--oracle", address], tmp_path)
+    workers = [_spawn([*args, "--role", "worker", "--oracle", address, "--tuner-id", f"worker{i}"], tmp_path)
+               for i in range(2)]
+    outputs = [worker.communicate(timeout=300)[0] for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0], outputs
+    chief_output = chief.communicate(timeout=120)[0]
+    assert chief.returncode == 0, chief_output
+    rows = json.loads((tmp_path / "shared" / "trials.json").read_text())
+    assert len(rows) == 6 and all(row["status"] == "COMPLETED" for row in rows)
+    assert {row["tuner_id"] for row in rows} == {"worker0", "worker1"}  # the trials were spread over both
+    assert "Results summary" in chief_output and (tmp_path / "shared" / "summary.md").exists()
+    assert all("Results summary" not in output for output in outputs)  # workers only train
+
+
+def test_mirrored_strategy(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert run_tune(*TINY, "--tuner", "random", "--max-trials", "1", "--epochs", "1", "--distribution", "mirrored") == 0
+    out = capsys.readouterr().out
+    assert "MirroredStrategy over 1 device(s)" in out
+    assert json.loads((tmp_path / "tuning" / "mlp-digits-random" / "trials.json").read_text())[0]["status"] == "COMPLETED"
