@@ -155,15 +155,19 @@ def run_search(config: TuneConfig, download: bool = True, verbose: Any = "auto",
         os.makedirs(directory, exist_ok=True)
         write_json(os.path.join(directory, tuners.SEARCH_FILE), record)
 
-    print(f"tfcourse: {config.tuner} search of {config.model} in {directory} "
-          f"({len(tuner.oracle.trials)} trials there already)", flush=True)
+    if role == "worker":  # the oracle is the chief's, behind gRPC
+        print(f"tfcourse: worker {tuner.tuner_id} asking the chief for trials of {directory}", flush=True)
+    else:
+        print(f"tfcourse: {config.tuner} search of {config.model} in {directory} "
+              f"({len(tuner.oracle.trials)} trials there already)", flush=True)
     finished = tuners.run_search(tuner, pipelines, epochs=config.epochs, patience=config.patience, verbose=verbose,
                                  log_dir=os.path.join(directory, "logs"))
     if not finished:
         print(f"tfcourse: time budget of {config.max_minutes} min spent; no new trials started", flush=True)
-    if role == "worker" or not tuner.oracle.trials:
-        if not tuner.oracle.trials:
-            print(f"tfcourse: no trial ran in {directory}; nothing to summarise", flush=True)
+    if role == "worker":
+        return SearchResult(directory, tuner, finished, {})
+    if not tuner.oracle.trials:
+        print(f"tfcourse: no trial ran in {directory}; nothing to summarise", flush=True)
         return SearchResult(directory, tuner, finished, {})
 
     paths = tuners.summarize(directory, direction=record["direction"], top=top)

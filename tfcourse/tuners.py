@@ -47,7 +47,7 @@ def make_hypermodel(model_name: str, input_shape: Sequence[int], num_classes: in
     get_spec(model_name)
 
     class CourseHyperModel(kt.HyperModel):
-        trial_seed = seed
+        base_seed = trial_seed = seed
 
         def build(self, hp):
             keras.utils.set_random_seed(self.trial_seed)
@@ -87,7 +87,7 @@ def _tuner_class(kind: str):
         def run_trial(self, trial, *args, **kwargs):
             # KerasTuner clears the Keras session before building each model, so models of
             # earlier trials are released; the seed makes each trial's initialisation its own.
-            self.hypermodel.trial_seed = self.oracle.seed + int(trial.trial_id)
+            self.hypermodel.trial_seed = self.hypermodel.base_seed + int(trial.trial_id)
             start = time.perf_counter()
             histories = super().run_trial(trial, *args, **kwargs)
             objective = self.oracle.objective
