@@ -278,13 +278,14 @@ def test_memory_stays_bounded_over_many_trials(tmp_path):
     tuner = tuners.make_tuner("random", hypermodel, max_trials=5, directory=str(tmp_path), project_name="rss",
                               hyperparameters=space, seed=0)
     readings = []
-    for total in (5, 15, 25, 35):
+    for total in (10, 20, 30):
         tuner.oracle.max_trials = total
         tuners.run_search(tuner, pipelines, epochs=1, verbose=0)
         readings.append(_rss_mb())
-    assert len(tuner.oracle.trials) == 35
-    # the first trials warm up TensorFlow; after that, 20 more trials add little
-    assert readings[-1] - readings[1] < 150, readings
+    assert len(tuner.oracle.trials) == 30
+    # The first trials warm TensorFlow up; after that 20 more trials must add little. Without
+    # tuners.releasing_graph_gradients every trial kept its training graph: +8-20 MB per trial here.
+    assert readings[-1] - readings[0] < 60, readings
 
 
 def _free_port():
