@@ -2,9 +2,9 @@
 
 Runs, one after the other, with the real CLI (``python -m tfcourse.tune``):
 1. Hyperband over the ``cnn`` space narrowed by ``benchmarks/tuning_space.json`` (the budget);
-2. RandomSearch over the same space with ``--max-minutes`` set to Hyperband's wall time;
-3. ``--retrain`` of the Hyperband search (resumes the finished search, then trains the best
-   hyperparameters on train+val for the best trial's epoch count and tests once).
+2. ``--retrain`` of the Hyperband search (resumes the finished search, then trains the best
+   hyperparameters on train+val for the best trial's epoch count and tests once);
+3. RandomSearch over the same space with ``--max-minutes`` set to Hyperband's wall time.
 
 Prints and writes (``benchmarks/results/tuning_budget.md``) a table of the best validation
 accuracy each tuner had reached after the same wall-clock times, and the retrained test accuracy.
@@ -53,6 +53,8 @@ def main(argv=None):
     parser.add_argument("--space", default=os.path.join(HERE, "tuning_space.json"))
     parser.add_argument("--directory", default="tuning/benchmark")
     parser.add_argument("--out", default=os.path.join(HERE, "results", "tuning_budget.md"))
+    parser.add_argument("--reuse", action="store_true",
+                        help="skip the phases whose wall time <directory>/walls.json already records")
     args = parser.parse_args(argv)
 
     common = [sys.executable, "-m", "tfcourse.tune", "--model", "cnn", "--dataset", args.dataset, "--split",
@@ -61,15 +63,25 @@ def main(argv=None):
                           "--project-name", "hyperband", "--overwrite"]
     os.makedirs(args.directory, exist_ok=True)
     logs = {name: os.path.join(args.directory, f"{name}.log") for name in ("hyperband", "random", "retrain")}
-    hb_wall = run(hyperband, logs["hyperband"])
+    walls_path = os.path.join(args.directory, "walls.json")
+    walls = json.load(open(walls_path)) if args.reuse and os.path.exists(walls_path) else {}
+
+    def phase(name, command):
+        if name not in walls:
+            walls[name] = run(command, logs[name])
+            with open(walls_path, "w", encoding="utf-8") as handle:
+                json.dump(walls, handle)
+        return walls[name]
+
+    hb_wall = phase("hyperband", hyperband)
     budget_minutes = hb_wall / 60
-    random = common + ["--tuner", "random", "--max-trials", "1000", "--epochs", str(args.max_epochs),
-                       "--max-minutes", f"{budget_minutes:.2f}", "--project-name", "random", "--overwrite"]
-    rs_wall = run(random, logs["random"])
     retrain = [c for c in hyperband if c != "--overwrite"] + ["--retrain", "--retrain-on", "train+val",
                                                              "--output-dir", os.path.join(args.directory, "retrained"),
                                                              "--export-dir", os.path.join(args.directory, "saved_models")]
-    rt_wall = run(retrain, logs["retrain"])
+    rt_wall = phase("retrain", retrain)
+    random = common + ["--tuner", "random", "--max-trials", "1000", "--epochs", str(args.max_epochs),
+                       "--max-minutes", f"{budget_minutes:.2f}", "--project-name", "random", "--overwrite"]
+    rs_wall = phase("random", random)
 
     rows = {name: json.load(open(os.path.join(args.directory, name, "trials.json"))) for name in ("hyperband", "random")}
     metrics = json.load(open(os.path.join(args.directory, "retrained", "metrics.json")))
