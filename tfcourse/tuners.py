@@ -283,7 +283,7 @@ def summarize(project_dir: str, direction: Optional[str] = None, top: int = 5) -
 
     scored = [row for row in rows if row["score"] is not None]
     ranked = sorted(scored, key=lambda row: row["score"], reverse=direction == "max")
-    hp_columns = [key for key in columns if key.startswith("hp/")]
+    hp_columns = sorted((key for key in columns if key.startswith("hp/")), key=lambda key: key.startswith("hp/tuner/"))
     lines = [f"# Search summary: {os.path.basename(os.path.normpath(project_dir))}", ""]
     if record:
         lines += [f"{record.get('tuner')} search over model `{record.get('model')}` on `{record.get('dataset')}` "
@@ -297,7 +297,7 @@ def summarize(project_dir: str, direction: Optional[str] = None, top: int = 5) -
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in ranked[:top]:
         cells = [row["trial_id"], f"{row['score']:.4f}", row["best_epoch"], row["epochs_trained"], row["wall_seconds"]]
-        cells += [row.get(key) for key in hp_columns]
+        cells += [f"{row[key]:.4g}" if isinstance(row.get(key), float) else row.get(key) for key in hp_columns]
         lines.append("| " + " | ".join("" if cell is None else str(cell) for cell in cells) + " |")
     lines += ["", "## Search space", "", "| name | type | settings |", "|---|---|---|"]
     for entry in _search_space(project_dir):
