@@ -25,6 +25,11 @@ def _save(fig, path: str) -> None:
     os.replace(staging, path)
 
 
+def _colors(count: int) -> List[str]:
+    palette = ["tab:blue", "tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray"]
+    return [palette[i % len(palette)] for i in range(count)]
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -60,10 +65,19 @@ def plot_search(rows: Sequence[Dict[str, Any]], out_dir: str, objective: str = "
     failed = [i for i, row in zip(order, rows) if row.get("status") not in ("COMPLETED", None) and not _is_number(row.get("score"))]
     pick = max if direction == "max" else min
 
+    # Hyperband scores trials after different numbers of epochs: one colour per budget
+    budget = {i: row.get("hp/tuner/epochs") for i, row in zip(order, rows)}
+    groups = sorted({budget[i] for i, _ in scored}, key=lambda b: (b is None, b))
+
+    def label(value):
+        return "trial score" if value is None else f"trial score after {value} epochs"
+
     fig, ax = plt.subplots(figsize=(7, 4))
     if scored:
+        for color, group in zip(_colors(len(groups)), groups):
+            points = [(i, s) for i, s in scored if budget[i] == group]
+            ax.scatter(*zip(*points), color=color, label=label(group), zorder=3)
         xs, ys = zip(*scored)
-        ax.scatter(xs, ys, color="tab:blue", label="trial score", zorder=3)
         best, best_curve = None, []
         for s in ys:
             best = s if best is None else pick(best, s)
@@ -86,12 +100,17 @@ def plot_search(rows: Sequence[Dict[str, Any]], out_dir: str, objective: str = "
         columns = min(3, len(names))
         lines = math.ceil(len(names) / columns)
         fig, axes = plt.subplots(lines, columns, figsize=(4 * columns, 3.2 * lines), squeeze=False)
-        for ax, name in zip(axes.flat, names):
-            points = [(row[name], row["score"]) for row in rows if _is_number(row.get(name)) and _is_number(row.get("score"))]
-            xs, ys = zip(*points)
-            ax.scatter(xs, ys, color="tab:blue")
+        for index, (ax, name) in enumerate(zip(axes.flat, names)):
+            for color, group in zip(_colors(len(groups)), groups):
+                points = [(row[name], row["score"]) for row in rows if row.get("hp/tuner/epochs") == group
+                          and _is_number(row.get(name)) and _is_number(row.get("score"))]
+                if points:
+                    ax.scatter(*zip(*points), color=color, label=label(group))
+            xs = [row[name] for row in rows if _is_number(row.get(name)) and _is_number(row.get("score"))]
             if min(xs) > 0 and max(xs) / min(xs) > 20:
                 ax.set_xscale("log")
+            if index == 0 and len(groups) > 1:
+                ax.legend(loc="best", fontsize="small")
             ax.set_xlabel(name[3:])
             ax.set_ylabel(objective)
             ax.grid(alpha=0.3)
