@@ -295,9 +295,10 @@ def test_memory_stays_bounded_over_many_trials(tmp_path):
     probe = json.loads(result.stdout.strip().splitlines()[-1])
     readings = probe["rss_mb"]
     assert probe["trials"] == 30
-    # The first trials warm TensorFlow up; after that 20 more trials must add little. Without
-    # tuners.releasing_graph_gradients every trial kept its training graph: +8-20 MB per trial here.
-    assert readings[-1] - readings[0] < 40, readings
+    # The first trials warm TensorFlow up; after that 20 more trials must add little. Measured for
+    # these 20 trials: +25..50 MB with tuners.releasing_graph_gradients, +334 MB without it (every
+    # trial then keeps its whole training graph).
+    assert readings[-1] - readings[0] < 100, readings
 
 
 def _free_port():
