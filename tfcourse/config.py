@@ -15,6 +15,7 @@ SPLIT_PROTOCOLS = ("coursework", "official")
 NORMALIZATIONS = ("unit", "standardize")
 TRAIN_ON = ("train", "train+val")
 TUNER_KINDS = ("random", "hyperband", "bayesian")
+OBJECTIVES = ("val_accuracy", "val_loss")  # trials are scored on the validation split
 
 
 @dataclasses.dataclass(frozen=True)

@@ -546,12 +546,18 @@ def make_pipelines(dataset: Dataset, splits: Splits, config: DataConfig, seed: i
     )
 
 
-def load_pipelines(config: DataConfig, seed: int, download: bool = True):
+def load_pipelines(config: DataConfig, seed: int, download: bool = True, train_on: str = "train"):
     """``load_dataset`` + ``make_splits`` + ``make_pipelines`` for one ``DataConfig``.
 
+    Args:
+        train_on: ``train``, or ``train+val`` to make the training pipeline from both
+            splits (the validation pipeline is then empty).
+
     Returns:
-        ``(dataset, splits, pipelines)``.
+        ``(dataset, splits, pipelines)``; ``splits`` are the protocol's own, before any merge.
     """
     dataset = load_dataset(config.dataset, config.data_dir, config.image_size, download=download)
     splits = make_splits(dataset, config.split, config.val_fraction, config.test_fraction, seed)
-    return dataset, splits, make_pipelines(dataset, splits, config, seed)
+    fit_splits = splits if train_on == "train" else dataclasses.replace(
+        splits, train=np.sort(np.concatenate([splits.train, splits.val])), val=splits.val[:0])
+    return dataset, splits, make_pipelines(dataset, fit_splits, config, seed)

@@ -16,8 +16,6 @@ import shutil
 import time
 from typing import Any, Dict, Optional
 
-import numpy as np
-
 from tfcourse import config as config_lib
 from tfcourse.config import TrainConfig
 
@@ -109,13 +107,9 @@ def train_and_evaluate(config: TrainConfig, download: bool = True, verbose: Any 
         tf.config.experimental.enable_op_determinism()
 
     print(f"tfcourse: loading {config.data.dataset} ...", flush=True)
-    dataset = data.load_dataset(config.data.dataset, config.data.data_dir, config.data.image_size, download=download)
-    splits = data.make_splits(dataset, config.data.split, config.data.val_fraction, config.data.test_fraction,
-                              config.seed)
+    dataset, splits, pipelines = data.load_pipelines(config.data, config.seed, download=download,
+                                                     train_on=config.train_on)
     with_val = config.train_on == "train"
-    fit_splits = splits if with_val else dataclasses.replace(
-        splits, train=np.sort(np.concatenate([splits.train, splits.val])), val=splits.val[:0])
-    pipelines = data.make_pipelines(dataset, fit_splits, config.data, config.seed)
     print(f"tfcourse: {dataset.source}: {pipelines.num_classes} classes, images {pipelines.input_shape}, "
           f"split {splits.protocol} {splits.sizes()}, fitting on {config.train_on}", flush=True)
 
@@ -146,7 +140,7 @@ def train_and_evaluate(config: TrainConfig, download: bool = True, verbose: Any 
             epochs_trained=len(history_dict.get("loss", [])),
             best_epoch=int(min(range(len(val_losses)), key=val_losses.__getitem__)) + 1 if val_losses else None,
             train_seconds=round(train_seconds, 2),
-            train_images_per_second=round(len(fit_splits.train) * len(history_dict.get("loss", [])) / train_seconds, 1),
+            train_images_per_second=round(pipelines.sizes["train"] * len(history_dict.get("loss", [])) / train_seconds, 1),
             parameters=int(model.count_params()),
         )
         record = {

@@ -22,7 +22,6 @@ from tfcourse.config import TrainConfig, TuneConfig
 IDENTITY_KEYS = ("model", "tuner", "objective", "seed", "space", "executions_per_trial", "dataset", "split",
                  "val_fraction", "test_fraction", "normalization", "augment", "image_size")
 HYPERBAND_KEYS = ("max_epochs", "factor")
-OBJECTIVES = ("val_accuracy", "val_loss")
 
 
 @dataclasses.dataclass
@@ -31,7 +30,6 @@ class SearchResult:
     tuner: Any
     finished: bool
     summary_paths: Dict[str, str]
-    retrain: Optional[Any] = None  # a runs.RunResult
 
 
 def project_name(config: TuneConfig) -> str:
@@ -91,8 +89,8 @@ def validate(config: TuneConfig) -> None:
         (config.max_epochs >= 1, f"max epochs must be at least 1, got {config.max_epochs}"),
         (config.factor >= 2, f"factor must be at least 2, got {config.factor}"),
         (config.executions_per_trial >= 1, f"executions per trial must be at least 1, got {config.executions_per_trial}"),
-        (config.objective in OBJECTIVES, f"objective must be one of {OBJECTIVES} (trials are scored on the "
-                                          f"validation split), got {config.objective!r}"),
+        (config.objective in config_lib.OBJECTIVES, f"objective must be one of {config_lib.OBJECTIVES} (trials are "
+                                                     f"scored on the validation split), got {config.objective!r}"),
         (config.max_minutes is None or config.max_minutes > 0, f"max minutes must be positive, got {config.max_minutes}"),
     ]
     for ok, message in checks:
@@ -212,7 +210,8 @@ def retrain_best(config: TuneConfig, project_directory: str, train_on: str = "tr
     batch_size = int(values.pop("batch_size", config.data.batch_size))
     run_epochs = epochs or best["best_epoch"]
     train_config = TrainConfig(
-        model=config.model, epochs=run_epochs, patience=config.patience, seed=config.seed, hp=values, output_dir=output_dir, export=True, export_dir=export_dir,
+        model=config.model, epochs=run_epochs, patience=config.patience, seed=config.seed, hp=values,
+        output_dir=output_dir, export=True, export_dir=export_dir,
         steps_per_execution=config.steps_per_execution, train_on=train_on,
         data=dataclasses.replace(config.data, batch_size=batch_size),
     )

@@ -13,7 +13,7 @@ import socket
 import sys
 from typing import Any, Dict, List, Optional
 
-from tfcourse.config import TRAIN_ON, TUNER_KINDS, TuneConfig
+from tfcourse.config import OBJECTIVES, TRAIN_ON, TUNER_KINDS, TuneConfig
 from tfcourse.train import _positive_int, add_data_arguments, data_config_from_args, print_space, verbosity
 
 DEFAULTS = TuneConfig()
@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--factor", type=int, default=DEFAULTS.factor, help="Hyperband: reduction factor")
     parser.add_argument("--executions-per-trial", type=_positive_int, default=DEFAULTS.executions_per_trial,
                         help="models trained per trial (scores averaged)")
-    parser.add_argument("--objective", default=DEFAULTS.objective, choices=("val_accuracy", "val_loss"),
+    parser.add_argument("--objective", default=DEFAULTS.objective, choices=OBJECTIVES,
                         help="validation metric to optimise")
     parser.add_argument("--patience", type=int, default=DEFAULTS.patience,
                         help="early stopping inside a trial: epochs without val_loss improvement")

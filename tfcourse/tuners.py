@@ -237,11 +237,13 @@ def trial_rows(project_dir: str) -> List[Dict[str, Any]]:
 
 
 def _search_space(project_dir: str) -> List[Dict[str, Any]]:
+    import keras_tuner as kt
+
+    from tfcourse.fit import describe_space
+
     with open(os.path.join(project_dir, "oracle.json"), encoding="utf-8") as handle:
         oracle = json.load(handle)
-    return [{"name": entry["config"]["name"], "type": entry["class_name"],
-             **{k: v for k, v in entry["config"].items() if k not in ("name", "conditions") and v is not None}}
-            for entry in oracle["hyperparameters"]["space"]]
+    return describe_space(kt.HyperParameters.from_config(oracle["hyperparameters"]))
 
 
 def read_search_record(project_dir: str) -> Optional[Dict[str, Any]]:
