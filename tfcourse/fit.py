@@ -227,6 +227,40 @@ def cosine_schedule(epochs: int):
     return keras.callbacks.LearningRateScheduler(schedule)
 
 
+def training_timer():
+    """A callback that adds up the seconds spent in training steps only (validation excluded).
+
+    Its ``epoch_seconds`` list has one entry per epoch: from the epoch's start to the start
+    of its validation pass (or its end, without validation). Throughput from these is what the
+    hardware did on training steps, which ``fit``'s wall time (validation included) is not.
+    """
+    import time
+
+    import keras
+
+    class TrainingTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.epoch_seconds: List[float] = []
+            self._start = None
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._start = time.perf_counter()
+
+        def _stop(self):
+            if self._start is not None:
+                self.epoch_seconds.append(time.perf_counter() - self._start)
+                self._start = None
+
+        def on_test_begin(self, logs=None):  # fit's validation pass; a no-op outside an epoch
+            self._stop()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self._stop()
+
+    return TrainingTimer()
+
+
 def standard_callbacks(run_dir: Optional[str], patience: int, monitor: str = "val_loss",
                        fixed_epochs: Optional[int] = None) -> List:
     """The learning-rate schedule, early stopping, TensorBoard and CSV logs of a run or a trial.

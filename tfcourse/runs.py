@@ -123,16 +123,19 @@ def train_and_evaluate(config: TrainConfig, download: bool = True, verbose: Any 
     staging = os.path.join(parent, f".{os.path.basename(run_dir)}.partial-{os.getpid()}")
     os.makedirs(staging)
     try:
+        timer = fit.training_timer()
         start = time.perf_counter()
         history = model.fit(
             pipelines.train,
             validation_data=pipelines.val if with_val else None,
             epochs=config.epochs,
-            callbacks=fit.standard_callbacks(staging, config.patience, fixed_epochs=None if with_val else config.epochs),
+            callbacks=[timer] + fit.standard_callbacks(staging, config.patience,
+                                                       fixed_epochs=None if with_val else config.epochs),
             shuffle=False,  # the training pipeline shuffles, with the run's seed
             verbose=verbose,
         )
         train_seconds = time.perf_counter() - start
+        fit_size = pipelines.sizes["train"]  # already holds val when fitting on train+val
         history_dict = {key: [float(v) for v in values] for key, values in history.history.items()}
         metrics = fit.evaluate_model(model, pipelines.test, pipelines.class_names)
         val_losses = history_dict.get("val_loss", [])
@@ -140,7 +143,9 @@ def train_and_evaluate(config: TrainConfig, download: bool = True, verbose: Any 
             epochs_trained=len(history_dict.get("loss", [])),
             best_epoch=int(min(range(len(val_losses)), key=val_losses.__getitem__)) + 1 if val_losses else None,
             train_seconds=round(train_seconds, 2),
-            train_images_per_second=round(pipelines.sizes["train"] * len(history_dict.get("loss", [])) / train_seconds, 1),
+            # training steps only (validation passes excluded), over all epochs incl. the first's tracing
+            train_images_per_second=round(fit_size * len(timer.epoch_seconds) / sum(timer.epoch_seconds), 1),
+            epoch_train_seconds=[round(s, 2) for s in timer.epoch_seconds],
             parameters=int(model.count_params()),
         )
         record = {

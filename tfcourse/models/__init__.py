@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, List, Sequence
 
-from tfcourse.models import cnn, mlp
+from tfcourse.models import cnn, mlp, resnet, vgg
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,6 +23,9 @@ class ModelSpec:
 MODELS = {
     "mlp": ModelSpec(mlp.build, "Multi-layer perceptron over flattened pixels (flattens inside the model)."),
     "cnn": ModelSpec(cnn.build, "Simple CNN: conv blocks (conv, batch norm, ReLU, pooling, dropout) and a dense head."),
+    "vgg": ModelSpec(vgg.build, "VGG-style: blocks of stacked 3x3 convs (2x32, 2x64, 2x128), max pooling, dense 256 head."),
+    "resnet_small": ModelSpec(resnet.build_small, "CIFAR-style ResNet for small images (ResNet-20 by default)."),
+    "resnet50": ModelSpec(resnet.build_resnet50, "keras.applications.ResNet50, input resized to 32x32+ and made RGB."),
 }
 
 

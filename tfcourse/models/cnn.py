@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import keras
 
-from tfcourse.models.common import BN_MOMENTUM
+from tfcourse.models.common import BN_MOMENTUM, check_poolings
 
 MAX_FILTERS = 512
 ACTIVATIONS = ["relu", "elu", "gelu", "swish"]
@@ -36,12 +36,7 @@ def build(hp, input_shape, num_classes):
     dense_layers = hp.Int("dense_layers", 0, 2, default=1)
     dense_units = hp.Int("dense_units", 32, 512, step=32, default=128)
 
-    height, width = input_shape[0], input_shape[1]
-    if min(height, width) >> conv_blocks < 1:
-        raise ValueError(
-            f"conv_blocks={conv_blocks} halves a {height}x{width} input below 1x1; "
-            f"use at most {max(min(height, width).bit_length() - 1, 0)} blocks for this input size."
-        )
+    check_poolings(input_shape, conv_blocks, "conv_blocks")
     pool_layer = keras.layers.MaxPooling2D if pooling == "max" else keras.layers.AveragePooling2D
 
     inputs = keras.Input(shape=input_shape, name="image")

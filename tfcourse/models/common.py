@@ -1,6 +1,18 @@
 """Pieces shared by the model families."""
 
+from __future__ import annotations
+
 # Moving statistics over ~10 steps instead of Keras' ~100 (PyTorch's default too): on small
 # datasets (scikit-learn digits: 12 steps an epoch) the default evaluates with stale statistics
 # for many epochs.
 BN_MOMENTUM = 0.9
+
+
+def check_poolings(input_shape, halvings: int, name: str) -> None:
+    """Raises ``ValueError`` if ``halvings`` 2x downsamplings would shrink ``input_shape`` below 1x1."""
+    height, width = input_shape[0], input_shape[1]
+    if min(height, width) >> halvings < 1:
+        raise ValueError(
+            f"{name}={halvings} halves a {height}x{width} input below 1x1; "
+            f"use at most {max(min(height, width).bit_length() - 1, 0)} {name} for this input size."
+        )

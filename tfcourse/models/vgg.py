@@ -1,0 +1,63 @@
+"""VGG-style network: blocks of stacked 3x3 convolutions and max pooling, widths doubling per block.
+
+The defaults are the course reference: 2x32, 2x64, 2x128 convolutions (each followed by batch
+norm and ReLU), 2x2 max pooling and dropout 0.25 after every block, then a dense layer of 256
+units with dropout 0.4 and the logits.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from tfcourse.models.common import BN_MOMENTUM, check_poolings
+
+MAX_FILTERS = 512
+
+
+def build(hp, input_shape, num_classes):
+    """Builds the VGG-style network.
+
+    Hyperparameters: ``blocks`` (1-5, default 3), ``filters`` of the first block (16-128 step
+    16, default 32; doubling per block, capped at 512), ``convs_per_block`` (1-3, default 2),
+    ``batch_norm`` (default on), ``conv_dropout`` after each block (0-0.5, default 0.25),
+    ``head`` (``flatten`` or global-average ``gap``, default flatten), ``dense_layers`` (0-2,
+    default 1) of ``dense_units`` (64-1024 step 64, default 256) with ``dense_dropout``
+    (0-0.6, default 0.4).
+
+    Raises:
+        ValueError: If the blocks' pooling would shrink the input below 1x1.
+    """
+    blocks = hp.Int("blocks", 1, 5, default=3)
+    filters = hp.Int("filters", 16, 128, step=16, default=32)
+    convs_per_block = hp.Int("convs_per_block", 1, 3, default=2)
+    batch_norm = hp.Boolean("batch_norm", default=True)
+    conv_dropout = hp.Float("conv_dropout", 0.0, 0.5, step=0.05, default=0.25)
+    head = hp.Choice("head", ["flatten", "gap"], default="flatten")
+    dense_layers = hp.Int("dense_layers", 0, 2, default=1)
+    dense_units = hp.Int("dense_units", 64, 1024, step=64, default=256)
+    dense_dropout = hp.Float("dense_dropout", 0.0, 0.6, step=0.05, default=0.4)
+    check_poolings(input_shape, blocks, "blocks")
+
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = inputs
+    for block in range(blocks):
+        block_filters = min(filters * 2**block, MAX_FILTERS)
+        for conv in range(convs_per_block):
+            name = f"block{block}_conv{conv}"
+            x = keras.layers.Conv2D(block_filters, 3, padding="same", use_bias=not batch_norm, name=name)(x)
+            if batch_norm:
+                x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
+            x = keras.layers.Activation("relu", name=f"{name}_relu")(x)
+        x = keras.layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
+        if conv_dropout > 0:
+            x = keras.layers.Dropout(conv_dropout, name=f"block{block}_dropout")(x)
+    if head == "gap":
+        x = keras.layers.GlobalAveragePooling2D(name="features")(x)
+    else:
+        x = keras.layers.Flatten(name="features")(x)
+    for i in range(dense_layers):
+        x = keras.layers.Dense(dense_units, activation="relu", name=f"dense_{i}")(x)
+        if dense_dropout > 0:
+            x = keras.layers.Dropout(dense_dropout, name=f"dense_{i}_dropout")(x)
+    outputs = keras.layers.Dense(num_classes, name="logits")(x)
+    return keras.Model(inputs, outputs, name="vgg")
