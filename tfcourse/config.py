@@ -38,6 +38,7 @@ class DataConfig:
         augment: Random flips and shifts on the training split only.
         image_size: (height, width) to resize an image folder to; ``None`` keeps the
             size of the first image found.
+        classes: Keep only these labels, renumbered ``0..k-1`` in this order (``None``: all).
     """
 
     dataset: str = DEFAULT_DATASET
@@ -49,6 +50,7 @@ class DataConfig:
     batch_size: int = 128
     augment: bool = False
     image_size: Optional[Tuple[int, int]] = None
+    classes: Optional[Tuple[int, ...]] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +74,14 @@ class TrainConfig:
             (e.g. the best epoch count a search found): without validation data there is no
             early stopping, and the learning rate follows a cosine decay instead of being
             cut on plateaus.
+        base: Transfer learning: ``ResNet50``/``VGG16`` (``keras.applications``) or a run folder /
+            ``.keras`` file of a trained model, whose convolutional base gets a new head. With a
+            base, ``model`` is ``transfer``.
+        base_weights: Weights of an applications base: ``imagenet``, ``none`` or a weights file.
+        freeze_base: Train only the new head; the base's weights stay as they are.
+        fine_tune_at: After the head is trained, unfreeze the base from this layer (name or
+            index) to its top and train ``fine_tune_epochs`` more epochs at the learning rate
+            times ``fine_tune_lr_scale``.
     """
 
     model: str = DEFAULT_MODEL
@@ -85,7 +95,16 @@ class TrainConfig:
     steps_per_execution: int = 8
     deterministic: bool = False
     train_on: str = "train"
+    base: Optional[str] = None
+    base_weights: str = "imagenet"
+    freeze_base: bool = False
+    fine_tune_at: Optional[Any] = None
+    fine_tune_epochs: int = 5
+    fine_tune_lr_scale: float = 0.1
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
+
+
+TRANSFER_MODEL = "transfer"  # TrainConfig.model of a run with a base
 
 
 @dataclasses.dataclass(frozen=True)

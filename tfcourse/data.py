@@ -375,6 +375,38 @@ def load_dataset(name: str, data_dir: Optional[str] = None, image_size=None, dow
     )
 
 
+def select_classes(dataset: Dataset, classes: Optional[Sequence[int]]) -> Dataset:
+    """Keeps only the examples of ``classes``, relabelled ``0..k-1`` in the order given.
+
+    Useful to pretrain on some classes and transfer to the others (e.g. Fashion-MNIST 0-4 and 5-9).
+
+    Raises:
+        ValueError: For fewer than two classes, repeated classes or labels the dataset lacks.
+    """
+    if classes is None:
+        return dataset
+    classes = [int(c) for c in classes]
+    if len(classes) < 2 or len(set(classes)) != len(classes):
+        raise ValueError(f"--classes needs at least two different labels, got {classes}.")
+    outside = [c for c in classes if not 0 <= c < dataset.num_classes]
+    if outside:
+        raise ValueError(f"--classes {outside} are not labels of {dataset.name} (0..{dataset.num_classes - 1}: "
+                         f"{', '.join(dataset.class_names)}).")
+    relabel = np.full(dataset.num_classes, -1, dtype=np.int64)
+    relabel[classes] = np.arange(len(classes))
+
+    def keep(x, y):
+        if x is None:
+            return None, None
+        mask = relabel[y] >= 0
+        return x[mask], relabel[y[mask]]
+
+    x_train, y_train = keep(dataset.x_train, dataset.y_train)
+    x_test, y_test = keep(dataset.x_test, dataset.y_test)
+    return Dataset(dataset.name, x_train, y_train, x_test, y_test,
+                   tuple(dataset.class_names[c] for c in classes), f"{dataset.source} (classes {classes})")
+
+
 # ----------------------------------------------------------------------------- splits
 
 
@@ -557,6 +589,7 @@ def load_pipelines(config: DataConfig, seed: int, download: bool = True, train_o
         ``(dataset, splits, pipelines)``; ``splits`` are the protocol's own, before any merge.
     """
     dataset = load_dataset(config.dataset, config.data_dir, config.image_size, download=download)
+    dataset = select_classes(dataset, config.classes)
     splits = make_splits(dataset, config.split, config.val_fraction, config.test_fraction, seed)
     fit_splits = splits if train_on == "train" else dataclasses.replace(
         splits, train=np.sort(np.concatenate([splits.train, splits.val])), val=splits.val[:0])

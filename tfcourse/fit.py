@@ -17,12 +17,16 @@ import numpy as np
 OPTIMIZERS = ["adam", "sgd", "rmsprop"]
 
 
-def make_optimizer(hp):
-    """The optimizer named by ``hp`` (``optimizer``, ``learning_rate``; log-sampled 1e-4..1e-2)."""
+def make_optimizer(hp, learning_rate_scale: float = 1.0):
+    """The optimizer named by ``hp`` (``optimizer``, ``learning_rate``; log-sampled 1e-4..1e-2).
+
+    Args:
+        learning_rate_scale: Multiplies the learning rate (e.g. 0.1 for fine-tuning).
+    """
     import keras
 
     name = hp.Choice("optimizer", OPTIMIZERS, default="adam")
-    learning_rate = hp.Float("learning_rate", 1e-4, 1e-2, sampling="log", default=1e-3)
+    learning_rate = hp.Float("learning_rate", 1e-4, 1e-2, sampling="log", default=1e-3) * learning_rate_scale
     if name == "adam":
         return keras.optimizers.Adam(learning_rate)
     if name == "sgd":
@@ -30,12 +34,12 @@ def make_optimizer(hp):
     return keras.optimizers.RMSprop(learning_rate)
 
 
-def compile_model(model, hp, steps_per_execution: int = 1):
+def compile_model(model, hp, steps_per_execution: int = 1, learning_rate_scale: float = 1.0):
     """Compiles ``model`` for integer labels and logits outputs, from ``hp``."""
     import keras
 
     model.compile(
-        optimizer=make_optimizer(hp),
+        optimizer=make_optimizer(hp, learning_rate_scale),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         steps_per_execution=steps_per_execution,
@@ -65,11 +69,12 @@ def batch_size_hp(hp, default: int) -> int:
     return hp.Choice("batch_size", sorted(set(BATCH_SIZES) | {int(default)}), default=int(default))
 
 
-def hyperparameter_space(model_name: str, input_shape: Sequence[int], num_classes: int,
+def hyperparameter_space(model_name, input_shape: Sequence[int], num_classes: int,
                          batch_size: Optional[int] = None):
     """Every hyperparameter a model (and its compilation) declares, with defaults.
 
     Args:
+        model_name: A registered name, or a builder ``build(hp, input_shape, num_classes)``.
         batch_size: Also declare the ``batch_size`` hyperparameter searches tune, with
             this default (``None``: leave it out, as ``tfcourse.train`` does).
 
@@ -82,7 +87,10 @@ def hyperparameter_space(model_name: str, input_shape: Sequence[int], num_classe
     from tfcourse.models import build_model
 
     hp = keras_tuner.HyperParameters()
-    build_model(model_name, hp, input_shape, num_classes)
+    if callable(model_name):
+        model_name(hp, tuple(input_shape), num_classes)
+    else:
+        build_model(model_name, hp, input_shape, num_classes)
     make_optimizer(hp)
     if batch_size is not None:
         batch_size_hp(hp, batch_size)
@@ -116,8 +124,12 @@ def _check_value(entry, value) -> Optional[str]:
     return None
 
 
-def make_hyperparameters(model_name: str, overrides: Mapping[str, Any], input_shape: Sequence[int], num_classes: int):
+def make_hyperparameters(model_name, overrides: Mapping[str, Any], input_shape: Sequence[int], num_classes: int,
+                         label: Optional[str] = None):
     """``HyperParameters`` with ``overrides`` fixed, after checking names and ranges.
+
+    Args:
+        model_name: A registered name, or a builder (then ``label`` names it in messages).
 
     Raises:
         ValueError: For a name the model does not declare (listing those it does) or a
@@ -127,6 +139,7 @@ def make_hyperparameters(model_name: str, overrides: Mapping[str, Any], input_sh
 
     space = hyperparameter_space(model_name, input_shape, num_classes)
     known = {entry.name: entry for entry in space.space}
+    model_name = label or model_name
     hp = keras_tuner.HyperParameters()
     for name, value in overrides.items():
         if name not in known:
@@ -214,15 +227,19 @@ def make_search_space(model_name: str, overrides: Mapping[str, Any], input_shape
     return hp
 
 
-def cosine_schedule(epochs: int):
-    """Per-epoch cosine decay of the compiled learning rate, from its value to near 0 over ``epochs``."""
+def cosine_schedule(epochs: int, first_epoch: int = 0):
+    """Per-epoch cosine decay of the compiled learning rate, from its value to near 0 over ``epochs``.
+
+    Args:
+        first_epoch: The epoch index the decay starts at (``initial_epoch`` of a later fit).
+    """
     import keras
 
     start = {}
 
     def schedule(epoch, learning_rate):
         start.setdefault("lr", float(learning_rate))
-        return start["lr"] * 0.5 * (1 + math.cos(math.pi * epoch / epochs))
+        return start["lr"] * 0.5 * (1 + math.cos(math.pi * (epoch - first_epoch) / epochs))
 
     return keras.callbacks.LearningRateScheduler(schedule)
 
@@ -262,14 +279,15 @@ def training_timer():
 
 
 def standard_callbacks(run_dir: Optional[str], patience: int, monitor: str = "val_loss",
-                       fixed_epochs: Optional[int] = None) -> List:
+                       fixed_epochs: Optional[int] = None, append: bool = False, first_epoch: int = 0) -> List:
     """The learning-rate schedule, early stopping, TensorBoard and CSV logs of a run or a trial.
 
     With validation data (``fixed_epochs=None``) the learning rate is cut to 30% after
     ``patience // 2`` epochs without ``monitor`` improvement, and training stops after
     ``patience`` such epochs with the best weights restored. Without validation data (a
     final fit on train + val for a known number of epochs) the learning rate follows a
-    cosine decay over ``fixed_epochs`` and every epoch runs.
+    cosine decay over ``fixed_epochs`` and every epoch runs. ``append`` continues an
+    existing ``history.csv`` (a second phase of the same run).
     """
     import keras
 
@@ -279,11 +297,11 @@ def standard_callbacks(run_dir: Optional[str], patience: int, monitor: str = "va
             keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=True),
         ]
     else:
-        callbacks = [cosine_schedule(fixed_epochs)]
+        callbacks = [cosine_schedule(fixed_epochs, first_epoch)]
     if run_dir is not None:
         callbacks += [
             keras.callbacks.TensorBoard(log_dir=os.path.join(run_dir, "logs")),
-            keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv")),
+            keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv"), append=append),
         ]
     return callbacks
 

@@ -16,6 +16,8 @@ import shutil
 import time
 from typing import Any, Dict, Optional
 
+import numpy as np
+
 from tfcourse import config as config_lib
 from tfcourse.config import TrainConfig
 
@@ -55,11 +57,17 @@ def default_run_dir(config: TrainConfig) -> str:
 
 def validate_config(config: TrainConfig) -> None:
     """Raises ``ValueError`` for settings that cannot work, before any data is loaded."""
+    from tfcourse import transfer
     from tfcourse.models import get_spec
 
-    get_spec(config.model)
+    if config.base is None:
+        get_spec(config.model)
+    transfer.check_arguments(config.base, config.freeze_base, config.fine_tune_at, config.base_weights,
+                             model_given=config.base is not None and config.model != config_lib.TRANSFER_MODEL)
     checks = [
         (config.epochs >= 1, f"epochs must be at least 1, got {config.epochs}"),
+        (config.fine_tune_epochs >= 1, f"fine-tune epochs must be at least 1, got {config.fine_tune_epochs}"),
+        (config.fine_tune_lr_scale > 0, f"fine-tune learning-rate scale must be positive, got {config.fine_tune_lr_scale}"),
         (config.patience >= 0, f"patience must be 0 or more, got {config.patience}"),
         (config.data.batch_size >= 1, f"batch size must be at least 1, got {config.data.batch_size}"),
         (config.steps_per_execution >= 1, f"steps per execution must be at least 1, got {config.steps_per_execution}"),
@@ -71,6 +79,66 @@ def validate_config(config: TrainConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise ValueError(message + ".")
+
+
+def model_builder(config: TrainConfig, for_space: bool = False):
+    """``build(hp, input_shape, num_classes)`` of the run's model: a registered one or base + head.
+
+    Args:
+        for_space: Only to list hyperparameters: an applications base is built without its
+            (possibly downloaded) weights.
+    """
+    import functools
+
+    from tfcourse import transfer
+    from tfcourse.models import get_spec
+
+    if config.base is None:
+        return get_spec(config.model).build
+    weights = "none" if for_space and transfer.is_application(config.base) else config.base_weights
+    return functools.partial(transfer.build, base=config.base, base_weights=weights, freeze_base=config.freeze_base)
+
+
+def _fit(model, pipelines, config: TrainConfig, run_dir: str, verbose, initial_epoch: int = 0,
+         epochs: Optional[int] = None, append: bool = False):
+    """One ``model.fit`` with the standard callbacks; returns (history dict, training-step seconds per epoch)."""
+    from tfcourse import fit
+
+    with_val = config.train_on == "train"
+    epochs = epochs or config.epochs
+    timer = fit.training_timer()
+    history = model.fit(
+        pipelines.train,
+        validation_data=pipelines.val if with_val else None,
+        initial_epoch=initial_epoch,
+        epochs=initial_epoch + epochs,
+        callbacks=[timer] + fit.standard_callbacks(run_dir, config.patience, fixed_epochs=None if with_val else epochs,
+                                                   append=append, first_epoch=initial_epoch),
+        shuffle=False,  # the training pipeline shuffles, with the run's seed
+        verbose=verbose,
+    )
+    return {key: [float(v) for v in values] for key, values in history.history.items()}, timer.epoch_seconds
+
+
+def _frozen_weights(model):
+    """Copies of the weights training must not change: the non-trainable ones (the frozen base's
+    kernels, and its batch norm statistics, which stay put because the base runs in inference mode)."""
+    return {id(w): np.array(w) for w in model.non_trainable_weights}
+
+
+def _phase(name: str, model, history: Dict[str, list], frozen_before, hp, learning_rate_scale: float = 1.0):
+    """What one training phase of a transfer run trained, and proof that the frozen weights did not move."""
+    from tfcourse import transfer
+
+    after = {id(w): np.array(w) for w in model.weights if id(w) in frozen_before}
+    changed = [key for key, value in frozen_before.items() if not np.array_equal(value, after[key])]
+    return {
+        "phase": name,
+        "epochs": len(history.get("loss", [])),
+        "learning_rate": float(hp.get("learning_rate")) * learning_rate_scale,
+        **transfer.trainable_layers(model),
+        "frozen_weights_unchanged": not changed,
+    }
 
 
 def train_and_evaluate(config: TrainConfig, download: bool = True, verbose: Any = "auto",
@@ -94,8 +162,7 @@ def train_and_evaluate(config: TrainConfig, download: bool = True, verbose: Any 
     import keras
     import tensorflow as tf
 
-    from tfcourse import data, export, fit
-    from tfcourse.models import build_model
+    from tfcourse import cost, data, export, fit
 
     validate_config(config)
     run_dir = config.output_dir or default_run_dir(config)
@@ -109,12 +176,13 @@ def train_and_evaluate(config: TrainConfig, download: bool = True, verbose: Any 
     print(f"tfcourse: loading {config.data.dataset} ...", flush=True)
     dataset, splits, pipelines = data.load_pipelines(config.data, config.seed, download=download,
                                                      train_on=config.train_on)
-    with_val = config.train_on == "train"
     print(f"tfcourse: {dataset.source}: {pipelines.num_classes} classes, images {pipelines.input_shape}, "
           f"split {splits.protocol} {splits.sizes()}, fitting on {config.train_on}", flush=True)
 
-    hp = fit.make_hyperparameters(config.model, config.hp, pipelines.input_shape, pipelines.num_classes)
-    model = build_model(config.model, hp, pipelines.input_shape, pipelines.num_classes)
+    builder = model_builder(config)
+    hp = fit.make_hyperparameters(model_builder(config, for_space=True), config.hp, pipelines.input_shape,
+                                  pipelines.num_classes, label=config.model)
+    model = builder(hp, pipelines.input_shape, pipelines.num_classes)
     # compiling also registers optimizer/learning_rate, so hp.values then lists every setting
     fit.compile_model(model, hp, steps_per_execution=config.steps_per_execution)
 
@@ -123,31 +191,53 @@ def train_and_evaluate(config: TrainConfig, download: bool = True, verbose: Any 
     staging = os.path.join(parent, f".{os.path.basename(run_dir)}.partial-{os.getpid()}")
     os.makedirs(staging)
     try:
-        timer = fit.training_timer()
+        phases = []
+        frozen_before = _frozen_weights(model) if config.base else None
         start = time.perf_counter()
-        history = model.fit(
-            pipelines.train,
-            validation_data=pipelines.val if with_val else None,
-            epochs=config.epochs,
-            callbacks=[timer] + fit.standard_callbacks(staging, config.patience,
-                                                       fixed_epochs=None if with_val else config.epochs),
-            shuffle=False,  # the training pipeline shuffles, with the run's seed
-            verbose=verbose,
-        )
+        history_dict, epoch_seconds = _fit(model, pipelines, config, staging, verbose)
+        if config.base:
+            phases.append(_phase("head" if config.freeze_base else "all", model, history_dict, frozen_before, hp))
+        if config.fine_tune_at is not None:
+            from tfcourse import transfer
+
+            unfrozen = transfer.unfreeze_from(model, config.fine_tune_at)
+            print(f"tfcourse: fine-tuning {len(unfrozen)} base layers from {config.fine_tune_at!r} at "
+                  f"{config.fine_tune_lr_scale}x the learning rate for {config.fine_tune_epochs} epochs", flush=True)
+            fit.compile_model(model, hp, steps_per_execution=config.steps_per_execution,
+                              learning_rate_scale=config.fine_tune_lr_scale)
+            frozen_before = _frozen_weights(model)
+            done = len(history_dict["loss"])
+            more, more_seconds = _fit(model, pipelines, config, staging, verbose, initial_epoch=done,
+                                      epochs=config.fine_tune_epochs, append=True)
+            phases.append(_phase("fine_tune", model, more, frozen_before, hp,
+                                 learning_rate_scale=config.fine_tune_lr_scale))
+            history_dict = {key: history_dict.get(key, [None] * done) + values for key, values in more.items()}
+            epoch_seconds = epoch_seconds + more_seconds
         train_seconds = time.perf_counter() - start
-        fit_size = pipelines.sizes["train"]  # already holds val when fitting on train+val
-        history_dict = {key: [float(v) for v in values] for key, values in history.history.items()}
         metrics = fit.evaluate_model(model, pipelines.test, pipelines.class_names)
-        val_losses = history_dict.get("val_loss", [])
+        val_losses = [v for v in history_dict.get("val_loss", []) if v is not None]
+        report = cost.cost_report(model)
+        # pipelines.sizes["train"] already holds val when fitting on train+val
+        images_per_second = pipelines.sizes["train"] * len(epoch_seconds) / sum(epoch_seconds)
         metrics.update(
             epochs_trained=len(history_dict.get("loss", [])),
             best_epoch=int(min(range(len(val_losses)), key=val_losses.__getitem__)) + 1 if val_losses else None,
             train_seconds=round(train_seconds, 2),
             # training steps only (validation passes excluded), over all epochs incl. the first's tracing
-            train_images_per_second=round(fit_size * len(timer.epoch_seconds) / sum(timer.epoch_seconds), 1),
-            epoch_train_seconds=[round(s, 2) for s in timer.epoch_seconds],
+            train_images_per_second=round(images_per_second, 1),
+            epoch_train_seconds=[round(s, 2) for s in epoch_seconds],
             parameters=int(model.count_params()),
+            trainable_parameters=report["trainable_params"],
+            macs_per_image=report["macs"],
+            training_flops_per_image=report["training_flops"],
+            # from the ~3x-forward estimate; a frozen base needs less (no weight gradients there)
+            achieved_training_gflops=round(images_per_second * report["training_flops"] / 1e9, 2),
         )
+        if phases:
+            from tfcourse import transfer
+
+            metrics["transfer"] = {**transfer.describe(config.base, config.base_weights, config.freeze_base,
+                                                       config.fine_tune_at), "phases": phases}
         record = {
             "config": config_lib.to_dict(config),
             "hyperparameters": dict(hp.values),
@@ -165,6 +255,9 @@ def train_and_evaluate(config: TrainConfig, download: bool = True, verbose: Any 
         write_json(os.path.join(staging, "config.json"), record)
         write_json(os.path.join(staging, "history.json"), history_dict)
         write_json(os.path.join(staging, "metrics.json"), metrics)
+        write_json(os.path.join(staging, "cost.json"), report)
+        with open(os.path.join(staging, "cost.md"), "w", encoding="utf-8") as handle:
+            handle.write(cost.format_report(report))
         model.save(os.path.join(staging, MODEL_FILE))
         os.rename(staging, run_dir)
     except BaseException:

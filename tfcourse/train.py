@@ -29,6 +29,18 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _classes(text: str):
+    """``--classes``: comma-separated labels and ranges, e.g. ``0-4`` or ``0,2,5-7``."""
+    labels = []
+    try:
+        for part in text.split(","):
+            low, sep, high = part.strip().partition("-")
+            labels += list(range(int(low), int(high) + 1)) if sep else [int(low)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected labels like 0-4 or 0,2,5-7, got {text!r}") from None
+    return tuple(labels)
+
+
 def _hp_override(text: str):
     from tfcourse.fit import parse_hp_value
 
@@ -56,6 +68,8 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-size", type=_positive_int, nargs=2, metavar=("HEIGHT", "WIDTH"), default=None,
                         help="resize an image folder to this size (default: size of its first image)")
     parser.add_argument("--augment", action="store_true", help="random flips and shifts on the training split")
+    parser.add_argument("--classes", type=_classes, default=None, metavar="LIST",
+                        help="keep only these labels, renumbered 0..k-1, e.g. 0-4 or 5,6,7 (default: all)")
     parser.add_argument("--batch-size", type=_positive_int, default=DEFAULTS.data.batch_size, help="examples per batch")
     parser.add_argument("--no-download", action="store_true", help="never let tfds download a missing dataset")
 
@@ -65,6 +79,7 @@ def data_config_from_args(args: argparse.Namespace) -> DataConfig:
         dataset=args.dataset, data_dir=args.data_dir, split=args.split, val_fraction=args.val_fraction,
         test_fraction=args.test_fraction, normalization=args.normalization, batch_size=args.batch_size,
         augment=args.augment, image_size=tuple(args.image_size) if args.image_size else None,
+        classes=args.classes,
     )
 
 
@@ -83,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "and optionally export a TensorFlow Serving SavedModel.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--model", default=DEFAULTS.model, choices=sorted(MODELS), help="registered model to train")
+    parser.add_argument("--model", default=None, choices=sorted(MODELS),
+                        help=f"registered model to train (default {DEFAULTS.model})")
     add_data_arguments(parser)
     parser.add_argument("--epochs", type=_positive_int, default=DEFAULTS.epochs, help="maximum epochs")
     parser.add_argument("--patience", type=int, default=DEFAULTS.patience,
@@ -94,6 +110,19 @@ def build_parser() -> argparse.ArgumentParser:
                         help="training steps per graph call")
     parser.add_argument("--hp", type=_hp_override, action="append", default=[], metavar="KEY=VALUE",
                         help="fix a hyperparameter, e.g. --hp conv_blocks=3 --hp dropout=0.3 (repeatable)")
+    transfer = parser.add_argument_group("transfer learning")
+    transfer.add_argument("--base", default=None, metavar="MODEL_OR_PATH",
+                          help="pretrained base: ResNet50 or VGG16 (keras.applications), or a run folder / .keras file "
+                               "of a trained model; its convolutional base gets a new dense head (model 'transfer')")
+    transfer.add_argument("--base-weights", default=DEFAULTS.base_weights,
+                          help="weights of a ResNet50/VGG16 base: imagenet, none, or a local no-top weights file")
+    transfer.add_argument("--freeze-base", action="store_true", help="train only the new head; the base stays as it is")
+    transfer.add_argument("--fine-tune-at", default=None, metavar="LAYER",
+                          help="after training the head, unfreeze the base from this layer (name or index) up")
+    transfer.add_argument("--fine-tune-epochs", type=_positive_int, default=DEFAULTS.fine_tune_epochs,
+                          help="epochs of fine-tuning after --fine-tune-at")
+    transfer.add_argument("--fine-tune-lr-scale", type=float, default=DEFAULTS.fine_tune_lr_scale,
+                          help="fine-tuning learning rate = learning_rate times this")
     parser.add_argument("--list-hp", action="store_true", help="print the model's hyperparameters and exit")
     parser.add_argument("--output-dir", default=None, help="run folder (default runs/<model>-<dataset>-<time>)")
     parser.add_argument("--export", action="store_true", help="export a TensorFlow Serving SavedModel")
@@ -105,8 +134,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     data = data_config_from_args(args)
+    from tfcourse import transfer
+    from tfcourse.config import TRANSFER_MODEL
+
+    model = args.model or (TRANSFER_MODEL if args.base else DEFAULTS.model)
     return TrainConfig(
-        model=args.model, epochs=args.epochs, patience=args.patience, seed=args.seed, hp=dict(args.hp),
+        model=model, base=args.base, base_weights=args.base_weights, freeze_base=args.freeze_base,
+        fine_tune_at=transfer.parse_layer(args.fine_tune_at), fine_tune_epochs=args.fine_tune_epochs,
+        fine_tune_lr_scale=args.fine_tune_lr_scale, epochs=args.epochs, patience=args.patience, seed=args.seed, hp=dict(args.hp),
         output_dir=args.output_dir, export=args.export, export_dir=args.export_dir,
         steps_per_execution=args.steps_per_execution, deterministic=args.deterministic, data=data,
     )
@@ -123,13 +158,22 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     config = config_from_args(args)
+    from tfcourse import transfer
     from tfcourse.runs import train_and_evaluate
 
     try:
         if args.list_hp:
             from tfcourse.fit import describe_space, hyperparameter_space
 
-            print_space(describe_space(hyperparameter_space(config.model, (28, 28, 1), 10)))
+            from tfcourse.runs import model_builder, validate_config
+
+            validate_config(config)
+            shape = (28, 28, 1)
+            if config.base and not transfer.is_application(config.base):  # a trained base fixes the image shape
+                import keras
+
+                shape = keras.models.load_model(transfer.resolve_base_path(config.base), compile=False).input_shape[1:]
+            print_space(describe_space(hyperparameter_space(model_builder(config, for_space=True), shape, 10)))
             return 0
         train_and_evaluate(config, download=not args.no_download, verbose=verbosity(args))
     except ValueError as error:

@@ -1,0 +1,159 @@
+"""Every registered model on one dataset: size, cost, training speed, accuracy, side by side.
+
+For each model, ``python -m tfcourse.train --model NAME --split official --epochs N`` runs in
+its own process into ``<results>/<model>/`` (a run folder that already holds ``metrics.json``
+is reused, so an interrupted benchmark resumes; delete it to retrain). The machine's FP32
+matmul rate is measured in this run (TensorFlow and NumPy, 2048x2048, best of 10) before and
+after the training, and each model's achieved training GFLOP/s (train images/s x ~6 x MACs)
+is shown as a share of it.
+
+Prints a Markdown table and writes it to ``--out``:
+
+    python benchmarks/compare_models.py                 # Fashion-MNIST, all models (~1.5 h on 2 cores)
+    python benchmarks/compare_models.py --models mlp cnn --dataset digits --split coursework \
+        --results /tmp/cmp --out /tmp/cmp/table.md      # a minute, to try it
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+# Epoch caps on this 2-core CPU (early stopping on val_loss may end sooner). ResNet50 (23.6M
+# parameters, inputs resized to 32x32) gets a short budget: ~4 min an epoch here.
+DEFAULT_EPOCHS = {"mlp": 30, "cnn": 20, "vgg": 20, "resnet_small": 20, "resnet50": 3}
+MODELS = ["mlp", "cnn", "vgg", "resnet_small", "resnet50"]
+
+
+def matmul_gflops(size: int = 2048, repeats: int = 10):
+    """Best-of-``repeats`` FP32 matmul rate (GFLOP/s) of TensorFlow and of NumPy on this machine."""
+    import numpy as np
+    import tensorflow as tf
+
+    a = np.random.default_rng(0).random((size, size), dtype=np.float32)
+    b = np.random.default_rng(1).random((size, size), dtype=np.float32)
+    flops = 2 * size**3
+    ta, tb = tf.constant(a), tf.constant(b)
+    tf.linalg.matmul(ta, tb).numpy()  # warm up
+    best_tf = best_np = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        tf.linalg.matmul(ta, tb).numpy()
+        best_tf = min(best_tf, time.perf_counter() - start)
+        start = time.perf_counter()
+        a @ b
+        best_np = min(best_np, time.perf_counter() - start)
+    return {"tensorflow": flops / best_tf / 1e9, "numpy": flops / best_np / 1e9}
+
+
+def train(model: str, args, run_dir: str) -> None:
+    command = [sys.executable, "-m", "tfcourse.train", "--model", model, "--dataset", args.dataset,
+               "--split", args.split, "--epochs", str(args.epochs.get(model, DEFAULT_EPOCHS.get(model, 20))),
+               "--seed", str(args.seed), "--output-dir", run_dir, "--verbose", "2"]
+    print("$ " + " ".join(command), flush=True)
+    log_path = run_dir.rstrip("/") + ".log"
+    with open(log_path, "w", encoding="utf-8") as log:
+        result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT)
+    if result.returncode != 0:
+        raise SystemExit(f"training {model} failed (exit {result.returncode}); see {log_path}")
+
+
+def row(model: str, run_dir: str, matmul: float):
+    with open(os.path.join(run_dir, "metrics.json"), encoding="utf-8") as handle:
+        metrics = json.load(handle)
+    with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as handle:
+        config = json.load(handle)
+    if "macs_per_image" not in metrics:  # a run folder written before runs recorded their cost
+        import keras
+
+        from tfcourse import cost, models  # noqa: F401
+
+        report = cost.cost_report(keras.models.load_model(os.path.join(run_dir, "model.keras"), compile=False))
+        metrics["macs_per_image"] = report["macs"]
+        metrics["achieved_training_gflops"] = metrics["train_images_per_second"] * report["training_flops"] / 1e9
+    gflops = metrics["achieved_training_gflops"]
+    return {
+        "model": model,
+        "params": metrics["parameters"],
+        "macs": metrics["macs_per_image"],
+        "images_per_second": metrics["train_images_per_second"],
+        "gflops": gflops,
+        "share": gflops / matmul,
+        "epochs": f"{metrics['epochs_trained']}/{config['config']['epochs']}",
+        "best_epoch": metrics["best_epoch"],
+        "minutes": metrics["train_seconds"] / 60,
+        "test_accuracy": metrics["test_accuracy"],
+    }
+
+
+def table(rows, matmul, args) -> str:
+    lines = [
+        f"Dataset {args.dataset}, split {args.split}, seed {args.seed}; default hyperparameters of each model; "
+        "early stopping on val_loss (patience 4) with the best weights restored.",
+        "",
+        f"FP32 matmul rate measured in this run (2048x2048, best of 10): TensorFlow "
+        f"{matmul['tensorflow']:.0f} GFLOP/s, NumPy {matmul['numpy']:.0f} GFLOP/s.",
+        "",
+        "| model | parameters | MACs / image | train images/s | achieved GFLOP/s | % of TF matmul | epochs (run/cap) "
+        "| best epoch | train wall (min) | test accuracy |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {r['params']:,} | {r['macs'] / 1e6:.1f}M | {r['images_per_second']:.0f} | "
+            f"{r['gflops']:.1f} | {100 * r['share']:.0f}% | {r['epochs']} | {r['best_epoch']} | {r['minutes']:.1f} | "
+            f"{100 * r['test_accuracy']:.2f}% |"
+        )
+    lines += [
+        "",
+        "Train images/s counts training steps only (validation passes excluded, the first epoch's graph tracing "
+        "included). Achieved GFLOP/s = images/s x training FLOPs per image (~3 x forward, 2 FLOPs per MAC; see "
+        "`python -m tfcourse.inspect`). Train wall includes validation passes.",
+    ]
+    if "resnet50" in [r["model"] for r in rows]:
+        lines.append(f"ResNet50: weights=None (no ImageNet download here), images resized to 32x32 inside the "
+                     f"model, capped at {args.epochs.get('resnet50', DEFAULT_EPOCHS['resnet50'])} epochs on the "
+                     "full training split because an epoch costs ~4 minutes on this CPU.")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=MODELS)
+    parser.add_argument("--dataset", default="fashion_mnist")
+    parser.add_argument("--split", default="official")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--epochs", nargs="*", default=[], metavar="MODEL=N", help="epoch caps, e.g. vgg=10")
+    parser.add_argument("--results", default=os.path.join(HERE, "results", "compare_models"))
+    parser.add_argument("--out", default=os.path.join(HERE, "results", "compare_models.md"))
+    args = parser.parse_args(argv)
+    args.epochs = {key: int(value) for key, _, value in (item.partition("=") for item in args.epochs)}
+
+    os.makedirs(args.results, exist_ok=True)
+    before = matmul_gflops()
+    print(f"matmul FP32: TensorFlow {before['tensorflow']:.0f} GFLOP/s, NumPy {before['numpy']:.0f} GFLOP/s", flush=True)
+    for model in args.models:
+        run_dir = os.path.join(args.results, model)
+        if os.path.isfile(os.path.join(run_dir, "metrics.json")):
+            print(f"{model}: reusing {run_dir}", flush=True)
+            continue
+        train(model, args, run_dir)
+    after = matmul_gflops()
+    matmul = {key: max(before[key], after[key]) for key in before}
+    print(f"matmul FP32 after training: TensorFlow {after['tensorflow']:.0f}, NumPy {after['numpy']:.0f} GFLOP/s")
+    rows = [row(model, os.path.join(args.results, model), matmul["tensorflow"]) for model in args.models]
+    text = table(rows, matmul, args)
+    print(text)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
