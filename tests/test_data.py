@@ -248,3 +248,18 @@ def test_debian_fashion_mnist_files():
     splits = data.make_splits(dataset, "official", seed=0)
     assert splits.sizes() == {"train": 54000, "val": 6000, "test": 10000}
     assert dataset.class_names[9] == "Ankle boot"
+
+
+def test_select_classes_relabels_in_the_given_order(idx_folder):
+    dataset = data.load_idx_dataset(str(idx_folder))
+    subset = data.select_classes(dataset, (7, 2, 5))
+    assert subset.class_names == (dataset.class_names[7], dataset.class_names[2], dataset.class_names[5])
+    assert sorted(set(subset.y_train.tolist())) == [0, 1, 2] and sorted(set(subset.y_test.tolist())) == [0, 1, 2]
+    for new, old in enumerate((7, 2, 5)):  # the same images, now under label `new`
+        np.testing.assert_array_equal(subset.x_train[subset.y_train == new], dataset.x_train[dataset.y_train == old])
+        np.testing.assert_array_equal(subset.x_test[subset.y_test == new], dataset.x_test[dataset.y_test == old])
+    assert data.select_classes(dataset, None) is dataset
+    with pytest.raises(ValueError, match="at least two different labels"):
+        data.select_classes(dataset, (1, 1))
+    with pytest.raises(ValueError, match=r"--classes \[10\] are not labels"):
+        data.select_classes(dataset, (0, 10))

@@ -8,13 +8,14 @@ from tfcourse.models import MODELS, build_model, get_spec, list_models
 
 
 def test_registry_lists_models_and_rejects_unknown_names():
-    assert list_models() == sorted(MODELS) and {"mlp", "cnn"} <= set(list_models())
-    with pytest.raises(ValueError, match="Unknown model 'resnet'; registered models: cnn, mlp"):
+    assert list_models() == sorted(MODELS)
+    assert {"mlp", "cnn", "vgg", "resnet_small", "resnet50"} <= set(list_models())
+    with pytest.raises(ValueError, match="Unknown model 'resnet'; registered models: cnn, mlp, resnet50, resnet_small"):
         get_spec("resnet")
 
 
 @pytest.mark.parametrize("name", list_models())
-@pytest.mark.parametrize("input_shape", [(28, 28, 1), (8, 8, 1), (12, 10, 3)])
+@pytest.mark.parametrize("input_shape", [(28, 28, 1), (32, 32, 3), (8, 8, 1)])
 def test_every_model_builds_and_trains_one_step(name, input_shape):
     keras.utils.set_random_seed(0)
     hp = keras_tuner.HyperParameters()
@@ -122,3 +123,105 @@ def test_same_seed_same_initial_weights():
     for a, b in zip(weights(5), weights(5), strict=True):
         np.testing.assert_array_equal(a, b)
     assert any(not np.array_equal(a, b) for a, b in zip(weights(5), weights(6), strict=True))
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_save_load_round_trip(name, tmp_path):
+    """Every model saves to .keras and loads back (in this process) predicting the same logits."""
+    keras.utils.set_random_seed(1)
+    model = build_model(name, input_shape=(28, 28, 1), num_classes=4)
+    x = np.random.default_rng(2).random((3, 28, 28, 1), dtype=np.float32)
+    expected = model.predict(x, verbose=0)
+    model.save(tmp_path / "model.keras")
+    loaded = keras.models.load_model(tmp_path / "model.keras")
+    assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_vgg_defaults_are_the_course_reference():
+    model = build_model("vgg", input_shape=(28, 28, 1), num_classes=10)
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [layer.filters for layer in convs] == [32, 32, 64, 64, 128, 128]
+    assert all(layer.kernel_size == (3, 3) for layer in convs)
+    assert [layer.units for layer in model.layers if isinstance(layer, keras.layers.Dense)] == [256, 10]
+    dropouts = {layer.name: layer.rate for layer in model.layers if isinstance(layer, keras.layers.Dropout)}
+    assert dropouts == {"block0_dropout": 0.25, "block1_dropout": 0.25, "block2_dropout": 0.25, "dense_0_dropout": 0.4}
+    assert sum(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers) == 6
+    # convs without bias (batch norm follows: 4 vectors each), 28 -> 14 -> 7 -> 3 after pooling
+    convs_params = sum(9 * cin * cout + 4 * cout for cin, cout in [(1, 32), (32, 32), (32, 64), (64, 64),
+                                                                     (64, 128), (128, 128)])
+    assert model.count_params() == convs_params + (3 * 3 * 128 * 256 + 256) + (256 * 10 + 10) == 585_514
+
+
+def test_vgg_hyperparameters_shape_the_model():
+    hp = fit.make_hyperparameters("vgg", {"blocks": 2, "filters": 16, "convs_per_block": 3, "batch_norm": False,
+                                          "conv_dropout": 0.0, "head": "gap", "dense_layers": 2,
+                                          "dense_units": 64}, (28, 28, 1), 10)
+    model = build_model("vgg", hp, (28, 28, 1), 10)
+    assert [layer.filters for layer in model.layers if isinstance(layer, keras.layers.Conv2D)] == [16] * 3 + [32] * 3
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
+    assert isinstance(model.get_layer("features"), keras.layers.GlobalAveragePooling2D)
+    assert [layer.units for layer in model.layers if isinstance(layer, keras.layers.Dense)] == [64, 64, 10]
+    assert [layer.name for layer in model.layers if isinstance(layer, keras.layers.Dropout)] == [
+        "dense_0_dropout", "dense_1_dropout"]
+
+
+def test_resnet_small_defaults_are_resnet20():
+    model = build_model("resnet_small", input_shape=(28, 28, 1), num_classes=10)
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    main_path = [layer for layer in convs if "shortcut" not in layer.name]
+    # 6n+2 = 20 weighted layers for n=3: the stem, 3 stages x 3 blocks x 2 convs, the logits
+    assert len(main_path) + 1 == 20
+    assert [layer.filters for layer in main_path] == [16] + [16] * 6 + [32] * 6 + [64] * 6
+    assert [layer.name for layer in convs if "shortcut" in layer.name] == [
+        "stage1_block0_shortcut", "stage2_block0_shortcut"]  # 1x1 projections where the shape changes
+    assert model.get_layer("features").output.shape == (None, 64)
+    assert model.get_layer("stage2_block2_out").output.shape == (None, 7, 7, 64)
+    assert sum(isinstance(layer, keras.layers.Add) for layer in model.layers) == 9
+    assert model.count_params() == 273_754
+
+
+def test_resnet_small_depth_and_width():
+    hp = fit.make_hyperparameters("resnet_small", {"stages": 2, "blocks_per_stage": 1, "width": 32,
+                                                   "weight_decay": 0.0}, (28, 28, 1), 10)
+    model = build_model("resnet_small", hp, (28, 28, 1), 10)
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [layer.filters for layer in convs] == [32, 32, 32, 64, 64, 64]
+    assert all(layer.kernel_regularizer is None for layer in convs)
+    assert model.get_layer("features").output.shape == (None, 64)
+    with pytest.raises(ValueError, match="halves a 4x4 input below 1x1"):
+        build_model("resnet_small", fit.make_hyperparameters("resnet_small", {"stages": 4}, (4, 4, 1), 10), (4, 4, 1))
+
+
+def test_resnet50_adapts_small_grayscale_inputs():
+    model = build_model("resnet50", input_shape=(28, 28, 1), num_classes=10)
+    assert model.get_layer("resize").output.shape == (None, 32, 32, 1)
+    assert model.get_layer("gray_to_rgb").output.shape == (None, 32, 32, 3)
+    assert "imagenet_preprocessing" not in [layer.name for layer in model.layers]  # weights=None: no ImageNet inputs
+    assert model.get_layer("conv5_block3_out").output.shape == (None, 1, 1, 2048)  # one flat Functional graph
+    assert model.count_params() == 23_587_712 + 2048 * 10 + 10  # keras.applications ResNet50 without top
+    hp = fit.make_hyperparameters("resnet50", {"image_size": 64}, (28, 28, 1), 10)
+    assert build_model("resnet50", hp, (28, 28, 1), 10).get_layer("conv5_block3_out").output.shape == (None, 2, 2, 2048)
+
+
+def test_resnet50_loads_a_local_weights_file_with_imagenet_preprocessing(tmp_path):
+    """The offline stand-in for ``weights="imagenet"``: a no-top ResNet50 weights file of our own."""
+    keras.utils.set_random_seed(5)
+    pretrained = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(32, 32, 3), pooling="avg")
+    path = str(tmp_path / "resnet50_notop.weights.h5")
+    pretrained.save_weights(path)
+    hp = fit.make_hyperparameters("resnet50", {"weights": path}, (28, 28, 1), 10)
+    model = build_model("resnet50", hp, (28, 28, 1), 10)
+    for name in ["conv1_conv", "conv3_block2_2_conv", "conv5_block3_3_bn"]:
+        for loaded, saved in zip(model.get_layer(name).get_weights(), pretrained.get_layer(name).get_weights(), strict=True):
+            np.testing.assert_array_equal(loaded, saved)
+    preprocessing = model.get_layer("imagenet_preprocessing")
+    gray = np.full((1, 2, 2, 3), 0.5, dtype=np.float32)
+    np.testing.assert_allclose(preprocessing(gray).numpy()[0, 0, 0], 127.5 - np.array([103.939, 116.779, 123.68]),
+                               rtol=1e-5)
+    rgb = np.zeros((1, 1, 1, 3), dtype=np.float32)
+    rgb[..., 0] = 1.0  # pure red becomes channel 2 (BGR order)
+    np.testing.assert_allclose(preprocessing(rgb).numpy()[0, 0, 0], [-103.939, -116.779, 255 - 123.68], rtol=1e-5)
+    with pytest.raises(ValueError, match="does not exist"):
+        build_model("resnet50", fit.make_hyperparameters("resnet50", {"weights": str(tmp_path / "no.h5")},
+                                                         (28, 28, 1), 10), (28, 28, 1), 10)

@@ -25,7 +25,8 @@ def test_end_to_end_on_digits(tmp_path):
     assert run_cli("--dataset", "digits", "--model", "mlp", "--epochs", "8", "--seed", "3",
                    "--hp", "units=128", "--output-dir", str(run_dir), "--verbose", "0") == 0
     files = set(os.listdir(run_dir))
-    assert {"config.json", "history.json", "history.csv", "metrics.json", "model.keras", "logs"} <= files
+    assert {"config.json", "history.json", "history.csv", "metrics.json", "model.keras", "logs", "cost.json",
+            "cost.md"} <= files
     assert not leftovers(tmp_path)
 
     config = json.loads((run_dir / "config.json").read_text())
@@ -39,6 +40,14 @@ def test_end_to_end_on_digits(tmp_path):
     assert history["loss"][-1] < history["loss"][0]
     assert metrics["test_accuracy"] > 0.85  # it really learnt
     assert set(metrics["per_class_accuracy"]) == set(data.DIGIT_CLASSES)
+    # the cost report of the run's model: 64*128 + 128*128 + 128*10 multiply-adds, its parameters
+    cost = json.loads((run_dir / "cost.json").read_text())
+    assert metrics["macs_per_image"] == cost["macs"] == 64 * 128 + 128 * 128 + 128 * 10
+    assert metrics["parameters"] == cost["total_params"] and metrics["training_flops_per_image"] == 6 * cost["macs"]
+    assert len(metrics["epoch_train_seconds"]) == metrics["epochs_trained"]
+    assert metrics["achieved_training_gflops"] == pytest.approx(
+        metrics["train_images_per_second"] * 6 * cost["macs"] / 1e9, rel=0.01)
+    assert "| dense_0 | Dense | 128 |" in (run_dir / "cost.md").read_text()
 
     # the saved model reproduces the reported test accuracy on the same split
     model = keras.models.load_model(run_dir / "model.keras")
@@ -82,6 +91,7 @@ def test_help_lists_every_flag(capsys):
         (["--frobnicate"], "unrecognized arguments"),
         (["--hp", "dropout"], "expected KEY=VALUE"),
         (["--val-fraction", "1.5"], "must be a fraction"),
+        (["--classes", "a-b"], "expected labels like 0-4"),
     ],
 )
 def test_invalid_flags_exit_2(argv, message, capsys):
@@ -100,6 +110,8 @@ def test_invalid_flags_exit_2(argv, message, capsys):
         (["--dataset", "digits", "--model", "cnn", "--hp", "conv_blocks=5"], "use at most 3 blocks"),
         (["--dataset", "/no/such/folder"], "Dataset folder /no/such/folder does not exist"),
         (["--dataset", "fashon_mnist"], "Unknown dataset 'fashon_mnist'"),
+        (["--dataset", "digits", "--classes", "3"], "at least two different labels"),
+        (["--dataset", "digits", "--classes", "8-10"], "--classes [10] are not labels of digits"),
     ],
 )
 def test_bad_input_exits_2_and_writes_nothing(argv, message, tmp_path, capsys):
