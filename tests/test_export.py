@@ -80,3 +80,14 @@ def test_saved_model_cli_lists_the_signature(tmp_path, trained):
     assert "signature_def['serving_default']" in done.stdout and "signature_def['serving_uint8']" in done.stdout
     assert "inputs['images']" in done.stdout and "outputs['probabilities']" in done.stdout
     assert "shape: (-1, 8, 8, 1)" in done.stdout and "shape: (-1, 10)" in done.stdout
+
+
+@pytest.mark.parametrize("name", ["vgg", "resnet_small", "resnet50"])
+def test_zoo_models_export_and_serve_in_a_fresh_process(name, tmp_path):
+    """The model-zoo builders export like the others (ResNet50 with its in-model resizing and RGB mapping)."""
+    keras.utils.set_random_seed(4)
+    model = build_model(name, input_shape=(28, 28, 1), num_classes=3)
+    normalization = data.Normalization.fit("unit", np.zeros((1, 28, 28, 1), dtype=np.uint8))
+    path = export.export_saved_model(model, str(tmp_path), name, ["a", "b", "c"], normalization)
+    images = np.random.default_rng(5).integers(0, 256, size=(4, 28, 28, 1), dtype=np.uint8)
+    assert export.verify_export(model, path, images, normalization) < 1e-4

@@ -62,7 +62,8 @@ def test_frozen_base_stays_unchanged_and_learns_faster_than_scratch(pretrained, 
 def test_fine_tune_at_unfreezes_the_top_of_the_base(pretrained, tmp_path):
     assert train.main(["--base", pretrained, "--freeze-base", "--fine-tune-at", "block1_conv0", "--fine-tune-epochs",
                        "2", "--epochs", "2", "--dataset", "digits", "--classes", "5-9", "--output-dir",
-                       str(tmp_path / "ft"), "--verbose", "0"]) == 0
+                       str(tmp_path / "ft"), "--verbose", "0", "--export", "--export-dir", str(tmp_path / "served")]) == 0
+    assert (tmp_path / "served" / "transfer" / "1" / "saved_model.pb").is_file()  # verified in a fresh process
     metrics = json.loads((tmp_path / "ft" / "metrics.json").read_text())
     head, tune = metrics["transfer"]["phases"]
     assert tune["phase"] == "fine_tune" and tune["epochs"] == 2 and metrics["epochs_trained"] == 4
