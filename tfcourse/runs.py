@@ -183,6 +183,10 @@ def train_and_evaluate(config: TrainConfig, download: bool = True, verbose: Any 
     hp = fit.make_hyperparameters(model_builder(config, for_space=True), config.hp, pipelines.input_shape,
                                   pipelines.num_classes, label=config.model)
     model = builder(hp, pipelines.input_shape, pipelines.num_classes)
+    if config.fine_tune_at is not None:
+        from tfcourse import transfer
+
+        transfer.fine_tune_start(model, config.fine_tune_at)  # a wrong layer fails now, not after training the head
     # compiling also registers optimizer/learning_rate, so hp.values then lists every setting
     fit.compile_model(model, hp, steps_per_execution=config.steps_per_execution)
 
@@ -198,8 +202,6 @@ def train_and_evaluate(config: TrainConfig, download: bool = True, verbose: Any 
         if config.base:
             phases.append(_phase("head" if config.freeze_base else "all", model, history_dict, frozen_before, hp))
         if config.fine_tune_at is not None:
-            from tfcourse import transfer
-
             unfrozen = transfer.unfreeze_from(model, config.fine_tune_at)
             print(f"tfcourse: fine-tuning {len(unfrozen)} base layers from {config.fine_tune_at!r} at "
                   f"{config.fine_tune_lr_scale}x the learning rate for {config.fine_tune_epochs} epochs", flush=True)

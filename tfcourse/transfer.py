@@ -112,33 +112,39 @@ def base_of(model):
     return model.get_layer(BASE_NAME)
 
 
-def unfreeze_from(model, layer: str) -> List[str]:
-    """Makes the base trainable from ``layer`` (a name, or an index into the base's layers) to its top.
-
-    Batch norm layers stay frozen (the base runs in inference mode, so their statistics never
-    move; unfreezing their scale and offset alone would fight the frozen statistics).
-
-    Returns:
-        The names of the base layers with weights that are now trainable.
+def fine_tune_start(model, layer) -> int:
+    """The index in the base's layers of ``layer`` (a name, or an index; negative counts from the top).
 
     Raises:
-        ValueError: If ``layer`` names no layer of the base (the message lists some that do).
+        ValueError: If ``layer`` names no layer of the base (the message lists those with weights).
     """
-    import keras
-
     base = base_of(model)
     names = [item.name for item in base.layers]
     if isinstance(layer, int) or (isinstance(layer, str) and layer.lstrip("-").isdigit()):
         index = int(layer)
         if not -len(names) <= index < len(names):
             raise ValueError(f"--fine-tune-at {layer}: the base has {len(names)} layers (0..{len(names) - 1}).")
-        start = index % len(names)
-    elif layer in names:
-        start = names.index(layer)
-    else:
-        weighted = [item.name for item in base.layers if item.weights]
-        raise ValueError(f"--fine-tune-at {layer!r} is not a layer of the base; its layers with weights are: "
-                         f"{', '.join(weighted)}.")
+        return index % len(names)
+    if layer in names:
+        return names.index(layer)
+    weighted = [item.name for item in base.layers if item.weights]
+    raise ValueError(f"--fine-tune-at {layer!r} is not a layer of the base; its layers with weights are: "
+                     f"{', '.join(weighted)}.")
+
+
+def unfreeze_from(model, layer) -> List[str]:
+    """Makes the base trainable from ``layer`` (see ``fine_tune_start``) to its top.
+
+    Batch norm layers stay frozen (the base runs in inference mode, so their statistics never
+    move; unfreezing their scale and offset alone would fight the frozen statistics).
+
+    Returns:
+        The names of the base layers with weights that are now trainable.
+    """
+    import keras
+
+    start = fine_tune_start(model, layer)
+    base = base_of(model)
     base.trainable = True
     for index, item in enumerate(base.layers):
         item.trainable = index >= start and not isinstance(item, keras.layers.BatchNormalization)
