@@ -77,7 +77,8 @@ def test_help_lists_every_flag(capsys):
     assert done.value.code == 0
     text = capsys.readouterr().out
     for flag in ["--model", "--dataset", "--data-dir", "--epochs", "--batch-size", "--seed", "--split", "--augment",
-                 "--hp", "--output-dir", "--export", "--export-dir", "--normalization", "--patience", "--list-hp"]:
+                 "--hp", "--output-dir", "--export", "--export-dir", "--normalization", "--patience", "--list-hp",
+                 "--classes", "--base", "--base-weights", "--freeze-base", "--fine-tune-at", "--fine-tune-epochs"]:
         assert flag in text, flag
     assert "fashion_mnist" in text and "official" in text
 
