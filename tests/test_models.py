@@ -189,7 +189,7 @@ def test_resnet_small_depth_and_width():
     assert [layer.filters for layer in convs] == [32, 32, 32, 64, 64, 64]
     assert all(layer.kernel_regularizer is None for layer in convs)
     assert model.get_layer("features").output.shape == (None, 64)
-    with pytest.raises(ValueError, match="halves a 4x4 input below 1x1"):
+    with pytest.raises(ValueError, match="stages=4 halves a 4x4 input below 1x1; use at most 3 stages"):
         build_model("resnet_small", fit.make_hyperparameters("resnet_small", {"stages": 4}, (4, 4, 1), 10), (4, 4, 1))
 
 

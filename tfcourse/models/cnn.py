@@ -36,7 +36,7 @@ def build(hp, input_shape, num_classes):
     dense_layers = hp.Int("dense_layers", 0, 2, default=1)
     dense_units = hp.Int("dense_units", 32, 512, step=32, default=128)
 
-    check_poolings(input_shape, conv_blocks, "conv_blocks")
+    check_poolings(input_shape, conv_blocks, f"conv_blocks={conv_blocks}")
     pool_layer = keras.layers.MaxPooling2D if pooling == "max" else keras.layers.AveragePooling2D
 
     inputs = keras.Input(shape=input_shape, name="image")

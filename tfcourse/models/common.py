@@ -8,11 +8,15 @@ from __future__ import annotations
 BN_MOMENTUM = 0.9
 
 
-def check_poolings(input_shape, halvings: int, name: str) -> None:
-    """Raises ``ValueError`` if ``halvings`` 2x downsamplings would shrink ``input_shape`` below 1x1."""
+def check_poolings(input_shape, halvings: int, setting: str, unit: str = "blocks", offset: int = 0) -> None:
+    """Raises ``ValueError`` if ``halvings`` 2x downsamplings would shrink ``input_shape`` below 1x1.
+
+    Args:
+        setting: What asked for them, for the message (e.g. ``conv_blocks=5``).
+        unit, offset: The message advises at most ``max halvings + offset`` ``unit``.
+    """
     height, width = input_shape[0], input_shape[1]
     if min(height, width) >> halvings < 1:
-        raise ValueError(
-            f"{name}={halvings} halves a {height}x{width} input below 1x1; "
-            f"use at most {max(min(height, width).bit_length() - 1, 0)} {name} for this input size."
-        )
+        most = max(min(height, width).bit_length() - 1, 0) + offset
+        raise ValueError(f"{setting} halves a {height}x{width} input below 1x1; "
+                         f"use at most {most} {unit} for this input size.")

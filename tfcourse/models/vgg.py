@@ -36,7 +36,7 @@ def build(hp, input_shape, num_classes):
     dense_layers = hp.Int("dense_layers", 0, 2, default=1)
     dense_units = hp.Int("dense_units", 64, 1024, step=64, default=256)
     dense_dropout = hp.Float("dense_dropout", 0.0, 0.6, step=0.05, default=0.4)
-    check_poolings(input_shape, blocks, "blocks")
+    check_poolings(input_shape, blocks, f"blocks={blocks}")
 
     inputs = keras.Input(shape=input_shape, name="image")
     x = inputs
