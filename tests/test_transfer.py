@@ -111,6 +111,8 @@ def test_applications_base_with_a_local_weights_file(tmp_path):
     (["--base", "VGG16", "--fine-tune-at", "block5_conv1"], "add --freeze-base"),
     (["--base", "/no/such/run"], "is neither a keras.applications model"),
     (["--base", "VGG16", "--base-weights", "/no/weights.h5"], "--base-weights '/no/weights.h5'"),
+    (["--base", "VGG16", "--normalization", "standardize"], "use --normalization unit"),
+    (["--model", "resnet50", "--hp", "weights=imagenet", "--normalization", "standardize"], "use --normalization unit"),
 ])
 def test_bad_transfer_flags_exit_2_and_write_nothing(extra, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as done:

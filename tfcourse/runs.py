@@ -76,6 +76,11 @@ def validate_config(config: TrainConfig) -> None:
         (config.data.normalization in config_lib.NORMALIZATIONS,
          f"normalization must be one of {config_lib.NORMALIZATIONS}, got {config.data.normalization!r}"),
     ]
+    pretrained_rgb = config.hp.get("weights", "none") != "none" or (
+        config.base is not None and transfer.is_application(config.base) and config.base_weights != "none")
+    if pretrained_rgb and config.data.normalization != "unit":
+        checks.append((False, "ImageNet-style weights come with ImageNet preprocessing, which expects pixels scaled "
+                              "to [0, 1]; use --normalization unit"))
     for ok, message in checks:
         if not ok:
             raise ValueError(message + ".")
