@@ -70,3 +70,22 @@ def test_summary_of_a_folder_without_trials_is_an_error(tmp_path):
 def test_unknown_tuner_kind():
     with pytest.raises(ValueError, match="Unknown tuner 'grid'; use one of random, hyperband, bayesian"):
         tuners.make_tuner("grid", None)
+
+
+@pytest.mark.parametrize("model, space", [
+    ("vgg", {"blocks": [1, 2], "filters": [16, 32]}),  # 8x8 digits: at most 3 pooling blocks
+    ("resnet_small", {"width": [8, 16], "blocks_per_stage": [1, 2]}),
+    ("resnet50", {"image_size": [32]}),
+])
+def test_zoo_models_are_tunable(model, space, digits_pipelines, tmp_path):
+    """The zoo's builders serve KerasTuner unchanged: their own hp calls are the search space."""
+    hp = keras_tuner.HyperParameters()
+    for name, values in space.items():
+        hp.Choice(name, values)
+    tuner = search("random", digits_pipelines, tmp_path, hyperparameters=hp, max_trials=2, model=model)
+    rows = tuners.trial_rows(str(tmp_path / "random"))
+    assert rows and all(row["status"] == "COMPLETED" for row in rows)
+    for name, values in space.items():
+        assert all(row[f"hp/{name}"] in values for row in rows)
+    declared = {entry.name for entry in tuner.oracle.hyperparameters.space}
+    assert {"learning_rate", "optimizer"} | set(space) <= declared
