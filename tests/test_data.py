@@ -263,3 +263,17 @@ def test_select_classes_relabels_in_the_given_order(idx_folder):
         data.select_classes(dataset, (1, 1))
     with pytest.raises(ValueError, match=r"--classes \[10\] are not labels"):
         data.select_classes(dataset, (0, 10))
+
+
+def test_train_limit_keeps_a_stratified_seeded_subset(digits):
+    splits = data.make_splits(digits, seed=0)
+    limited = data.limit_train(digits, splits, 200, seed=0)
+    _, labels = digits.pooled()
+    assert len(limited.train) == 200 and set(limited.train) <= set(splits.train)
+    assert np.array_equal(limited.val, splits.val) and np.array_equal(limited.test, splits.test)
+    assert np.bincount(labels[limited.train]).min() >= 19  # ~20 per class, stratified
+    assert np.array_equal(data.limit_train(digits, splits, 200, seed=0).train, limited.train)
+    assert not np.array_equal(data.limit_train(digits, splits, 200, seed=1).train, limited.train)
+    assert data.limit_train(digits, splits, None, seed=0) is splits
+    with pytest.raises(ValueError, match="below the number of classes"):
+        data.limit_train(digits, splits, 5, seed=0)

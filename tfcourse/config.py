@@ -39,6 +39,7 @@ class DataConfig:
         image_size: (height, width) to resize an image folder to; ``None`` keeps the
             size of the first image found.
         classes: Keep only these labels, renumbered ``0..k-1`` in this order (``None``: all).
+        train_limit: Keep a stratified, seeded subset of this many training examples (``None``: all).
     """
 
     dataset: str = DEFAULT_DATASET
@@ -51,6 +52,7 @@ class DataConfig:
     augment: bool = False
     image_size: Optional[Tuple[int, int]] = None
     classes: Optional[Tuple[int, ...]] = None
+    train_limit: Optional[int] = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -578,6 +578,24 @@ def make_pipelines(dataset: Dataset, splits: Splits, config: DataConfig, seed: i
     )
 
 
+def limit_train(dataset: Dataset, splits: Splits, limit: Optional[int], seed: int) -> Splits:
+    """Keeps a stratified, seeded subset of ``limit`` training examples (validation and test untouched).
+
+    For learning curves and for transfer learning with few labelled examples.
+
+    Raises:
+        ValueError: If ``limit`` is below the number of classes.
+    """
+    if limit is None or limit >= len(splits.train):
+        return splits
+    if limit < dataset.num_classes:
+        raise ValueError(f"--train-limit {limit} is below the number of classes ({dataset.num_classes}); "
+                         "keep at least one example per class.")
+    _, labels = dataset.pooled()
+    _, kept = _stratified_split(splits.train, labels[splits.train], limit / len(splits.train), seed, "limited training")
+    return dataclasses.replace(splits, train=kept)
+
+
 def load_pipelines(config: DataConfig, seed: int, download: bool = True, train_on: str = "train"):
     """``load_dataset`` + ``make_splits`` + ``make_pipelines`` for one ``DataConfig``.
 
@@ -591,6 +609,7 @@ def load_pipelines(config: DataConfig, seed: int, download: bool = True, train_o
     dataset = load_dataset(config.dataset, config.data_dir, config.image_size, download=download)
     dataset = select_classes(dataset, config.classes)
     splits = make_splits(dataset, config.split, config.val_fraction, config.test_fraction, seed)
+    splits = limit_train(dataset, splits, config.train_limit, seed)
     fit_splits = splits if train_on == "train" else dataclasses.replace(
         splits, train=np.sort(np.concatenate([splits.train, splits.val])), val=splits.val[:0])
     return dataset, splits, make_pipelines(dataset, fit_splits, config, seed)

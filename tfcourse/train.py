@@ -70,6 +70,8 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--augment", action="store_true", help="random flips and shifts on the training split")
     parser.add_argument("--classes", type=_classes, default=None, metavar="LIST",
                         help="keep only these labels, renumbered 0..k-1, e.g. 0-4 or 5,6,7 (default: all)")
+    parser.add_argument("--train-limit", type=_positive_int, default=None, metavar="N",
+                        help="train on a stratified, seeded subset of N training examples (default: all)")
     parser.add_argument("--batch-size", type=_positive_int, default=DEFAULTS.data.batch_size, help="examples per batch")
     parser.add_argument("--no-download", action="store_true", help="never let tfds download a missing dataset")
 
@@ -79,7 +81,7 @@ def data_config_from_args(args: argparse.Namespace) -> DataConfig:
         dataset=args.dataset, data_dir=args.data_dir, split=args.split, val_fraction=args.val_fraction,
         test_fraction=args.test_fraction, normalization=args.normalization, batch_size=args.batch_size,
         augment=args.augment, image_size=tuple(args.image_size) if args.image_size else None,
-        classes=args.classes,
+        classes=args.classes, train_limit=args.train_limit,
     )
 
 
