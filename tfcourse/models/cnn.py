@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import keras
 
-from tfcourse.models.common import BN_MOMENTUM, check_poolings
+from tfcourse.models.common import check_poolings, conv_bn_activation
 
 MAX_FILTERS = 512
 ACTIVATIONS = ["relu", "elu", "gelu", "swish"]
@@ -44,11 +44,7 @@ def build(hp, input_shape, num_classes):
     for block in range(conv_blocks):
         block_filters = min(filters * 2**block, MAX_FILTERS)
         for conv in range(convs_per_block):
-            name = f"block{block}_conv{conv}"
-            x = keras.layers.Conv2D(block_filters, kernel_size, padding="same", use_bias=not batch_norm, name=name)(x)
-            if batch_norm:
-                x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
-            x = keras.layers.Activation(activation, name=f"{name}_{activation}")(x)
+            x = conv_bn_activation(x, block_filters, kernel_size, batch_norm, activation, f"block{block}_conv{conv}")
         x = pool_layer(2, name=f"block{block}_pool")(x)
         if dropout_rate > 0:
             x = keras.layers.Dropout(dropout_rate, name=f"block{block}_dropout")(x)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import keras
+
 # Moving statistics over ~10 steps instead of Keras' ~100 (PyTorch's default too): on small
 # datasets (scikit-learn digits: 12 steps an epoch) the default evaluates with stale statistics
 # for many epochs.
@@ -20,3 +22,14 @@ def check_poolings(input_shape, halvings: int, setting: str, unit: str = "blocks
         most = max(min(height, width).bit_length() - 1, 0) + offset
         raise ValueError(f"{setting} halves a {height}x{width} input below 1x1; "
                          f"use at most {most} {unit} for this input size.")
+
+
+def conv_bn_activation(x, filters: int, kernel_size: int, batch_norm: bool, activation: str, name: str):
+    """``Conv2D`` (same padding; no bias when batch norm follows) -> optional ``BatchNormalization`` -> activation.
+
+    Layers are named ``name``, ``{name}_bn`` and ``{name}_{activation}``.
+    """
+    x = keras.layers.Conv2D(filters, kernel_size, padding="same", use_bias=not batch_norm, name=name)(x)
+    if batch_norm:
+        x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
+    return keras.layers.Activation(activation, name=f"{name}_{activation}")(x)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import keras
 
-from tfcourse.models.common import BN_MOMENTUM, check_poolings
+from tfcourse.models.common import check_poolings, conv_bn_activation
 
 MAX_FILTERS = 512
 
@@ -43,11 +43,7 @@ def build(hp, input_shape, num_classes):
     for block in range(blocks):
         block_filters = min(filters * 2**block, MAX_FILTERS)
         for conv in range(convs_per_block):
-            name = f"block{block}_conv{conv}"
-            x = keras.layers.Conv2D(block_filters, 3, padding="same", use_bias=not batch_norm, name=name)(x)
-            if batch_norm:
-                x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
-            x = keras.layers.Activation("relu", name=f"{name}_relu")(x)
+            x = conv_bn_activation(x, block_filters, 3, batch_norm, "relu", f"block{block}_conv{conv}")
         x = keras.layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
         if conv_dropout > 0:
             x = keras.layers.Dropout(conv_dropout, name=f"block{block}_dropout")(x)
