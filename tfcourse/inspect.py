@@ -46,15 +46,14 @@ def load_model_for_inspection(model: str, input_shape, num_classes: int, hp_over
 
     from tfcourse import models  # noqa: F401  (registers tfcourse's custom layers for loading)
 
-    if os.path.isdir(model):
-        path = os.path.join(model, "model.keras")
-        if not os.path.isfile(path):
-            raise ValueError(f"{model} is a folder without model.keras; give a run folder or a .keras file.")
+    from tfcourse.runs import model_file
+
+    if os.path.isdir(model) or model.endswith(".keras"):
+        path = model_file(model)
+        if path is None:
+            raise ValueError(f"{model} is a folder without model.keras; give a run folder or a .keras file."
+                             if os.path.isdir(model) else f"Model file {model} does not exist.")
         return keras.models.load_model(path, compile=False)
-    if model.endswith(".keras"):
-        if not os.path.isfile(model):
-            raise ValueError(f"Model file {model} does not exist.")
-        return keras.models.load_model(model, compile=False)
     from tfcourse.fit import make_hyperparameters
 
     hp = make_hyperparameters(model, dict(hp_overrides), input_shape, num_classes)

@@ -33,6 +33,15 @@ class RunResult:
     model: Any
 
 
+def model_file(path: str) -> Optional[str]:
+    """The saved model behind ``path``: a run folder's ``model.keras``, or ``path`` itself if it is a file.
+
+    Returns ``None`` when there is no such file.
+    """
+    candidate = os.path.join(path, MODEL_FILE) if os.path.isdir(path) else path
+    return candidate if os.path.isfile(candidate) else None
+
+
 def write_json(path: str, payload: Any) -> None:
     """Writes JSON atomically (temporary file, then rename)."""
     staging = f"{path}.tmp-{os.getpid()}"

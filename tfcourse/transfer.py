@@ -30,8 +30,10 @@ def resolve_base_path(base: str) -> str:
     Raises:
         ValueError: If it is neither a known application nor an existing model file or run folder.
     """
-    path = os.path.join(base, "model.keras") if os.path.isdir(base) else base
-    if not os.path.isfile(path):
+    from tfcourse.runs import model_file
+
+    path = model_file(base)
+    if path is None:
         raise ValueError(
             f"--base {base!r} is neither a keras.applications model ({', '.join(APPLICATIONS.values())}) nor a "
             "run folder with model.keras nor a .keras file. Train one first, e.g. "
