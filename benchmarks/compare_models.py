@@ -23,6 +23,8 @@ import subprocess
 import sys
 import time
 
+from _tables import publish  # benchmarks/ is on sys.path when a script in it runs
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Epoch caps on this 2-core CPU (early stopping on val_loss may end sooner). ResNet50 (23.6M
 # parameters, inputs resized to 32x32) gets a short budget: ~4 min an epoch here.
@@ -157,10 +159,7 @@ def main(argv=None):
     print(f"matmul FP32 after training: TensorFlow {after['tensorflow']:.0f}, NumPy {after['numpy']:.0f} GFLOP/s")
     rows = [row(model, os.path.join(args.results, model), matmul["tensorflow"]) for model in args.models]
     text = table(rows, matmul, args)
-    print(text)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w", encoding="utf-8") as handle:
-        handle.write(text)
+    publish(text, args.out)
     return 0
 
 

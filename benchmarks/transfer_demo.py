@@ -26,6 +26,8 @@ import shutil
 import subprocess
 import sys
 
+from _tables import publish  # benchmarks/ is on sys.path when a script in it runs
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -99,10 +101,7 @@ def main(argv=None):
         f"layers ({head['frozen_params']:,} parameters), unchanged after training: {head['frozen_weights_unchanged']}.",
     ]
     text = "\n".join(lines) + "\n"
-    print(text)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w", encoding="utf-8") as handle:
-        handle.write(text)
+    publish(text, args.out)
     return 0
 
 

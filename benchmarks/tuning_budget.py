@@ -23,6 +23,8 @@ import subprocess
 import sys
 import time
 
+from _tables import publish  # benchmarks/ is on sys.path when a script in it runs
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -110,10 +112,7 @@ def main(argv=None):
               "Best hyperparameters: `" + json.dumps(config["tuned_from"]["hyperparameters"], sort_keys=True) + "`", "",
               "Commands:", "", "```", " ".join(hyperband[1:]), " ".join(random[1:]), " ".join(retrain[1:]), "```"]
     text = "\n".join(lines) + "\n"
-    print(text)
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w", encoding="utf-8") as handle:
-        handle.write(text)
+    publish(text, args.out)
 
 
 if __name__ == "__main__":
