@@ -84,6 +84,7 @@ class TrainConfig:
         fine_tune_at: After the head is trained, unfreeze the base from this layer (name or
             index) to its top and train ``fine_tune_epochs`` more epochs at the learning rate
             times ``fine_tune_lr_scale``.
+        report: Write ``report.html`` / ``report.md`` (figures, Grad-CAM gallery) into the run folder.
     """
 
     model: str = DEFAULT_MODEL
@@ -103,6 +104,7 @@ class TrainConfig:
     fine_tune_at: Optional[Any] = None
     fine_tune_epochs: int = 5
     fine_tune_lr_scale: float = 0.1
+    report: bool = True
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
 
 

@@ -306,34 +306,9 @@ def standard_callbacks(run_dir: Optional[str], patience: int, monitor: str = "va
     return callbacks
 
 
-def predict_labels(model, dataset) -> Dict[str, np.ndarray]:
-    """True labels, logits and predicted labels over a (labelled) pipeline, in order."""
-    import tensorflow as tf
+def evaluate_model(model, dataset, class_names: Sequence[str], test_indices=None) -> Dict[str, Any]:
+    """Every test-set number (``tfcourse.evaluate.evaluate_predictions``) from one pass over ``dataset``."""
+    from tfcourse import evaluate
 
-    labels, logits = [], []
-    predict = tf.function(lambda images: model(images, training=False))
-    for images, batch_labels in dataset:
-        logits.append(predict(images).numpy())
-        labels.append(batch_labels.numpy())
-    logits = np.concatenate(logits)
-    return {"labels": np.concatenate(labels), "logits": logits, "predictions": logits.argmax(axis=1)}
-
-
-def evaluate_model(model, dataset, class_names: Sequence[str]) -> Dict[str, Any]:
-    """Test loss and accuracy plus per-class accuracy, as plain JSON-ready numbers (one pass over the data)."""
-    outputs = predict_labels(model, dataset)
-    labels, predictions, logits = outputs["labels"], outputs["predictions"], outputs["logits"].astype(np.float64)
-    # sparse categorical cross-entropy from logits: logsumexp(z) - z[label]
-    peak = logits.max(axis=1, keepdims=True)
-    log_norm = peak[:, 0] + np.log(np.exp(logits - peak).sum(axis=1))
-    loss = float(np.mean(log_norm - logits[np.arange(len(labels)), labels]))
-    per_class = {}
-    for index, name in enumerate(class_names):
-        mask = labels == index
-        per_class[name] = float((predictions[mask] == index).mean()) if mask.any() else None
-    return {
-        "test_loss": loss,
-        "test_accuracy": float((predictions == labels).mean()),
-        "test_examples": int(len(labels)),
-        "per_class_accuracy": per_class,
-    }
+    outputs = evaluate.predict(model, dataset)
+    return evaluate.evaluate_predictions(outputs["labels"], outputs["logits"], class_names, test_indices)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 SEARCH_PROGRESS = "search_progress.png"
 SCORE_VS_HP = "score_vs_hyperparameters.png"
@@ -122,3 +122,285 @@ def plot_search(rows: Sequence[Dict[str, Any]], out_dir: str, objective: str = "
         plt.close(fig)
         written.append(SCORE_VS_HP)
     return written
+
+
+# ----------------------------------------------------------------------------- runs: curves and test results
+
+
+def _show_image(ax, image) -> None:
+    """Draws one raw image (H, W, C) uint8; single-channel images in grey."""
+    import numpy as np
+
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[-1] == 1:
+        ax.imshow(image[..., 0], cmap="gray", vmin=0, vmax=255)
+    else:
+        ax.imshow(image.astype("uint8") if image.dtype != "uint8" else image)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def plot_history(history: Dict[str, List[float]], path: str, title: str = "",
+                 phase_starts: Sequence[int] = ()) -> str:
+    """Training and validation loss and accuracy per epoch, best validation epoch marked.
+
+    Args:
+        history: Keras ``History.history`` (``loss``, ``accuracy``, ``val_loss``, ``val_accuracy`` ...).
+        phase_starts: Epochs (1-based) where a new training phase began (e.g. fine-tuning).
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        for key, label, style in ((metric, "training", "-o"), (f"val_{metric}", "validation", "-s")):
+            values = history.get(key) or []
+            points = [(i + 1, v) for i, v in enumerate(values) if _is_number(v)]
+            if points:
+                ax.plot(*zip(*points), style, markersize=3, label=label)
+        val = [(i + 1, v) for i, v in enumerate(history.get("val_loss") or []) if _is_number(v)]
+        if val:
+            best = min(val, key=lambda p: p[1])[0]
+            ax.axvline(best, color="tab:gray", linestyle=":", label=f"best validation loss (epoch {best})")
+        for start in phase_starts:
+            ax.axvline(start - 0.5, color="tab:red", linestyle="--", label=f"fine-tuning from epoch {start}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best", fontsize="small")
+    fig.suptitle(title or "learning curves")
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+def plot_confusion_matrix(matrix, class_names: Sequence[str], path: str, title: str = "") -> str:
+    """Confusion-matrix heatmap, coloured by the row-normalised fraction, annotated with counts."""
+    import numpy as np
+
+    plt = _pyplot()
+    matrix = np.asarray(matrix)
+    totals = matrix.sum(axis=1, keepdims=True)
+    fractions = np.divide(matrix, totals, out=np.zeros(matrix.shape), where=totals > 0)
+    size = max(5.0, 0.6 * len(class_names) + 2.5)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    image = ax.imshow(fractions, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
+    ticks = range(len(class_names))
+    ax.set_xticks(ticks, class_names, rotation=45, ha="right")
+    ax.set_yticks(ticks, class_names)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    if len(class_names) <= 20:
+        for t in ticks:
+            for p in ticks:
+                ax.text(p, t, str(int(matrix[t, p])), ha="center", va="center", fontsize=8,
+                        color="white" if fractions[t, p] > 0.5 else "black")
+    ax.set_title(title or "confusion matrix (test split)")
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+def plot_predictions(images, true_names: Sequence[str], predicted_names: Sequence[str], path: str,
+                     confidences: Optional[Sequence[float]] = None, title: str = "", columns: int = 8) -> str:
+    """A grid of images titled ``predicted (confidence) / true``; green when right, red when wrong."""
+    plt = _pyplot()
+    count = len(images)
+    columns = max(1, min(columns, count))
+    lines = max(1, math.ceil(count / columns))
+    fig, axes = plt.subplots(lines, columns, figsize=(1.6 * columns, 1.9 * lines + 0.4), squeeze=False)
+    for index, ax in enumerate(axes.flat):
+        if index >= count:
+            ax.set_visible(False)
+            continue
+        _show_image(ax, images[index])
+        right = true_names[index] == predicted_names[index]
+        confidence = f" {confidences[index]:.2f}" if confidences is not None else ""
+        ax.set_title(f"{predicted_names[index]}{confidence}\ntrue: {true_names[index]}", fontsize=7,
+                     color="tab:green" if right else "tab:red")
+    fig.suptitle(title or "predictions (predicted / true)", fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+def plot_per_class_accuracy(per_class: Dict[str, Optional[float]], path: str, overall: Optional[float] = None,
+                            title: str = "") -> str:
+    """Horizontal bars of each class's test accuracy, the overall accuracy as a line."""
+    plt = _pyplot()
+    names = list(per_class)
+    values = [per_class[n] if per_class[n] is not None else 0.0 for n in names]
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(names) + 1.4))
+    bars = ax.barh(names, values, color=["tab:red" if overall is not None and v < overall else "tab:blue" for v in values])
+    ax.invert_yaxis()
+    for bar, value in zip(bars, values):
+        ax.text(bar.get_width() + 0.005, bar.get_y() + bar.get_height() / 2, f"{value:.1%}", va="center", fontsize=8)
+    if overall is not None:
+        ax.axvline(overall, color="tab:gray", linestyle="--", label=f"overall {overall:.1%}")
+        ax.legend(loc="lower left", fontsize="small")
+    ax.set_xlim(0, 1.08)
+    ax.set_xlabel("test accuracy (below overall in red)")
+    ax.set_title(title or "per-class accuracy")
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+# ----------------------------------------------------------------------------- data (EDA)
+
+
+def plot_class_counts(counts: Dict[str, Dict[str, int]], path: str, title: str = "") -> str:
+    """Grouped bars: examples per class in each split (``{split: {class: count}}``)."""
+    import numpy as np
+
+    plt = _pyplot()
+    splits = list(counts)
+    names = list(next(iter(counts.values())))
+    positions = np.arange(len(names))
+    width = 0.8 / max(1, len(splits))
+    fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(names) + 2), 3.8))
+    for offset, (split, color) in enumerate(zip(splits, _colors(len(splits)))):
+        ax.bar(positions + offset * width, [counts[split][n] for n in names], width, label=split, color=color)
+    ax.set_xticks(positions + width * (len(splits) - 1) / 2, names, rotation=45, ha="right")
+    ax.set_ylabel("examples")
+    ax.legend(loc="best", fontsize="small")
+    ax.set_title(title or "examples per class and split")
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+def plot_class_samples(images_by_class: Dict[str, Any], path: str, mean_images: Optional[Dict[str, Any]] = None,
+                       title: str = "") -> str:
+    """One row per class: a few training images, and the class's mean image in the first column."""
+    plt = _pyplot()
+    names = list(images_by_class)
+    per_row = max(len(v) for v in images_by_class.values()) + (1 if mean_images else 0)
+    fig, axes = plt.subplots(len(names), per_row, figsize=(1.1 * per_row + 1.2, 1.1 * len(names) + 0.4), squeeze=False)
+    for row, name in zip(axes, names):
+        cells = ([mean_images[name]] if mean_images else []) + list(images_by_class[name])
+        for column, ax in enumerate(row):
+            if column < len(cells):
+                _show_image(ax, cells[column])
+            else:
+                ax.set_visible(False)
+        row[0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+    if mean_images:
+        axes[0][0].set_title("mean", fontsize=8)
+    fig.suptitle(title or "training images per class", fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+def plot_pixel_histogram(histograms: Dict[str, Any], path: str, title: str = "") -> str:
+    """Pixel-value distribution (0..255) per channel of the training images."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    for (name, counts), color in zip(histograms.items(), _colors(len(histograms))):
+        ax.plot(range(len(counts)), counts, color=color, label=name)
+    ax.set_yscale("log")
+    ax.set_xlabel("pixel value")
+    ax.set_ylabel("pixels (log scale)")
+    ax.legend(loc="best", fontsize="small")
+    ax.set_title(title or "pixel values of the training images")
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+# ----------------------------------------------------------------------------- explanations
+
+
+def plot_explanations(images, maps, row_titles: Sequence[str], path: str, title: str = "",
+                      overlay: bool = True) -> str:
+    """One row per example: the input, the map alone, and the map over the input.
+
+    Args:
+        images: Raw images (N, H, W, C).
+        maps: (N, H, W) arrays in [0, 1] (heatmaps or saliency), same size as the images.
+        overlay: Draw the third column (the map over the image).
+    """
+    plt = _pyplot()
+    columns = 3 if overlay else 2
+    fig, axes = plt.subplots(len(images), columns, figsize=(2.0 * columns + 1.5, 2.0 * len(images) + 0.4),
+                             squeeze=False)
+    for row, image, heat, name in zip(axes, images, maps, row_titles):
+        _show_image(row[0], image)
+        row[0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+        row[1].imshow(heat, cmap="jet", vmin=0, vmax=1)
+        row[1].set_xticks([])
+        row[1].set_yticks([])
+        if overlay:
+            _show_image(row[2], image)
+            row[2].imshow(heat, cmap="jet", alpha=0.45, vmin=0, vmax=1)
+    axes[0][0].set_title("input", fontsize=9)
+    axes[0][1].set_title("map", fontsize=9)
+    if overlay:
+        axes[0][2].set_title("overlay", fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+def plot_image_row(images, titles: Sequence[str], path: str, title: str = "", columns: int = 8) -> str:
+    """A grid of images with titles (activation maximisation results, filters)."""
+    plt = _pyplot()
+    count = len(images)
+    columns = max(1, min(columns, count))
+    lines = math.ceil(count / columns)
+    fig, axes = plt.subplots(lines, columns, figsize=(1.6 * columns, 1.8 * lines + 0.4), squeeze=False)
+    for index, ax in enumerate(axes.flat):
+        if index >= count:
+            ax.set_visible(False)
+            continue
+        _show_image(ax, images[index])
+        ax.set_title(titles[index], fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+# ----------------------------------------------------------------------------- comparing runs
+
+
+def plot_compare_runs(histories: Dict[str, Dict[str, List[float]]], accuracies: Dict[str, float], path: str,
+                      title: str = "") -> str:
+    """Several runs side by side: validation accuracy per epoch, and test accuracy bars."""
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [3, 2]})
+    colors = _colors(len(histories))
+    for (name, history), color in zip(histories.items(), colors):
+        key = "val_accuracy" if any(_is_number(v) for v in history.get("val_accuracy") or []) else "accuracy"
+        points = [(i + 1, v) for i, v in enumerate(history.get(key) or []) if _is_number(v)]
+        if points:
+            left.plot(*zip(*points), "-o", markersize=3, color=color,
+                      label=name + ("" if key == "val_accuracy" else " (training)"))
+    left.set_xlabel("epoch")
+    left.set_ylabel("validation accuracy")
+    left.grid(alpha=0.3)
+    left.legend(loc="lower right", fontsize="small")
+    names = list(accuracies)
+    bars = right.barh(names, [accuracies[n] for n in names], color=colors[:len(names)])
+    right.invert_yaxis()
+    for bar, name in zip(bars, names):
+        right.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {accuracies[name]:.2%}", va="center",
+                   fontsize=8)
+    low = min(accuracies.values(), default=0.0)
+    right.set_xlim(max(0.0, low - 0.1), 1.0)
+    right.set_xlabel("test accuracy")
+    fig.suptitle(title or "runs compared")
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+    return path

@@ -155,6 +155,26 @@ def _phase(name: str, model, history: Dict[str, list], frozen_before, hp, learni
     }
 
 
+def _write_report(staging: str, name: str, record, pipelines, model, dataset, splits) -> None:
+    """The run report, from the in-memory model and data. A failure here must not throw away the
+    trained model: it is reported, the report's partial files are removed, and the run goes on."""
+    from tfcourse import artifacts, report
+
+    x, y = dataset.pooled()
+    run = artifacts.Run(staging, None, record, tuple(pipelines.class_names), pipelines.normalization, None,
+                        label=name, _model=model,
+                        _test=artifacts.TestData(x[splits.test], y[splits.test], splits.test, dataset, splits))
+    try:
+        report.write_report(staging, run=run, progress=True)
+    except Exception as error:  # noqa: BLE001  (the run itself is complete and worth keeping)
+        for leftover in (report.REPORT_HTML, report.REPORT_MD, report.FIGURES_DIR):
+            path = os.path.join(staging, leftover)
+            shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else (
+                os.remove(path) if os.path.exists(path) else None)
+        print(f"tfcourse: warning: the report failed ({type(error).__name__}: {error}); the run is kept. Retry with "
+              f"python -m tfcourse.report {name}", flush=True)
+
+
 def train_and_evaluate(config: TrainConfig, download: bool = True, verbose: Any = "auto",
                        verify_export: bool = True, record_extra: Optional[Dict[str, Any]] = None) -> RunResult:
     """Loads data, builds, trains, evaluates and saves one model; exports it if asked.
@@ -176,7 +196,7 @@ def train_and_evaluate(config: TrainConfig, download: bool = True, verbose: Any 
     import keras
     import tensorflow as tf
 
-    from tfcourse import cost, data, export, fit
+    from tfcourse import cost, data, evaluate, export, fit
 
     validate_config(config)
     run_dir = config.output_dir or default_run_dir(config)
@@ -230,7 +250,9 @@ def train_and_evaluate(config: TrainConfig, download: bool = True, verbose: Any 
             history_dict = {key: history_dict.get(key, [None] * done) + values for key, values in more.items()}
             epoch_seconds = epoch_seconds + more_seconds
         train_seconds = time.perf_counter() - start
-        metrics = fit.evaluate_model(model, pipelines.test, pipelines.class_names)
+        outputs = evaluate.predict(model, pipelines.test)
+        metrics = evaluate.evaluate_predictions(outputs["labels"], outputs["logits"], pipelines.class_names,
+                                                splits.test)
         val_losses = [v for v in history_dict.get("val_loss", []) if v is not None]
         report = cost.cost_report(model)
         # pipelines.sizes["train"] already holds val when fitting on train+val
@@ -274,7 +296,13 @@ def train_and_evaluate(config: TrainConfig, download: bool = True, verbose: Any 
         write_json(os.path.join(staging, "cost.json"), report)
         with open(os.path.join(staging, "cost.md"), "w", encoding="utf-8") as handle:
             handle.write(cost.format_report(report))
+        with open(os.path.join(staging, evaluate.REPORT_TEXT_FILE), "w", encoding="utf-8") as handle:
+            handle.write(evaluate.format_text(metrics, f"{config.model} on {dataset.source}"))
+        evaluate.save_predictions(os.path.join(staging, evaluate.PREDICTIONS_FILE), outputs["labels"],
+                                  outputs["logits"], splits.test)
         model.save(os.path.join(staging, MODEL_FILE))
+        if config.report:
+            _write_report(staging, os.path.basename(run_dir), record, pipelines, model, dataset, splits)
         os.rename(staging, run_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -127,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="fine-tuning learning rate = learning_rate times this")
     parser.add_argument("--list-hp", action="store_true", help="print the model's hyperparameters and exit")
     parser.add_argument("--output-dir", default=None, help="run folder (default runs/<model>-<dataset>-<time>)")
+    parser.add_argument("--no-report", action="store_true",
+                        help="skip report.html/report.md (figures, Grad-CAM gallery); python -m tfcourse.report RUN "
+                             "writes it later")
     parser.add_argument("--export", action="store_true", help="export a TensorFlow Serving SavedModel")
     parser.add_argument("--export-dir", default=DEFAULTS.export_dir, help="export root: <dir>/<model>/<version>/")
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
@@ -145,7 +148,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         fine_tune_at=transfer.parse_layer(args.fine_tune_at), fine_tune_epochs=args.fine_tune_epochs,
         fine_tune_lr_scale=args.fine_tune_lr_scale, epochs=args.epochs, patience=args.patience, seed=args.seed, hp=dict(args.hp),
         output_dir=args.output_dir, export=args.export, export_dir=args.export_dir,
-        steps_per_execution=args.steps_per_execution, deterministic=args.deterministic, data=data,
+        steps_per_execution=args.steps_per_execution, deterministic=args.deterministic, report=not args.no_report,
+        data=data,
     )
 
 

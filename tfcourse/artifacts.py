@@ -1,0 +1,171 @@
+"""Reading back what a run produced: a run folder or a SavedModel export, its configuration,
+class names, preprocessing, test split and predictions, for the report and the explanations.
+
+A run folder holds ``config.json`` (with the data settings and seed, so the test split is
+recomputed exactly) and ``model.keras``. An export holds ``saved_model.pb`` and
+``assets.extra/tfcourse.json`` (class names, preprocessing and the run folder it came from);
+its predictions come from the serving signature itself, and methods that need gradients or
+inner layers use the ``.keras`` model of that run folder (or one named explicitly).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any, Dict, Optional
+
+import numpy as np
+
+from tfcourse import evaluate
+
+
+def _read_json(path: str, default=None):
+    if not os.path.isfile(path):
+        return default
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+@dataclasses.dataclass
+class TestData:
+    images: np.ndarray  # raw pixels (N, H, W, C) uint8
+    labels: np.ndarray
+    indices: np.ndarray  # positions in Dataset.pooled()
+    dataset: Any = None  # the tfcourse.data.Dataset, when loaded here
+    splits: Any = None
+
+
+@dataclasses.dataclass
+class Run:
+    """A trained model on disk, as the report and the explanations see it."""
+
+    run_dir: Optional[str]
+    export_dir: Optional[str]
+    record: Dict[str, Any]
+    class_names: tuple
+    normalization: Any  # tfcourse.data.Normalization
+    keras_path: Optional[str]
+    label: Optional[str] = None  # the name shown in reports (default: the folder's name)
+    _model: Any = None
+    _test: Optional[TestData] = None
+
+    @property
+    def name(self) -> str:
+        if self.label:
+            return self.label
+        path = self.run_dir or self.export_dir
+        return os.path.basename(os.path.normpath(path)) if path else "run"
+
+    @property
+    def metrics(self) -> Dict[str, Any]:
+        return _read_json(os.path.join(self.run_dir, "metrics.json"), {}) if self.run_dir else {}
+
+    @property
+    def history(self) -> Dict[str, list]:
+        return _read_json(os.path.join(self.run_dir, "history.json"), {}) if self.run_dir else {}
+
+    def keras_model(self, required_for: str = ""):
+        """The Keras model (loaded once). Raises ``ValueError`` when there is none to load."""
+        if self._model is None:
+            if self.keras_path is None:
+                raise ValueError(f"{self.export_dir} is an export without a reachable .keras model ({required_for}); "
+                                 "pass --keras-model FILE.keras (the run folder's model.keras).")
+            import keras
+
+            from tfcourse.models import layers as _custom  # noqa: F401  (registers custom layers)
+
+            self._model = keras.models.load_model(self.keras_path)
+        return self._model
+
+    def test_data(self) -> TestData:
+        """The run's test split, recomputed from its data settings and seed (no download)."""
+        if self._test is None:
+            from tfcourse import data
+            from tfcourse.config import DataConfig
+
+            settings = (self.record.get("config") or {}).get("data")
+            if not settings:
+                raise ValueError(f"{self.run_dir or self.export_dir} records no data settings (config.json), so its "
+                                 "test split cannot be rebuilt; pass a run folder written by tfcourse.train.")
+            config = DataConfig(**settings)
+            seed = int(self.record["config"]["seed"])
+            dataset = data.load_dataset(config.dataset, config.data_dir, config.image_size, download=False)
+            dataset = data.select_classes(dataset, config.classes)
+            splits = data.make_splits(dataset, config.split, config.val_fraction, config.test_fraction, seed)
+            x, y = dataset.pooled()
+            self._test = TestData(x[splits.test], y[splits.test], splits.test, dataset, splits)
+        return self._test
+
+    def model_inputs(self, raw_images):
+        """Raw pixels -> what the Keras model takes (the run's normalisation), as a NumPy array."""
+        return self.normalization.apply(np.asarray(raw_images)).numpy()
+
+    def predictions(self, batch_size: int = 256) -> Dict[str, np.ndarray]:
+        """Labels, logits and dataset indices on the test split: ``predictions.npz`` when the run folder
+        has it, else the Keras model, else (an export alone) the SavedModel's serving signature
+        (log-probabilities stand in for logits: same ranking, same cross-entropy)."""
+        saved = os.path.join(self.run_dir, evaluate.PREDICTIONS_FILE) if self.run_dir else None
+        if saved and os.path.isfile(saved) and self.export_dir is None:
+            return evaluate.load_predictions(saved)
+        test = self.test_data()
+        chunks = []
+        if self.export_dir is not None:
+            import tensorflow as tf
+
+            serve = tf.saved_model.load(self.export_dir).signatures["serving_default"]
+            for start in range(0, len(test.images), batch_size):
+                batch = tf.constant(test.images[start:start + batch_size], tf.float32)
+                chunks.append(np.log(np.maximum(serve(images=batch)["probabilities"].numpy(), 1e-12)))
+        else:
+            model = self.keras_model("predictions")
+            for start in range(0, len(test.images), batch_size):
+                chunks.append(np.asarray(model(self.model_inputs(test.images[start:start + batch_size]), training=False)))
+        return {"labels": test.labels, "logits": np.concatenate(chunks), "test_indices": test.indices}
+
+
+def load(path: str, keras_model: Optional[str] = None) -> Run:
+    """Opens a run folder or a SavedModel export.
+
+    Raises:
+        ValueError: If ``path`` is neither.
+    """
+    from tfcourse import data, export
+    from tfcourse.runs import MODEL_FILE
+
+    if not os.path.isdir(path):
+        raise ValueError(f"{path} is not a folder; pass a run folder (from python -m tfcourse.train) or a SavedModel "
+                         "export version folder (saved_models/<model>/<version>).")
+    if os.path.isfile(os.path.join(path, "saved_model.pb")):
+        info = _read_json(os.path.join(path, export.METADATA_FILE))
+        if info is None:
+            raise ValueError(f"{path} is a SavedModel without {export.METADATA_FILE}; only tfcourse exports can be "
+                             "reported on or explained.")
+        run_dir = info.get("run_dir")
+        run_dir = run_dir if run_dir and os.path.isfile(os.path.join(run_dir, "config.json")) else None
+        record = _read_json(os.path.join(run_dir, "config.json"), {}) if run_dir else {}
+        keras_path = keras_model or (os.path.join(run_dir, MODEL_FILE) if run_dir else None)
+        norm = info["normalization"]
+        normalization = data.Normalization(norm["mode"], tuple(norm["mean"]), tuple(norm["std"]))
+        return Run(run_dir, path, record, tuple(info["class_names"]), normalization,
+                   keras_path if keras_path and os.path.isfile(keras_path) else None)
+    record = _read_json(os.path.join(path, "config.json"))
+    if record is None or not os.path.isfile(os.path.join(path, MODEL_FILE)):
+        raise ValueError(f"{path} is neither a run folder (config.json + {MODEL_FILE}) nor a SavedModel export "
+                         "(saved_model.pb); pass the folder python -m tfcourse.train wrote, or an export version folder.")
+    norm = record["data"]["normalization"]
+    normalization = data.Normalization(norm["mode"], tuple(norm["mean"]), tuple(norm["std"]))
+    return Run(path, None, record, tuple(record["data"]["class_names"]), normalization,
+               keras_model or os.path.join(path, MODEL_FILE))
+
+
+def model_input_range(normalization) -> tuple:
+    """The per-channel range of model inputs for raw pixels 0..255 under ``normalization``."""
+    mean, std = np.asarray(normalization.mean), np.asarray(normalization.std)
+    return tuple((0.0 - mean) / std), tuple((1.0 - mean) / std)
+
+
+def to_pixels(model_inputs, normalization) -> np.ndarray:
+    """Model inputs back to displayable uint8 pixels (inverse of the normalisation, clipped)."""
+    mean, std = np.asarray(normalization.mean), np.asarray(normalization.std)
+    return np.clip((np.asarray(model_inputs) * std + mean) * 255.0, 0, 255).round().astype(np.uint8)
