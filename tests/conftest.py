@@ -61,3 +61,31 @@ def image_folder(tmp_path):
             pixels[..., label] = 200
             Image.fromarray(pixels).save(root / name / f"{i}.png")
     return root
+
+
+@pytest.fixture(scope="session")
+def cnn_run(tmp_path_factory):
+    """A small cnn trained on scikit-learn's digits (8x8, 180 test images) through the real
+    ``train_and_evaluate``, with its report and a SavedModel export: ``(run_dir, export_dir)``."""
+    from tfcourse.config import DataConfig, TrainConfig
+    from tfcourse.runs import train_and_evaluate
+
+    root = tmp_path_factory.mktemp("cnn_run")
+    result = train_and_evaluate(
+        TrainConfig(model="cnn", epochs=12, patience=12, hp={"filters": 32}, output_dir=str(root / "cnn"),
+                    export=True, export_dir=str(root / "exports"), data=DataConfig(dataset="digits")),
+        verbose=0, verify_export=False)
+    assert result.metrics["test_accuracy"] > 0.8
+    return result.run_dir, result.export_dir
+
+
+@pytest.fixture(scope="session")
+def mlp_run(tmp_path_factory):
+    """An mlp trained on digits without a report: ``run_dir``."""
+    from tfcourse.config import DataConfig, TrainConfig
+    from tfcourse.runs import train_and_evaluate
+
+    run_dir = str(tmp_path_factory.mktemp("mlp_run") / "mlp")
+    train_and_evaluate(TrainConfig(model="mlp", epochs=6, output_dir=run_dir, report=False,
+                                   data=DataConfig(dataset="digits")), verbose=0)
+    return run_dir

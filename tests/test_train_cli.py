@@ -26,7 +26,7 @@ def test_end_to_end_on_digits(tmp_path):
                    "--hp", "units=128", "--output-dir", str(run_dir), "--verbose", "0") == 0
     files = set(os.listdir(run_dir))
     assert {"config.json", "history.json", "history.csv", "metrics.json", "model.keras", "logs", "cost.json",
-            "cost.md"} <= files
+            "cost.md", "report.txt", "predictions.npz", "report.html", "report.md", "figures"} <= files
     assert not leftovers(tmp_path)
 
     config = json.loads((run_dir / "config.json").read_text())
@@ -63,7 +63,7 @@ def test_end_to_end_on_digits(tmp_path):
 def test_official_split_on_idx_folder_with_export(tmp_path, idx_folder):
     run_dir, export_root = tmp_path / "run", tmp_path / "exports"
     assert run_cli("--dataset", str(idx_folder), "--split", "official", "--model", "cnn", "--epochs", "2",
-                   "--batch-size", "32", "--augment", "--output-dir", str(run_dir), "--export",
+                   "--batch-size", "32", "--augment", "--output-dir", str(run_dir), "--export", "--no-report",
                    "--export-dir", str(export_root), "--verbose", "0") == 0
     config = json.loads((run_dir / "config.json").read_text())
     assert config["data"]["split_sizes"] == {"train": 180, "val": 20, "test": 50}
@@ -158,7 +158,7 @@ def test_module_entry_point_runs():
 def test_same_seed_same_run(tmp_path):
     def run(name, seed):
         run_cli("--dataset", "digits", "--model", "mlp", "--epochs", "2", "--seed", str(seed), "--deterministic",
-                "--output-dir", str(tmp_path / name), "--verbose", "0")
+                "--no-report", "--output-dir", str(tmp_path / name), "--verbose", "0")
         return json.loads((tmp_path / name / "history.json").read_text())["loss"]
 
     first = run("a", 1)

@@ -18,7 +18,7 @@ SMALL_VGG = {"blocks": 2}  # 8x8 digits: two pooling blocks
 def pretrained(tmp_path_factory):
     """A vgg trained on the digits 0-4 (15 epochs, ~99% test accuracy)."""
     run_dir = str(tmp_path_factory.mktemp("pretrain") / "vgg04")
-    result = train_and_evaluate(TrainConfig(model="vgg", epochs=15, patience=15, hp=SMALL_VGG, output_dir=run_dir,
+    result = train_and_evaluate(TrainConfig(model="vgg", epochs=15, patience=15, hp=SMALL_VGG, output_dir=run_dir, report=False,
                                             data=DataConfig(dataset="digits", classes=tuple(range(5)))), verbose=0)
     assert result.metrics["test_accuracy"] > 0.9
     return run_dir
@@ -32,7 +32,7 @@ def test_frozen_base_stays_unchanged_and_learns_faster_than_scratch(pretrained, 
     epochs = 2
     moved = train_and_evaluate(digits_5_to_9(model="transfer", base=pretrained, freeze_base=True, epochs=epochs,
                                              patience=9, output_dir=str(tmp_path / "transfer")), verbose=0)
-    scratch = train_and_evaluate(digits_5_to_9(model="vgg", hp=SMALL_VGG, epochs=epochs, patience=9,
+    scratch = train_and_evaluate(digits_5_to_9(model="vgg", hp=SMALL_VGG, epochs=epochs, patience=9, report=False,
                                                output_dir=str(tmp_path / "scratch")), verbose=0)
 
     # every weight of the base (kernels and batch norm statistics) is the pretrained one
@@ -54,13 +54,18 @@ def test_frozen_base_stays_unchanged_and_learns_faster_than_scratch(pretrained, 
     assert moved.history["val_accuracy"][-1] > scratch.history["val_accuracy"][-1] + 0.15
     assert moved.metrics["test_accuracy"] > scratch.metrics["test_accuracy"] + 0.15
 
+    # the report's Grad-CAM reaches into the nested base (the direct GradientTape implementation)
+    gallery = np.load(tmp_path / "transfer" / "figures" / "gradcam.npz")
+    assert str(gallery["layer"]).startswith("base/") and gallery["maps"].shape == (5, 8, 8)
+    assert (tmp_path / "transfer" / "report.html").is_file()
+
     reloaded = keras.models.load_model(tmp_path / "transfer" / "model.keras")  # the nested base saves and loads
     x = np.random.default_rng(0).random((2, 8, 8, 1), dtype=np.float32)
     np.testing.assert_allclose(reloaded.predict(x, verbose=0), moved.model.predict(x, verbose=0), atol=1e-5)
 
 
 def test_fine_tune_at_unfreezes_the_top_of_the_base(pretrained, tmp_path):
-    assert train.main(["--base", pretrained, "--freeze-base", "--fine-tune-at", "block1_conv0", "--fine-tune-epochs",
+    assert train.main(["--no-report", "--base", pretrained, "--freeze-base", "--fine-tune-at", "block1_conv0", "--fine-tune-epochs",
                        "2", "--epochs", "2", "--dataset", "digits", "--classes", "5-9", "--output-dir",
                        str(tmp_path / "ft"), "--verbose", "0", "--export", "--export-dir", str(tmp_path / "served")]) == 0
     assert (tmp_path / "served" / "transfer" / "1" / "saved_model.pb").is_file()  # verified in a fresh process
@@ -90,7 +95,7 @@ def test_applications_base_with_a_local_weights_file(tmp_path):
     vgg16 = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3), pooling="avg")
     weights_path = str(tmp_path / "vgg16_notop.weights.h5")
     vgg16.save_weights(weights_path)
-    result = train_and_evaluate(TrainConfig(model="transfer", base="VGG16", base_weights=weights_path,
+    result = train_and_evaluate(TrainConfig(model="transfer", base="VGG16", base_weights=weights_path, report=False,
                                             freeze_base=True, epochs=1, hp={"head_units": 0},
                                             output_dir=str(tmp_path / "run"), data=DataConfig(dataset="digits")),
                                 verbose=0)
@@ -129,7 +134,7 @@ def test_unknown_fine_tune_layer_and_a_base_without_convolutions(pretrained, tmp
     assert done.value.code == 2 and "'block9' is not a layer of the base" in err and "block1_conv1" in err
     assert os.listdir(tmp_path) == []
 
-    train.main(["--dataset", "digits", "--model", "mlp", "--epochs", "1", "--output-dir", str(tmp_path / "mlp"),
+    train.main(["--dataset", "digits", "--model", "mlp", "--epochs", "1", "--no-report", "--output-dir", str(tmp_path / "mlp"),
                 "--verbose", "0"])
     with pytest.raises(SystemExit) as done:
         train.main(["--base", str(tmp_path / "mlp"), "--dataset", "digits", "--output-dir", str(tmp_path / "t"),

@@ -454,7 +454,6 @@ def write_report(path: str, out_dir: Optional[str] = None, run=None, explanation
                 silhouette = silhouette_measure(run, model, method)
     blocks = build_run_blocks(run, metrics, figures, eda_info, silhouette, method)
     paths = _write_pages(blocks, out_dir, f"tfcourse report: {run.name}", REPORT_HTML, REPORT_MD)
-    say(f"wrote {paths['html']}")
     return paths
 
 

@@ -309,6 +309,10 @@ def train_and_evaluate(config: TrainConfig, download: bool = True, verbose: Any 
         raise
     print(f"tfcourse: test accuracy {metrics['test_accuracy']:.4f} (loss {metrics['test_loss']:.4f}) "
           f"after {metrics['epochs_trained']} epochs in {train_seconds:.1f}s; run folder {run_dir}", flush=True)
+    from tfcourse import report as report_lib
+
+    if os.path.isfile(os.path.join(run_dir, report_lib.REPORT_HTML)):
+        print(f"tfcourse: report {os.path.join(run_dir, report_lib.REPORT_HTML)}", flush=True)
 
     export_dir = None
     if config.export:

@@ -1,0 +1,135 @@
+"""Explanations on a tiny trained cnn: every method, the two Grad-CAMs agree, errors, exports."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from tfcourse import artifacts, explain
+
+CAM_AND_GRADIENT = explain.CAM_METHODS + explain.GRADIENT_METHODS
+
+
+@pytest.fixture(scope="module")
+def opened(cnn_run):
+    run = artifacts.load(cnn_run[0])
+    model = run.keras_model()
+    test = run.test_data()
+    predictions = run.predictions()["logits"].argmax(axis=1)
+    positions = explain.pick_examples(test.labels, predictions)
+    return run, model, run.model_inputs(test.images[positions]), test.labels[positions]
+
+
+@pytest.mark.parametrize("method", CAM_AND_GRADIENT)
+def test_every_method_gives_one_normalised_map_per_image(opened, method):
+    run, model, inputs, labels = opened
+    result = explain.explain(model, method, inputs, labels, smooth_samples=4)
+    maps = result["maps"]
+    assert maps.shape == inputs.shape[:3]
+    assert np.isfinite(maps).all() and maps.min() >= 0 and maps.max() <= 1 + 1e-6
+    assert (maps.reshape(len(maps), -1).max(axis=1) > 0).sum() >= len(maps) // 2  # not all blank
+    if method in explain.CAM_METHODS:
+        assert result["layer"] == explain.last_conv_layer(model)
+
+
+def test_default_layer_is_the_last_rectified_conv_block(opened):
+    _, model, _, _ = opened
+    assert explain.last_conv_layer(model) == "block1_conv0_relu"  # conv -> bn -> relu, before the pooling
+
+
+def test_direct_gradcam_agrees_with_tf_keras_vis(opened):
+    _, model, inputs, labels = opened
+    for layer in (None, "block0_conv0_relu", "block1_conv0"):
+        ours = explain.gradcam_tape(model, inputs, labels, layer=layer)
+        theirs = explain.gradcam(model, inputs, labels, layer=layer)
+        assert explain.correlation(ours, theirs) > 0.99
+        np.testing.assert_allclose(ours, theirs, atol=1e-2)
+    # and it is not trivially equal to a different explanation
+    assert explain.correlation(explain.gradcam_tape(model, inputs, labels),
+                               explain.gradcam_tape(model, inputs, (labels + 1) % 10)) < 0.99
+
+
+def test_gradcam_follows_the_evidence_on_a_model_with_a_known_answer():
+    # a fixed "model": the class-1 logit is the sum of the feature map over the left half of the image
+    inputs = keras.Input((6, 6, 1))
+    features = keras.layers.Conv2D(1, 1, use_bias=False, kernel_initializer="ones", name="conv")(inputs)
+    left = keras.layers.Lambda(lambda t: t[:, :, :3, :], output_shape=(6, 3, 1))(features)
+    pooled = keras.layers.Flatten()(keras.layers.GlobalAveragePooling2D()(left))
+    logits = keras.layers.Concatenate()([-pooled, pooled])
+    model = keras.Model(inputs, logits)
+    image = np.ones((1, 6, 6, 1), np.float32)
+    cam = explain.gradcam_tape(model, image, [1], upsample=False)[0]
+    # weights > 0 only where gradients flow (the left half), averaged over the map: a uniform positive CAM
+    assert cam.shape == (6, 6) and np.allclose(cam, 0.0)  # constant map -> normalised to 0
+    image[0, :, :3] = 2.0
+    cam = explain.gradcam_tape(model, image, [1], upsample=False)[0]
+    assert cam[:, :3].min() == pytest.approx(1.0) and cam[:, 3:].max() == pytest.approx(0.0)
+
+
+def test_activation_maximisation_raises_the_filter_activation(opened):
+    run, model, _, _ = opened
+    low, high = artifacts.model_input_range(run.normalization)
+    images, start = explain.activation_maximization(model, "block1_conv0", units=[0, 1], input_range=(low, high),
+                                                    steps=30, seed=0)
+    assert images.shape == start.shape == (2,) + tuple(model.inputs[0].shape[1:])
+    probe = keras.Model(model.inputs, model.get_layer("block1_conv0").output)
+    before = probe(start).numpy()[..., :2].mean(axis=(1, 2))
+    after = probe(images).numpy()[..., :2].mean(axis=(1, 2))
+    assert after[0, 0] > before[0, 0] and after[1, 1] > before[1, 1]
+    assert images.min() >= np.min(low) - 1e-6 and images.max() <= np.max(high) + 1e-6
+    # class visualisation (no layer): the chosen logit goes up from random noise
+    images, start = explain.activation_maximization(model, None, units=[3], input_range=(low, high), steps=30)
+    assert model(images).numpy()[0, 3] > model(start).numpy()[0, 3]
+
+
+def test_cam_methods_do_not_apply_to_an_mlp(mlp_run):
+    model = artifacts.load(mlp_run).keras_model()
+    x = np.zeros((1, 8, 8, 1), np.float32)
+    for method in ("gradcam", "gradcam++", "scorecam", "gradcam_tape"):
+        with pytest.raises(ValueError, match="no convolutional layer.*saliency"):
+            explain.explain(model, method, x, [0])
+    assert explain.saliency(model, x + 0.5, [0]).shape == (1, 8, 8)  # gradients still work
+
+
+def test_cli_writes_arrays_and_figures(cnn_run, tmp_path):
+    out = tmp_path / "explain"
+    assert explain.main([cnn_run[0], "--method", "all", "--output-dir", str(out), "--steps", "10",
+                         "--smooth-samples", "4"]) == 0
+    names = set(os.listdir(out))
+    for method in explain.METHODS:
+        stem = method.replace("+", "_plus")
+        assert {stem + ".npz", stem + ".png"} <= names
+    with np.load(out / "gradcam.npz") as saved:
+        assert saved["maps"].shape == (10, 8, 8) and sorted(saved["labels"]) == list(range(10))
+        assert (saved["predictions"] == saved["labels"]).all()  # correctly classified examples
+        assert str(saved["layer"]) == "block1_conv0_relu"
+    with np.load(out / "activation_max.npz") as saved:
+        assert saved["images"].shape == (10, 8, 8, 1) and saved["images"].dtype == np.uint8
+
+
+def test_cli_refuses_inapplicable_methods_and_bad_targets(mlp_run, tmp_path, capsys):
+    out = tmp_path / "explain"
+    assert explain.main([mlp_run, "--method", "saliency", "--method", "gradcam", "--output-dir", str(out)]) == 2
+    assert "no convolutional layer" in capsys.readouterr().err and not out.exists()
+    assert explain.main([str(tmp_path), "--output-dir", str(out)]) == 2
+    assert "neither a run folder" in capsys.readouterr().err and not out.exists()
+    assert explain.main([mlp_run, "--method", "activation_max", "--layer", "nope", "--output-dir", str(out)]) == 2
+    assert "has no layer 'nope'" in capsys.readouterr().err
+
+
+def test_an_export_is_explained_with_the_keras_model_beside_it(cnn_run, tmp_path):
+    run_dir, export_dir = cnn_run
+    out = tmp_path / "from_export"
+    assert explain.main([export_dir, "--method", "gradcam", "--output-dir", str(out)]) == 0
+    with np.load(out / "gradcam.npz") as from_export, np.load(os.path.join(run_dir, "figures", "gradcam.npz")) as own:
+        np.testing.assert_allclose(from_export["maps"], own["maps"], atol=1e-5)
+
+
+def test_silhouette_ratio_by_hand():
+    images = np.zeros((1, 2, 2, 1), np.uint8)
+    images[0, 0, 0] = 200  # one object pixel
+    maps = np.array([[[0.8, 0.1], [0.1, 0.1]]])
+    ratio = explain.silhouette_ratio(maps, images)
+    assert ratio["ratio"] == pytest.approx(8.0) and ratio["share_inside"] == pytest.approx(0.8 / 1.1)
+    assert ratio["area_inside"] == 0.25

@@ -1,0 +1,102 @@
+"""The run report end to end, the comparison page, the Chromium render check, and bad input."""
+
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+
+from tfcourse import render, report
+
+needs_chromium = pytest.mark.skipif(render.find_chromium() is None and os.environ.get("CI") != "true",
+                                    reason="headless Chromium is not installed (apt-get install chromium)")
+
+
+def test_training_writes_a_complete_report(cnn_run):
+    run_dir, _ = cnn_run
+    page = open(os.path.join(run_dir, report.REPORT_HTML), encoding="utf-8").read()
+    markdown = open(os.path.join(run_dir, report.REPORT_MD), encoding="utf-8").read()
+    metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
+
+    # every figure the Markdown links exists and is embedded in the HTML, which fetches nothing
+    linked = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
+    assert len(linked) >= 10 and all(os.path.isfile(os.path.join(run_dir, path)) for path in linked)
+    assert page.count('src="data:image/png;base64,') == len(linked)
+    assert not re.search(r'(src|href)="(?!data:)', page)
+    for section in ("Discussion", "Configuration", "Data", "Model", "Training curves", "Test metrics",
+                    "Confusion matrix", "Predictions", "Misclassified examples", "Explanations"):
+        assert f"<h2>{section}</h2>" in page and f"## {section}" in markdown
+    assert f"{metrics['test_accuracy']:.2%}" in page
+    worst = min(metrics["per_class_accuracy"], key=metrics["per_class_accuracy"].get)
+    assert f"worst: {worst}" in markdown  # the automatic discussion names the worst class
+    assert "heat sits on the object" in markdown  # the Grad-CAM silhouette measurement
+    assert "figures/gradcam.png" in markdown
+
+
+def test_report_on_demand_matches_and_fills_in_old_runs(cnn_run, tmp_path):
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(cnn_run[0], old)
+    for name in ("report.html", "report.md", "report.txt", "predictions.npz", "figures"):
+        target = old / name
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+    metrics = json.loads((old / "metrics.json").read_text())
+    for key in ("classification_report", "confusion_matrix", "misclassified"):  # as written before issue 5
+        metrics.pop(key)
+    (old / "metrics.json").write_text(json.dumps(metrics))
+
+    assert report.main([str(old), "--no-explanations"]) == 0
+    again = json.loads((old / "metrics.json").read_text())
+    original = json.load(open(os.path.join(cnn_run[0], "metrics.json")))
+    assert again["confusion_matrix"] == original["confusion_matrix"]
+    assert (old / "report.html").is_file() and (old / "report.txt").is_file() and (old / "predictions.npz").is_file()
+    assert "## Explanations" not in (old / "report.md").read_text()
+
+
+def test_report_of_an_export_uses_the_serving_signature(cnn_run, tmp_path):
+    run_dir, export_dir = cnn_run
+    out = tmp_path / "export_report"
+    assert report.main([export_dir, "--output-dir", str(out), "--no-explanations"]) == 0
+    own = json.load(open(os.path.join(run_dir, "metrics.json")))
+    text = (out / report.REPORT_MD).read_text()
+    assert f"test accuracy {own['test_accuracy']:.2%}" in text
+
+
+def test_compare_puts_runs_side_by_side(cnn_run, mlp_run, tmp_path):
+    out = tmp_path / "compare"
+    assert report.main(["--compare", cnn_run[0], mlp_run, "--output-dir", str(out)]) == 0
+    text = (out / "compare.md").read_text()
+    assert "| cnn | cnn |" in text and "| mlp | mlp |" in text and "standard errors" in text
+    assert (out / "figures" / "compare.png").is_file()
+    assert report.main(["--compare", cnn_run[0], "--output-dir", str(tmp_path / "one")]) == 2
+    assert not (tmp_path / "one").exists()
+
+
+def test_bad_targets_exit_2(tmp_path, capsys):
+    assert report.main([str(tmp_path / "missing")]) == 2
+    assert "not a folder" in capsys.readouterr().err
+
+
+@needs_chromium
+def test_report_renders_in_headless_chromium_with_a_screenshot(cnn_run):
+    run_dir, _ = cnn_run
+    assert report.main([run_dir, "--no-explanations", "--check", "--screenshot"]) == 0
+    shot = os.path.join(run_dir, "report.png")
+    from PIL import Image
+
+    with Image.open(shot) as image:
+        assert image.size[0] >= 1000 and image.size[1] > 3000  # the whole page, not one screen
+        assert np.asarray(image.convert("L")).std() > 10  # not a blank page
+
+
+@needs_chromium
+def test_the_render_check_catches_broken_pages(tmp_path):
+    page = tmp_path / "broken.html"
+    page.write_text('<html><body><img src="missing.png" alt="gone">'
+                    '<img src="data:image/png;base64,AAAA" alt="corrupt"><script>console.error("boom")</script>'
+                    "</body></html>")
+    result = render.check_page(str(page))
+    assert not result["ok"] and set(result["broken"]) == {"gone", "corrupt"}
+    assert any("boom" in error for error in result["errors"])
