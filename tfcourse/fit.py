@@ -12,7 +12,6 @@ import math
 import os
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-import numpy as np
 
 OPTIMIZERS = ["adam", "sgd", "rmsprop"]
 
