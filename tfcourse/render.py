@@ -45,12 +45,12 @@ class _Pipe:
         to_chrome_r, to_chrome_w = os.pipe()
         from_chrome_r, from_chrome_w = os.pipe()
         # the child's ends must become exactly fds 3 and 4; park them above 10 first so dup2 cannot clobber
-        child_in = fcntl.fcntl(to_chrome_r, fcntl.F_DUPFD, 10)
-        child_out = fcntl.fcntl(from_chrome_w, fcntl.F_DUPFD, 10)
+        child_in = fcntl.fcntl(to_chrome_r, fcntl.F_DUPFD_CLOEXEC, 10)
+        child_out = fcntl.fcntl(from_chrome_w, fcntl.F_DUPFD_CLOEXEC, 10)
         os.close(to_chrome_r)
         os.close(from_chrome_w)
 
-        def wire():
+        def wire():  # in the child, before exec: fds 3 and 4 (inheritable) are the only ones passed on
             os.dup2(child_in, 3)
             os.dup2(child_out, 4)
 
@@ -58,7 +58,10 @@ class _Pipe:
                 "--no-first-run", "--no-default-browser-check", "--disable-background-networking",
                 "--remote-debugging-pipe", f"--user-data-dir={profile}", "about:blank"]
         self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL, preexec_fn=wire, pass_fds=(3, 4, child_in, child_out))
+                                        stderr=subprocess.DEVNULL, preexec_fn=wire,
+                                        # close_fds would close 3 and 4 after wire(); Python's own fds are
+                                        # non-inheritable (PEP 446), so nothing else leaks into Chromium
+                                        close_fds=False)
         os.close(child_in)
         os.close(child_out)
         self.write_fd, self.read_fd = to_chrome_w, from_chrome_r

@@ -57,8 +57,8 @@ def _pre(text: str):
 
 
 def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4f}"
+    if isinstance(value, float):  # fractions to 4 decimals; seconds, rates and sizes less finely
+        return f"{value:.4f}" if abs(value) < 1 else (f"{value:.2f}" if abs(value) < 1000 else f"{value:.0f}")
     return "" if value is None else str(value)
 
 
