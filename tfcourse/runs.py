@@ -169,8 +169,10 @@ def _write_report(staging: str, name: str, record, pipelines, model, dataset, sp
     except Exception as error:  # noqa: BLE001  (the run itself is complete and worth keeping)
         for leftover in (report.REPORT_HTML, report.REPORT_MD, report.FIGURES_DIR):
             path = os.path.join(staging, leftover)
-            shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else (
-                os.remove(path) if os.path.exists(path) else None)
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            elif os.path.exists(path):
+                os.remove(path)
         print(f"tfcourse: warning: the report failed ({type(error).__name__}: {error}); the run is kept. Retry with "
               f"python -m tfcourse.report {name}", flush=True)
 
