@@ -25,6 +25,14 @@ def _save(fig, path: str) -> None:
     os.replace(staging, path)
 
 
+def _finish(fig, path: str) -> str:
+    """Lays out, writes (atomically) and closes a figure; returns ``path``."""
+    fig.tight_layout()
+    _save(fig, path)
+    _pyplot().close(fig)
+    return path
+
+
 def _colors(count: int) -> List[str]:
     palette = ["tab:blue", "tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray"]
     return [palette[i % len(palette)] for i in range(count)]
@@ -117,9 +125,7 @@ def plot_search(rows: Sequence[Dict[str, Any]], out_dir: str, objective: str = "
         for ax in list(axes.flat)[len(names):]:
             ax.set_visible(False)
         fig.suptitle(f"{objective} against each numeric hyperparameter")
-        fig.tight_layout()
-        _save(fig, os.path.join(out_dir, SCORE_VS_HP))
-        plt.close(fig)
+        _finish(fig, os.path.join(out_dir, SCORE_VS_HP))
         written.append(SCORE_VS_HP)
     return written
 
@@ -167,10 +173,7 @@ def plot_history(history: Dict[str, List[float]], path: str, title: str = "",
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize="small")
     fig.suptitle(title or "learning curves")
-    fig.tight_layout()
-    _save(fig, path)
-    plt.close(fig)
-    return path
+    return _finish(fig, path)
 
 
 def plot_confusion_matrix(matrix, class_names: Sequence[str], path: str, title: str = "") -> str:
@@ -196,34 +199,36 @@ def plot_confusion_matrix(matrix, class_names: Sequence[str], path: str, title: 
                 ax.text(p, t, str(int(matrix[t, p])), ha="center", va="center", fontsize=8,
                         color="white" if fractions[t, p] > 0.5 else "black")
     ax.set_title(title or "confusion matrix (test split)")
-    fig.tight_layout()
-    _save(fig, path)
-    plt.close(fig)
-    return path
+    return _finish(fig, path)
 
 
-def plot_predictions(images, true_names: Sequence[str], predicted_names: Sequence[str], path: str,
-                     confidences: Optional[Sequence[float]] = None, title: str = "", columns: int = 8) -> str:
-    """A grid of images titled ``predicted (confidence) / true``; green when right, red when wrong."""
+def _image_grid(images, titles: Sequence[str], path: str, title: str, columns: int, title_height: float,
+                colors: Optional[Sequence[str]] = None) -> str:
+    """Images in rows of ``columns``, each with a small title (optionally coloured); spare cells hidden."""
     plt = _pyplot()
     count = len(images)
     columns = max(1, min(columns, count))
     lines = max(1, math.ceil(count / columns))
-    fig, axes = plt.subplots(lines, columns, figsize=(1.6 * columns, 1.9 * lines + 0.4), squeeze=False)
+    fig, axes = plt.subplots(lines, columns, figsize=(1.6 * columns, title_height * lines + 0.4), squeeze=False)
     for index, ax in enumerate(axes.flat):
         if index >= count:
             ax.set_visible(False)
             continue
         _show_image(ax, images[index])
-        right = true_names[index] == predicted_names[index]
+        ax.set_title(titles[index], fontsize=7, **({"color": colors[index]} if colors else {}))
+    fig.suptitle(title, fontsize=10)
+    return _finish(fig, path)
+
+
+def plot_predictions(images, true_names: Sequence[str], predicted_names: Sequence[str], path: str,
+                     confidences: Optional[Sequence[float]] = None, title: str = "", columns: int = 8) -> str:
+    """A grid of images titled ``predicted (confidence) / true``; green when right, red when wrong."""
+    titles, colors = [], []
+    for index, (true, predicted) in enumerate(zip(true_names, predicted_names)):
         confidence = f" {confidences[index]:.2f}" if confidences is not None else ""
-        ax.set_title(f"{predicted_names[index]}{confidence}\ntrue: {true_names[index]}", fontsize=7,
-                     color="tab:green" if right else "tab:red")
-    fig.suptitle(title or "predictions (predicted / true)", fontsize=10)
-    fig.tight_layout()
-    _save(fig, path)
-    plt.close(fig)
-    return path
+        titles.append(f"{predicted}{confidence}\ntrue: {true}")
+        colors.append("tab:green" if true == predicted else "tab:red")
+    return _image_grid(images, titles, path, title or "predictions (predicted / true)", columns, 1.9, colors)
 
 
 def plot_per_class_accuracy(per_class: Dict[str, Optional[float]], path: str, overall: Optional[float] = None,
@@ -243,10 +248,7 @@ def plot_per_class_accuracy(per_class: Dict[str, Optional[float]], path: str, ov
     ax.set_xlim(0, 1.08)
     ax.set_xlabel("test accuracy (below overall in red)")
     ax.set_title(title or "per-class accuracy")
-    fig.tight_layout()
-    _save(fig, path)
-    plt.close(fig)
-    return path
+    return _finish(fig, path)
 
 
 # ----------------------------------------------------------------------------- data (EDA)
@@ -268,10 +270,7 @@ def plot_class_counts(counts: Dict[str, Dict[str, int]], path: str, title: str =
     ax.set_ylabel("examples")
     ax.legend(loc="best", fontsize="small")
     ax.set_title(title or "examples per class and split")
-    fig.tight_layout()
-    _save(fig, path)
-    plt.close(fig)
-    return path
+    return _finish(fig, path)
 
 
 def plot_class_samples(images_by_class: Dict[str, Any], path: str, mean_images: Optional[Dict[str, Any]] = None,
@@ -292,10 +291,7 @@ def plot_class_samples(images_by_class: Dict[str, Any], path: str, mean_images: 
     if mean_images:
         axes[0][0].set_title("mean", fontsize=8)
     fig.suptitle(title or "training images per class", fontsize=10)
-    fig.tight_layout()
-    _save(fig, path)
-    plt.close(fig)
-    return path
+    return _finish(fig, path)
 
 
 def plot_pixel_histogram(histograms: Dict[str, Any], path: str, title: str = "") -> str:
@@ -309,10 +305,7 @@ def plot_pixel_histogram(histograms: Dict[str, Any], path: str, title: str = "")
     ax.set_ylabel("pixels (log scale)")
     ax.legend(loc="best", fontsize="small")
     ax.set_title(title or "pixel values of the training images")
-    fig.tight_layout()
-    _save(fig, path)
-    plt.close(fig)
-    return path
+    return _finish(fig, path)
 
 
 # ----------------------------------------------------------------------------- explanations
@@ -345,30 +338,12 @@ def plot_explanations(images, maps, row_titles: Sequence[str], path: str, title:
     if overlay:
         axes[0][2].set_title("overlay", fontsize=9)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    _save(fig, path)
-    plt.close(fig)
-    return path
+    return _finish(fig, path)
 
 
 def plot_image_row(images, titles: Sequence[str], path: str, title: str = "", columns: int = 8) -> str:
     """A grid of images with titles (activation maximisation results, filters)."""
-    plt = _pyplot()
-    count = len(images)
-    columns = max(1, min(columns, count))
-    lines = math.ceil(count / columns)
-    fig, axes = plt.subplots(lines, columns, figsize=(1.6 * columns, 1.8 * lines + 0.4), squeeze=False)
-    for index, ax in enumerate(axes.flat):
-        if index >= count:
-            ax.set_visible(False)
-            continue
-        _show_image(ax, images[index])
-        ax.set_title(titles[index], fontsize=7)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    _save(fig, path)
-    plt.close(fig)
-    return path
+    return _image_grid(images, titles, path, title, columns, 1.8)
 
 
 # ----------------------------------------------------------------------------- comparing runs
@@ -400,7 +375,4 @@ def plot_compare_runs(histories: Dict[str, Dict[str, List[float]]], accuracies: 
     right.set_xlim(max(0.0, low - 0.1), 1.0)
     right.set_xlabel("test accuracy")
     fig.suptitle(title or "runs compared")
-    fig.tight_layout()
-    _save(fig, path)
-    plt.close(fig)
-    return path
+    return _finish(fig, path)
