@@ -49,6 +49,7 @@ class Run:
     label: Optional[str] = None  # the name shown in reports (default: the folder's name)
     _model: Any = None
     _test: Optional[TestData] = None
+    _predictions: Optional[Dict[str, np.ndarray]] = None
 
     @property
     def name(self) -> str:
@@ -104,7 +105,13 @@ class Run:
     def predictions(self, batch_size: int = 256) -> Dict[str, np.ndarray]:
         """Labels, logits and dataset indices on the test split: ``predictions.npz`` when the run folder
         has it, else the Keras model, else (an export alone) the SavedModel's serving signature
-        (log-probabilities stand in for logits: same ranking, same cross-entropy)."""
+        (log-probabilities stand in for logits: same ranking, same cross-entropy). Computed once per ``Run``:
+        a report asks for them several times."""
+        if self._predictions is None:
+            self._predictions = self._compute_predictions(batch_size)
+        return self._predictions
+
+    def _compute_predictions(self, batch_size: int) -> Dict[str, np.ndarray]:
         saved = os.path.join(self.run_dir, evaluate.PREDICTIONS_FILE) if self.run_dir else None
         if saved and os.path.isfile(saved) and self.export_dir is None:
             return evaluate.load_predictions(saved)
@@ -145,17 +152,14 @@ def load(path: str, keras_model: Optional[str] = None) -> Run:
         run_dir = run_dir if run_dir and os.path.isfile(os.path.join(run_dir, "config.json")) else None
         record = _read_json(os.path.join(run_dir, "config.json"), {}) if run_dir else {}
         keras_path = keras_model or (os.path.join(run_dir, MODEL_FILE) if run_dir else None)
-        norm = info["normalization"]
-        normalization = data.Normalization(norm["mode"], tuple(norm["mean"]), tuple(norm["std"]))
-        return Run(run_dir, path, record, tuple(info["class_names"]), normalization,
+        return Run(run_dir, path, record, tuple(info["class_names"]), data.Normalization.from_dict(info["normalization"]),
                    keras_path if keras_path and os.path.isfile(keras_path) else None)
     record = _read_json(os.path.join(path, "config.json"))
     if record is None or not os.path.isfile(os.path.join(path, MODEL_FILE)):
         raise ValueError(f"{path} is neither a run folder (config.json + {MODEL_FILE}) nor a SavedModel export "
                          "(saved_model.pb); pass the folder python -m tfcourse.train wrote, or an export version folder.")
-    norm = record["data"]["normalization"]
-    normalization = data.Normalization(norm["mode"], tuple(norm["mean"]), tuple(norm["std"]))
-    return Run(path, None, record, tuple(record["data"]["class_names"]), normalization,
+    return Run(path, None, record, tuple(record["data"]["class_names"]),
+               data.Normalization.from_dict(record["data"]["normalization"]),
                keras_model or os.path.join(path, MODEL_FILE))
 
 

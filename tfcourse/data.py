@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -484,6 +484,11 @@ class Normalization:
         scaled = x_train.reshape(-1, channels).astype(np.float64) / 255.0
         std = np.maximum(scaled.std(axis=0), 1e-6)  # a constant channel must not divide by zero
         return cls(mode, tuple(float(v) for v in scaled.mean(axis=0)), tuple(float(v) for v in std))
+
+    @classmethod
+    def from_dict(cls, saved: Dict[str, Any]) -> "Normalization":
+        """The inverse of ``dataclasses.asdict`` (as written to config.json and an export's metadata)."""
+        return cls(saved["mode"], tuple(saved["mean"]), tuple(saved["std"]))
 
     def apply(self, images):
         """Maps raw pixel values (any dtype, 0..255) to model inputs, in TensorFlow."""
