@@ -8,7 +8,6 @@ numbers, so a report can be recomputed from a saved ``predictions.npz`` without 
 
 from __future__ import annotations
 
-import os
 from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
@@ -127,10 +126,10 @@ def predict(model, dataset) -> Dict[str, np.ndarray]:
 
 def save_predictions(path: str, labels, logits, test_indices) -> None:
     """Writes ``predictions.npz`` (labels, logits, dataset indices) atomically."""
-    staging = f"{path}.tmp-{os.getpid()}.npz"
-    np.savez_compressed(staging, labels=np.asarray(labels), logits=np.asarray(logits, dtype=np.float32),
-                        test_indices=np.asarray(test_indices))
-    os.replace(staging, path)
+    from tfcourse.runs import write_npz
+
+    write_npz(path, labels=np.asarray(labels), logits=np.asarray(logits, dtype=np.float32),
+              test_indices=np.asarray(test_indices))
 
 
 def load_predictions(path: str) -> Dict[str, np.ndarray]:

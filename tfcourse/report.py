@@ -25,6 +25,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from tfcourse import evaluate, plots
+from tfcourse.runs import write_json, write_npz, write_text
 
 REPORT_HTML = "report.html"
 REPORT_MD = "report.md"
@@ -120,17 +121,10 @@ def render_html(blocks, title: str) -> str:
             + "\n".join(body) + "\n</body></html>\n")
 
 
-def _write_text(path: str, text: str) -> None:
-    staging = f"{path}.tmp-{os.getpid()}"
-    with open(staging, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(staging, path)
-
-
 def _write_pages(blocks, out_dir: str, title: str, html_name: str, md_name: str) -> Dict[str, str]:
     paths = {"html": os.path.join(out_dir, html_name), "markdown": os.path.join(out_dir, md_name)}
-    _write_text(paths["markdown"], render_markdown(blocks, out_dir))
-    _write_text(paths["html"], render_html(blocks, title))
+    write_text(paths["markdown"], render_markdown(blocks, out_dir))
+    write_text(paths["html"], render_html(blocks, title))
     return paths
 
 
@@ -141,8 +135,6 @@ def ensure_evaluation(run, write: bool = True) -> Dict[str, Any]:
     """The run's metrics with every evaluation number; runs from before the evaluation module (or an
     export) are evaluated now, and a run folder gets the missing ``metrics.json`` keys,
     ``report.txt`` and ``predictions.npz``."""
-    from tfcourse.runs import write_json
-
     metrics = dict(run.metrics)
     if "classification_report" in metrics and run.export_dir is None:
         return metrics
@@ -154,7 +146,7 @@ def ensure_evaluation(run, write: bool = True) -> Dict[str, Any]:
     metrics = {**metrics, **numbers}
     if write:
         write_json(os.path.join(run.run_dir, "metrics.json"), metrics)
-        _write_text(os.path.join(run.run_dir, evaluate.REPORT_TEXT_FILE), evaluate.format_text(metrics, run.name))
+        write_text(os.path.join(run.run_dir, evaluate.REPORT_TEXT_FILE), evaluate.format_text(metrics, run.name))
         evaluate.save_predictions(os.path.join(run.run_dir, evaluate.PREDICTIONS_FILE), outputs["labels"],
                                   outputs["logits"], outputs["test_indices"])
     return metrics
@@ -200,12 +192,6 @@ def discussion(metrics: Dict[str, Any], history: Dict[str, list]) -> List[str]:
 
 
 # ----------------------------------------------------------------------------- explanations to files
-
-
-def _save_npz(path: str, **arrays) -> None:
-    staging = f"{path}.tmp-{os.getpid()}.npz"
-    np.savez_compressed(staging, **arrays)
-    os.replace(staging, path)
 
 
 def write_explanations(run, model, methods: Sequence[str], out_dir: str, layer: Optional[str] = None,
@@ -257,7 +243,7 @@ def write_explanations(run, model, methods: Sequence[str], out_dir: str, layer: 
     written = []
     for method, arrays, titles, title in results:
         stem = os.path.join(out_dir, method.replace("+", "_plus"))
-        _save_npz(stem + ".npz", **arrays)
+        write_npz(stem + ".npz", **arrays)
         if method == "activation_max":
             plots.plot_image_row(list(arrays["start"]) + list(arrays["images"]),
                                  [f"start: {t}" for t in titles] + titles, stem + ".png", title=title,

@@ -51,6 +51,21 @@ def write_json(path: str, payload: Any) -> None:
     os.replace(staging, path)
 
 
+def write_text(path: str, text: str) -> None:
+    """Writes text atomically (temporary file, then rename)."""
+    staging = f"{path}.tmp-{os.getpid()}"
+    with open(staging, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(staging, path)
+
+
+def write_npz(path: str, **arrays) -> None:
+    """Writes a compressed ``.npz`` atomically (NumPy insists on the extension, so the staging name keeps it)."""
+    staging = f"{path}.tmp-{os.getpid()}.npz"
+    np.savez_compressed(staging, **arrays)
+    os.replace(staging, path)
+
+
 def _json_default(value):
     if hasattr(value, "tolist"):
         return value.tolist()
@@ -296,10 +311,9 @@ def train_and_evaluate(config: TrainConfig, download: bool = True, verbose: Any 
         write_json(os.path.join(staging, "history.json"), history_dict)
         write_json(os.path.join(staging, "metrics.json"), metrics)
         write_json(os.path.join(staging, "cost.json"), report)
-        with open(os.path.join(staging, "cost.md"), "w", encoding="utf-8") as handle:
-            handle.write(cost.format_report(report))
-        with open(os.path.join(staging, evaluate.REPORT_TEXT_FILE), "w", encoding="utf-8") as handle:
-            handle.write(evaluate.format_text(metrics, f"{config.model} on {dataset.source}"))
+        write_text(os.path.join(staging, "cost.md"), cost.format_report(report))
+        write_text(os.path.join(staging, evaluate.REPORT_TEXT_FILE),
+                   evaluate.format_text(metrics, f"{config.model} on {dataset.source}"))
         evaluate.save_predictions(os.path.join(staging, evaluate.PREDICTIONS_FILE), outputs["labels"],
                                   outputs["logits"], splits.test)
         model.save(os.path.join(staging, MODEL_FILE))
