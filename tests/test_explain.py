@@ -133,3 +133,23 @@ def test_silhouette_ratio_by_hand():
     ratio = explain.silhouette_ratio(maps, images)
     assert ratio["ratio"] == pytest.approx(8.0) and ratio["share_inside"] == pytest.approx(0.8 / 1.1)
     assert ratio["area_inside"] == 0.25
+
+
+def test_nested_layers_use_the_direct_gradcam_and_tf_keras_vis_methods_refuse_them():
+    inner_in = keras.Input((8, 8, 1))
+    inner = keras.Model(inner_in, keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(inner_in),
+                        name="base")
+    outer_in = keras.Input((8, 8, 1))
+    features = inner(outer_in, training=False)
+    model = keras.Model(outer_in, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(features)))
+    x = np.random.default_rng(0).random((2, 8, 8, 1), dtype=np.float32)
+
+    assert explain.last_conv_layer(model) == "base/conv"
+    np.testing.assert_array_equal(explain.gradcam(model, x, [0, 1]), explain.gradcam_tape(model, x, [0, 1]))
+    for method in ("gradcam++", "scorecam"):
+        with pytest.raises(ValueError, match="cannot reach 'base/conv' inside a nested model"):
+            explain.check_method(model, method)
+        with pytest.raises(ValueError, match="cannot reach"):
+            explain.explain(model, method, x, [0, 1])
+    with pytest.raises(ValueError, match="cannot reach"):
+        explain.check_method(model, "activation_max", layer="base/conv")

@@ -206,6 +206,13 @@ def _score(class_ids):
     return CategoricalScore([int(c) for c in class_ids])
 
 
+def _refuse_nested(layer: Optional[str], method: str) -> None:
+    """tf-keras-vis looks layers up on the outer model only; ``outer/inner`` is out of its reach."""
+    if layer is not None and _NESTED in layer:
+        raise ValueError(f"{method} runs through tf-keras-vis, which cannot reach {layer!r} inside a nested model; "
+                         "use --method gradcam or gradcam_tape for this model.")
+
+
 def gradcam(model, images, class_ids: Sequence[int], layer: Optional[str] = None, plus_plus: bool = False):
     """Grad-CAM or Grad-CAM++ by tf-keras-vis, (N, H, W) maps in [0, 1] at the input size.
 
@@ -215,9 +222,8 @@ def gradcam(model, images, class_ids: Sequence[int], layer: Optional[str] = None
     layer = _spatial_layer(model, layer)
     if _NESTED in layer:
         if plus_plus:
-            raise ValueError(f"Layer {layer!r} sits inside a nested model, which tf-keras-vis cannot reach; "
-                             "use --method gradcam or gradcam_tape for this model.")
-        return gradcam_tape(model, images, class_ids, layer)
+            _refuse_nested(layer, "gradcam++")
+        return gradcam_tape(model, images, class_ids, layer)  # plain Grad-CAM: the direct implementation
     from tf_keras_vis.gradcam import Gradcam
     from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
 
@@ -231,9 +237,7 @@ def scorecam(model, images, class_ids: Sequence[int], layer: Optional[str] = Non
     probability of the masked input weighs the map. Costs one forward pass per channel per image;
     ``max_channels`` keeps the channels with the largest activation (Faster Score-CAM), None for all."""
     layer = _spatial_layer(model, layer)
-    if _NESTED in layer:
-        raise ValueError(f"Layer {layer!r} sits inside a nested model, which tf-keras-vis cannot reach; "
-                         "use --method gradcam or gradcam_tape for this model.")
+    _refuse_nested(layer, "scorecam")
     from tf_keras_vis.scorecam import Scorecam
 
     channels = int(find_layer(model, layer).output.shape[-1])
@@ -284,8 +288,7 @@ def activation_maximization(model, layer: Optional[str] = None, units: Sequence[
 
     if layer is not None:
         found = find_layer(model, layer)
-        if _NESTED in layer:
-            raise ValueError(f"Layer {layer!r} sits inside a nested model, which tf-keras-vis cannot reach.")
+        _refuse_nested(layer, "activation_max")
         width = int(found.output.shape[-1])
         bad = [u for u in units if not 0 <= int(u) < width]
         if bad:
@@ -335,11 +338,11 @@ def check_method(model, method: str, layer: Optional[str] = None) -> None:
         raise ValueError(f"Unknown method {method!r}; choose from {', '.join(METHODS)}.")
     if method in CAM_METHODS:
         name = _spatial_layer(model, layer)
-        if _NESTED in name and method in ("gradcam++", "scorecam"):
-            raise ValueError(f"{method} runs through tf-keras-vis, which cannot reach {name!r} inside a nested "
-                             "model; use --method gradcam or gradcam_tape for this model.")
+        if method in ("gradcam++", "scorecam"):
+            _refuse_nested(name, method)
     elif method == "activation_max" and layer is not None:
         find_layer(model, layer)
+        _refuse_nested(layer, method)
 
 
 def method_applies(model, method: str) -> bool:
