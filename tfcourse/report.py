@@ -299,7 +299,8 @@ def build_run_blocks(run, metrics: Dict[str, Any], figures: Dict[str, str], eda_
                  f"images. Generated {time.strftime('%Y-%m-%d %H:%M')}.")]
     blocks += [_h(2, "Discussion")] + [_p(line) for line in discussion(metrics, history)]
     if silhouette:
-        blocks.append(_p(f"{silhouette['method']} heat sits on the object: on {silhouette['examples']} correctly "
+        where = "on the object" if silhouette["ratio"] > 1 else "mostly on the background"
+        blocks.append(_p(f"{silhouette['method']} heat sits {where}: on {silhouette['examples']} correctly "
                          f"classified test images the mean heat inside the silhouette (pixels > 0, "
                          f"{silhouette['area_inside']:.0%} of the image) is {silhouette['ratio']:.2f}x the mean heat on "
                          f"the background; {silhouette['share_inside']:.0%} of all heat is inside."))
