@@ -79,6 +79,17 @@ def test_cnn_dense_head_depth():
     assert [layer.units for layer in model.layers if isinstance(layer, keras.layers.Dense)] == [96, 96, 10]
 
 
+def test_cnn_head_flatten_or_global_average():
+    flat = build_model("cnn", fit.make_hyperparameters("cnn", {"dense_layers": 0}, (28, 28, 1), 10), (28, 28, 1), 10)
+    gap = build_model("cnn", fit.make_hyperparameters("cnn", {"dense_layers": 0, "head": "gap"}, (28, 28, 1), 10),
+                      (28, 28, 1), 10)
+    assert isinstance(flat.get_layer("features"), keras.layers.Flatten)
+    assert isinstance(gap.get_layer("features"), keras.layers.GlobalAveragePooling2D)
+    # 64 channels of a 7x7 map: the flatten head sees 7*7*64 inputs, the pooled one 64
+    assert flat.get_layer("logits").kernel.shape == (7 * 7 * 64, 10)
+    assert gap.get_layer("logits").kernel.shape == (64, 10)
+
+
 def test_cnn_too_many_blocks_for_input():
     hp = keras_tuner.HyperParameters()
     hp.Fixed("conv_blocks", 4)

@@ -34,6 +34,23 @@ def test_training_writes_a_complete_report(cnn_run):
     assert "figures/gradcam.png" in markdown
 
 
+def test_background_heat_on_a_flatten_head_is_explained():
+    from tfcourse import fit
+    from tfcourse.models import build_model
+
+    def model(head):
+        return build_model("cnn", fit.make_hyperparameters("cnn", {"head": head}, (8, 8, 1), 10), (8, 8, 1), 10)
+
+    assert report._has_flatten_head(model("flatten")) and not report._has_flatten_head(model("gap"))
+    assert not report._has_flatten_head(build_model("mlp", input_shape=(8, 8, 1), num_classes=10))
+    measured = dict(method="gradcam", examples=200, ratio=0.36, area_inside=0.5, share_inside=0.26, flatten_head=True)
+    lines = report.silhouette_sentences(measured, {"head": "flatten"})
+    assert "mostly on the background" in lines[0] and "0.36x" in lines[0]
+    assert "--hp head=gap" in lines[1]
+    assert len(report.silhouette_sentences(dict(measured, ratio=1.2), {"head": "flatten"})) == 1
+    assert len(report.silhouette_sentences(dict(measured, flatten_head=False), {})) == 1
+
+
 def test_report_on_demand_matches_and_fills_in_old_runs(cnn_run, tmp_path):
     import shutil
 

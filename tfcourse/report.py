@@ -266,8 +266,36 @@ def silhouette_measure(run, model, method: str, count: int = SILHOUETTE_EXAMPLES
         return None
     maps = explain.explain(model, method, run.model_inputs(test.images[right]), test.labels[right])["maps"]
     ratio = explain.silhouette_ratio(maps, test.images[right])
-    ratio.update(examples=int(len(right)), method=method)
+    ratio.update(examples=int(len(right)), method=method, flatten_head=_has_flatten_head(model))
     return ratio
+
+
+def _has_flatten_head(model) -> bool:
+    """Whether a ``Flatten`` turns a feature map (not the input image) into the dense head's input."""
+    import keras
+
+    return any(isinstance(layer, keras.layers.Flatten) and len(layer.input.shape) == 4
+               and all(layer.input is not image for image in model.inputs) for layer in model.layers)
+
+
+def silhouette_sentences(silhouette: Dict[str, Any], hyperparameters: Dict[str, Any]) -> List[str]:
+    """What the measured Grad-CAM silhouette ratio says, and why heat may sit on the background."""
+    from tfcourse import explain
+
+    where = "on the object" if silhouette["ratio"] > 1 else "mostly on the background"
+    lines = [f"{silhouette['method']} heat sits {where}: on {silhouette['examples']} correctly "
+             f"classified test images the mean heat inside the silhouette (pixels > 0, "
+             f"{silhouette['area_inside']:.0%} of the image) is {silhouette['ratio']:.2f}x the mean heat on "
+             f"the background; {silhouette['share_inside']:.0%} of all heat is inside."]
+    if silhouette["ratio"] <= 1 and silhouette.get("flatten_head") and silhouette["method"] in explain.CAM_METHODS:
+        fix = ("retrain with `--hp head=gap` (global average pooling: the head then sees each "
+               "channel's mean, not where it fired)" if "head" in hyperparameters else "use a model with a global-average-pooling head")
+        lines.append("This model flattens its last feature map into the dense head, so every dense weight "
+                     "belongs to one position and activations on the empty background around the outline can "
+                     "count as evidence for a class; Grad-CAM averages the gradients over the image and shows "
+                     f"that evidence where it lies. To see where the object itself drives the score, {fix}, or "
+                     "compare Grad-CAM++ and Score-CAM (`python -m tfcourse.explain RUN --method all`).")
+    return lines
 
 
 # ----------------------------------------------------------------------------- one run
@@ -299,11 +327,7 @@ def build_run_blocks(run, metrics: Dict[str, Any], figures: Dict[str, str], eda_
                  f"images. Generated {time.strftime('%Y-%m-%d %H:%M')}.")]
     blocks += [_h(2, "Discussion")] + [_p(line) for line in discussion(metrics, history)]
     if silhouette:
-        where = "on the object" if silhouette["ratio"] > 1 else "mostly on the background"
-        blocks.append(_p(f"{silhouette['method']} heat sits {where}: on {silhouette['examples']} correctly "
-                         f"classified test images the mean heat inside the silhouette (pixels > 0, "
-                         f"{silhouette['area_inside']:.0%} of the image) is {silhouette['ratio']:.2f}x the mean heat on "
-                         f"the background; {silhouette['share_inside']:.0%} of all heat is inside."))
+        blocks += [_p(line) for line in silhouette_sentences(silhouette, record.get("hyperparameters") or {})]
     blocks += [_h(2, "Configuration"), _table(["setting", "value"], _config_rows(record))]
     blocks += [_h(2, "Data")]
     sizes = data.get("split_sizes", {})

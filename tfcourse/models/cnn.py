@@ -1,4 +1,4 @@
-"""Simple CNN: blocks of [Conv -> (BatchNorm) -> activation] x n -> pooling -> dropout, then a dense head.
+"""Simple CNN: blocks of [Conv -> (BatchNorm) -> activation] x n -> pooling -> dropout, then a flatten or global-average-pooling step and a dense head.
 
 Filters double with each block (capped at 512), as in most small image classifiers.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import keras
 
-from tfcourse.models.common import check_poolings, conv_bn_activation
+from tfcourse.models.common import HEADS, check_poolings, conv_bn_activation, feature_head
 
 MAX_FILTERS = 512
 ACTIVATIONS = ["relu", "elu", "gelu", "swish"]
@@ -19,8 +19,9 @@ def build(hp, input_shape, num_classes):
     Hyperparameters: ``conv_blocks`` (1-5, default 2), ``filters`` of the first block
     (32-256 step 32, default 32), ``convs_per_block`` (1-3, default 1), ``kernel_size``
     (3 or 5), ``pooling`` (max/avg), ``activation`` (relu/elu/gelu/swish, default relu),
-    ``dropout`` (0-0.5, default 0.25), ``batch_norm`` (default on), ``dense_layers`` (0-2,
-    default 1) hidden dense layers of ``dense_units`` (32-512 step 32, default 128).
+    ``dropout`` (0-0.5, default 0.25), ``batch_norm`` (default on), ``head`` (``flatten`` or
+    global-average ``gap``, default flatten; see ``common.feature_head``), ``dense_layers``
+    (0-2, default 1) hidden dense layers of ``dense_units`` (32-512 step 32, default 128).
 
     Raises:
         ValueError: If the blocks' pooling would shrink the input below 1x1.
@@ -33,6 +34,7 @@ def build(hp, input_shape, num_classes):
     activation = hp.Choice("activation", ACTIVATIONS, default="relu")
     dropout_rate = hp.Float("dropout", 0.0, 0.5, step=0.05, default=0.25)
     batch_norm = hp.Boolean("batch_norm", default=True)
+    head = hp.Choice("head", HEADS, default="flatten")
     dense_layers = hp.Int("dense_layers", 0, 2, default=1)
     dense_units = hp.Int("dense_units", 32, 512, step=32, default=128)
 
@@ -48,7 +50,7 @@ def build(hp, input_shape, num_classes):
         x = pool_layer(2, name=f"block{block}_pool")(x)
         if dropout_rate > 0:
             x = keras.layers.Dropout(dropout_rate, name=f"block{block}_dropout")(x)
-    x = keras.layers.Flatten(name="flatten")(x)
+    x = feature_head(x, head)
     for i in range(dense_layers):
         x = keras.layers.Dense(dense_units, activation=activation, name=f"dense_{i}")(x)
         if dropout_rate > 0:

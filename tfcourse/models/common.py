@@ -33,3 +33,22 @@ def conv_bn_activation(x, filters: int, kernel_size: int, batch_norm: bool, acti
     if batch_norm:
         x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     return keras.layers.Activation(activation, name=f"{name}_{activation}")(x)
+
+
+HEADS = ["flatten", "gap"]
+
+
+def feature_head(x, head: str):
+    """The step from the last feature map to the dense head, named ``features``.
+
+    ``flatten`` keeps every position (each dense weight belongs to one place in the image);
+    ``gap`` (global average pooling) averages each channel over the image, so the logits are a
+    weighted sum of channel means: fewer parameters, translation invariant, and the head for
+    which Grad-CAM equals the class activation map (CAM) of Zhou et al. 2016 when the logits follow
+    the pooling directly (``dense_layers=0``).
+    """
+    if head == "gap":
+        return keras.layers.GlobalAveragePooling2D(name="features")(x)
+    if head == "flatten":
+        return keras.layers.Flatten(name="features")(x)
+    raise ValueError(f"head={head!r} is not one of {HEADS}.")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import keras
 
-from tfcourse.models.common import check_poolings, conv_bn_activation
+from tfcourse.models.common import HEADS, check_poolings, conv_bn_activation, feature_head
 
 MAX_FILTERS = 512
 
@@ -32,7 +32,7 @@ def build(hp, input_shape, num_classes):
     convs_per_block = hp.Int("convs_per_block", 1, 3, default=2)
     batch_norm = hp.Boolean("batch_norm", default=True)
     conv_dropout = hp.Float("conv_dropout", 0.0, 0.5, step=0.05, default=0.25)
-    head = hp.Choice("head", ["flatten", "gap"], default="flatten")
+    head = hp.Choice("head", HEADS, default="flatten")
     dense_layers = hp.Int("dense_layers", 0, 2, default=1)
     dense_units = hp.Int("dense_units", 64, 1024, step=64, default=256)
     dense_dropout = hp.Float("dense_dropout", 0.0, 0.6, step=0.05, default=0.4)
@@ -47,10 +47,7 @@ def build(hp, input_shape, num_classes):
         x = keras.layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
         if conv_dropout > 0:
             x = keras.layers.Dropout(conv_dropout, name=f"block{block}_dropout")(x)
-    if head == "gap":
-        x = keras.layers.GlobalAveragePooling2D(name="features")(x)
-    else:
-        x = keras.layers.Flatten(name="features")(x)
+    x = feature_head(x, head)
     for i in range(dense_layers):
         x = keras.layers.Dense(dense_units, activation="relu", name=f"dense_{i}")(x)
         if dense_dropout > 0:
