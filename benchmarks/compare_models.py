@@ -28,8 +28,9 @@ from _tables import publish  # benchmarks/ is on sys.path when a script in it ru
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Epoch caps on this 2-core CPU (early stopping on val_loss may end sooner). ResNet50 (23.6M
 # parameters, inputs resized to 32x32) gets a short budget: ~4 min an epoch here.
-DEFAULT_EPOCHS = {"mlp": 30, "cnn": 20, "vgg": 20, "resnet_small": 20, "resnet50": 3}
-MODELS = ["mlp", "cnn", "vgg", "resnet_small", "resnet50"]
+DEFAULT_EPOCHS = {"mlp": 30, "cnn": 20, "vgg": 20, "resnet_small": 20, "resnet50": 3, "attention": 30,
+                  "cnn_attention": 20}
+MODELS = ["mlp", "cnn", "vgg", "resnet_small", "resnet50", "attention", "cnn_attention"]
 
 
 def matmul_gflops(size: int = 2048, repeats: int = 10):

@@ -26,8 +26,11 @@ def _save(fig, path: str) -> None:
 
 
 def _finish(fig, path: str) -> str:
-    """Lays out, writes (atomically) and closes a figure; returns ``path``."""
-    fig.tight_layout()
+    """Lays out (leaving room for a figure title above the axes' own titles), writes (atomically) and
+    closes a figure; returns ``path``."""
+    title = fig.get_suptitle()
+    top = 1 - (0.25 + 0.2 * title.count("\n")) / fig.get_figheight() if title else 1
+    fig.tight_layout(rect=(0, 0, 1, top))
     _save(fig, path)
     _pyplot().close(fig)
     return path
@@ -337,6 +340,39 @@ def plot_explanations(images, maps, row_titles: Sequence[str], path: str, title:
     axes[0][1].set_title("map", fontsize=9)
     if overlay:
         axes[0][2].set_title("overlay", fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    return _finish(fig, path)
+
+
+def plot_attention(images, matrices, maps, row_titles: Sequence[str], path: str, title: str = "",
+                   class_token: bool = False) -> str:
+    """One row per example: the input, one head's attention matrix (query tokens down, key tokens
+    across; with a class token it is token 0), the attention over patches, and that over the input.
+
+    Args:
+        images: Raw images (N, H, W, C).
+        matrices: (N, tokens, tokens) attention weights of one head, rows summing to 1.
+        maps: (N, H, W) attention over patches upsampled to the image, in [0, 1].
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(images), 4, figsize=(10.0, 2.2 * len(images) + 0.5), squeeze=False)
+    for row, image, matrix, heat, name in zip(axes, images, matrices, maps, row_titles):
+        _show_image(row[0], image)
+        row[0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+        shown = row[1].imshow(matrix, cmap="viridis", vmin=0, interpolation="nearest")
+        fig.colorbar(shown, ax=row[1], fraction=0.046, pad=0.04)
+        row[1].set_xlabel("key token", fontsize=7)
+        row[1].set_ylabel("query token", fontsize=7)
+        row[1].tick_params(labelsize=6)
+        row[2].imshow(heat, cmap="jet", vmin=0, vmax=1, interpolation="nearest")
+        row[2].set_xticks([])
+        row[2].set_yticks([])
+        _show_image(row[3], image)
+        row[3].imshow(heat, cmap="jet", alpha=0.45, vmin=0, vmax=1, interpolation="nearest")
+    axes[0][0].set_title("input", fontsize=9)
+    axes[0][1].set_title("attention weights" + (" (token 0 = class)" if class_token else ""), fontsize=9)
+    axes[0][2].set_title("attention over patches", fontsize=9)
+    axes[0][3].set_title("overlay", fontsize=9)
     fig.suptitle(title, fontsize=10)
     return _finish(fig, path)
 

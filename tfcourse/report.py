@@ -196,10 +196,13 @@ def discussion(metrics: Dict[str, Any], history: Dict[str, list]) -> List[str]:
 
 def write_explanations(run, model, methods: Sequence[str], out_dir: str, layer: Optional[str] = None,
                        per_class: int = 1, units: Optional[Sequence[int]] = None, start: str = "noise",
-                       steps: int = 100, smooth_samples: int = 20, seed: int = 0, progress: bool = False) -> List[str]:
+                       steps: int = 100, smooth_samples: int = 20, seed: int = 0, progress: bool = False,
+                       head: int = 0, rollout: bool = False) -> List[str]:
     """Runs explanation methods on one (correctly classified when possible) test example per class and
     writes ``<method>.npz`` (maps, images, labels ...) and ``<method>.png`` (input / map / overlay) per method;
-    ``activation_max`` writes the optimised inputs. Returns the paths written."""
+    ``activation_max`` writes the optimised inputs; ``attention`` writes every layer's attention weights
+    and draws attention head ``head`` of ``layer`` (default the last) and the attention over patches
+    (of that layer, or the rollout through all layers). Returns the paths written."""
     from tfcourse import artifacts, explain
 
     test = run.test_data()
@@ -227,11 +230,27 @@ def write_explanations(run, model, methods: Sequence[str], out_dir: str, layer: 
                                      "units": np.asarray(chosen), "layer": np.asarray(layer or "logits")},
                             titles, f"activation maximisation of {layer or 'the class logits'} from "
                                     f"{'random noise' if start == 'noise' else 'test images'}, {steps} steps"))
+        elif method == "attention":
+            result = explain.attention_maps(model, inputs, layer=layer, rollout=rollout)
+            shown = result["layers"].index(layer) if layer else len(result["layers"]) - 1
+            heads = result["weights"][shown].shape[1]
+            if not 0 <= head < heads:
+                raise ValueError(f"--head {head} is out of range: {result['layers'][shown]} has {heads} heads "
+                                 f"(0..{heads - 1}).")
+            arrays = {f"weights_{name}": weights for name, weights in zip(result["layers"], result["weights"])}
+            arrays.update(maps=result["maps"], patches=result["patches"], images=images, labels=class_ids,
+                          predictions=predictions[positions], dataset_index=test.indices[positions],
+                          layers=np.asarray(result["layers"]), layer=np.asarray(result["layer"]),
+                          grid=np.asarray(result["grid"]), class_token=np.asarray(result["class_token"]),
+                          matrices=result["weights"][shown][:, head])
+            source = "class token" if result["class_token"] else "mean over query tokens"
+            results.append((method, arrays, _example_titles(names, class_ids, positions, outputs),
+                            f"attention over patches ({source}, {result['layer']});\n"
+                            f"weights: {result['layers'][shown]}, head {head}"))
         else:
             result = explain.explain(model, method, inputs, class_ids, layer=layer, smooth_samples=smooth_samples,
                                      seed=seed)
-            titles = [f"{names[c]}\n(p={float(evaluate.softmax(outputs['logits'][[p]])[0, c]):.2f})"
-                      for c, p in zip(class_ids, positions)]
+            titles = _example_titles(names, class_ids, positions, outputs)
             where = f" on layer {result['layer']}" if result["layer"] else ""
             results.append((method, {"maps": result["maps"], "images": images, "labels": class_ids,
                                      "predictions": predictions[positions], "dataset_index": test.indices[positions],
@@ -244,7 +263,10 @@ def write_explanations(run, model, methods: Sequence[str], out_dir: str, layer: 
     for method, arrays, titles, title in results:
         stem = os.path.join(out_dir, method.replace("+", "_plus"))
         write_npz(stem + ".npz", **arrays)
-        if method == "activation_max":
+        if method == "attention":
+            plots.plot_attention(arrays["images"], arrays["matrices"], arrays["maps"], titles, stem + ".png",
+                                 title=title, class_token=bool(arrays["class_token"]))
+        elif method == "activation_max":
             plots.plot_image_row(list(arrays["start"]) + list(arrays["images"]),
                                  [f"start: {t}" for t in titles] + titles, stem + ".png", title=title,
                                  columns=len(titles))
@@ -252,6 +274,11 @@ def write_explanations(run, model, methods: Sequence[str], out_dir: str, layer: 
             plots.plot_explanations(arrays["images"], arrays["maps"], titles, stem + ".png", title=title)
         written += [stem + ".npz", stem + ".png"]
     return written
+
+
+def _example_titles(names, class_ids, positions, outputs) -> List[str]:
+    return [f"{names[c]}\n(p={float(evaluate.softmax(outputs['logits'][[p]])[0, c]):.2f})"
+            for c, p in zip(class_ids, positions)]
 
 
 def silhouette_measure(run, model, method: str, count: int = SILHOUETTE_EXAMPLES) -> Optional[Dict[str, Any]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, List, Sequence
 
-from tfcourse.models import cnn, mlp, resnet, vgg
+from tfcourse.models import attention, cnn, mlp, resnet, vgg
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,6 +26,10 @@ MODELS = {
     "vgg": ModelSpec(vgg.build, "VGG-style: blocks of stacked 3x3 convs (2x32, 2x64, 2x128), max pooling, dense 256 head."),
     "resnet_small": ModelSpec(resnet.build_small, "CIFAR-style ResNet for small images (ResNet-20 by default)."),
     "resnet50": ModelSpec(resnet.build_resnet50, "keras.applications.ResNet50, input resized to 32x32+ and made RGB."),
+    "attention": ModelSpec(attention.build_attention,
+                           "ViT-style: patch embedding, position embedding, class token, pre-LN MultiHeadAttention blocks."),
+    "cnn_attention": ModelSpec(attention.build_cnn_attention,
+                               "Small CNN whose 7x7 grid of embeddings goes through MultiHeadAttention before the head."),
 }
 
 

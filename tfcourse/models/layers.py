@@ -49,3 +49,63 @@ def adapt_to_rgb(x, image_size: int, imagenet: bool):
     if imagenet:
         x = ImageNetPreprocessing(name="imagenet_preprocessing")(x)
     return x
+
+
+@keras.saving.register_keras_serializable(package="tfcourse")
+class ClassToken(keras.layers.Layer):
+    """Prepends one learned token to a sequence: ``(batch, tokens, dim)`` -> ``(batch, tokens + 1, dim)``.
+
+    The transformer's output at this position is the image summary the classifier reads (ViT's
+    ``[class]`` token).
+
+    Args:
+        stddev: Standard deviation of the token's truncated-normal initialisation.
+    """
+
+    def __init__(self, stddev: float = 0.02, **kwargs):
+        super().__init__(**kwargs)
+        self.stddev = float(stddev)
+
+    def build(self, input_shape):
+        self.token = self.add_weight(name="token", shape=(1, 1, input_shape[-1]),
+                                     initializer=keras.initializers.TruncatedNormal(stddev=self.stddev))
+
+    def call(self, inputs):
+        batch = keras.ops.shape(inputs)[0]
+        token = keras.ops.broadcast_to(keras.ops.cast(self.token, inputs.dtype), (batch, 1, inputs.shape[-1]))
+        return keras.ops.concatenate([token, inputs], axis=1)
+
+    def compute_output_shape(self, input_shape):
+        tokens = None if input_shape[1] is None else input_shape[1] + 1
+        return (input_shape[0], tokens, input_shape[2])
+
+    def get_config(self):
+        return {**super().get_config(), "stddev": self.stddev}
+
+
+@keras.saving.register_keras_serializable(package="tfcourse")
+class PositionEmbedding(keras.layers.Layer):
+    """Adds a learned vector per position to a sequence of fixed length ``(batch, tokens, dim)``.
+
+    Args:
+        stddev: Standard deviation of the embeddings' truncated-normal initialisation.
+    """
+
+    def __init__(self, stddev: float = 0.02, **kwargs):
+        super().__init__(**kwargs)
+        self.stddev = float(stddev)
+
+    def build(self, input_shape):
+        if input_shape[1] is None:
+            raise ValueError("PositionEmbedding needs a fixed number of tokens, got None.")
+        self.embedding = self.add_weight(name="embedding", shape=(1, input_shape[1], input_shape[2]),
+                                         initializer=keras.initializers.TruncatedNormal(stddev=self.stddev))
+
+    def call(self, inputs):
+        return inputs + keras.ops.cast(self.embedding, inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "stddev": self.stddev}
