@@ -89,3 +89,22 @@ def mlp_run(tmp_path_factory):
     train_and_evaluate(TrainConfig(model="mlp", epochs=6, output_dir=run_dir, report=False,
                                    data=DataConfig(dataset="digits")), verbose=0)
     return run_dir
+
+
+@pytest.fixture(scope="session")
+def attention_run(tmp_path_factory):
+    """A tiny ViT-style ``attention`` model (2x2 patches of the 8x8 digits: 16 tokens + class token,
+    2 blocks of 4 heads) trained through ``train_and_evaluate`` with its report and an export:
+    ``(run_dir, export_dir)``."""
+    from tfcourse.config import DataConfig, TrainConfig
+    from tfcourse.runs import train_and_evaluate
+
+    root = tmp_path_factory.mktemp("attention_run")
+    result = train_and_evaluate(
+        TrainConfig(model="attention", epochs=12, patience=12,
+                    hp={"patch_size": 2, "embed_dim": 32, "depth": 2, "dropout": 0.0},
+                    output_dir=str(root / "attention"), export=True, export_dir=str(root / "exports"),
+                    data=DataConfig(dataset="digits")),
+        verbose=0, verify_export=False)
+    assert result.metrics["test_accuracy"] > 0.7
+    return result.run_dir, result.export_dir

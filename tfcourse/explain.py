@@ -406,7 +406,7 @@ def attention_weights(model, images, batch_size: int = 256) -> List[np.ndarray]:
     probe = keras.Model(model.inputs, [layer.output[1] for layer in layers])
     parts = [[] for _ in layers]
     for start in range(0, len(images), batch_size):
-        outputs = probe(np.asarray(images[start:start + batch_size], dtype=np.float32), training=False)
+        outputs = probe([np.asarray(images[start:start + batch_size], dtype=np.float32)], training=False)
         for part, output in zip(parts, outputs if isinstance(outputs, (list, tuple)) else [outputs]):
             part.append(np.asarray(output))
     return [np.concatenate(part) for part in parts]

@@ -343,7 +343,7 @@ def _config_rows(record: Dict[str, Any]) -> List[List[Any]]:
 
 
 def build_run_blocks(run, metrics: Dict[str, Any], figures: Dict[str, str], eda_info, silhouette,
-                     explanation_method: Optional[str]) -> list:
+                     explanation_methods: Sequence[str] = ()) -> list:
     record = run.record
     history = run.history
     names = list(run.class_names)
@@ -403,19 +403,22 @@ def build_run_blocks(run, metrics: Dict[str, Any], figures: Dict[str, str], eda_
         blocks.append(_table(["test position", "dataset index", "true", "predicted", "confidence"],
                              [[m["test_position"], m["dataset_index"], m["true"], m["predicted"], m["confidence"]]
                               for m in wrong[:GRID_SIZE]]))
-    if explanation_method:
-        blocks += [_h(2, "Explanations"), _figure(figures["explanations"],
-                                                  f"{explanation_method}: one correctly classified test image per class")]
+    if explanation_methods:
+        blocks += [_h(2, "Explanations")]
+        for method in explanation_methods:
+            caption = (f"{method}: one correctly classified test image per class" if method != "attention" else
+                       "attention: one head's attention weights and the attention over the image's patches, one "
+                       "correctly classified test image per class")
+            blocks.append(_figure(figures[f"explanations_{method}"], caption))
     return blocks
 
 
-def _choose_explanation(model) -> Optional[str]:
+def _choose_explanations(model) -> List[str]:
+    """Grad-CAM (saliency for models without convolutions), plus the attention maps of attention models."""
     from tfcourse import explain
 
-    for method in ("gradcam", "saliency"):
-        if explain.method_applies(model, method):
-            return method
-    return None
+    chosen = [method for method in ("gradcam", "saliency") if explain.method_applies(model, method)][:1]
+    return chosen + (["attention"] if explain.method_applies(model, "attention") else [])
 
 
 def write_report(path: str, out_dir: Optional[str] = None, run=None, explanations: bool = True,
@@ -480,17 +483,17 @@ def write_report(path: str, out_dir: Optional[str] = None, run=None, explanation
                                               [names[i] for i in predicted[idx]], fig(f"predictions_{key}.png"),
                                               confidences=confidence[idx], title=f"{titles[key]}: predicted (confidence) / true")
 
-    method, silhouette = None, None
+    methods, silhouette = [], None
     if explanations:
         model = run.keras_model("the explanation gallery needs the Keras model")
-        method = _choose_explanation(model)
-        if method:
+        methods = _choose_explanations(model)
+        for method in methods:
             say(f"{method} gallery")
             written = write_explanations(run, model, [method], figures_dir, seed=0)
-            figures["explanations"] = [p for p in written if p.endswith(".png")][0]
-            if method == "gradcam":
-                silhouette = silhouette_measure(run, model, method)
-    blocks = build_run_blocks(run, metrics, figures, eda_info, silhouette, method)
+            figures[f"explanations_{method}"] = [p for p in written if p.endswith(".png")][0]
+        if "gradcam" in methods:
+            silhouette = silhouette_measure(run, model, "gradcam")
+    blocks = build_run_blocks(run, metrics, figures, eda_info, silhouette, methods)
     paths = _write_pages(blocks, out_dir, f"tfcourse report: {run.name}", REPORT_HTML, REPORT_MD)
     return paths
 

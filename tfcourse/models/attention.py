@@ -22,16 +22,20 @@ from tfcourse.models.common import check_poolings, conv_bn_activation
 from tfcourse.models.layers import ClassToken, PositionEmbedding
 
 POOLS = ["cls", "mean", "flatten"]
+PATCH_SIZES = [2, 4, 7, 8, 14, 16]
 
 
 def check_patch_size(input_shape: Sequence[int], patch_size: int) -> None:
-    """Raises ``ValueError`` unless ``patch_size`` divides both sides of the image."""
+    """Raises ``ValueError`` unless ``patch_size`` divides both sides of the image; the message lists
+    the ``PATCH_SIZES`` that do."""
     height, width = input_shape[0], input_shape[1]
-    if patch_size < 1 or height % patch_size or width % patch_size:
-        divisors = [d for d in range(1, min(height, width) + 1) if height % d == 0 and width % d == 0]
-        raise ValueError(f"patch_size={patch_size} does not divide the {height}x{width} input into whole "
-                         f"patches; use one of {', '.join(map(str, divisors))} (e.g. --hp patch_size="
-                         f"{max((d for d in divisors if d <= 7), default=1)}).")
+    if patch_size >= 1 and height % patch_size == 0 and width % patch_size == 0:
+        return
+    fitting = [size for size in PATCH_SIZES if height % size == 0 and width % size == 0]
+    advice = (f"use one of {', '.join(map(str, fitting))} (e.g. --hp patch_size={fitting[0] if len(fitting) == 1 else fitting[1]})"
+              if fitting else f"none of {PATCH_SIZES} does; resize the images (--image-size) to a multiple of 4")
+    raise ValueError(f"patch_size={patch_size} does not divide the {height}x{width} input into whole patches; "
+                     f"{advice}.")
 
 
 def check_heads(embed_dim: int, num_heads: int) -> None:
@@ -97,7 +101,7 @@ def encode(tokens, hp, pool_default: str, depth_range=(1, 8), depth_default: int
 def build_attention(hp, input_shape, num_classes):
     """ViT-style patch classifier.
 
-    Hyperparameters: ``patch_size`` (2, 4, 7 or 14, default 4; must divide the input),
+    Hyperparameters: ``patch_size`` (2, 4, 7, 8, 14 or 16, default 4; must divide the input),
     ``embed_dim`` (32-256 step 32, default 64), ``depth`` transformer blocks (1-8, default 4),
     ``num_heads`` (1, 2, 4, 8; default 4; must divide embed_dim), ``mlp_ratio`` (1, 2, 4; default
     2), ``dropout`` (0-0.5, default 0.1), ``pool`` (``cls`` class token, ``mean`` of the tokens or
@@ -106,7 +110,7 @@ def build_attention(hp, input_shape, num_classes):
     Raises:
         ValueError: If the patch size does not divide the input or the heads do not divide the width.
     """
-    patch_size = hp.Choice("patch_size", [2, 4, 7, 14], default=4)
+    patch_size = hp.Choice("patch_size", PATCH_SIZES, default=4)
     embed_dim = hp.Int("embed_dim", 32, 256, step=32, default=64)
     check_patch_size(input_shape, patch_size)
 
