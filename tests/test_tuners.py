@@ -77,6 +77,7 @@ def test_unknown_tuner_kind():
     ("vgg", {"blocks": [1, 2], "filters": [16, 32]}),  # 8x8 digits: at most 3 pooling blocks
     ("resnet_small", {"width": [8, 16], "blocks_per_stage": [1, 2]}),
     ("resnet50", {"image_size": [32]}),
+    ("attention", {"patch_size": [2, 4], "depth": [1], "embed_dim": [32]}),
 ])
 def test_zoo_models_are_tunable(model, space, digits_pipelines, tmp_path):
     """The zoo's builders serve KerasTuner unchanged: their own hp calls are the search space."""

@@ -13,7 +13,7 @@ whether it is frozen or, later, partly unfrozen for fine-tuning.
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional
 
 APPLICATIONS = {"resnet50": "ResNet50", "vgg16": "VGG16"}
 BASE_NAME = "base"
