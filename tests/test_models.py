@@ -9,8 +9,9 @@ from tfcourse.models import MODELS, build_model, get_spec, list_models
 
 def test_registry_lists_models_and_rejects_unknown_names():
     assert list_models() == sorted(MODELS)
-    assert {"mlp", "cnn", "vgg", "resnet_small", "resnet50"} <= set(list_models())
-    with pytest.raises(ValueError, match="Unknown model 'resnet'; registered models: cnn, mlp, resnet50, resnet_small"):
+    assert {"mlp", "cnn", "vgg", "resnet_small", "resnet50", "attention", "cnn_attention"} <= set(list_models())
+    with pytest.raises(ValueError, match="Unknown model 'resnet'; registered models: attention, cnn, cnn_attention, "
+                                         "mlp, resnet50, resnet_small, vgg"):
         get_spec("resnet")
 
 
