@@ -104,8 +104,8 @@ def build_attention(hp, input_shape, num_classes):
     Hyperparameters: ``patch_size`` (2, 4, 7, 8, 14 or 16, default 4; must divide the input),
     ``embed_dim`` (32-256 step 32, default 64), ``depth`` transformer blocks (1-8, default 4),
     ``num_heads`` (1, 2, 4, 8; default 4; must divide embed_dim), ``mlp_ratio`` (1, 2, 4; default
-    2), ``dropout`` (0-0.5, default 0: on Fashion-MNIST this small model under-fits, and 0.1
-    cost accuracy; see the README), ``pool`` (``cls`` class token, ``mean`` of the tokens or
+    2), ``dropout`` (0-0.5, default 0: on Fashion-MNIST 0.1 gave the same test accuracy, 88.45% vs
+    88.49%, in 30 epochs instead of 16; see the README), ``pool`` (``cls`` class token, ``mean`` of the tokens or
     ``flatten``; default cls).
 
     Raises:
