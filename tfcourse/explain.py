@@ -436,7 +436,8 @@ def patch_attention(matrix: np.ndarray, grid, class_token: bool) -> np.ndarray:
 
 def attention_maps(model, images, layer: Optional[str] = None, rollout: bool = False) -> Dict[str, Any]:
     """Attention weights of every layer and the attention over patches of one layer (or the rollout
-    through all), upsampled to image size and scaled to [0, 1] per image for overlays."""
+    through all), upsampled to image size and scaled to [0, 1] per image for overlays. ``index`` is
+    the position of ``layer`` (default: the last attention layer) in ``layers``."""
     weights = attention_weights(model, images)
     index = _attention_layer_index(model, layer)
     tokens = token_grid(model)
@@ -448,7 +449,7 @@ def attention_maps(model, images, layer: Optional[str] = None, rollout: bool = F
     else:
         upsampled = _resize_maps(patches, size)
     names = [entry.name for entry in attention_layers(model)]
-    return {"weights": weights, "layers": names, "layer": "rollout" if rollout else names[index],
+    return {"weights": weights, "layers": names, "index": index, "layer": "rollout" if rollout else names[index],
             "patches": patches, "maps": normalize_maps(upsampled), **tokens}
 
 

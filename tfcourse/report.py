@@ -232,7 +232,7 @@ def write_explanations(run, model, methods: Sequence[str], out_dir: str, layer: 
                                     f"{'random noise' if start == 'noise' else 'test images'}, {steps} steps"))
         elif method == "attention":
             result = explain.attention_maps(model, inputs, layer=layer, rollout=rollout)
-            shown = result["layers"].index(layer) if layer else len(result["layers"]) - 1
+            shown = result["index"]
             heads = result["weights"][shown].shape[1]
             if not 0 <= head < heads:
                 raise ValueError(f"--head {head} is out of range: {result['layers'][shown]} has {heads} heads "

@@ -18,7 +18,7 @@ from typing import Sequence
 
 import keras
 
-from tfcourse.models.common import check_poolings, conv_bn_activation
+from tfcourse.models.common import check_poolings, conv_bn_activation, dense_head
 from tfcourse.models.layers import ClassToken, PositionEmbedding
 
 POOLS = ["cls", "mean", "flatten"]
@@ -146,11 +146,6 @@ def build_cnn_attention(hp, input_shape, num_classes):
     tokens = grid_to_tokens(x, embed_dim, 1, "token_projection")
     features = encode(tokens, hp, pool_default="flatten", depth_range=(1, 4), depth_default=1, dropout_default=0.1)
     dense_units = hp.Int("dense_units", 0, 512, step=64, default=128)
-    dropout = hp.get("dropout")
-    if dense_units:
-        features = keras.layers.Dense(dense_units, activation="relu", name="dense_0")(features)
-        if dropout > 0:
-            features = keras.layers.Dropout(dropout, name="dense_0_dropout")(features)
-    outputs = keras.layers.Dense(num_classes, name="logits")(features)
+    outputs = dense_head(features, num_classes, 1 if dense_units else 0, dense_units, "relu", hp.get("dropout"))
     return keras.Model(inputs, outputs, name="cnn_attention")
 

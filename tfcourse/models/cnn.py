@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import keras
 
-from tfcourse.models.common import HEADS, check_poolings, conv_bn_activation, feature_head
+from tfcourse.models.common import HEADS, check_poolings, conv_bn_activation, dense_head, feature_head
 
 MAX_FILTERS = 512
 ACTIVATIONS = ["relu", "elu", "gelu", "swish"]
@@ -51,9 +51,5 @@ def build(hp, input_shape, num_classes):
         if dropout_rate > 0:
             x = keras.layers.Dropout(dropout_rate, name=f"block{block}_dropout")(x)
     x = feature_head(x, head)
-    for i in range(dense_layers):
-        x = keras.layers.Dense(dense_units, activation=activation, name=f"dense_{i}")(x)
-        if dropout_rate > 0:
-            x = keras.layers.Dropout(dropout_rate, name=f"dense_{i}_dropout")(x)
-    outputs = keras.layers.Dense(num_classes, name="logits")(x)
+    outputs = dense_head(x, num_classes, dense_layers, dense_units, activation, dropout_rate)
     return keras.Model(inputs, outputs, name="cnn")

@@ -52,3 +52,15 @@ def feature_head(x, head: str):
     if head == "flatten":
         return keras.layers.Flatten(name="features")(x)
     raise ValueError(f"head={head!r} is not one of {HEADS}.")
+
+
+def dense_head(x, num_classes: int, layers: int, units: int, activation: str, dropout: float):
+    """``layers`` x [Dense(``units``, ``activation``) -> optional Dropout], then the logits.
+
+    Layers are named ``dense_{i}``, ``dense_{i}_dropout`` and ``logits``.
+    """
+    for i in range(layers):
+        x = keras.layers.Dense(units, activation=activation, name=f"dense_{i}")(x)
+        if dropout > 0:
+            x = keras.layers.Dropout(dropout, name=f"dense_{i}_dropout")(x)
+    return keras.layers.Dense(num_classes, name="logits")(x)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import keras
 
-from tfcourse.models.common import HEADS, check_poolings, conv_bn_activation, feature_head
+from tfcourse.models.common import HEADS, check_poolings, conv_bn_activation, dense_head, feature_head
 
 MAX_FILTERS = 512
 
@@ -48,9 +48,5 @@ def build(hp, input_shape, num_classes):
         if conv_dropout > 0:
             x = keras.layers.Dropout(conv_dropout, name=f"block{block}_dropout")(x)
     x = feature_head(x, head)
-    for i in range(dense_layers):
-        x = keras.layers.Dense(dense_units, activation="relu", name=f"dense_{i}")(x)
-        if dense_dropout > 0:
-            x = keras.layers.Dropout(dense_dropout, name=f"dense_{i}_dropout")(x)
-    outputs = keras.layers.Dense(num_classes, name="logits")(x)
+    outputs = dense_head(x, num_classes, dense_layers, dense_units, "relu", dense_dropout)
     return keras.Model(inputs, outputs, name="vgg")
