@@ -34,3 +34,13 @@ def test_callbacks_decay_then_stop(tmp_path):
     assert kinds == ["ReduceLROnPlateau", "EarlyStopping", "TensorBoard", "CSVLogger"]
     assert callbacks[0].patience == 2 and callbacks[1].restore_best_weights
     assert [type(c).__name__ for c in fit.standard_callbacks(None, patience=1)] == ["ReduceLROnPlateau", "EarlyStopping"]
+
+
+def test_cosine_schedule_replaces_the_plateau_cut_but_keeps_early_stopping():
+    callbacks = fit.standard_callbacks(None, patience=6, schedule_epochs=10)
+    assert [type(c).__name__ for c in callbacks] == ["LearningRateScheduler", "EarlyStopping"]
+    assert callbacks[1].patience == 6 and callbacks[1].restore_best_weights
+    schedule = callbacks[0].schedule
+    rates = [schedule(epoch, 1e-3) for epoch in range(10)]
+    assert rates[0] == pytest.approx(1e-3) and rates[5] == pytest.approx(5e-4)
+    assert all(a > b for a, b in zip(rates, rates[1:])) and rates[-1] < 3e-5

@@ -71,6 +71,18 @@ def test_official_split_on_idx_folder_with_export(tmp_path, idx_folder):
     assert (export_root / "cnn" / "1" / "saved_model.pb").is_file()
 
 
+def test_cosine_learning_rate_schedule_is_followed_and_recorded(tmp_path):
+    run_dir = tmp_path / "run"
+    assert run_cli("--dataset", "digits", "--model", "mlp", "--epochs", "4", "--patience", "10", "--lr-schedule", "cosine",
+                   "--hp", "learning_rate=0.002", "--output-dir", str(run_dir), "--no-report", "--verbose", "0") == 0
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["config"]["lr_schedule"] == "cosine"
+    history = json.loads((run_dir / "history.json").read_text())
+    # 0.002 * (1 + cos(pi * epoch / 4)) / 2 per epoch; no plateau cuts
+    assert history["learning_rate"] == pytest.approx([0.002, 0.0017071, 0.001, 0.00029289], rel=1e-4)
+    assert json.loads((run_dir / "metrics.json").read_text())["test_accuracy"] > 0.8
+
+
 def test_help_lists_every_flag(capsys):
     with pytest.raises(SystemExit) as done:
         run_cli("--help")
@@ -78,7 +90,7 @@ def test_help_lists_every_flag(capsys):
     text = capsys.readouterr().out
     for flag in ["--model", "--dataset", "--data-dir", "--epochs", "--batch-size", "--seed", "--split", "--augment",
                  "--hp", "--output-dir", "--export", "--export-dir", "--normalization", "--patience", "--list-hp",
-                 "--classes", "--base", "--base-weights", "--freeze-base", "--fine-tune-at", "--fine-tune-epochs"]:
+                 "--classes", "--lr-schedule", "--base", "--base-weights", "--freeze-base", "--fine-tune-at", "--fine-tune-epochs"]:
         assert flag in text, flag
     assert "fashion_mnist" in text and "official" in text
 
@@ -93,6 +105,7 @@ def test_help_lists_every_flag(capsys):
         (["--hp", "dropout"], "expected KEY=VALUE"),
         (["--val-fraction", "1.5"], "must be a fraction"),
         (["--classes", "a-b"], "expected labels like 0-4"),
+        (["--lr-schedule", "linear"], "invalid choice: 'linear'"),
     ],
 )
 def test_invalid_flags_exit_2(argv, message, capsys):

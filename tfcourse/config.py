@@ -14,6 +14,7 @@ DEFAULT_MODEL = "cnn"
 SPLIT_PROTOCOLS = ("coursework", "official")
 NORMALIZATIONS = ("unit", "standardize")
 TRAIN_ON = ("train", "train+val")
+LR_SCHEDULES = ("plateau", "cosine")
 TUNER_KINDS = ("random", "hyperband", "bayesian")
 OBJECTIVES = ("val_accuracy", "val_loss")  # trials are scored on the validation split
 
@@ -76,6 +77,10 @@ class TrainConfig:
             (e.g. the best epoch count a search found): without validation data there is no
             early stopping, and the learning rate follows a cosine decay instead of being
             cut on plateaus.
+        lr_schedule: ``plateau``: the learning rate is cut to 30% after ``patience // 2`` epochs
+            without ``val_loss`` improvement; ``cosine``: it decays from its value to near 0 over
+            ``epochs`` (a fixed curve, as usual for transformers), with no plateau cuts. Early
+            stopping (best weights restored) applies to both.
         base: Transfer learning: ``ResNet50``/``VGG16`` (``keras.applications``) or a run folder /
             ``.keras`` file of a trained model, whose convolutional base gets a new head. With a
             base, ``model`` is ``transfer``.
@@ -98,6 +103,7 @@ class TrainConfig:
     steps_per_execution: int = 8
     deterministic: bool = False
     train_on: str = "train"
+    lr_schedule: str = "plateau"
     base: Optional[str] = None
     base_weights: str = "imagenet"
     freeze_base: bool = False

@@ -278,23 +278,26 @@ def training_timer():
 
 
 def standard_callbacks(run_dir: Optional[str], patience: int, monitor: str = "val_loss",
-                       fixed_epochs: Optional[int] = None, append: bool = False, first_epoch: int = 0) -> List:
+                       fixed_epochs: Optional[int] = None, append: bool = False, first_epoch: int = 0,
+                       schedule_epochs: Optional[int] = None) -> List:
     """The learning-rate schedule, early stopping, TensorBoard and CSV logs of a run or a trial.
 
     With validation data (``fixed_epochs=None``) the learning rate is cut to 30% after
-    ``patience // 2`` epochs without ``monitor`` improvement, and training stops after
-    ``patience`` such epochs with the best weights restored. Without validation data (a
-    final fit on train + val for a known number of epochs) the learning rate follows a
-    cosine decay over ``fixed_epochs`` and every epoch runs. ``append`` continues an
-    existing ``history.csv`` (a second phase of the same run).
+    ``patience // 2`` epochs without ``monitor`` improvement, or, given ``schedule_epochs``,
+    follows a cosine decay over that many epochs; either way training stops after
+    ``patience`` epochs without improvement with the best weights restored. Without
+    validation data (a final fit on train + val for a known number of epochs) the learning
+    rate follows a cosine decay over ``fixed_epochs`` and every epoch runs. ``append``
+    continues an existing ``history.csv`` (a second phase of the same run).
     """
     import keras
 
     if fixed_epochs is None:
-        callbacks = [
-            keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.3, patience=max(1, patience // 2), min_lr=1e-5),
-            keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=True),
-        ]
+        schedule = (cosine_schedule(schedule_epochs, first_epoch) if schedule_epochs else
+                    keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.3, patience=max(1, patience // 2),
+                                                      min_lr=1e-5))
+        callbacks = [schedule, keras.callbacks.EarlyStopping(monitor=monitor, patience=patience,
+                                                             restore_best_weights=True)]
     else:
         callbacks = [cosine_schedule(fixed_epochs, first_epoch)]
     if run_dir is not None:

@@ -97,6 +97,8 @@ def validate_config(config: TrainConfig) -> None:
         (config.steps_per_execution >= 1, f"steps per execution must be at least 1, got {config.steps_per_execution}"),
         (config.data.split in config_lib.SPLIT_PROTOCOLS, f"split must be one of {config_lib.SPLIT_PROTOCOLS}, got {config.data.split!r}"),
         (config.train_on in config_lib.TRAIN_ON, f"train_on must be one of {config_lib.TRAIN_ON}, got {config.train_on!r}"),
+        (config.lr_schedule in config_lib.LR_SCHEDULES,
+         f"lr_schedule must be one of {config_lib.LR_SCHEDULES}, got {config.lr_schedule!r}"),
         (config.data.normalization in config_lib.NORMALIZATIONS,
          f"normalization must be one of {config_lib.NORMALIZATIONS}, got {config.data.normalization!r}"),
     ]
@@ -142,7 +144,8 @@ def _fit(model, pipelines, config: TrainConfig, run_dir: str, verbose, initial_e
         initial_epoch=initial_epoch,
         epochs=initial_epoch + epochs,
         callbacks=[timer] + fit.standard_callbacks(run_dir, config.patience, fixed_epochs=None if with_val else epochs,
-                                                   append=append, first_epoch=initial_epoch),
+                                                   append=append, first_epoch=initial_epoch,
+                                                   schedule_epochs=epochs if config.lr_schedule == "cosine" else None),
         shuffle=False,  # the training pipeline shuffles, with the run's seed
         verbose=verbose,
     )

@@ -10,7 +10,7 @@ import argparse
 import sys
 from typing import List, Optional
 
-from tfcourse.config import NORMALIZATIONS, SPLIT_PROTOCOLS, DataConfig, TrainConfig
+from tfcourse.config import LR_SCHEDULES, NORMALIZATIONS, SPLIT_PROTOCOLS, DataConfig, TrainConfig
 
 DEFAULTS = TrainConfig()
 
@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=_positive_int, default=DEFAULTS.epochs, help="maximum epochs")
     parser.add_argument("--patience", type=int, default=DEFAULTS.patience,
                         help="early stopping: epochs without val_loss improvement")
+    parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=DEFAULTS.lr_schedule,
+                        help="plateau: cut the learning rate to 30%% after patience/2 epochs without val_loss "
+                             "improvement; cosine: decay it to ~0 over --epochs (usual for the attention model)")
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed, help="fixes splits, initialisation and shuffling")
     parser.add_argument("--deterministic", action="store_true", help="also force deterministic TensorFlow kernels")
     parser.add_argument("--steps-per-execution", type=_positive_int, default=DEFAULTS.steps_per_execution,
@@ -146,7 +149,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         model=model, base=args.base, base_weights=args.base_weights, freeze_base=args.freeze_base,
         fine_tune_at=transfer.parse_layer(args.fine_tune_at), fine_tune_epochs=args.fine_tune_epochs,
-        fine_tune_lr_scale=args.fine_tune_lr_scale, epochs=args.epochs, patience=args.patience, seed=args.seed, hp=dict(args.hp),
+        fine_tune_lr_scale=args.fine_tune_lr_scale, epochs=args.epochs, patience=args.patience,
+        lr_schedule=args.lr_schedule, seed=args.seed, hp=dict(args.hp),
         output_dir=args.output_dir, export=args.export, export_dir=args.export_dir,
         steps_per_execution=args.steps_per_execution, deterministic=args.deterministic, report=not args.no_report,
         data=data,
