@@ -52,6 +52,19 @@ def test_vit_structure_follows_its_hyperparameters():
     assert explain.token_grid(model) == {"grid": (4, 4), "class_token": True}
 
 
+def test_shifted_patches_embed_the_image_and_its_four_diagonal_half_patch_shifts():
+    model = _model("attention", {"patch_size": 4, "shifted_patches": True, "depth": 1})
+    image = np.zeros((1, 28, 28, 1), dtype=np.float32)
+    image[0, 10, 10, 0] = 1.0
+    stacked = keras.Model(model.input, model.get_layer("shifted_patches").output)(image).numpy()[0]
+    assert stacked.shape == (28, 28, 5)  # the image, then four copies moved by patch_size // 2 = 2 pixels
+    where = [np.argwhere(stacked[..., channel] == 1).tolist() for channel in range(5)]
+    assert where == [[[10, 10]], [[12, 12]], [[12, 8]], [[8, 12]], [[8, 8]]]
+    assert stacked.sum() == 5  # zeros fill in, nothing wraps around
+    assert model.get_layer("patch_embedding").kernel.shape == (4, 4, 5, 64)
+    assert explain.token_grid(model) == {"grid": (7, 7), "class_token": True}
+
+
 def test_patch_size_that_does_not_divide_the_input_is_a_clear_error():
     with pytest.raises(ValueError, match=r"patch_size=5 does not divide the 28x28 input .* use one of 2, 4, 7, 14 \(e.g. --hp patch_size=4\)"):
         build_model("attention", _fixed(patch_size=5), (28, 28, 1), 10)
@@ -92,10 +105,11 @@ def test_custom_layers_have_complete_configs():
         assert keras.saving.get_registered_object(f"tfcourse>{type(layer).__name__}") is type(layer)
 
 
-@pytest.mark.parametrize("name", ["attention", "cnn_attention"])
-def test_keras_round_trip_keeps_logits_and_attention(name, tmp_path):
+@pytest.mark.parametrize("name, overrides", [("attention", {}), ("attention", {"shifted_patches": True}),
+                                             ("cnn_attention", {})])
+def test_keras_round_trip_keeps_logits_and_attention(name, overrides, tmp_path):
     keras.utils.set_random_seed(3)
-    model = _model(name, {"depth": 2, "dropout": 0.1}, num_classes=4)
+    model = _model(name, {"depth": 2, "dropout": 0.1, **overrides}, num_classes=4)
     images = np.random.default_rng(4).random((3, 28, 28, 1), dtype=np.float32)
     path = tmp_path / "model.keras"
     model.save(path)

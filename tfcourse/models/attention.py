@@ -51,6 +51,21 @@ def grid_to_tokens(x, embed_dim: int, patch_size: int, name: str):
     return keras.layers.Reshape((x.shape[1] * x.shape[2], embed_dim), name=f"{name}_tokens")(x)
 
 
+def shifted_patches(x, shift: int, name: str):
+    """Shifted Patch Tokenization (Lee et al. 2021, "Vision Transformer for Small-Size Datasets"):
+    the image next to four copies of itself shifted by ``shift`` pixels diagonally (zeros fill in),
+    stacked as channels, so each patch's linear embedding also sees the pixels across its borders.
+    Plain padding/cropping layers: nothing custom to serialise."""
+    moved = []
+    for down, right in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
+        pad = ((shift, 0) if down > 0 else (0, shift), (shift, 0) if right > 0 else (0, shift))
+        crop = tuple((b, a) for a, b in pad)
+        tag = f"{'down' if down > 0 else 'up'}_{'right' if right > 0 else 'left'}"
+        shifted = keras.layers.ZeroPadding2D(pad, name=f"{name}_pad_{tag}")(x)
+        moved.append(keras.layers.Cropping2D(crop, name=f"{name}_shift_{tag}")(shifted))
+    return keras.layers.Concatenate(name=name)([x, *moved])
+
+
 def transformer_block(x, num_heads: int, mlp_dim: int, dropout: float, name: str):
     """Pre-LayerNorm block: ``x + MHA(LN(x))`` then ``x + MLP(LN(x))`` (GELU, dropout after each part)."""
     embed_dim = x.shape[-1]
@@ -106,17 +121,20 @@ def build_attention(hp, input_shape, num_classes):
     ``num_heads`` (1, 2, 4, 8; default 4; must divide embed_dim), ``mlp_ratio`` (1, 2, 4; default
     2), ``dropout`` (0-0.5, default 0: on Fashion-MNIST 0.1 gave the same test accuracy, 88.45% vs
     88.49%, in 30 epochs instead of 16; see the README), ``pool`` (``cls`` class token, ``mean`` of the tokens or
-    ``flatten``; default cls).
+    ``flatten``; default cls), ``shifted_patches`` (embed each patch together with the image shifted
+    by half a patch in the four diagonal directions, Shifted Patch Tokenization; default False).
 
     Raises:
         ValueError: If the patch size does not divide the input or the heads do not divide the width.
     """
     patch_size = hp.Choice("patch_size", PATCH_SIZES, default=4)
     embed_dim = hp.Int("embed_dim", 32, 256, step=32, default=64)
+    shift = hp.Boolean("shifted_patches", default=False)
     check_patch_size(input_shape, patch_size)
 
     inputs = keras.Input(shape=input_shape, name="image")
-    tokens = grid_to_tokens(inputs, embed_dim, patch_size, "patch_embedding")
+    x = shifted_patches(inputs, max(1, patch_size // 2), "shifted_patches") if shift else inputs
+    tokens = grid_to_tokens(x, embed_dim, patch_size, "patch_embedding")
     features = encode(tokens, hp, pool_default="cls")
     outputs = keras.layers.Dense(num_classes, name="logits")(features)
     return keras.Model(inputs, outputs, name="attention")
