@@ -1,0 +1,89 @@
+"""Training recipes for the ViT-style ``attention`` model on one dataset, side by side.
+
+Each recipe is ``python -m tfcourse.train --model attention`` with extra flags, run in its own
+process into ``<results>/<label>/`` (a folder that already holds ``metrics.json`` is reused; delete
+it to retrain). The table shows what each recipe costs and where it ends: epochs, wall time,
+training accuracy and validation accuracy at the restored (best val_loss) epoch, best validation
+accuracy, and the test accuracy of the restored model.
+
+    python benchmarks/attention_recipes.py                    # Fashion-MNIST, ~2.5 h on 2 cores
+    python benchmarks/attention_recipes.py --recipes default --dataset digits --split coursework \\
+        --results /tmp/recipes --out /tmp/recipes/table.md    # a minute, to try it
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+from _tables import publish  # benchmarks/ is on sys.path when a script in it runs
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RECIPES = {
+    "default": "--epochs 30",
+    "dropout0.1": "--epochs 30 --hp dropout=0.1",
+    "spt-cosine": "--epochs 30 --lr-schedule cosine --patience 8 --hp shifted_patches=true",
+    "spt-augment-cosine": "--epochs 40 --augment --lr-schedule cosine --patience 10 --hp shifted_patches=true",
+}
+
+
+def train(flags: str, args, run_dir: str) -> None:
+    command = [sys.executable, "-m", "tfcourse.train", "--model", "attention", "--dataset", args.dataset,
+               "--split", args.split, "--seed", str(args.seed), "--output-dir", run_dir, "--verbose", "2",
+               *flags.split()]
+    print("$ " + " ".join(command), flush=True)
+    with open(run_dir.rstrip("/") + ".log", "w", encoding="utf-8") as log:
+        if subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode != 0:
+            raise SystemExit(f"recipe {run_dir} failed; see {run_dir}.log")
+
+
+def row(label: str, flags: str, run_dir: str) -> str:
+    def read(name):
+        with open(os.path.join(run_dir, name), encoding="utf-8") as handle:
+            return json.load(handle)
+
+    metrics, history = read("metrics.json"), read("history.json")
+    best = metrics["best_epoch"] - 1
+    return (f"| {label} | `{flags}` | {metrics['epochs_trained']} ({best + 1}) | {metrics['train_seconds'] / 60:.1f} | "
+            f"{metrics['train_images_per_second']:.0f} | {100 * history['accuracy'][best]:.1f}% | "
+            f"{100 * history['val_accuracy'][best]:.2f}% | {100 * max(history['val_accuracy']):.2f}% | "
+            f"{100 * metrics['test_accuracy']:.2f}% |")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    parser.add_argument("--dataset", default="fashion_mnist")
+    parser.add_argument("--split", default="official")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--results", default=os.path.join(HERE, "results", "attention_recipes"))
+    parser.add_argument("--out", default=os.path.join(HERE, "results", "attention_recipes.md"))
+    args = parser.parse_args(argv)
+
+    os.makedirs(args.results, exist_ok=True)
+    lines = [
+        f"`attention` (ViT: patch 4, dim 64, 4 blocks x 4 heads, mlp_ratio 2, class token) on {args.dataset}, split "
+        f"{args.split}, seed {args.seed}; Adam 1e-3, batch 128; early stopping on val_loss restores the best epoch.",
+        "",
+        "| recipe | flags | epochs (restored) | train wall (min) | train images/s | train acc (restored) "
+        "| val acc (restored) | best val acc | test accuracy |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for label in args.recipes:
+        run_dir = os.path.join(args.results, label)
+        if os.path.isfile(os.path.join(run_dir, "metrics.json")):
+            print(f"{label}: reusing {run_dir}", flush=True)
+        else:
+            train(RECIPES[label], args, run_dir)
+        lines.append(row(label, RECIPES[label], run_dir))
+    lines += ["", "Train accuracy is measured with augmentation and dropout active, as Keras logs it during fit. "
+              "Train images/s: training steps only, all epochs (machine noise included)."]
+    publish("\n".join(lines) + "\n", args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
