@@ -292,14 +292,12 @@ def standard_callbacks(run_dir: Optional[str], patience: int, monitor: str = "va
     """
     import keras
 
+    cosine_epochs = fixed_epochs or schedule_epochs
+    callbacks = [cosine_schedule(cosine_epochs, first_epoch) if cosine_epochs else
+                 keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.3, patience=max(1, patience // 2),
+                                                   min_lr=1e-5)]
     if fixed_epochs is None:
-        schedule = (cosine_schedule(schedule_epochs, first_epoch) if schedule_epochs else
-                    keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.3, patience=max(1, patience // 2),
-                                                      min_lr=1e-5))
-        callbacks = [schedule, keras.callbacks.EarlyStopping(monitor=monitor, patience=patience,
-                                                             restore_best_weights=True)]
-    else:
-        callbacks = [cosine_schedule(fixed_epochs, first_epoch)]
+        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=True))
     if run_dir is not None:
         callbacks += [
             keras.callbacks.TensorBoard(log_dir=os.path.join(run_dir, "logs")),
