@@ -16,10 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 
-from _tables import publish  # benchmarks/ is on sys.path when a script in it runs
+from _runs import train_or_reuse  # benchmarks/ is on sys.path when a script in it runs
+from _tables import publish
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RECIPES = {
@@ -28,16 +28,6 @@ RECIPES = {
     "spt-cosine": "--epochs 30 --lr-schedule cosine --patience 8 --hp shifted_patches=true",
     "spt-augment-cosine": "--epochs 40 --augment --lr-schedule cosine --patience 10 --hp shifted_patches=true",
 }
-
-
-def train(flags: str, args, run_dir: str) -> None:
-    command = [sys.executable, "-m", "tfcourse.train", "--model", "attention", "--dataset", args.dataset,
-               "--split", args.split, "--seed", str(args.seed), "--output-dir", run_dir, "--verbose", "2",
-               *flags.split()]
-    print("$ " + " ".join(command), flush=True)
-    with open(run_dir.rstrip("/") + ".log", "w", encoding="utf-8") as log:
-        if subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode != 0:
-            raise SystemExit(f"recipe {run_dir} failed; see {run_dir}.log")
 
 
 def row(label: str, flags: str, run_dir: str) -> str:
@@ -74,10 +64,8 @@ def main(argv=None):
     ]
     for label in args.recipes:
         run_dir = os.path.join(args.results, label)
-        if os.path.isfile(os.path.join(run_dir, "metrics.json")):
-            print(f"{label}: reusing {run_dir}", flush=True)
-        else:
-            train(RECIPES[label], args, run_dir)
+        train_or_reuse(["--model", "attention", "--dataset", args.dataset, "--split", args.split, "--seed",
+                        str(args.seed), *RECIPES[label].split()], run_dir, label)
         lines.append(row(label, RECIPES[label], run_dir))
     lines += ["", "Train accuracy is measured with augmentation and dropout active, as Keras logs it during fit. "
               "Train images/s: training steps only, all epochs (machine noise included)."]

@@ -19,11 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 
-from _tables import publish  # benchmarks/ is on sys.path when a script in it runs
+from _runs import train_or_reuse  # benchmarks/ is on sys.path when a script in it runs
+from _tables import publish
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Epoch caps on this 2-core CPU (early stopping on val_loss may end sooner). ResNet50 (23.6M
@@ -57,17 +57,11 @@ def matmul_gflops(size: int = 2048, repeats: int = 10):
     return {"tensorflow": flops / best_tf / 1e9, "numpy": flops / best_np / 1e9}
 
 
-def train(model: str, args, run_dir: str) -> None:
-    command = [sys.executable, "-m", "tfcourse.train", "--model", model, "--dataset", args.dataset,
-               "--split", args.split, "--epochs", str(args.epochs.get(model, DEFAULT_EPOCHS.get(model, 20))),
-               "--seed", str(args.seed), "--output-dir", run_dir, "--verbose", "2",
-               *args.model_flags.get(model, "").split()]
-    print("$ " + " ".join(command), flush=True)
-    log_path = run_dir.rstrip("/") + ".log"
-    with open(log_path, "w", encoding="utf-8") as log:
-        result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT)
-    if result.returncode != 0:
-        raise SystemExit(f"training {model} failed (exit {result.returncode}); see {log_path}")
+def train_flags(model: str, args):
+    """The ``tfcourse.train`` flags of ``model``'s run (without the output folder)."""
+    return ["--model", model, "--dataset", args.dataset, "--split", args.split,
+            "--epochs", str(args.epochs.get(model, DEFAULT_EPOCHS.get(model, 20))), "--seed", str(args.seed),
+            *args.model_flags.get(model, "").split()]
 
 
 def row(model: str, run_dir: str, matmul: float):
@@ -158,11 +152,7 @@ def main(argv=None):
     before = matmul_gflops()
     print(f"matmul FP32: TensorFlow {before['tensorflow']:.0f} GFLOP/s, NumPy {before['numpy']:.0f} GFLOP/s", flush=True)
     for model in args.models:
-        run_dir = os.path.join(args.results, model)
-        if os.path.isfile(os.path.join(run_dir, "metrics.json")):
-            print(f"{model}: reusing {run_dir}", flush=True)
-            continue
-        train(model, args, run_dir)
+        train_or_reuse(train_flags(model, args), os.path.join(args.results, model), model)
     after = matmul_gflops()
     matmul = {key: max(before[key], after[key]) for key in before}
     print(f"matmul FP32 after training: TensorFlow {after['tensorflow']:.0f}, NumPy {after['numpy']:.0f} GFLOP/s")

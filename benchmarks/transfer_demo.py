@@ -23,20 +23,16 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 
-from _tables import publish  # benchmarks/ is on sys.path when a script in it runs
+from _runs import train_run  # benchmarks/ is on sys.path when a script in it runs
+from _tables import publish
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def train(argv, run_dir):
-    command = [sys.executable, "-m", "tfcourse.train", *argv, "--output-dir", run_dir, "--verbose", "2"]
-    print("$ " + " ".join(command), flush=True)
-    with open(run_dir + ".log", "w", encoding="utf-8") as log:
-        if subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode:
-            raise SystemExit(f"failed; see {run_dir}.log")
+    train_run(argv, run_dir)
     with open(os.path.join(run_dir, "metrics.json"), encoding="utf-8") as handle:
         metrics = json.load(handle)
     with open(os.path.join(run_dir, "history.json"), encoding="utf-8") as handle:
