@@ -273,7 +273,11 @@ dataset = data.load_dataset("digits")
 splits = data.make_splits(dataset, seed=0)
 pipelines = data.make_pipelines(dataset, splits, data.DataConfig(batch_size=128), seed=0)
 hypermodel = tuners.make_hypermodel("cnn", pipelines.input_shape, pipelines.num_classes)
-space = fit.make_search_space("cnn", {"conv_blocks": 1, "batch_size": 128}, (8, 8, 1), 10, 128)
+# Every size is fixed, so all trials build models of one footprint: a trial that happens to draw
+# 256 filters would raise the allocator's high-water mark once, a step that is not a leak.
+fixed = {"conv_blocks": 1, "filters": 32, "convs_per_block": 1, "kernel_size": 3, "head": "flatten",
+         "dense_layers": 1, "dense_units": 64, "batch_size": 128}
+space = fit.make_search_space("cnn", fixed, (8, 8, 1), 10, 128)
 tuner = tuners.make_tuner("random", hypermodel, max_trials=10, directory=sys.argv[1], project_name="rss",
                           hyperparameters=space, seed=0)
 readings = []
@@ -296,9 +300,10 @@ def test_memory_stays_bounded_over_many_trials(tmp_path):
     readings = probe["rss_mb"]
     assert probe["trials"] == 30
     # The first trials warm TensorFlow up; after that 20 more trials must add little. Measured for
-    # these 20 trials: +25..50 MB with tuners.releasing_graph_gradients, +334 MB without it (every
-    # trial then keeps its whole training graph).
-    assert readings[-1] - readings[0] < 100, readings
+    # these 20 trials (same-size models, the rest of the space random): +4..7 MB with
+    # tuners.releasing_graph_gradients, +123 MB without it (every trial then keeps its whole
+    # training graph). With sizes drawn at random too, single runs stepped by up to +146 MB.
+    assert readings[-1] - readings[0] < 50, readings
 
 
 def _free_port():
