@@ -38,9 +38,23 @@ def test_callbacks_decay_then_stop(tmp_path):
 
 def test_cosine_schedule_replaces_the_plateau_cut_but_keeps_early_stopping():
     callbacks = fit.standard_callbacks(None, patience=6, schedule_epochs=10)
-    assert [type(c).__name__ for c in callbacks] == ["LearningRateScheduler", "EarlyStopping"]
+    assert [type(c).__name__ for c in callbacks] == ["CosineDecay", "EarlyStopping"]
     assert callbacks[1].patience == 6 and callbacks[1].restore_best_weights
     schedule = callbacks[0].schedule
     rates = [schedule(epoch, 1e-3) for epoch in range(10)]
     assert rates[0] == pytest.approx(1e-3) and rates[5] == pytest.approx(5e-4)
     assert all(a > b for a, b in zip(rates, rates[1:])) and rates[-1] < 3e-5
+
+
+def test_cosine_schedule_copies_decay_their_own_rate():
+    # KerasTuner deep-copies a search's callbacks for every trial; each copy must start from its
+    # own trial's learning rate, not from the first trial's.
+    import copy
+
+    first, second = fit.cosine_schedule(10), None
+    second = copy.deepcopy(first)
+    assert first.schedule(0, 1e-3) == pytest.approx(1e-3)
+    assert second.schedule(0, 1e-2) == pytest.approx(1e-2)
+    assert second.schedule(5, 0.5) == pytest.approx(5e-3) and first.schedule(5, 0.5) == pytest.approx(5e-4)
+    first.on_train_begin()  # a new fit reads its starting rate afresh
+    assert first.schedule(5, 4e-3) == pytest.approx(2e-3)

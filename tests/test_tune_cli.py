@@ -117,6 +117,38 @@ def test_retrain_on_train_and_val(tmp_path, monkeypatch):
     assert all(later < earlier for earlier, later in zip(rates, rates[1:]))  # cosine decay
 
 
+def test_cosine_schedule_in_every_trial_and_the_retrained_model(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert run_tune(*TINY, "--tuner", "hyperband", "--max-epochs", "4", "--factor", "2", "--patience", "10",
+                    "--lr-schedule", "cosine", "--retrain", "--retrain-epochs", "3", "--output-dir", "best") == 0
+    project = tmp_path / "tuning" / "mlp-digits-hyperband"
+    resumed = 0
+    for path in sorted(project.glob("trial_*/trial.json")):
+        trial = json.loads(path.read_text())
+        values = trial["hyperparameters"]["values"]
+        rate, first, last = values["learning_rate"], values["tuner/initial_epoch"], values["tuner/epochs"]
+        # KerasTuner keeps the metrics of the trial's best epoch: its learning rate must lie on this
+        # trial's own cosine curve (over max_epochs 4, epochs counted across Hyperband's rounds),
+        # at an epoch this trial trained.
+        (recorded,), = [obs["value"] for obs in trial["metrics"]["metrics"]["learning_rate"]["observations"]]
+        curve = [rate * 0.5 * (1 + math.cos(math.pi * epoch / 4)) for epoch in range(first, last)]
+        assert any(recorded == pytest.approx(point, rel=1e-5) for point in curve), (path, recorded, curve)
+        resumed += first > 0
+    assert resumed >= 2  # some trials went on from an earlier round's checkpoint
+    assert json.loads((project / "search.json").read_text())["lr_schedule"] == "cosine"
+    config = json.loads((tmp_path / "best" / "config.json").read_text())
+    rates = json.loads((tmp_path / "best" / "history.json").read_text())["learning_rate"]
+    assert config["config"]["lr_schedule"] == "cosine"
+    assert rates == pytest.approx([config["hyperparameters"]["learning_rate"] * 0.5 * (1 + math.cos(math.pi * e / 3))
+                                   for e in range(len(rates))], rel=1e-5)
+    # resuming the search with the other schedule would mix two searches
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        run_tune(*TINY, "--tuner", "hyperband", "--max-epochs", "4", "--factor", "2")
+    assert exit_info.value.code == 2
+    assert "lr_schedule: 'cosine' there, 'plateau' now" in capsys.readouterr().err
+
+
 def test_batch_size_is_a_hyperparameter():
     dataset = data.load_dataset("digits")
     splits = data.make_splits(dataset, seed=0)

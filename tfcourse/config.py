@@ -140,6 +140,9 @@ class TuneConfig:
         max_minutes: Start no new trial after this many minutes (``None``: no time limit).
         seed: Fixes data splits, the tuner's sampling and each model's initialisation.
         steps_per_execution: Training steps per graph call.
+        lr_schedule: ``plateau`` or ``cosine``, as for ``TrainConfig``, in every trial and in the
+            retrained model; the cosine decay runs over ``epochs`` (Hyperband: over ``max_epochs``,
+            each round going on where the previous one stopped).
         data: Where the data comes from and how it is split and fed.
     """
 
@@ -159,6 +162,7 @@ class TuneConfig:
     max_minutes: Optional[float] = None
     seed: int = 42
     steps_per_execution: int = 8
+    lr_schedule: str = "plateau"
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
 
 

@@ -229,18 +229,30 @@ def make_search_space(model_name: str, overrides: Mapping[str, Any], input_shape
 def cosine_schedule(epochs: int, first_epoch: int = 0):
     """Per-epoch cosine decay of the compiled learning rate, from its value to near 0 over ``epochs``.
 
+    The starting rate is read afresh at the start of every ``fit`` and kept on the callback
+    itself, so the deep copies KerasTuner makes of a search's callbacks each decay their own
+    trial's learning rate. Epochs count as ``fit`` numbers them (from ``initial_epoch``), so a
+    Hyperband trial resumed at epoch 4 of a 10-epoch decay goes on where its curve stood.
+
     Args:
         first_epoch: The epoch index the decay starts at (``initial_epoch`` of a later fit).
     """
     import keras
 
-    start = {}
+    class CosineDecay(keras.callbacks.LearningRateScheduler):
+        def __init__(self):
+            super().__init__(self.rate)
+            self.start_rate = None
 
-    def schedule(epoch, learning_rate):
-        start.setdefault("lr", float(learning_rate))
-        return start["lr"] * 0.5 * (1 + math.cos(math.pi * (epoch - first_epoch) / epochs))
+        def on_train_begin(self, logs=None):
+            self.start_rate = None
 
-    return keras.callbacks.LearningRateScheduler(schedule)
+        def rate(self, epoch, learning_rate):
+            if self.start_rate is None:
+                self.start_rate = float(learning_rate)
+            return self.start_rate * 0.5 * (1 + math.cos(math.pi * (epoch - first_epoch) / epochs))
+
+    return CosineDecay()
 
 
 def training_timer():

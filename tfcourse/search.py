@@ -19,8 +19,9 @@ from tfcourse import tuners
 from tfcourse.config import TrainConfig, TuneConfig
 
 # Settings that define a search: resuming with any of them changed would mix two searches.
-IDENTITY_KEYS = ("model", "tuner", "objective", "seed", "space", "executions_per_trial", "dataset", "split",
-                 "val_fraction", "test_fraction", "normalization", "augment", "image_size")
+IDENTITY_KEYS = ("model", "tuner", "objective", "seed", "space", "executions_per_trial", "lr_schedule", "dataset",
+                 "split", "val_fraction", "test_fraction", "normalization", "augment", "image_size")
+IDENTITY_DEFAULTS = {"lr_schedule": "plateau"}  # what a search.json written before the key existed ran with
 HYPERBAND_KEYS = ("max_epochs", "factor")
 
 
@@ -55,7 +56,7 @@ def search_record(config: TuneConfig, input_shape, num_classes: int) -> Dict[str
 
 def _identity(record: Dict[str, Any]) -> Dict[str, Any]:
     keys = IDENTITY_KEYS + (HYPERBAND_KEYS if record.get("tuner") == "hyperband" else ())
-    return {key: record.get(key) for key in keys}
+    return {key: record.get(key, IDENTITY_DEFAULTS.get(key)) for key in keys}
 
 
 def check_project(directory: str, record: Dict[str, Any], overwrite: bool) -> None:
@@ -97,7 +98,7 @@ def validate(config: TuneConfig) -> None:
         if not ok:
             raise ValueError(message + ".")
     probe = TrainConfig(model=config.model, seed=config.seed, steps_per_execution=config.steps_per_execution,
-                        data=config.data)
+                        lr_schedule=config.lr_schedule, data=config.data)
     from tfcourse.runs import validate_config
 
     validate_config(probe)
@@ -159,7 +160,7 @@ def run_search(config: TuneConfig, download: bool = True, verbose: Any = "auto",
         print(f"tfcourse: {config.tuner} search of {config.model} in {directory} "
               f"({len(tuner.oracle.trials)} trials there already)", flush=True)
     finished = tuners.run_search(tuner, pipelines, epochs=config.epochs, patience=config.patience, verbose=verbose,
-                                 log_dir=os.path.join(directory, "logs"))
+                                 log_dir=os.path.join(directory, "logs"), lr_schedule=config.lr_schedule)
     if not finished:
         print(f"tfcourse: time budget of {config.max_minutes} min spent; no new trials started", flush=True)
     if role == "worker":
@@ -212,7 +213,7 @@ def retrain_best(config: TuneConfig, project_directory: str, train_on: str = "tr
     train_config = TrainConfig(
         model=config.model, epochs=run_epochs, patience=config.patience, seed=config.seed, hp=values,
         output_dir=output_dir, export=True, export_dir=export_dir,
-        steps_per_execution=config.steps_per_execution, train_on=train_on,
+        steps_per_execution=config.steps_per_execution, train_on=train_on, lr_schedule=config.lr_schedule,
         data=dataclasses.replace(config.data, batch_size=batch_size),
     )
     print(f"tfcourse: retraining trial {best['trial_id']} (val score {best['score']:.4f}, best epoch "

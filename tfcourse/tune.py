@@ -13,7 +13,7 @@ import socket
 import sys
 from typing import Any, Dict, List, Optional
 
-from tfcourse.config import OBJECTIVES, TRAIN_ON, TUNER_KINDS, TuneConfig
+from tfcourse.config import LR_SCHEDULES, OBJECTIVES, TRAIN_ON, TUNER_KINDS, TuneConfig
 from tfcourse.train import _positive_int, add_data_arguments, data_config_from_args, print_space, verbosity
 
 DEFAULTS = TuneConfig()
@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="validation metric to optimise")
     parser.add_argument("--patience", type=int, default=DEFAULTS.patience,
                         help="early stopping inside a trial: epochs without val_loss improvement")
+    parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=DEFAULTS.lr_schedule,
+                        help="plateau: cut the learning rate on val_loss plateaus; cosine: decay it to ~0 over --epochs "
+                             "(Hyperband: --max-epochs), in every trial and in the retrained model")
     parser.add_argument("--space", type=_space_item, action="append", default=[], metavar="KEY=VALUE|FILE.json",
                         help="fix (filters=64), give choices (filters=[64,128]) or narrow (learning_rate=1e-4..3e-3) "
                              "a hyperparameter, or read such entries from a JSON file (repeatable)")
@@ -139,7 +142,7 @@ def config_from_args(args: argparse.Namespace) -> TuneConfig:
         max_epochs=args.max_epochs, factor=args.factor, executions_per_trial=args.executions_per_trial,
         objective=args.objective, patience=args.patience, space=load_space(args.space), directory=args.directory,
         project_name=args.project_name, overwrite=args.overwrite, max_minutes=args.max_minutes, seed=args.seed,
-        steps_per_execution=args.steps_per_execution, data=data_config_from_args(args),
+        steps_per_execution=args.steps_per_execution, lr_schedule=args.lr_schedule, data=data_config_from_args(args),
     )
 
 

@@ -317,13 +317,15 @@ def summarize(project_dir: str, direction: Optional[str] = None, top: int = 5) -
 
 
 def run_search(tuner, pipelines, epochs: int, patience: int = 3, verbose: Any = "auto",
-               log_dir: Optional[str] = None) -> bool:
+               log_dir: Optional[str] = None, lr_schedule: str = "plateau") -> bool:
     """Runs ``tuner.search`` on the train pipeline, scored on validation (never on test).
 
-    Each trial gets ``fit.standard_callbacks`` (learning-rate cut on plateau, early stopping
-    on ``val_loss``), as a ``tfcourse.train`` run does, and with ``log_dir`` a TensorBoard
-    callback: KerasTuner then logs each trial under ``log_dir/<trial>/execution<i>`` with the
-    HParams plugin. ``epochs`` is per trial for RandomSearch/Bayesian; Hyperband sets its own.
+    Each trial gets ``fit.standard_callbacks`` (learning-rate cut on plateau, or with
+    ``lr_schedule="cosine"`` a cosine decay over ``epochs``, Hyperband's ``max_epochs``; early
+    stopping on ``val_loss``), as a ``tfcourse.train`` run does, and with ``log_dir`` a
+    TensorBoard callback: KerasTuner then logs each trial under ``log_dir/<trial>/execution<i>``
+    with the HParams plugin. ``epochs`` is per trial for RandomSearch/Bayesian; Hyperband sets
+    its own.
 
     Returns:
         ``True`` if the search ran to its end, ``False`` if the time budget stopped it.
@@ -333,11 +335,13 @@ def run_search(tuner, pipelines, epochs: int, patience: int = 3, verbose: Any = 
 
     from tfcourse import fit
 
-    callbacks = fit.standard_callbacks(None, patience)
+    hyperband = isinstance(tuner, kt.Hyperband)
+    schedule_epochs = (tuner.oracle.max_epochs if hyperband else epochs) if lr_schedule == "cosine" else None
+    callbacks = fit.standard_callbacks(None, patience, schedule_epochs=schedule_epochs)
     if log_dir is not None:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=log_dir))
     kwargs = dict(validation_data=pipelines.val, callbacks=callbacks, verbose=verbose, shuffle=False)
-    if not isinstance(tuner, kt.Hyperband):
+    if not hyperband:
         kwargs["epochs"] = epochs
     try:
         tuner.search(pipelines.train, **kwargs)
