@@ -6,7 +6,7 @@ it to retrain). The table shows what each recipe costs and where it ends: epochs
 training accuracy and validation accuracy at the restored (best val_loss) epoch, best validation
 accuracy, and the test accuracy of the restored model.
 
-    python benchmarks/attention_recipes.py                    # Fashion-MNIST, ~2.5 h on 2 cores
+    python benchmarks/attention_recipes.py                    # Fashion-MNIST, ~3.2 h on 2 cores
     python benchmarks/attention_recipes.py --recipes default --dataset digits --split coursework \\
         --results /tmp/recipes --out /tmp/recipes/table.md    # a minute, to try it
 """
@@ -27,6 +27,7 @@ RECIPES = {
     "dropout0.1": "--epochs 30 --hp dropout=0.1",
     "spt-cosine": "--epochs 30 --lr-schedule cosine --patience 8 --hp shifted_patches=true",
     "spt-augment-cosine": "--epochs 40 --augment --lr-schedule cosine --patience 10 --hp shifted_patches=true",
+    "spt-augment-cosine80": "--epochs 80 --augment --lr-schedule cosine --patience 15 --hp shifted_patches=true",
 }
 
 
