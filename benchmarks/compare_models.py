@@ -101,14 +101,16 @@ def row(model: str, run_dir: str, matmul: float):
     }
 
 
-def table(rows, matmul, args) -> str:
+def table(rows, matmul, args, reused=()) -> str:
     lines = [
         f"Dataset {args.dataset}, split {args.split}, seed {args.seed}; default hyperparameters of each model; "
         "Adam 1e-3, batch 128; learning rate cut to 30% after 2 epochs without val_loss improvement, early "
         "stopping after 4 with the best weights restored; flags in brackets where a row differs.",
         "",
         f"FP32 matmul rate measured in this run (2048x2048, best of 10): TensorFlow "
-        f"{matmul['tensorflow']:.0f} GFLOP/s, NumPy {matmul['numpy']:.0f} GFLOP/s.",
+        f"{matmul['tensorflow']:.0f} GFLOP/s, NumPy {matmul['numpy']:.0f} GFLOP/s"
+        + (f"; {len(reused)} of {len(rows)} rows are earlier runs reused ({', '.join(reused)}), so their share of it "
+           "compares across runs." if reused else "."),
         "",
         "| model | parameters | MACs / image | train images/s | achieved GFLOP/s | % of TF matmul | epochs (run/cap) "
         "| best epoch | train wall (min) | test accuracy |",
@@ -151,13 +153,14 @@ def main(argv=None):
     os.makedirs(args.results, exist_ok=True)
     before = matmul_gflops()
     print(f"matmul FP32: TensorFlow {before['tensorflow']:.0f} GFLOP/s, NumPy {before['numpy']:.0f} GFLOP/s", flush=True)
+    reused = [model for model in args.models if os.path.isfile(os.path.join(args.results, model, "metrics.json"))]
     for model in args.models:
         train_or_reuse(train_flags(model, args), os.path.join(args.results, model), model)
     after = matmul_gflops()
     matmul = {key: max(before[key], after[key]) for key in before}
     print(f"matmul FP32 after training: TensorFlow {after['tensorflow']:.0f}, NumPy {after['numpy']:.0f} GFLOP/s")
     rows = [row(model, os.path.join(args.results, model), matmul["tensorflow"]) for model in args.models]
-    text = table(rows, matmul, args)
+    text = table(rows, matmul, args, reused)
     publish(text, args.out)
     return 0
 
