@@ -136,6 +136,8 @@ def test_cosine_schedule_in_every_trial_and_the_retrained_model(tmp_path, monkey
         resumed += first > 0
     assert resumed >= 2  # some trials went on from an earlier round's checkpoint
     assert json.loads((project / "search.json").read_text())["lr_schedule"] == "cosine"
+    assert ("Training: Hyperband rounds up to 4 epochs (factor 2), early stopping after 10 epochs without val_loss "
+            "improvement, learning rate schedule `cosine`") in (project / "summary.md").read_text()
     config = json.loads((tmp_path / "best" / "config.json").read_text())
     rates = json.loads((tmp_path / "best" / "history.json").read_text())["learning_rate"]
     assert config["config"]["lr_schedule"] == "cosine"

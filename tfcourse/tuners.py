@@ -291,6 +291,11 @@ def summarize(project_dir: str, direction: Optional[str] = None, top: int = 5) -
         lines += [f"{record.get('tuner')} search over model `{record.get('model')}` on `{record.get('dataset')}` "
                   f"(split {record.get('split')}), objective `{objective}` ({direction}imised on the validation "
                   "split).", ""]
+        budget = (f"Hyperband rounds up to {record.get('max_epochs')} epochs (factor {record.get('factor')})"
+                  if record.get("tuner") == "hyperband" else f"up to {record.get('epochs')} epochs per trial")
+        lines += [f"Training: {budget}, early stopping after {record.get('patience')} epochs without val_loss "
+                  f"improvement, learning rate schedule `{record.get('lr_schedule', 'plateau')}`, "
+                  f"{record.get('executions_per_trial', 1)} model(s) per trial, seed {record.get('seed')}.", ""]
     counts = {status: sum(row["status"] == status for row in rows) for status in sorted({row["status"] for row in rows})}
     lines.append(f"{len(rows)} trials: " + ", ".join(f"{n} {status.lower()}" for status, n in counts.items()) + ".")
     total = sum(row["wall_seconds"] or 0 for row in rows)
