@@ -51,7 +51,7 @@ def test_cosine_schedule_copies_decay_their_own_rate():
     # own trial's learning rate, not from the first trial's.
     import copy
 
-    first, second = fit.cosine_schedule(10), None
+    first = fit.cosine_schedule(10)
     second = copy.deepcopy(first)
     assert first.schedule(0, 1e-3) == pytest.approx(1e-3)
     assert second.schedule(0, 1e-2) == pytest.approx(1e-2)
