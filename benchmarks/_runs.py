@@ -17,10 +17,11 @@ def train_run(argv, run_dir: str) -> None:
         raise SystemExit(f"training into {run_dir} failed (exit {result.returncode}); see {log_path}")
 
 
-def train_or_reuse(argv, run_dir: str, label: str) -> None:
+def train_or_reuse(argv, run_dir: str, label: str) -> bool:
     """``train_run`` unless ``run_dir`` already holds a finished run (its ``metrics.json``), which is reused
-    (delete the folder to retrain)."""
+    (delete the folder to retrain). Returns whether it was reused."""
     if os.path.isfile(os.path.join(run_dir, "metrics.json")):
         print(f"{label}: reusing {run_dir}", flush=True)
-    else:
-        train_run(argv, run_dir)
+        return True
+    train_run(argv, run_dir)
+    return False

@@ -153,9 +153,8 @@ def main(argv=None):
     os.makedirs(args.results, exist_ok=True)
     before = matmul_gflops()
     print(f"matmul FP32: TensorFlow {before['tensorflow']:.0f} GFLOP/s, NumPy {before['numpy']:.0f} GFLOP/s", flush=True)
-    reused = [model for model in args.models if os.path.isfile(os.path.join(args.results, model, "metrics.json"))]
-    for model in args.models:
-        train_or_reuse(train_flags(model, args), os.path.join(args.results, model), model)
+    reused = [model for model in args.models
+              if train_or_reuse(train_flags(model, args), os.path.join(args.results, model), model)]
     after = matmul_gflops()
     matmul = {key: max(before[key], after[key]) for key in before}
     print(f"matmul FP32 after training: TensorFlow {after['tensorflow']:.0f}, NumPy {after['numpy']:.0f} GFLOP/s")
