@@ -64,11 +64,89 @@ def test_layout_versions_and_metadata(tmp_path, trained):
         export.export_saved_model(model, str(tmp_path), "cnn", dataset.class_names, normalization, version=2)
 
 
-def test_failed_export_leaves_nothing(tmp_path, trained):
+def test_wrong_class_names_are_refused_before_anything_is_written(tmp_path, trained):
     model, normalization, dataset = trained
     with pytest.raises(ValueError, match="10 outputs but 3 class names"):
         export.export_saved_model(model, str(tmp_path), "cnn", ["a", "b", "c"], normalization)
     assert not os.path.exists(tmp_path / "cnn") or os.listdir(tmp_path / "cnn") == []
+
+
+def test_an_export_that_fails_midway_leaves_nothing(tmp_path, trained, monkeypatch):
+    """The SavedModel is half written into its staging folder when the disk fills up."""
+    import errno
+
+    from keras.src.export.saved_model import BackendSavedModelExportArchive as ExportArchive  # what ExportArchive() makes
+
+    model, normalization, dataset = trained
+    real_write_out = ExportArchive.write_out
+
+    def write_out_then_disk_full(self, filepath, *args, **kwargs):
+        real_write_out(self, filepath, *args, **kwargs)
+        assert os.listdir(filepath)  # the staging folder holds files when the fault strikes
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ExportArchive, "write_out", write_out_then_disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        export.export_saved_model(model, str(tmp_path), "cnn", dataset.class_names, normalization)
+    assert os.listdir(tmp_path / "cnn") == []
+
+
+def test_a_failed_check_never_gets_a_version_number(tmp_path, trained):
+    """The fresh-process check runs on the staging folder: a mismatch leaves no integer version a
+    model server would load, and no staging folder."""
+    model, normalization, dataset = trained
+    wrong_preprocessing = data.Normalization("unit", (0.0,), (1.0,))  # the model was trained standardised
+    seen = []
+
+    def check(staging):
+        seen.append(os.path.basename(staging))
+        export.verify_export(model, staging, dataset.x_train[:8], wrong_preprocessing)
+
+    with pytest.raises(RuntimeError, match="disagrees with the trained model"):
+        export.export_saved_model(model, str(tmp_path), "cnn", dataset.class_names, normalization, check=check)
+    assert seen[0].startswith(".tmp-")  # checked under its hidden name, before the rename
+    assert os.listdir(tmp_path / "cnn") == []
+    path, difference = export.export_checked(model, str(tmp_path), "cnn", dataset.class_names, normalization,
+                                             dataset.x_train[:8])
+    assert os.path.basename(path) == "1" and difference < 1e-5
+
+
+def test_verify_export_fails_on_nan(tmp_path, trained):
+    """A diverged model (NaN weights) disagrees with anything; ``difference > tolerance`` is False for NaN."""
+    model, normalization, dataset = trained
+    path = export.export_saved_model(model, str(tmp_path), "cnn", dataset.class_names, normalization)
+    broken = keras.models.clone_model(model)
+    broken.set_weights([np.full_like(w, np.nan) for w in model.get_weights()])
+    with pytest.raises(RuntimeError, match="nan"):
+        export.verify_export(broken, path, dataset.x_train[:8], normalization)
+
+
+def test_racing_exports_take_the_next_free_version(tmp_path, trained, monkeypatch):
+    """Another export renames its folder to version 1 between our look and our rename: we take 2."""
+    model, normalization, dataset = trained
+    real_rename = os.rename
+    raced = []
+
+    def rename_after_a_rival(source, target):
+        if not raced:
+            raced.append(target)
+            os.makedirs(os.path.join(target, "variables"))  # the rival's complete export
+        return real_rename(source, target)
+
+    monkeypatch.setattr(export.os, "rename", rename_after_a_rival)
+    path = export.export_saved_model(model, str(tmp_path), "cnn", dataset.class_names, normalization)
+    assert raced == [str(tmp_path / "cnn" / "1")]
+    assert os.path.basename(path) == "2" and sorted(os.listdir(tmp_path / "cnn")) == ["1", "2"]
+    assert json.loads((tmp_path / "cnn" / "2" / export.METADATA_FILE).read_text())["version"] == 2
+
+
+def test_a_killed_exports_staging_folder_is_swept(tmp_path, trained):
+    model, normalization, dataset = trained
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    leftover = tmp_path / "cnn" / f".tmp-{int(dead.stdout)}-abc"
+    (leftover / "variables").mkdir(parents=True)
+    path = export.export_saved_model(model, str(tmp_path), "cnn", dataset.class_names, normalization)
+    assert sorted(os.listdir(tmp_path / "cnn")) == [os.path.basename(path)]
 
 
 def test_saved_model_cli_lists_the_signature(tmp_path, trained):

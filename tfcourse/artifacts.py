@@ -11,20 +11,32 @@ inner layers use the ``.keras`` model of that run folder (or one named explicitl
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from typing import Any, Dict, Optional
 
 import numpy as np
 
-from tfcourse import evaluate
+from tfcourse import evaluate, rundir
 
 
-def _read_json(path: str, default=None):
+def _read_json(path: str, default=None, what: str = "file"):
+    """The file's JSON, ``default`` when it does not exist, a ``ValueError`` naming it when it is unreadable."""
     if not os.path.isfile(path):
         return default
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+    return rundir.read_json(path, what, "Rerun the command that wrote it (python -m tfcourse.train writes run "
+                                       "folders), or restore the file.")
+
+
+def _run_record(path: str) -> Dict[str, Any]:
+    """A run folder's ``config.json``, checked for what reading a run back needs."""
+    config_path = os.path.join(path, rundir.CONFIG_FILE)
+    record = _read_json(config_path, what="run configuration")
+    data_record = record.get("data") if isinstance(record, dict) else None
+    missing = [key for key in ("class_names", "normalization") if not isinstance(data_record, dict) or key not in data_record]
+    if missing:
+        raise ValueError(f"{config_path}: the run configuration lacks data.{' and data.'.join(missing)}; it was not "
+                         "written by python -m tfcourse.train (or was edited). Restore it, or train the run again.")
+    return record
 
 
 @dataclasses.dataclass
@@ -72,11 +84,9 @@ class Run:
             if self.keras_path is None:
                 raise ValueError(f"{self.export_dir} is an export without a reachable .keras model ({required_for}); "
                                  "pass --keras-model FILE.keras (the run folder's model.keras).")
-            import keras
+            from tfcourse.models import load_keras_model
 
-            from tfcourse.models import layers as _custom  # noqa: F401  (registers custom layers)
-
-            self._model = keras.models.load_model(self.keras_path)
+            self._model = load_keras_model(self.keras_path)
         return self._model
 
     def test_data(self) -> TestData:
@@ -138,7 +148,7 @@ def load(path: str, keras_model: Optional[str] = None) -> Run:
         ValueError: If ``path`` is neither.
     """
     from tfcourse import data, export
-    from tfcourse.runs import MODEL_FILE
+    from tfcourse.rundir import MODEL_FILE
 
     if not os.path.isdir(path):
         raise ValueError(f"{path} is not a folder; pass a run folder (from python -m tfcourse.train) or a SavedModel "
@@ -150,14 +160,14 @@ def load(path: str, keras_model: Optional[str] = None) -> Run:
                              "reported on or explained.")
         run_dir = info.get("run_dir")
         run_dir = run_dir if run_dir and os.path.isfile(os.path.join(run_dir, "config.json")) else None
-        record = _read_json(os.path.join(run_dir, "config.json"), {}) if run_dir else {}
+        record = _run_record(run_dir) if run_dir else {}
         keras_path = keras_model or (os.path.join(run_dir, MODEL_FILE) if run_dir else None)
         return Run(run_dir, path, record, tuple(info["class_names"]), data.Normalization.from_dict(info["normalization"]),
                    keras_path if keras_path and os.path.isfile(keras_path) else None)
-    record = _read_json(os.path.join(path, "config.json"))
-    if record is None or not os.path.isfile(os.path.join(path, MODEL_FILE)):
+    if not os.path.isfile(os.path.join(path, "config.json")) or not os.path.isfile(os.path.join(path, MODEL_FILE)):
         raise ValueError(f"{path} is neither a run folder (config.json + {MODEL_FILE}) nor a SavedModel export "
                          "(saved_model.pb); pass the folder python -m tfcourse.train wrote, or an export version folder.")
+    record = _run_record(path)
     return Run(path, None, record, tuple(record["data"]["class_names"]),
                data.Normalization.from_dict(record["data"]["normalization"]),
                keras_model or os.path.join(path, MODEL_FILE))

@@ -163,6 +163,56 @@ def validate_arrays(x, y, num_classes: int, where: str = "dataset") -> Tuple[np.
     return np.ascontiguousarray(x), y.astype(np.int64)
 
 
+def _describe_counts(labels: np.ndarray, values) -> str:
+    counts = np.bincount(labels) if len(labels) else np.zeros(0, dtype=int)
+    return ", ".join(f"{int(v)} ({int(counts[v]) if v < len(counts) else 0} example"
+                     f"{'' if v < len(counts) and counts[v] == 1 else 's'})" for v in values)
+
+
+def check_label_coverage(labels: np.ndarray, num_classes: int, where: str) -> None:
+    """Labels must be ``0..k-1`` with ``k >= 2`` and every class present.
+
+    A class count inferred from the largest label turns a few stray labels (255 in an IDX
+    file) into hundreds of empty classes, and one class makes any classifier "100% accurate".
+
+    Raises:
+        ValueError: Naming the offending labels and their counts.
+    """
+    if num_classes < 2:
+        raise ValueError(f"{where}: found {num_classes} class; a classifier needs at least 2. Add a second class "
+                         "(one sub-folder per class for an image folder) or pick another dataset.")
+    counts = np.bincount(labels, minlength=num_classes)
+    missing = np.flatnonzero(counts == 0)
+    if len(missing):
+        above = np.flatnonzero((np.arange(num_classes) > missing[0]) & (counts > 0))
+        gap = (f"{missing[0]}..{missing[-1]}" if len(missing) > 3 and missing[-1] - missing[0] + 1 == len(missing)
+               else ", ".join(str(int(v)) for v in missing[:20]) + (" ..." if len(missing) > 20 else ""))
+        raise ValueError(
+            f"{where}: labels must be 0..k-1 with every class present, but {len(missing)} of the {num_classes} "
+            f"classes have no examples (labels {gap})" +
+            (f"; labels above that gap: {_describe_counts(labels, above[:20])}" if len(above) else "") +
+            ". Stray labels? Fix the label file or drop those examples.")
+
+
+def check_inferred_classes(labels: np.ndarray, where: str) -> None:
+    """For a class count read off the largest label: refuse labels far rarer than the rest.
+
+    One stray label (say a 10 among 60,000 labels of 0..9) makes an eleventh class of one
+    example; no split can stratify it and no model can learn it.
+
+    Raises:
+        ValueError: Naming the rare labels and their counts.
+    """
+    counts = np.bincount(labels)
+    present = counts[counts > 0]
+    rare = np.flatnonzero((counts > 0) & (counts < max(2, 0.01 * np.median(present))))
+    if len(rare):
+        raise ValueError(
+            f"{where}: the class count is read off the largest label ({len(counts) - 1}), and labels "
+            f"{_describe_counts(labels, rare[:20])} are far rarer than the others (median {int(np.median(present))} "
+            "examples per class): stray labels? Fix the label file or drop those examples.")
+
+
 def _make_dataset(name, x_train, y_train, x_test, y_test, class_names, source) -> Dataset:
     class_names = tuple(str(c) for c in class_names)
     x_train, y_train = validate_arrays(x_train, y_train, len(class_names), f"{source} (train)")
@@ -170,6 +220,8 @@ def _make_dataset(name, x_train, y_train, x_test, y_test, class_names, source) -
         x_test, y_test = validate_arrays(x_test, y_test, len(class_names), f"{source} (test)")
         if x_test.shape[1:] != x_train.shape[1:]:
             raise ValueError(f"{source}: train images are {x_train.shape[1:]} but test images {x_test.shape[1:]}.")
+    if len(class_names) < 2:
+        check_label_coverage(y_train, len(class_names), source)
     return Dataset(name, x_train, y_train, x_test, y_test, class_names, source)
 
 
@@ -194,8 +246,13 @@ def load_idx_dataset(directory: str, class_names: Optional[Sequence[str]] = None
     """A folder holding the four standard IDX files (``train-images-idx3-ubyte.gz`` ...)."""
     x_train, y_train, x_test, y_test = idx.load_idx_folder(directory)
     if class_names is None:
-        num_classes = int(max(y_train.max(), y_test.max())) + 1
-        class_names = [str(i) for i in range(num_classes)]
+        where = f"IDX files in {directory}"
+        labels = np.concatenate([np.asarray(y_train, dtype=np.int64), np.asarray(y_test, dtype=np.int64)])
+        if len(labels) == 0:
+            raise ValueError(f"{where}: the label files hold no labels.")
+        check_label_coverage(labels, int(labels.max()) + 1, where)
+        check_inferred_classes(labels, where)
+        class_names = [str(i) for i in range(int(labels.max()) + 1)]
     return _make_dataset(name or directory, x_train, y_train, x_test, y_test, class_names, f"IDX files in {directory}")
 
 
@@ -248,6 +305,7 @@ def load_image_folder(directory: str, image_size: Optional[Tuple[int, int]] = No
         except (UnidentifiedImageError, OSError, SyntaxError) as error:
             raise ValueError(f"Cannot read image {path}: {error}. Delete or replace the file.") from error
         labels.append(label)
+    check_label_coverage(np.asarray(labels), len(class_names), f"image folder {directory} (classes {class_names})")
     return _make_dataset(directory, np.stack(images), np.asarray(labels), None, None, class_names, f"image folder {directory}")
 
 

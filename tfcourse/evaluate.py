@@ -126,7 +126,7 @@ def predict(model, dataset) -> Dict[str, np.ndarray]:
 
 def save_predictions(path: str, labels, logits, test_indices) -> None:
     """Writes ``predictions.npz`` (labels, logits, dataset indices) atomically."""
-    from tfcourse.runs import write_npz
+    from tfcourse.rundir import write_npz
 
     write_npz(path, labels=np.asarray(labels), logits=np.asarray(logits, dtype=np.float32),
               test_indices=np.asarray(test_indices))

@@ -292,7 +292,10 @@ def training_timer():
 def standard_callbacks(run_dir: Optional[str], patience: int, monitor: str = "val_loss",
                        fixed_epochs: Optional[int] = None, append: bool = False, first_epoch: int = 0,
                        schedule_epochs: Optional[int] = None) -> List:
-    """The learning-rate schedule, early stopping, TensorBoard and CSV logs of a run or a trial.
+    """Divergence stop, learning-rate schedule, early stopping, TensorBoard and CSV logs of a run or a trial.
+
+    ``TerminateOnNaN`` ends training at the first non-finite batch loss; ``check_finite``
+    then turns that into an error (a diverged model must not be saved, exported or scored).
 
     With validation data (``fixed_epochs=None``) the learning rate is cut to 30% after
     ``patience // 2`` epochs without ``monitor`` improvement, or, given ``schedule_epochs``,
@@ -305,7 +308,7 @@ def standard_callbacks(run_dir: Optional[str], patience: int, monitor: str = "va
     import keras
 
     cosine_epochs = fixed_epochs or schedule_epochs
-    callbacks = [cosine_schedule(cosine_epochs, first_epoch) if cosine_epochs else
+    callbacks = [keras.callbacks.TerminateOnNaN(), cosine_schedule(cosine_epochs, first_epoch) if cosine_epochs else
                  keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.3, patience=max(1, patience // 2),
                                                    min_lr=1e-5)]
     if fixed_epochs is None:
@@ -316,6 +319,25 @@ def standard_callbacks(run_dir: Optional[str], patience: int, monitor: str = "va
             keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv"), append=append),
         ]
     return callbacks
+
+
+class TrainingDiverged(ValueError):
+    """The loss became NaN or infinite: the model's weights are garbage."""
+
+
+def check_finite(history: Mapping[str, Sequence[Any]], what: str = "Training") -> None:
+    """Raises ``TrainingDiverged`` if any recorded loss is NaN or infinite.
+
+    ``TerminateOnNaN`` stops ``fit`` at the first non-finite batch loss; the epoch's logged
+    loss is then non-finite too, so the history tells.
+    """
+    for key in [key for key in history if "loss" in key]:
+        for epoch, value in enumerate(history.get(key) or [], start=1):
+            if value is not None and not math.isfinite(float(value)):
+                raise TrainingDiverged(
+                    f"{what} diverged: {key} became {value} in epoch {epoch}, so the model's weights are not "
+                    "usable and nothing was saved. Lower the learning rate (--hp learning_rate=..., "
+                    "--fine-tune-lr-scale) or turn on batch norm, and run again.")
 
 
 def evaluate_model(model, dataset, class_names: Sequence[str], test_indices=None) -> Dict[str, Any]:

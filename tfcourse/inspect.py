@@ -42,18 +42,16 @@ def load_model_for_inspection(model: str, input_shape, num_classes: int, hp_over
     Raises:
         ValueError: For an unknown name that is not a path either, or a folder without model.keras.
     """
-    import keras
+    from tfcourse import models
 
-    from tfcourse import models  # noqa: F401  (registers tfcourse's custom layers for loading)
-
-    from tfcourse.runs import model_file
+    from tfcourse.rundir import model_file
 
     if os.path.isdir(model) or model.endswith(".keras"):
         path = model_file(model)
         if path is None:
             raise ValueError(f"{model} is a folder without model.keras; give a run folder or a .keras file."
                              if os.path.isdir(model) else f"Model file {model} does not exist.")
-        return keras.models.load_model(path, compile=False)
+        return models.load_keras_model(path, compile=False)
     from tfcourse.fit import make_hyperparameters
 
     hp = make_hyperparameters(model, dict(hp_overrides), input_shape, num_classes)

@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from tfcourse import evaluate, plots
-from tfcourse.runs import write_json, write_npz, write_text
+from tfcourse.rundir import write_json, write_npz, write_text
 
 REPORT_HTML = "report.html"
 REPORT_MD = "report.md"

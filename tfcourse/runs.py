@@ -9,7 +9,7 @@ failed or interrupted run leaves nothing half-written behind.
 from __future__ import annotations
 
 import dataclasses
-import json
+import math
 import os
 import re
 import shutil
@@ -19,9 +19,10 @@ from typing import Any, Dict, Optional
 import numpy as np
 
 from tfcourse import config as config_lib
+from tfcourse import rundir
 from tfcourse.config import TrainConfig
+from tfcourse.rundir import MODEL_FILE, write_json, write_text
 
-MODEL_FILE = "model.keras"
 
 
 @dataclasses.dataclass
@@ -31,47 +32,6 @@ class RunResult:
     history: Dict[str, list]
     export_dir: Optional[str]
     model: Any
-
-
-def model_file(path: str) -> Optional[str]:
-    """The saved model behind ``path``: a run folder's ``model.keras``, or ``path`` itself if it is a file.
-
-    Returns ``None`` when there is no such file.
-    """
-    candidate = os.path.join(path, MODEL_FILE) if os.path.isdir(path) else path
-    return candidate if os.path.isfile(candidate) else None
-
-
-def write_json(path: str, payload: Any) -> None:
-    """Writes JSON atomically (temporary file, then rename)."""
-    staging = f"{path}.tmp-{os.getpid()}"
-    with open(staging, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle, indent=2, default=_json_default)
-        handle.write("\n")
-    os.replace(staging, path)
-
-
-def write_text(path: str, text: str) -> None:
-    """Writes text atomically (temporary file, then rename)."""
-    staging = f"{path}.tmp-{os.getpid()}"
-    with open(staging, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(staging, path)
-
-
-def write_npz(path: str, **arrays) -> None:
-    """Writes a compressed ``.npz`` atomically (NumPy insists on the extension, so the staging name keeps it)."""
-    staging = f"{path}.tmp-{os.getpid()}.npz"
-    np.savez_compressed(staging, **arrays)
-    os.replace(staging, path)
-
-
-def _json_default(value):
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if hasattr(value, "item"):
-        return value.item()
-    raise TypeError(f"Not JSON serialisable: {type(value).__name__}")
 
 
 def default_run_dir(config: TrainConfig) -> str:
@@ -91,7 +51,8 @@ def validate_config(config: TrainConfig) -> None:
     checks = [
         (config.epochs >= 1, f"epochs must be at least 1, got {config.epochs}"),
         (config.fine_tune_epochs >= 1, f"fine-tune epochs must be at least 1, got {config.fine_tune_epochs}"),
-        (config.fine_tune_lr_scale > 0, f"fine-tune learning-rate scale must be positive, got {config.fine_tune_lr_scale}"),
+        (math.isfinite(config.fine_tune_lr_scale) and config.fine_tune_lr_scale > 0,
+         f"fine-tune learning-rate scale must be a positive finite number, got {config.fine_tune_lr_scale}"),
         (config.patience >= 0, f"patience must be 0 or more, got {config.patience}"),
         (config.data.batch_size >= 1, f"batch size must be at least 1, got {config.data.batch_size}"),
         (config.steps_per_execution >= 1, f"steps per execution must be at least 1, got {config.steps_per_execution}"),
@@ -149,7 +110,9 @@ def _fit(model, pipelines, config: TrainConfig, run_dir: str, verbose, initial_e
         shuffle=False,  # the training pipeline shuffles, with the run's seed
         verbose=verbose,
     )
-    return {key: [float(v) for v in values] for key, values in history.history.items()}, timer.epoch_seconds
+    history_dict = {key: [float(v) for v in values] for key, values in history.history.items()}
+    fit.check_finite(history_dict, "Fine-tuning" if append else "Training")
+    return history_dict, timer.epoch_seconds
 
 
 def _frozen_weights(model):
@@ -195,6 +158,33 @@ def _write_report(staging: str, name: str, record, pipelines, model, dataset, sp
               f"python -m tfcourse.report {name}", flush=True)
 
 
+def export_run(model, run_dir: str, export_root: str, model_name: str, class_names, normalization, images,
+               test_accuracy: Optional[float], verify: bool = True) -> str:
+    """Exports a finished run's model (checked in a fresh process before it gets a version number)
+    and records where in ``export.json``.
+
+    Raises:
+        ValueError: If the export or its check fails; the run folder stays complete, and the
+            message says how to export it again.
+    """
+    from tfcourse import export
+
+    try:
+        export_dir, difference = export.export_checked(
+            model, export_root, model_name, class_names, normalization, images,
+            metadata={"run_dir": os.path.abspath(run_dir), "test_accuracy": test_accuracy}, verify=verify)
+    except Exception as error:  # noqa: BLE001  (disk full, permissions, a failed check: the run is kept)
+        raise ValueError(f"The export failed ({type(error).__name__}: {str(error).strip()[:500]}). The run folder "
+                         f"{run_dir} is complete; export it again with: python -m tfcourse.export {run_dir} "
+                         f"--export-dir {export_root}") from error
+    write_json(os.path.join(run_dir, "export.json"), {"export_dir": os.path.abspath(export_dir)})
+    print(f"tfcourse: exported SavedModel to {export_dir}", flush=True)
+    if difference is not None:
+        print(f"tfcourse: export verified in a fresh process before it got its version number (max |dp| = "
+              f"{difference:.1e} on {len(images)} test images)", flush=True)
+    return export_dir
+
+
 def train_and_evaluate(config: TrainConfig, download: bool = True, verbose: Any = "auto",
                        verify_export: bool = True, record_extra: Optional[Dict[str, Any]] = None) -> RunResult:
     """Loads data, builds, trains, evaluates and saves one model; exports it if asked.
@@ -216,12 +206,18 @@ def train_and_evaluate(config: TrainConfig, download: bool = True, verbose: Any 
     import keras
     import tensorflow as tf
 
-    from tfcourse import cost, data, evaluate, export, fit
+    from tfcourse import cost, data, evaluate, fit
 
     validate_config(config)
     run_dir = config.output_dir or default_run_dir(config)
     if os.path.exists(run_dir):
         raise ValueError(f"Run folder {run_dir} exists already; pass another --output-dir or remove it.")
+    parent = os.path.dirname(os.path.abspath(run_dir))
+    rundir.check_writable_folder(parent, "--output-dir")
+    if config.export:
+        rundir.check_writable_folder(config.export_dir, "--export-dir")
+    for leftover in rundir.sweep_stale_partials(parent):
+        print(f"tfcourse: removed {leftover}, the unfinished run folder of a process that is gone", flush=True)
 
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
@@ -244,7 +240,6 @@ def train_and_evaluate(config: TrainConfig, download: bool = True, verbose: Any 
     # compiling also registers optimizer/learning_rate, so hp.values then lists every setting
     fit.compile_model(model, hp, steps_per_execution=config.steps_per_execution)
 
-    parent = os.path.dirname(os.path.abspath(run_dir))
     os.makedirs(parent, exist_ok=True)
     staging = os.path.join(parent, f".{os.path.basename(run_dir)}.partial-{os.getpid()}")
     os.makedirs(staging)
@@ -273,6 +268,9 @@ def train_and_evaluate(config: TrainConfig, download: bool = True, verbose: Any 
         outputs = evaluate.predict(model, pipelines.test)
         metrics = evaluate.evaluate_predictions(outputs["labels"], outputs["logits"], pipelines.class_names,
                                                 splits.test)
+        if not math.isfinite(metrics["test_loss"]):
+            raise fit.TrainingDiverged(f"The trained model's test loss is {metrics['test_loss']} (non-finite logits), "
+                                       "so nothing was saved. Lower the learning rate and run again.")
         val_losses = [v for v in history_dict.get("val_loss", []) if v is not None]
         report = cost.cost_report(model)
         # pipelines.sizes["train"] already holds val when fitting on train+val
@@ -335,17 +333,9 @@ def train_and_evaluate(config: TrainConfig, download: bool = True, verbose: Any 
 
     export_dir = None
     if config.export:
-        export_dir = export.export_saved_model(
-            model, config.export_dir, config.model, pipelines.class_names, pipelines.normalization,
-            metadata={"run_dir": os.path.abspath(run_dir), "test_accuracy": metrics["test_accuracy"]},
-        )
-        write_json(os.path.join(run_dir, "export.json"), {"export_dir": os.path.abspath(export_dir)})
-        print(f"tfcourse: exported SavedModel to {export_dir}", flush=True)
-        if verify_export:
-            x, _ = dataset.pooled()
-            images = x[splits.test[:32]]
-            difference = export.verify_export(model, export_dir, images, pipelines.normalization)
-            print(f"tfcourse: export verified in a fresh process (max |dp| = {difference:.1e} on {len(images)} "
-                  "test images)", flush=True)
+        x, _ = dataset.pooled()
+        export_dir = export_run(model, run_dir, config.export_dir, config.model, pipelines.class_names,
+                                pipelines.normalization, x[splits.test[:32]], metrics["test_accuracy"],
+                                verify=verify_export)
 
     return RunResult(run_dir, metrics, history_dict, export_dir, model)

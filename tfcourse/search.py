@@ -22,7 +22,8 @@ from tfcourse.config import TrainConfig, TuneConfig
 IDENTITY_KEYS = ("model", "tuner", "objective", "seed", "space", "executions_per_trial", "lr_schedule", "dataset",
                  "split", "val_fraction", "test_fraction", "normalization", "augment", "image_size")
 IDENTITY_DEFAULTS = {"lr_schedule": "plateau"}  # what a search.json written before the key existed ran with
-HYPERBAND_KEYS = ("max_epochs", "factor")
+HYPERBAND_KEYS = ("max_epochs", "factor")  # Hyperband's budget; the others train each trial for --epochs
+EPOCH_KEYS = ("epochs",)
 
 
 @dataclasses.dataclass
@@ -55,23 +56,53 @@ def search_record(config: TuneConfig, input_shape, num_classes: int) -> Dict[str
 
 
 def _identity(record: Dict[str, Any]) -> Dict[str, Any]:
-    keys = IDENTITY_KEYS + (HYPERBAND_KEYS if record.get("tuner") == "hyperband" else ())
+    keys = IDENTITY_KEYS + (HYPERBAND_KEYS if record.get("tuner") == "hyperband" else EPOCH_KEYS)
     return {key: record.get(key, IDENTITY_DEFAULTS.get(key)) for key in keys}
 
 
-def check_project(directory: str, record: Dict[str, Any], overwrite: bool) -> None:
-    """Refuses to resume into a directory that holds a different search.
+def check_project_name(name: Optional[str]) -> None:
+    """Refuses a ``--project-name`` that is not one plain folder name.
+
+    ``--overwrite`` deletes ``<directory>/<project_name>``, so ``..``, ``.``, an absolute
+    path or a name with a separator would delete the parent folder, every sibling search,
+    or any folder at all.
 
     Raises:
-        ValueError: If ``directory`` holds a KerasTuner project without tfcourse's
-            ``search.json``, or one whose defining settings differ from ``record``.
+        ValueError: Naming the problem and the fix.
     """
-    if overwrite or not os.path.isdir(directory) or not os.listdir(directory):
+    if name is None:
+        return
+    separators = [sep for sep in (os.sep, os.altsep, "/") if sep]
+    if not name.strip() or name in (".", "..") or any(sep in name for sep in separators) or os.path.isabs(name):
+        raise ValueError(f"--project-name {name!r} must be one plain folder name (no '/', not '.' or '..'); "
+                         "put the folder it lives in into --directory.")
+
+
+def check_project(directory: str, record: Dict[str, Any], overwrite: bool) -> None:
+    """Refuses to resume into, or to overwrite, a directory that holds something else.
+
+    ``--overwrite`` replaces only a tfcourse search (a folder with ``search.json``) or an
+    empty folder: KerasTuner deletes the whole project folder, so anything else in it
+    would be lost.
+
+    Raises:
+        ValueError: If ``directory`` is a file, holds no tfcourse ``search.json`` (with or
+            without ``overwrite``), or holds a search whose defining settings differ from
+            ``record`` (without ``overwrite``).
+    """
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise ValueError(f"{directory} is a file, not a search folder; pass another --project-name or --directory.")
+    if not os.path.isdir(directory) or not os.listdir(directory):
         return
     existing = tuners.read_search_record(directory)
-    fix = "pass --overwrite to replace it, or --project-name to start another one beside it"
     if existing is None:
-        raise ValueError(f"{directory} is not empty and holds no tfcourse search.json (another project?); {fix}.")
+        raise ValueError(f"{directory} is not empty and holds no tfcourse search.json (another project or other "
+                         "files?); --overwrite only replaces a tfcourse search. Pass another --project-name, or move "
+                         "that folder away yourself.")
+    if overwrite:
+        return
+    tuners.check_state(directory)
+    fix = "pass --overwrite to replace it, or --project-name to start another one beside it"
     old, new = _identity(existing), _identity(record)
     different = [f"{key}: {old[key]!r} there, {new[key]!r} now" for key in new if old.get(key) != new[key]]
     if different:
@@ -83,6 +114,7 @@ def validate(config: TuneConfig) -> None:
     from tfcourse.models import get_spec
 
     get_spec(config.model)
+    check_project_name(config.project_name)
     checks = [
         (config.tuner in config_lib.TUNER_KINDS, f"tuner must be one of {config_lib.TUNER_KINDS}, got {config.tuner!r}"),
         (config.max_trials >= 1, f"max trials must be at least 1, got {config.max_trials}"),
@@ -149,7 +181,7 @@ def run_search(config: TuneConfig, download: bool = True, verbose: Any = "auto",
         max_minutes=config.max_minutes,
     )
     if role != "worker":
-        from tfcourse.runs import write_json
+        from tfcourse.rundir import write_json
 
         os.makedirs(directory, exist_ok=True)
         write_json(os.path.join(directory, tuners.SEARCH_FILE), record)
@@ -225,9 +257,10 @@ def retrain_best(config: TuneConfig, project_directory: str, train_on: str = "tr
 
 
 def load_tuner(project_directory: str):
-    """Reloads the KerasTuner tuner of a tfcourse search directory (``None`` without its ``search.json``)."""
+    """Reloads the KerasTuner tuner of a tfcourse search directory (``None`` without its ``search.json``,
+    or when KerasTuner's state files cannot be read back: ``tuners.unreadable_state``)."""
     record = tuners.read_search_record(project_directory)
-    if record is None:
+    if record is None or tuners.unreadable_state(project_directory):
         return None
     hypermodel = tuners.make_hypermodel(record["model"], record["input_shape"], record["num_classes"])
     parent, name = os.path.split(os.path.normpath(project_directory))

@@ -7,7 +7,11 @@ exit with status 2 and a message saying what was wrong.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
+import signal
 import sys
+import threading
 from typing import List, Optional
 
 from tfcourse.config import LR_SCHEDULES, NORMALIZATIONS, SPLIT_PROTOCOLS, DataConfig, TrainConfig
@@ -16,14 +20,34 @@ DEFAULTS = TrainConfig()
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
 
 
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _number(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
 def _fraction(text: str) -> float:
-    value = float(text)
+    value = _number(text)
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"must be a fraction in (0, 1), got {text}")
     return value
@@ -39,6 +63,36 @@ def _classes(text: str):
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected labels like 0-4 or 0,2,5-7, got {text!r}") from None
     return tuple(labels)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program stands so it unwinds exactly like Ctrl-C."""
+
+
+@contextlib.contextmanager
+def sigterm_unwinds():
+    """Within the block, SIGTERM (``kill``, a scheduler stopping a job) raises ``Terminated``, so every
+    ``except BaseException`` / ``finally`` that removes a half-written folder runs, as for Ctrl-C.
+    The previous handler is restored afterwards (a CLI called from a test leaves no trace)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def interrupted_exit(parser: argparse.ArgumentParser, error: KeyboardInterrupt) -> None:
+    """Exit status 143 for SIGTERM and 130 for Ctrl-C, as a shell reports them, with one line saying so."""
+    terminated = isinstance(error, Terminated)
+    parser.exit(143 if terminated else 130, f"{parser.prog}: {'terminated (SIGTERM)' if terminated else 'interrupted'}"
+                                            "; unfinished output was removed, finished work is kept\n")
 
 
 def _hp_override(text: str):
@@ -126,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="after training the head, unfreeze the base from this layer (name or index) up")
     transfer.add_argument("--fine-tune-epochs", type=_positive_int, default=DEFAULTS.fine_tune_epochs,
                           help="epochs of fine-tuning after --fine-tune-at")
-    transfer.add_argument("--fine-tune-lr-scale", type=float, default=DEFAULTS.fine_tune_lr_scale,
+    transfer.add_argument("--fine-tune-lr-scale", type=_positive_float, default=DEFAULTS.fine_tune_lr_scale,
                           help="fine-tuning learning rate = learning_rate times this")
     parser.add_argument("--list-hp", action="store_true", help="print the model's hyperparameters and exit")
     parser.add_argument("--output-dir", default=None, help="run folder (default runs/<model>-<dataset>-<time>)")
@@ -167,27 +221,30 @@ def print_space(entries) -> None:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    config = config_from_args(args)
     from tfcourse import transfer
     from tfcourse.runs import train_and_evaluate
 
     try:
-        if args.list_hp:
-            from tfcourse.fit import describe_space, hyperparameter_space
+        with sigterm_unwinds():
+            config = config_from_args(args)
+            if args.list_hp:
+                from tfcourse.fit import describe_space, hyperparameter_space
 
-            from tfcourse.runs import model_builder, validate_config
+                from tfcourse.runs import model_builder, validate_config
 
-            validate_config(config)
-            shape = (28, 28, 1)
-            if config.base and not transfer.is_application(config.base):  # a trained base fixes the image shape
-                import keras
+                validate_config(config)
+                shape = (28, 28, 1)
+                if config.base and not transfer.is_application(config.base):  # a trained base fixes the image shape
+                    from tfcourse.models import load_keras_model
 
-                shape = keras.models.load_model(transfer.resolve_base_path(config.base), compile=False).input_shape[1:]
-            print_space(describe_space(hyperparameter_space(model_builder(config, for_space=True), shape, 10)))
-            return 0
-        train_and_evaluate(config, download=not args.no_download, verbose=verbosity(args))
+                    shape = load_keras_model(transfer.resolve_base_path(config.base), compile=False).input_shape[1:]
+                print_space(describe_space(hyperparameter_space(model_builder(config, for_space=True), shape, 10)))
+                return 0
+            train_and_evaluate(config, download=not args.no_download, verbose=verbosity(args))
     except ValueError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
+    except KeyboardInterrupt as error:
+        interrupted_exit(parser, error)
     return 0
 
 

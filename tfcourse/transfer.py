@@ -30,7 +30,7 @@ def resolve_base_path(base: str) -> str:
     Raises:
         ValueError: If it is neither a known application nor an existing model file or run folder.
     """
-    from tfcourse.runs import model_file
+    from tfcourse.rundir import model_file
 
     path = model_file(base)
     if path is None:
@@ -91,9 +91,9 @@ def build(hp, input_shape, num_classes, base: str, base_weights: str = "imagenet
         base_model = keras.Model(base_input, application.output, name=BASE_NAME)
         x = adapt_to_rgb(inputs, image_size, imagenet=base_weights != "none")
     else:
-        from tfcourse import models  # noqa: F401  (registers custom layers before loading)
+        from tfcourse.models import load_keras_model
 
-        trained = keras.models.load_model(resolve_base_path(base), compile=False)
+        trained = load_keras_model(resolve_base_path(base), compile=False)
         base_model = feature_extractor(trained)
         if tuple(base_model.input_shape[1:]) != tuple(input_shape):
             raise ValueError(f"Base {base} takes images of shape {tuple(base_model.input_shape[1:])}, the data has "

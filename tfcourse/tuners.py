@@ -13,12 +13,14 @@ import contextlib
 import csv
 import gc
 import glob
+import io
 import json
 import os
 import socket
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
+from tfcourse import rundir
 from tfcourse.config import TUNER_KINDS
 
 TRIAL_STATS_FILE = "tfcourse_trial.json"
@@ -61,7 +63,9 @@ def make_hypermodel(model_name: str, input_shape: Sequence[int], num_classes: in
                 chosen = fit.batch_size_hp(hp, batch_size)
                 if chosen != batch_size:
                     x = make_train(chosen)
-            return model.fit(x, *args, **kwargs)
+            history = model.fit(x, *args, **kwargs)
+            fit.check_finite(history.history, "This trial")  # a FAILED trial, not a NaN score
+            return history
 
     return CourseHyperModel(name=model_name)
 
@@ -109,6 +113,13 @@ def _tuner_class(kind: str):
     class CourseTuner(bases[kind]):
         deadline: Optional[float] = None  # time.time() after which no new trial starts
 
+        def save(self):
+            # KerasTuner writes its state files in place; a kill mid-write leaves a file no
+            # resume can read. The same JSON, written atomically.
+            if not self._is_worker():
+                self.oracle.save()  # made atomic by make_tuner
+            rundir.write_text(self._get_tuner_fname(), json.dumps(self.get_state()))
+
         def pre_create_trial(self):
             if self.deadline is not None and time.time() >= self.deadline:
                 raise BudgetSpent()
@@ -135,10 +146,7 @@ def _tuner_class(kind: str):
                 "host": socket.gethostname(),
                 "pid": os.getpid(),
             }
-            path = os.path.join(self.get_trial_dir(trial.trial_id), TRIAL_STATS_FILE)
-            with open(path + ".tmp", "w", encoding="utf-8") as handle:
-                json.dump(stats, handle)
-            os.replace(path + ".tmp", path)
+            rundir.write_json(os.path.join(self.get_trial_dir(trial.trial_id), TRIAL_STATS_FILE), stats)
             return histories
 
     CourseTuner.__name__ = f"Course{bases[kind].__name__}"
@@ -182,7 +190,70 @@ def make_tuner(kind: str, hypermodel, *, objective: str = "val_accuracy", max_tr
         tuner = tuner_class(hypermodel, max_trials=max_trials, **common)
     if max_minutes is not None:
         tuner.deadline = time.time() + 60 * max_minutes
+    if isinstance(tuner.oracle, kt.Oracle):  # a worker's oracle is a gRPC client that writes nothing
+        _write_oracle_state_atomically(tuner.oracle)
     return tuner
+
+
+def _write_oracle_state_atomically(oracle) -> None:
+    """KerasTuner's oracle writes ``oracle.json`` and each ``trial.json`` in place, so a kill
+    mid-write leaves a file no resume can read; these write the same JSON atomically."""
+
+    def save():
+        rundir.write_text(oracle._get_oracle_fname(), json.dumps(oracle.get_state()))
+
+    def save_trial(trial):
+        rundir.write_text(os.path.join(oracle._get_trial_dir(trial.trial_id), "trial.json"),
+                          json.dumps(trial.get_state()))
+
+    oracle.save = save
+    oracle._save_trial = save_trial
+
+
+STATE_FILES = ("oracle.json", os.path.join("trial_*", "trial.json"), "tuner*.json")
+
+
+def unreadable_state(project_dir: str) -> List[Dict[str, str]]:
+    """KerasTuner state files of a search directory that cannot be read back.
+
+    KerasTuner (before tfcourse wrote them atomically, or a plain KerasTuner search) writes
+    ``oracle.json``, ``trial_*/trial.json`` and ``tuner*.json`` in place, so a kill at the
+    wrong moment leaves one empty or cut short.
+
+    Returns:
+        ``{"path", "problem", "fix"}`` per unreadable file, in path order.
+    """
+    found = []
+    for pattern in STATE_FILES:
+        for path in sorted(glob.glob(os.path.join(project_dir, pattern))):
+            try:
+                state = rundir.read_json(path, "KerasTuner state file")
+                if not isinstance(state, dict):
+                    raise ValueError(f"{path}: the KerasTuner state file holds no JSON object.")
+            except ValueError as error:
+                name = os.path.basename(path)
+                if name == "trial.json":
+                    fix = (f"remove that trial's folder (rm -r {os.path.dirname(path)}) and run the same command "
+                           "again: that trial is trained again")
+                elif name == "oracle.json":
+                    fix = ("the trials' own files are intact (--summary still reports them); to search again start "
+                           "afresh with --overwrite, or use another --project-name")
+                else:
+                    fix = f"remove {path} (it holds only that tuner's own bookkeeping) and run again"
+                found.append({"path": path, "problem": str(error), "fix": fix})
+    return found
+
+
+def check_state(project_dir: str) -> None:
+    """Refuses to resume a search whose KerasTuner state files cannot be read, naming each and the fix.
+
+    Raises:
+        ValueError: If ``unreadable_state`` finds anything.
+    """
+    problems = unreadable_state(project_dir)
+    if problems:
+        raise ValueError("Cannot resume the search: " + " ".join(
+            f"{problem['problem']} Fix: {problem['fix']}." for problem in problems))
 
 
 def objective_direction(objective: str) -> str:
@@ -204,15 +275,19 @@ def trial_rows(project_dir: str) -> List[Dict[str, Any]]:
     paths = glob.glob(os.path.join(project_dir, "trial_*", "trial.json"))
     if not paths:
         raise ValueError(f"{project_dir} holds no KerasTuner trials (trial_*/trial.json). Check the path.")
+    unreadable = {problem["path"] for problem in unreadable_state(project_dir)}
+    if unreadable and unreadable.issuperset(paths):
+        raise ValueError(f"{project_dir}: no trial.json can be read ({', '.join(sorted(unreadable))}).")
     rows = []
     for path in paths:
-        with open(path, encoding="utf-8") as handle:
-            trial = json.load(handle)
+        if path in unreadable:
+            continue  # named by summarize
+        trial = rundir.read_json(path, "trial file")
         stats_path = os.path.join(os.path.dirname(path), TRIAL_STATS_FILE)
-        stats = {}
-        if os.path.isfile(stats_path):
-            with open(stats_path, encoding="utf-8") as handle:
-                stats = json.load(handle)
+        try:
+            stats = rundir.read_json(stats_path, "trial statistics") if os.path.isfile(stats_path) else {}
+        except ValueError:
+            stats = {}  # tfcourse's own extras; the trial itself is still readable
         values = trial["hyperparameters"]["values"]
         best_step = trial.get("best_step")
         if stats.get("best_epoch") is None and isinstance(best_step, int) and trial.get("score") is not None:
@@ -241,8 +316,7 @@ def _search_space(project_dir: str) -> List[Dict[str, Any]]:
 
     from tfcourse.fit import describe_space
 
-    with open(os.path.join(project_dir, "oracle.json"), encoding="utf-8") as handle:
-        oracle = json.load(handle)
+    oracle = rundir.read_json(os.path.join(project_dir, "oracle.json"), "KerasTuner oracle file")
     return describe_space(kt.HyperParameters.from_config(oracle["hyperparameters"]))
 
 
@@ -251,8 +325,11 @@ def read_search_record(project_dir: str) -> Optional[Dict[str, Any]]:
     path = os.path.join(project_dir, SEARCH_FILE)
     if not os.path.isfile(path):
         return None
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+    record = rundir.read_json(path, "search record", "tfcourse writes it atomically, so something else changed it; "
+                                                      "restore it, or start afresh with --overwrite.")
+    if not isinstance(record, dict):
+        raise ValueError(f"{path}: the search record holds no JSON object; restore it, or start afresh with --overwrite.")
+    return record
 
 
 def summarize(project_dir: str, direction: Optional[str] = None, top: int = 5) -> Dict[str, str]:
@@ -276,12 +353,11 @@ def summarize(project_dir: str, direction: Optional[str] = None, top: int = 5) -
     columns = list(dict.fromkeys(key for row in rows for key in row))
     paths = {name: os.path.join(project_dir, name) for name in ("trials.csv", "trials.json", "summary.md")}
 
-    with open(paths["trials.csv"] + ".tmp", "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    with open(paths["trials.json"] + ".tmp", "w", encoding="utf-8") as handle:
-        json.dump(rows, handle, indent=2)
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    unreadable = unreadable_state(project_dir)
 
     scored = [row for row in rows if row["score"] is not None]
     ranked = sorted(scored, key=lambda row: row["score"], reverse=direction == "max")
@@ -298,6 +374,8 @@ def summarize(project_dir: str, direction: Optional[str] = None, top: int = 5) -
                   f"{record.get('executions_per_trial', 1)} model(s) per trial, seed {record.get('seed')}.", ""]
     counts = {status: sum(row["status"] == status for row in rows) for status in sorted({row["status"] for row in rows})}
     lines.append(f"{len(rows)} trials: " + ", ".join(f"{n} {status.lower()}" for status, n in counts.items()) + ".")
+    for problem in unreadable:
+        lines.append(f"Left out, unreadable: {problem['problem']} Fix: {problem['fix']}.")
     total = sum(row["wall_seconds"] or 0 for row in rows)
     lines += [f"Total trial wall time: {total:.1f} s.", "", f"## Top {min(top, len(ranked))} trials", ""]
     header = ["trial", "score", "best epoch", "epochs", "seconds"] + [key[3:] for key in hp_columns]
@@ -307,16 +385,20 @@ def summarize(project_dir: str, direction: Optional[str] = None, top: int = 5) -
         cells += [f"{row[key]:.4g}" if isinstance(row.get(key), float) else row.get(key) for key in hp_columns]
         lines.append("| " + " | ".join("" if cell is None else str(cell) for cell in cells) + " |")
     lines += ["", "## Search space", "", "| name | type | settings |", "|---|---|---|"]
-    for entry in _search_space(project_dir):
+    try:
+        space = _search_space(project_dir)
+    except ValueError as error:  # a cut-short oracle.json: the trials still tell their story
+        space = []
+        lines.append(f"| (unavailable: {error}) | | |")
+    for entry in space:
         settings = ", ".join(f"{k}={v}" for k, v in entry.items() if k not in ("name", "type"))
         lines.append(f"| {entry['name']} | {entry['type']} | {settings} |")
     figures = plots.plot_search(rows, project_dir, objective=objective, direction=direction)
     if figures:
         lines += ["", "## Figures", ""] + [f"![{name}]({name})" for name in figures]
-    with open(paths["summary.md"] + ".tmp", "w", encoding="utf-8") as handle:
-        handle.write("\n".join(lines) + "\n")
-    for path in paths.values():
-        os.replace(path + ".tmp", path)
+    rundir.write_text(paths["trials.csv"], table.getvalue())
+    rundir.write_json(paths["trials.json"], rows)
+    rundir.write_text(paths["summary.md"], "\n".join(lines) + "\n")
     paths.update({name: os.path.join(project_dir, name) for name in figures})
     return paths
 

@@ -70,3 +70,26 @@ def build_model(name: str, hp=None, input_shape: Sequence[int] = (28, 28, 1), nu
     if len(input_shape) != 3:
         raise ValueError(f"input_shape must be (height, width, channels), got {tuple(input_shape)}.")
     return spec.build(hp if hp is not None else keras_tuner.HyperParameters(), tuple(input_shape), num_classes)
+
+
+def load_keras_model(path: str, compile: bool = True):
+    """``keras.models.load_model`` (tfcourse's custom layers registered by importing this package) with a message that names the file and the fix when it cannot be read.
+
+    Raises:
+        ValueError: For a missing, empty or corrupt ``.keras`` file.
+    """
+    import os
+
+    import keras
+
+    if not os.path.isfile(path):
+        raise ValueError(f"{path}: no such model file; pass a run folder's model.keras.")
+    if os.path.getsize(path) == 0:
+        raise ValueError(f"{path} is empty (0 bytes: a copy or a save was interrupted); train the run again or "
+                         "restore the file.")
+    try:
+        return keras.models.load_model(path, compile=compile)
+    except Exception as error:  # noqa: BLE001  (zipfile, h5py, JSON and Keras errors all mean "not a model")
+        raise ValueError(f"{path} cannot be loaded as a Keras model ({type(error).__name__}: "
+                         f"{str(error).strip().splitlines()[0][:200] if str(error).strip() else 'no details'}); "
+                         "train the run again or restore the file.") from None

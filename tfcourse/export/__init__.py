@@ -16,12 +16,13 @@ are not integers) and renamed when complete, so a server never sees half an expo
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
 import shutil
 import tempfile
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence
 
 SIGNATURE_FLOAT = "serving_default"
 SIGNATURE_UINT8 = "serving_uint8"
@@ -53,8 +54,33 @@ def _serving_module(model, normalization, class_names: Sequence[str]):
     return serve
 
 
+def _publish(staging: str, model_dir: str, version: Optional[int], write_metadata) -> str:
+    """Renames a complete staging folder to the next free integer version (or ``version``).
+
+    Two exports racing for one version: ``rename`` onto a folder that another process has
+    just filled fails, and the loser takes the next free number instead of failing.
+    """
+    for _ in range(100):
+        number = next_version(model_dir) if version is None else int(version)
+        final_dir = os.path.join(model_dir, str(number))
+        if os.path.exists(final_dir):
+            if version is not None:
+                raise ValueError(f"Export version {final_dir} exists already; choose another version or leave it out.")
+            continue
+        write_metadata(number)
+        try:
+            os.rename(staging, final_dir)
+        except OSError as error:
+            if error.errno not in (errno.EEXIST, errno.ENOTEMPTY) or version is not None:
+                raise
+            continue  # another export took this number between the check and the rename
+        return final_dir
+    raise RuntimeError(f"Could not find a free version under {model_dir} after 100 tries.")
+
+
 def export_saved_model(model, export_root: str, model_name: str, class_names: Sequence[str], normalization,
-                       metadata: Optional[Dict[str, Any]] = None, version: Optional[int] = None) -> str:
+                       metadata: Optional[Dict[str, Any]] = None, version: Optional[int] = None,
+                       check: Optional[Callable[[str], Any]] = None) -> str:
     """Writes a TF Serving SavedModel and returns its version folder.
 
     Args:
@@ -65,6 +91,9 @@ def export_saved_model(model, export_root: str, model_name: str, class_names: Se
         normalization: The ``tfcourse.data.Normalization`` the model was trained with.
         metadata: Extra JSON-ready facts stored in ``assets.extra/tfcourse.json``.
         version: Explicit version; by default the next free one.
+        check: Called with the complete export while it still has its hidden staging name
+            (e.g. ``verify_export``); if it raises, the export is removed and never gets
+            an integer version a model server would load.
 
     Raises:
         ValueError: If the model's input shape is not fully known, class names do not match
@@ -81,11 +110,13 @@ def export_saved_model(model, export_root: str, model_name: str, class_names: Se
 
     model_dir = os.path.join(export_root, model_name)
     os.makedirs(model_dir, exist_ok=True)
-    version = next_version(model_dir) if version is None else int(version)
-    final_dir = os.path.join(model_dir, str(version))
-    if os.path.exists(final_dir):
-        raise ValueError(f"Export version {final_dir} exists already; choose another version or leave it out.")
-    staging = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=model_dir)
+    for leftover in stale_staging(model_dir):  # never a servable version: TF Serving skips non-integer names
+        shutil.rmtree(leftover, ignore_errors=True)
+        print(f"tfcourse: removed {leftover}, an unfinished export of a process that is gone", flush=True)
+    if version is not None and os.path.exists(os.path.join(model_dir, str(int(version)))):
+        raise ValueError(f"Export version {os.path.join(model_dir, str(int(version)))} exists already; choose "
+                         "another version or leave it out.")
+    staging = tempfile.mkdtemp(prefix=f".tmp-{os.getpid()}-", dir=model_dir)
     try:
         serve = _serving_module(model, normalization, class_names)
         archive = ExportArchive()
@@ -98,24 +129,65 @@ def export_saved_model(model, export_root: str, model_name: str, class_names: Se
         os.makedirs(os.path.join(staging, "assets"), exist_ok=True)
         with open(os.path.join(staging, "assets", "class_names.txt"), "w", encoding="utf-8") as handle:
             handle.write("\n".join(class_names) + "\n")
-        info = {
-            "model": model_name,
-            "version": version,
-            "class_names": list(class_names),
-            "input_shape": list(input_shape),
-            "normalization": {"mode": normalization.mode, "mean": list(normalization.mean), "std": list(normalization.std)},
-            "signatures": {SIGNATURE_FLOAT: "images float32 0..255", SIGNATURE_UINT8: "images uint8"},
-            **(metadata or {}),
-        }
         os.makedirs(os.path.join(staging, "assets.extra"), exist_ok=True)
-        with open(os.path.join(staging, METADATA_FILE), "w", encoding="utf-8") as handle:
-            json.dump(info, handle, indent=2)
+        if check is not None:
+            check(staging)
+
+        def write_metadata(number: int) -> None:
+            info = {
+                "model": model_name,
+                "version": number,
+                "class_names": list(class_names),
+                "input_shape": list(input_shape),
+                "normalization": {"mode": normalization.mode, "mean": list(normalization.mean),
+                                  "std": list(normalization.std)},
+                "signatures": {SIGNATURE_FLOAT: "images float32 0..255", SIGNATURE_UINT8: "images uint8"},
+                **(metadata or {}),
+            }
+            with open(os.path.join(staging, METADATA_FILE), "w", encoding="utf-8") as handle:
+                json.dump(info, handle, indent=2)
+
         os.chmod(staging, 0o755)  # mkdtemp makes it private; a model server may run as another user
-        os.rename(staging, final_dir)
+        final_dir = _publish(staging, model_dir, version, write_metadata)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return final_dir
+
+
+def stale_staging(model_dir: str):
+    """Hidden ``.tmp-PID-*`` export folders under ``model_dir`` whose process is gone (a killed export)."""
+    from tfcourse.rundir import process_alive
+
+    if not os.path.isdir(model_dir):
+        return []
+    found = []
+    for name in sorted(os.listdir(model_dir)):
+        match = re.fullmatch(r"\.tmp-(\d+)-.*", name)
+        if match and int(match[1]) != os.getpid() and not process_alive(int(match[1])):
+            found.append(os.path.join(model_dir, name))
+    return found
+
+
+def export_checked(model, export_root: str, model_name: str, class_names: Sequence[str], normalization, images,
+                   metadata: Optional[Dict[str, Any]] = None, verify: bool = True):
+    """``export_saved_model`` with ``verify_export`` run on the finished export before it gets its version.
+
+    Args:
+        images: uint8 images (N, H, W, C), raw pixels, for the fresh-process check.
+        verify: Run the check (a few seconds: a new Python process loads TensorFlow).
+
+    Returns:
+        ``(version folder, largest probability difference or None without verify)``.
+    """
+    found = {}
+
+    def check(staging: str) -> None:
+        found["difference"] = verify_export(model, staging, images, normalization)
+
+    final_dir = export_saved_model(model, export_root, model_name, class_names, normalization, metadata=metadata,
+                                   check=check if verify else None)
+    return final_dir, found.get("difference")
 
 
 def load_class_names(export_dir: str):
@@ -193,6 +265,6 @@ def verify_export(model, export_dir: str, images, normalization, tolerance: floa
     expected = keras.ops.convert_to_numpy(keras.ops.softmax(model(normalization.apply(images), training=False)))
     difference = max(float(np.abs(served[f"{name}/probabilities"] - expected).max())
                      for name in (SIGNATURE_FLOAT, SIGNATURE_UINT8))
-    if difference > tolerance:
+    if not difference <= tolerance:  # NaN-safe: a NaN difference fails too
         raise RuntimeError(f"The export at {export_dir} disagrees with the trained model (max |dp| = {difference:.2e}).")
     return difference

@@ -1,0 +1,81 @@
+"""``python -m tfcourse.export RUN``: export a finished run folder as a TF Serving SavedModel.
+
+For a run trained without ``--export``, or whose export failed after training (full disk,
+read-only export root): the same export and fresh-process check as ``tfcourse.train --export``,
+from the run folder's ``model.keras`` and ``config.json``. Bad input exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import List, Optional
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m tfcourse.export",
+        description="Export a run folder's model as a TensorFlow Serving SavedModel (<export-dir>/<model>/<version>/), "
+                    "checked in a fresh process before it gets its version number; records it in RUN/export.json.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("run", metavar="RUN", help="a run folder written by python -m tfcourse.train")
+    parser.add_argument("--export-dir", default="saved_models", help="export root: <dir>/<model>/<version>/")
+    parser.add_argument("--model-name", default=None, help="the model's name under the export root (default: the "
+                                                           "run's model)")
+    parser.add_argument("--no-verify", action="store_true", help="skip the fresh-process check")
+    return parser
+
+
+def export_run_folder(run_dir: str, export_root: str, model_name: Optional[str] = None, verify: bool = True) -> str:
+    """Exports a run folder's model; returns the version folder.
+
+    The check runs on the run's own test images when its data can be loaded without a
+    download, else on seeded random images (it compares the served and the Keras model's
+    probabilities, so any input shows a mismatch).
+
+    Raises:
+        ValueError: If ``run_dir`` is not a run folder, its files cannot be read, or the export fails.
+    """
+    import numpy as np
+
+    from tfcourse import artifacts, rundir
+    from tfcourse.runs import export_run
+
+    run = artifacts.load(run_dir)
+    if run.export_dir is not None:
+        raise ValueError(f"{run_dir} is already an export; pass the run folder it came from.")
+    rundir.check_writable_folder(export_root, "--export-dir")
+    model = run.keras_model("export")
+    try:
+        images = run.test_data().images[:32]
+    except ValueError:
+        shape = tuple(model.inputs[0].shape[1:])
+        images = np.random.default_rng(0).integers(0, 256, size=(32,) + shape, dtype=np.uint8)
+        print("tfcourse: the run's data is not available here; checking the export on 32 random images", flush=True)
+    name = model_name or (run.record.get("config") or {}).get("model") or "model"
+    return export_run(model, run_dir, export_root, name, run.class_names, run.normalization, images,
+                      run.metrics.get("test_accuracy"), verify=verify)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not os.path.isdir(args.run):
+        parser.exit(2, f"{parser.prog}: error: {args.run} is not a folder; pass a run folder written by "
+                       "python -m tfcourse.train.\n")
+    from tfcourse.train import interrupted_exit, sigterm_unwinds
+
+    try:
+        with sigterm_unwinds():
+            export_run_folder(args.run, args.export_dir, args.model_name, verify=not args.no_verify)
+    except ValueError as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    except KeyboardInterrupt as error:
+        interrupted_exit(parser, error)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""Run-folder layout and the one set of atomic writers and checked readers.
+
+Every file tfcourse writes for a person or a later process goes through ``write_json``,
+``write_text`` or ``write_npz`` (a temporary name in the same folder, then ``os.replace``),
+so a kill leaves the old file or the new one, never half of one. ``read_json`` names the
+file and the fix when a file is missing, empty or not JSON. Folders are built under a
+hidden ``.NAME.partial-PID`` name and renamed when complete; ``stale_partials`` finds the
+ones a killed process (``kill -9``) left behind so the next run can sweep them.
+``check_writable_folder`` refuses an output or export location that cannot be written
+before any work starts.
+
+A floor-1 module: it imports nothing of tfcourse.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import shutil
+from typing import Any, List, Optional
+
+import numpy as np
+
+MODEL_FILE = "model.keras"
+CONFIG_FILE = "config.json"
+PARTIAL_PATTERN = re.compile(r"^\.(?P<name>.+)\.partial-(?P<pid>\d+)$")
+
+
+def model_file(path: str) -> Optional[str]:
+    """The saved model behind ``path``: a run folder's ``model.keras``, or ``path`` itself if it is a file.
+
+    Returns ``None`` when there is no such file.
+    """
+    candidate = os.path.join(path, MODEL_FILE) if os.path.isdir(path) else path
+    return candidate if os.path.isfile(candidate) else None
+
+
+def _json_default(value):
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"Not JSON serialisable: {type(value).__name__}")
+
+
+def write_json(path: str, payload: Any) -> None:
+    """Writes JSON atomically (temporary file, then rename)."""
+    text = json.dumps(payload, indent=2, default=_json_default) + "\n"
+    write_text(path, text)
+
+
+def write_text(path: str, text: str) -> None:
+    """Writes text atomically (temporary file, then rename)."""
+    staging = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(staging, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(staging, path)
+    except BaseException:
+        if os.path.exists(staging):
+            os.remove(staging)
+        raise
+
+
+def write_npz(path: str, **arrays) -> None:
+    """Writes a compressed ``.npz`` atomically (NumPy insists on the extension, so the staging name keeps it)."""
+    staging = f"{path}.tmp-{os.getpid()}.npz"
+    try:
+        np.savez_compressed(staging, **arrays)
+        os.replace(staging, path)
+    except BaseException:
+        if os.path.exists(staging):
+            os.remove(staging)
+        raise
+
+
+def read_json(path: str, what: str = "file", fix: str = "") -> Any:
+    """Reads a JSON file, or raises ``ValueError`` naming the file, what is wrong and ``fix``.
+
+    Args:
+        path: The file.
+        what: What the file is, for the message (e.g. "run configuration").
+        fix: What to do about it (appended to the message).
+    """
+    tail = f" {fix}" if fix else ""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        raise ValueError(f"{path}: {what} not found.{tail}") from None
+    except OSError as error:
+        raise ValueError(f"{path}: cannot read the {what} ({error.strerror}).{tail}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: the {what} is not UTF-8 text (corrupt?).{tail}") from None
+    if not text.strip():
+        raise ValueError(f"{path}: the {what} is empty (a write was interrupted?).{tail}")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: the {what} is not valid JSON ({error}; a write was interrupted?).{tail}") from None
+
+
+def check_writable_folder(path: str, flag: str) -> None:
+    """Refuses a folder tfcourse is about to create or write into when that cannot work.
+
+    The folder itself need not exist; the nearest existing ancestor must be a folder we may
+    write to, and nothing on the way may be a file.
+
+    Args:
+        path: The folder (e.g. an export root or the parent of a run folder).
+        flag: The command-line flag that named it, for the message.
+
+    Raises:
+        ValueError: If ``path`` or an ancestor is a file, or the nearest existing folder is
+            not writable.
+    """
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    if not os.path.isdir(probe):
+        raise ValueError(f"{flag} {path}: {probe} is a file, not a folder; pass a folder path.")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag} {path}: cannot write into {probe} (permission denied or read-only); "
+                         "pass a folder you can write to.")
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stale_partials(parent: str) -> List[str]:
+    """Hidden ``.NAME.partial-PID`` folders in ``parent`` whose process is gone (killed with ``kill -9``)."""
+    if not os.path.isdir(parent):
+        return []
+    found = []
+    for name in sorted(os.listdir(parent)):
+        match = PARTIAL_PATTERN.match(name)
+        if match and int(match["pid"]) != os.getpid() and not process_alive(int(match["pid"])):
+            found.append(os.path.join(parent, name))
+    return found
+
+
+def sweep_stale_partials(parent: str) -> List[str]:
+    """Removes the folders ``stale_partials`` finds and returns them (they never held finished work:
+    a run folder gets its real name only when complete)."""
+    swept = []
+    for path in stale_partials(parent):
+        shutil.rmtree(path, ignore_errors=True)
+        if not os.path.exists(path):
+            swept.append(path)
+    return swept
+
+
+def is_disk_full(error: BaseException) -> bool:
+    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
