@@ -31,16 +31,19 @@ def test_evaluate_model_agrees_with_keras_and_counts_per_class():
 def test_callbacks_decay_then_stop(tmp_path):
     callbacks = fit.standard_callbacks(str(tmp_path), patience=4)
     kinds = [type(callback).__name__ for callback in callbacks]
-    assert kinds == ["ReduceLROnPlateau", "EarlyStopping", "TensorBoard", "CSVLogger"]
-    assert callbacks[0].patience == 2 and callbacks[1].restore_best_weights
-    assert [type(c).__name__ for c in fit.standard_callbacks(None, patience=1)] == ["ReduceLROnPlateau", "EarlyStopping"]
+    assert kinds == ["TerminateOnNaN", "ReduceLROnPlateau", "EarlyStopping", "TensorBoard", "CSVLogger"]
+    cut, stop = callbacks[1], callbacks[2]
+    assert cut.patience == 2 and cut.factor == pytest.approx(0.3) and cut.monitor == "val_loss"
+    assert stop.patience == 4 and stop.restore_best_weights
+    assert [type(c).__name__ for c in fit.standard_callbacks(None, patience=1)] == [
+        "TerminateOnNaN", "ReduceLROnPlateau", "EarlyStopping"]
 
 
 def test_cosine_schedule_replaces_the_plateau_cut_but_keeps_early_stopping():
     callbacks = fit.standard_callbacks(None, patience=6, schedule_epochs=10)
-    assert [type(c).__name__ for c in callbacks] == ["CosineDecay", "EarlyStopping"]
-    assert callbacks[1].patience == 6 and callbacks[1].restore_best_weights
-    schedule = callbacks[0].schedule
+    assert [type(c).__name__ for c in callbacks] == ["TerminateOnNaN", "CosineDecay", "EarlyStopping"]
+    assert callbacks[2].patience == 6 and callbacks[2].restore_best_weights
+    schedule = callbacks[1].schedule
     rates = [schedule(epoch, 1e-3) for epoch in range(10)]
     assert rates[0] == pytest.approx(1e-3) and rates[5] == pytest.approx(5e-4)
     assert all(a > b for a, b in zip(rates, rates[1:])) and rates[-1] < 3e-5

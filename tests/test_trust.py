@@ -179,3 +179,278 @@ def test_check_finite_names_the_loss_and_epoch():
         fit.check_finite({"loss": [0.5, 0.4], "val_loss": [0.6, float("nan")]})
     with pytest.raises(fit.TrainingDiverged, match="loss became inf in epoch 1"):
         fit.check_finite({"loss": [float("inf")]})
+
+
+# ----------------------------------------------------------------------------- class counts from labels
+
+import numpy as np  # noqa: E402
+
+from tests.conftest import make_images, write_idx  # noqa: E402
+
+
+def _idx_folder(root, stray_labels):
+    root.mkdir()
+    x_train, y_train = make_images(20, seed=1)
+    x_test, y_test = make_images(5, seed=2)
+    y_train = y_train.copy()
+    y_train[:len(stray_labels)] = stray_labels
+    write_idx(root / "train-images-idx3-ubyte.gz", x_train)
+    write_idx(root / "train-labels-idx1-ubyte.gz", y_train)
+    write_idx(root / "t10k-images-idx3-ubyte.gz", x_test)
+    write_idx(root / "t10k-labels-idx1-ubyte.gz", y_test)
+    return root
+
+
+@pytest.mark.parametrize("stray, expected", [([255] * 5, "labels above that gap: 255 (5 examples)"),
+                                             ([10], "labels 10 (1 example) are far rarer")])
+def test_stray_idx_labels_are_named_not_turned_into_classes(tmp_path, capsys, stray, expected):
+    folder = _idx_folder(tmp_path / "idx", stray)
+    code = exit_code(train.main, ["--dataset", str(folder), "--model", "mlp", "--epochs", "1", "--verbose", "0",
+                                  "--no-report", "--output-dir", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and expected in err and "label file" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_single_class_image_folder_is_refused(tmp_path, capsys):
+    from PIL import Image
+
+    (tmp_path / "images" / "cat").mkdir(parents=True)
+    for i in range(6):
+        Image.fromarray(np.full((8, 8), 40 * i, dtype=np.uint8)).save(tmp_path / "images" / "cat" / f"{i}.png")
+    code = exit_code(train.main, ["--dataset", str(tmp_path / "images"), "--model", "mlp", "--verbose", "0",
+                                  "--output-dir", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and "found 1 class" in err and "at least 2" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_empty_class_folder_is_refused(image_folder, tmp_path, capsys):
+    (image_folder / "zebra").mkdir()
+    code = exit_code(train.main, ["--dataset", str(image_folder), "--model", "mlp", "--verbose", "0",
+                                  "--output-dir", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and "have no examples (labels 3)" in err
+
+
+def test_a_decompression_bomb_png_is_refused(image_folder, tmp_path, capsys):
+    from PIL import Image
+
+    # 14,000 x 14,000 one-bit pixels: a few kB on disk, 196 million pixels when decoded
+    Image.new("1", (14000, 14000)).save(image_folder / "cat" / "bomb.png")
+    code = exit_code(train.main, ["--dataset", str(image_folder), "--model", "mlp", "--verbose", "0",
+                                  "--output-dir", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and "bomb.png" in err and "decompression bomb" in err
+    assert not (tmp_path / "run").exists()
+
+
+# ----------------------------------------------------------------------------- output and export locations
+
+
+def test_export_dir_that_is_a_file_is_refused_before_training(tmp_path, capsys):
+    (tmp_path / "exports").write_text("a file")
+    code = exit_code(train.main, TINY_TRAIN + ["--export", "--export-dir", str(tmp_path / "exports"),
+                                               "--output-dir", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and "--export-dir" in err and "is a file" in err
+    assert "loading" not in capsys.readouterr().out  # refused before the data was loaded
+    assert sorted(os.listdir(tmp_path)) == ["exports"]
+
+
+@pytest.mark.parametrize("which", ["train", "explain", "report"])
+def test_output_dir_under_a_file_is_refused(tmp_path, capsys, which, mlp_run):
+    (tmp_path / "file").write_text("a file")
+    target = str(tmp_path / "file" / "out")
+    if which == "train":
+        code = exit_code(train.main, TINY_TRAIN + ["--output-dir", target])
+    elif which == "explain":
+        from tfcourse import explain
+
+        code = exit_code(explain.main, [mlp_run, "--method", "saliency", "--output-dir", target])
+    else:
+        from tfcourse import report
+
+        code = exit_code(report.main, [mlp_run, "--output-dir", target, "--no-explanations"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--output-dir" in err and "is a file" in err
+    assert sorted(os.listdir(tmp_path)) == ["file"]
+
+
+@pytest.mark.slow
+def test_a_failed_export_keeps_the_run_and_tfcourse_export_finishes_it(tmp_path, capsys, monkeypatch):
+    """The disk fills up while the SavedModel is written: exit 2, the run folder complete and untouched,
+    no version folder, and the message's command exports it afterwards."""
+    import errno
+
+    from keras.src.export.saved_model import BackendSavedModelExportArchive as Archive
+
+    from tfcourse.export import cli as export_cli
+
+    real_write_out = Archive.write_out
+
+    def disk_full(self, filepath, *args, **kwargs):
+        real_write_out(self, filepath, *args, **kwargs)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Archive, "write_out", disk_full)
+    run, exports = tmp_path / "run", tmp_path / "exports"
+    code = exit_code(train.main, TINY_TRAIN + ["--output-dir", str(run), "--export", "--export-dir", str(exports)])
+    err = capsys.readouterr().err
+    assert code == 2 and "No space left on device" in err
+    assert f"python -m tfcourse.export {run} --export-dir {exports}" in err
+    assert {"config.json", "metrics.json", "model.keras", "predictions.npz"} <= set(os.listdir(run))
+    assert "export.json" not in os.listdir(run)
+    assert os.listdir(exports / "mlp") == []  # no version, no staging folder
+
+    monkeypatch.setattr(Archive, "write_out", real_write_out)
+    assert exit_code(export_cli.main, [str(run), "--export-dir", str(exports)]) == 0
+    assert os.listdir(exports / "mlp") == ["1"]
+    recorded = json.loads((run / "export.json").read_text())
+    assert recorded["export_dir"] == str(exports / "mlp" / "1")
+    info = json.loads((exports / "mlp" / "1" / "assets.extra" / "tfcourse.json").read_text())
+    assert info["test_accuracy"] == json.loads((run / "metrics.json").read_text())["test_accuracy"]
+    assert "verified in a fresh process" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- damaged run folders
+
+
+@pytest.fixture
+def run_copy(tmp_path, mlp_run):
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(mlp_run, copy)
+    return copy
+
+
+@pytest.mark.parametrize("content, expected", [("{}", "lacks data.class_names and data.normalization"),
+                                               ("{not json", "not valid JSON"), ("", "is empty")])
+def test_a_damaged_config_json_is_named(run_copy, tmp_path, capsys, content, expected):
+    from tfcourse import explain
+
+    (run_copy / "config.json").write_text(content)
+    code = exit_code(explain.main, [str(run_copy), "--method", "saliency"])
+    err = capsys.readouterr().err
+    assert code == 2 and str(run_copy / "config.json") in err and expected in err
+    assert not (run_copy / "explain").exists()
+
+
+def test_a_zero_byte_model_file_is_named(run_copy, capsys):
+    from tfcourse import explain
+    from tfcourse.export import cli as export_cli
+
+    (run_copy / "model.keras").write_bytes(b"")
+    for main, argv in ((explain.main, [str(run_copy), "--method", "saliency"]),
+                       (export_cli.main, [str(run_copy), "--export-dir", str(run_copy.parent / "exports")])):
+        assert exit_code(main, argv) == 2
+        err = capsys.readouterr().err
+        assert "model.keras is empty (0 bytes" in err
+    assert not (run_copy.parent / "exports").exists() or os.listdir(run_copy.parent / "exports") == []
+
+
+def test_units_must_be_indices(mlp_run, capsys):
+    from tfcourse import explain
+
+    assert exit_code(explain.main, [mlp_run, "--method", "activation_max", "--units", "0,x"]) == 2
+    assert "'x' is not a filter or class index" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- signals and kill -9
+
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+
+def _start_training(tmp_path, name):
+    """A digits run long enough to be stopped mid-training, in its own process; returns it once its
+    hidden staging folder exists (training has begun)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tfcourse.train", "--dataset", "digits", "--model", "cnn", "--epochs", "500",
+         "--patience", "500", "--verbose", "0", "--no-report", "--output-dir", str(tmp_path / name)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        env=dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    staging = tmp_path / f".{name}.partial-{process.pid}"
+    deadline = time.time() + 120
+    while not (staging / "logs").exists():
+        assert process.poll() is None, process.communicate()
+        assert time.time() < deadline, "training did not start"
+        time.sleep(0.2)
+    return process, staging
+
+
+@pytest.mark.slow
+def test_sigterm_cleans_up_like_ctrl_c(tmp_path):
+    process, staging = _start_training(tmp_path, "run")
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 143, err
+    assert "terminated (SIGTERM)" in err and "Traceback" not in err
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_kill_9_leftovers_are_swept_by_the_next_run(tmp_path, capsys):
+    process, staging = _start_training(tmp_path, "killed")
+    process.kill()
+    process.communicate(timeout=60)
+    assert staging.exists()  # kill -9 leaves it: nothing can clean up after SIGKILL
+    code = exit_code(train.main, TINY_TRAIN + ["--output-dir", str(tmp_path / "next")])
+    assert code == 0
+    assert f"removed {staging}" in capsys.readouterr().out
+    assert sorted(os.listdir(tmp_path)) == ["next"]
+
+
+# ----------------------------------------------------------------------------- silently ignored or misleading
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--train-limit", "100000"], "--train-limit 100000 is more than the 1437 training examples"),
+    (["--image-size", "16", "16"], "--image-size resizes the images of an image folder only"),
+    (["--classes", "5-2"], "the range 5-2 is empty; write it low-high, e.g. 2-5"),
+    (["--dataset", "tfds:mnistt", "--no-download"], "did you mean tfds:mnist"),
+    (["--model", "cnn", "--hp", "filters=33"], "on the declared step grid"),
+])
+def test_flags_that_were_silently_ignored_or_misleading(tmp_path, capsys, argv, expected):
+    base = ["--dataset", "digits", "--model", "mlp", "--epochs", "1", "--verbose", "0", "--no-report",
+            "--output-dir", str(tmp_path / "run")]
+    code = exit_code(train.main, base + argv)
+    err = capsys.readouterr().err
+    assert code == 2 and expected in err, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_file_as_dataset_is_named_as_a_file(tmp_path, capsys):
+    table = tmp_path / "weather.csv"
+    table.write_text("date,rain\n2020-01-01,1\n")
+    assert exit_code(train.main, ["--dataset", str(table), "--output-dir", str(tmp_path / "run")]) == 2
+    assert f"--dataset {table} is a file" in capsys.readouterr().err
+
+
+def test_an_image_too_small_for_any_depth_names_the_smallest_size(image_folder, tmp_path, capsys):
+    code = exit_code(train.main, ["--dataset", str(image_folder), "--model", "cnn", "--image-size", "1", "1",
+                                  "--verbose", "0", "--output-dir", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and "too small for this model" in err and "at least 2x2" in err and "at most 0" not in err
+
+
+def test_space_values_off_the_declared_step_are_refused(capsys):
+    assert exit_code(tune.main, ["--model", "cnn", "--space", "filters=33", "--show-space"]) == 2
+    assert "filters=33" in capsys.readouterr().err
+    assert exit_code(tune.main, ["--model", "cnn", "--space", "filters=[32,64]", "--space", "dropout=0.3",
+                                 "--show-space"]) == 0
+
+
+@pytest.mark.slow
+def test_class_names_are_escaped_in_the_markdown_report_too(image_folder, tmp_path):
+    hostile = "<img src=x onerror=alert(1)>"
+    os.rename(image_folder / "cat", image_folder / hostile)
+    assert exit_code(train.main, ["--dataset", str(image_folder), "--model", "mlp", "--epochs", "2", "--verbose",
+                                  "0", "--output-dir", str(tmp_path / "run")]) == 0
+    for page in ("report.md", "report.html"):
+        text = (tmp_path / "run" / page).read_text()
+        assert hostile not in text, page
+        assert "&lt;img src=x onerror=alert(1)&gt;" in text, page

@@ -302,8 +302,11 @@ def load_image_folder(directory: str, image_size: Optional[Tuple[int, int]] = No
                 if (image.height, image.width) != tuple(image_size):
                     image = image.resize((image_size[1], image_size[0]), Image.BILINEAR)
                 images.append(np.asarray(image, dtype=np.uint8))
-        except (UnidentifiedImageError, OSError, SyntaxError) as error:
-            raise ValueError(f"Cannot read image {path}: {error}. Delete or replace the file.") from error
+        except Image.DecompressionBombError as error:
+            raise ValueError(f"Refusing image {path}: {error} Such an image (a decompression bomb, or a huge "
+                             "scan) would exhaust memory; delete it or shrink it.") from None
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+            raise ValueError(f"Cannot read image {path}: {error}. Delete or replace the file.") from None
         labels.append(label)
     check_label_coverage(np.asarray(labels), len(class_names), f"image folder {directory} (classes {class_names})")
     return _make_dataset(directory, np.stack(images), np.asarray(labels), None, None, class_names, f"image folder {directory}")
@@ -316,7 +319,16 @@ def load_tfds(name: str, data_dir: Optional[str] = None, download: bool = True) 
     """
     import tensorflow_datasets as tfds
 
-    builder = tfds.builder(name, data_dir=data_dir)
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError:
+        import difflib
+
+        close = difflib.get_close_matches(name, tfds.list_builders(), n=5, cutoff=0.6)
+        raise ValueError(f"TensorFlow Datasets has no dataset {name!r}" +
+                         (f"; did you mean {', '.join('tfds:' + c for c in close)}?" if close else ".") +
+                         " The catalogue: https://www.tensorflow.org/datasets/catalog (or tfds.list_builders()); "
+                         "write the name after tfds:, e.g. --dataset tfds:cifar10.") from None
     if not download and not _tfds_is_prepared(builder):
         raise ValueError(f"tfds dataset {name!r} is not prepared in {builder.data_dir} and downloads are off.")
     builder.download_and_prepare()
@@ -425,6 +437,9 @@ def load_dataset(name: str, data_dir: Optional[str] = None, image_size=None, dow
         if idx.find_idx_files(name):
             return load_idx_dataset(name)
         return load_image_folder(name, image_size)
+    if os.path.isfile(name):
+        raise ValueError(f"--dataset {name} is a file; it takes a folder (the four IDX files, or one sub-folder of "
+                         "images per class), a catalogued name or tfds:NAME. Put the file's data into such a folder.")
     if os.sep in name or name.startswith("."):
         raise ValueError(f"Dataset folder {name} does not exist. Check the path.")
     raise ValueError(
@@ -649,8 +664,11 @@ def limit_train(dataset: Dataset, splits: Splits, limit: Optional[int], seed: in
     Raises:
         ValueError: If ``limit`` is below the number of classes.
     """
-    if limit is None or limit >= len(splits.train):
+    if limit is None or limit == len(splits.train):
         return splits
+    if limit > len(splits.train):
+        raise ValueError(f"--train-limit {limit} is more than the {len(splits.train)} training examples of this split; "
+                         f"give at most {len(splits.train)}, or leave --train-limit out to train on all.")
     if limit < dataset.num_classes:
         raise ValueError(f"--train-limit {limit} is below the number of classes ({dataset.num_classes}); "
                          "keep at least one example per class.")
@@ -670,6 +688,10 @@ def load_pipelines(config: DataConfig, seed: int, download: bool = True, train_o
         ``(dataset, splits, pipelines)``; ``splits`` are the protocol's own, before any merge.
     """
     dataset = load_dataset(config.dataset, config.data_dir, config.image_size, download=download)
+    if config.image_size is not None and not dataset.source.startswith("image folder"):
+        raise ValueError(f"--image-size resizes the images of an image folder only; {dataset.source} has "
+                         f"{dataset.input_shape[0]}x{dataset.input_shape[1]} images and would not be resized. Leave "
+                         "--image-size out (resnet50 and the transfer bases resize inside the model: --hp image_size).")
     dataset = select_classes(dataset, config.classes)
     splits = make_splits(dataset, config.split, config.val_fraction, config.test_fraction, seed)
     splits = limit_train(dataset, splits, config.train_limit, seed)

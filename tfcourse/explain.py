@@ -21,6 +21,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from tfcourse import rundir
+
 CAM_METHODS = ("gradcam", "gradcam++", "scorecam", "gradcam_tape")
 GRADIENT_METHODS = ("saliency", "smoothgrad")
 METHODS = CAM_METHODS + GRADIENT_METHODS + ("activation_max", "attention")
@@ -487,6 +489,22 @@ def pick_examples(labels, predictions, per_class: int = 1, correct_only: bool = 
     return np.asarray(chosen, dtype=np.int64)
 
 
+def parse_units(text: str) -> List[int]:
+    """``--units 0,1,2``: filter or class indices.
+
+    Raises:
+        ValueError: Naming the entry that is not a non-negative integer.
+    """
+    units = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part.isdigit():
+            raise ValueError(f"--units {text!r}: {part!r} is not a filter or class index; give non-negative "
+                             "integers separated by commas, e.g. --units 0,1,2.")
+        units.append(int(part))
+    return units
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tfcourse.explain",
@@ -528,16 +546,21 @@ def main(argv: Optional[List[str]] = None) -> int:
             methods = [m for m in METHODS if method_applies(model, m)]
         for method in methods:
             check_method(model, method, args.layer if method in CAM_METHODS + ("activation_max", "attention") else None)
-        if args.examples_per_class < 1 or args.steps < 1:
-            raise ValueError("--examples-per-class and --steps must be at least 1.")
-        units = [int(u) for u in args.units.split(",")] if args.units else None
+        if args.examples_per_class < 1 or args.steps < 1 or args.smooth_samples < 1:
+            raise ValueError("--examples-per-class, --steps and --smooth-samples must be at least 1.")
+        units = parse_units(args.units) if args.units else None
         out_dir = args.output_dir or os.path.join(run.run_dir or ".", "explain")
+        rundir.check_writable_folder(out_dir, "--output-dir")
         written = report.write_explanations(run, model, methods, out_dir, layer=args.layer,
                                             per_class=args.examples_per_class, units=units, start=args.start,
                                             steps=args.steps, smooth_samples=args.smooth_samples,
                                             seed=args.seed, progress=True, head=args.head, rollout=args.rollout)
     except ValueError as error:
         print(f"tfcourse.explain: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # an output folder that cannot be written (read-only, full disk)
+        print(f"tfcourse.explain: error: cannot write {error.filename or 'the output'}: {error.strerror}; pass "
+              "another --output-dir.", file=sys.stderr)
         return 2
     for path in written:
         print(path)

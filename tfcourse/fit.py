@@ -120,7 +120,32 @@ def _check_value(entry, value) -> Optional[str]:
             return f"an integer in [{config['min_value']}, {config['max_value']}]"
         if not config["min_value"] <= value <= config["max_value"]:
             return f"in [{config['min_value']}, {config['max_value']}]"
+        return _off_step(config, value)
     return None
+
+
+def _off_step(config: Mapping[str, Any], value: float) -> Optional[str]:
+    """What a value off an ``Int``/``Float``'s declared step grid must be instead (``None`` when on it).
+
+    Linear sampling: ``min + k * step``; log sampling: ``min * step ** k`` (KerasTuner's meaning of
+    a step on a log scale).
+    """
+    step, low, high = config.get("step"), config["min_value"], config["max_value"]
+    if not step:
+        return None
+    if config.get("sampling") == "log":
+        k = math.log(value / low) / math.log(step)
+        grid = "min x step^k"
+    else:
+        k = (value - low) / step
+        grid = "min + k x step"
+    if abs(k - round(k)) <= 1e-6:
+        return None
+    near = [low + math.floor(k) * step, low + (math.floor(k) + 1) * step] if config.get("sampling") != "log" else [
+        low * step ** math.floor(k), low * step ** math.ceil(k)]
+    near = [v for v in near if low <= v <= high] or [low]
+    return (f"on the declared step grid ({grid}: step {step} from {low} to {high}), e.g. "
+            f"{' or '.join(f'{v:g}' for v in near)}")
 
 
 def make_hyperparameters(model_name, overrides: Mapping[str, Any], input_shape: Sequence[int], num_classes: int,

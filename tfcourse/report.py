@@ -24,7 +24,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from tfcourse import evaluate, plots
+from tfcourse import evaluate, plots, rundir
 from tfcourse.rundir import write_json, write_npz, write_text
 
 REPORT_HTML = "report.html"
@@ -63,21 +63,27 @@ def _cell(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def _md(text: Any) -> str:
+    """Text for Markdown outside code: Markdown renders raw HTML, so ``<``, ``>`` and ``&`` (a class
+    folder named ``<img src=x onerror=...>``) are escaped as in the HTML page."""
+    return html.escape(str(text), quote=False)
+
+
 def render_markdown(blocks, base_dir: str) -> str:
     out = []
     for block in blocks:
         kind = block[0]
         if kind == "heading":
-            out.append(f"{'#' * block[1]} {block[2]}")
+            out.append(f"{'#' * block[1]} {_md(block[2])}")
         elif kind == "paragraph":
-            out.append(block[1])
+            out.append(_md(block[1]))
         elif kind == "table":
             header, rows = block[1], block[2]
-            out.append("| " + " | ".join(header) + " |")
+            out.append("| " + " | ".join(_md(h) for h in header) + " |")
             out.append("|" + "|".join("---" for _ in header) + "|")
-            out += ["| " + " | ".join(_cell(v).replace("|", "\\|") for v in row) + " |" for row in rows]
+            out += ["| " + " | ".join(_md(_cell(v)).replace("|", "\\|") for v in row) + " |" for row in rows]
         elif kind == "figure":
-            out.append(f"![{block[2]}]({os.path.relpath(block[1], base_dir)})\n\n*{block[2]}*")
+            out.append(f"![{_md(block[2])}]({os.path.relpath(block[1], base_dir)})\n\n*{_md(block[2])}*")
         elif kind == "pre":
             out.append("```\n" + block[1].rstrip() + "\n```")
         out.append("")
@@ -573,6 +579,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     created = None
     try:
+        if args.output_dir:
+            rundir.check_writable_folder(args.output_dir, "--output-dir")
         if args.compare:
             out_dir = args.output_dir or os.path.join("runs", f"compare-{time.strftime('%Y%m%d-%H%M%S')}")
             if not os.path.isdir(out_dir):
@@ -593,10 +601,12 @@ def main(argv: Optional[List[str]] = None) -> int:
                   f"{len(result['errors'])} console errors" + (f"; screenshot {shot}" if shot else ""), flush=True)
             if not result["ok"]:
                 raise ValueError("the page did not render cleanly: " + "; ".join(result["problems"]))
-    except ValueError as error:
+    except (ValueError, OSError) as error:  # OSError: an output folder that cannot be written
         if created and os.path.isdir(created):
             shutil.rmtree(created, ignore_errors=True)
-        print(f"tfcourse.report: error: {error}", file=sys.stderr)
+        message = error if isinstance(error, ValueError) else (
+            f"cannot write {error.filename or 'the report'}: {error.strerror}; pass another --output-dir")
+        print(f"tfcourse.report: error: {message}", file=sys.stderr)
         return 2
     print(paths["html"])
     print(paths["markdown"])

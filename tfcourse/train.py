@@ -59,6 +59,9 @@ def _classes(text: str):
     try:
         for part in text.split(","):
             low, sep, high = part.strip().partition("-")
+            if sep and int(high) < int(low):
+                raise argparse.ArgumentTypeError(f"the range {part.strip()} is empty; write it low-high, "
+                                                 f"e.g. {high.strip()}-{low.strip()}")
             labels += list(range(int(low), int(high) + 1)) if sep else [int(low)]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected labels like 0-4 or 0,2,5-7, got {text!r}") from None

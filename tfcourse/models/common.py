@@ -10,16 +10,24 @@ import keras
 BN_MOMENTUM = 0.9
 
 
-def check_poolings(input_shape, halvings: int, setting: str, unit: str = "blocks", offset: int = 0) -> None:
+def check_poolings(input_shape, halvings: int, setting: str, unit: str = "blocks", offset: int = 0,
+                   fewest: int = 1) -> None:
     """Raises ``ValueError`` if ``halvings`` 2x downsamplings would shrink ``input_shape`` below 1x1.
 
     Args:
         setting: What asked for them, for the message (e.g. ``conv_blocks=5``).
         unit, offset: The message advises at most ``max halvings + offset`` ``unit``.
+        fewest: The fewest ``unit`` the model allows; an input too small even for those is
+            refused with the smallest image size that works.
     """
     height, width = input_shape[0], input_shape[1]
     if min(height, width) >> halvings < 1:
         most = max(min(height, width).bit_length() - 1, 0) + offset
+        if most < fewest:
+            raise ValueError(f"A {height}x{width} input is too small for this model ({setting} halves it below 1x1, "
+                             f"and so would the fewest it allows, {fewest} {unit}); use images of at least "
+                             f"{2 ** (fewest - offset)}x{2 ** (fewest - offset)} (--image-size for an image folder) or the "
+                             "mlp model.")
         raise ValueError(f"{setting} halves a {height}x{width} input below 1x1; "
                          f"use at most {most} {unit} for this input size.")
 

@@ -58,7 +58,7 @@ def build_small(hp, input_shape, num_classes):
     width = hp.Int("width", 8, 64, step=8, default=16)
     weight_decay = hp.Choice("weight_decay", [0.0, 1e-5, 1e-4, 1e-3], default=1e-4)
     dropout_rate = hp.Float("dropout", 0.0, 0.5, step=0.05, default=0.0)
-    check_poolings(input_shape, stages - 1, f"stages={stages}", unit="stages", offset=1)
+    check_poolings(input_shape, stages - 1, f"stages={stages}", unit="stages", offset=1, fewest=2)
 
     inputs = keras.Input(shape=input_shape, name="image")
     x = keras.layers.Conv2D(width, 3, padding="same", use_bias=False, kernel_initializer="he_normal",
