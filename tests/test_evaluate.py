@@ -18,6 +18,44 @@ def random_predictions(n=300, classes=4, seed=0):
     return labels, logits
 
 
+def test_numbers_computed_by_hand():
+    """A reference written out by hand (evaluate.py uses scikit-learn, so scikit-learn is no check of it).
+
+    Eight examples of three classes; each row's probabilities are 0.6 for the predicted class,
+    0.3 for the runner-up and 0.1 for the last, so the logits log(p) give known losses and top-2.
+    """
+    labels = [0, 0, 0, 1, 1, 2, 2, 2]
+    rows = [  # (predicted, runner-up, last)
+        (0, 1, 2), (0, 2, 1), (1, 0, 2),   # true 0: right, right, wrong (true class runner-up)
+        (1, 0, 2), (2, 0, 1),              # true 1: right, wrong (true class last)
+        (2, 1, 0), (2, 0, 1), (0, 2, 1),   # true 2: right, right, wrong (true class runner-up)
+    ]
+    probabilities = np.zeros((8, 3))
+    for i, (first, second, third) in enumerate(rows):
+        probabilities[i, [first, second, third]] = [0.6, 0.3, 0.1]
+    ours = evaluate.evaluate_predictions(np.array(labels), np.log(probabilities), ["a", "b", "c"])
+
+    assert ours["test_accuracy"] == pytest.approx(5 / 8)
+    assert ours["test_loss"] == pytest.approx(-(5 * np.log(0.6) + 2 * np.log(0.3) + np.log(0.1)) / 8)
+    assert ours["confusion_matrix"] == [[2, 1, 0], [0, 1, 1], [1, 0, 2]]
+    assert np.allclose(ours["confusion_matrix_normalized"], [[2 / 3, 1 / 3, 0], [0, 1 / 2, 1 / 2], [1 / 3, 0, 2 / 3]])
+    assert list(ours["per_class_accuracy"].values()) == pytest.approx([2 / 3, 1 / 2, 2 / 3])
+    report = ours["classification_report"]
+    # precision: predicted a 3 times (2 right), b twice (1 right), c 3 times (2 right)
+    assert [report[c]["precision"] for c in "abc"] == pytest.approx([2 / 3, 1 / 2, 2 / 3])
+    assert [report[c]["f1-score"] for c in "abc"] == pytest.approx([2 / 3, 1 / 2, 2 / 3])
+    assert [report[c]["support"] for c in "abc"] == [3, 2, 3]
+    assert report["macro avg"]["f1-score"] == pytest.approx(11 / 18)
+    assert report["weighted avg"]["f1-score"] == pytest.approx(5 / 8)
+    assert ours["top_k_accuracy"]["1"] == pytest.approx(5 / 8)
+    assert ours["top_k_accuracy"]["2"] == pytest.approx(7 / 8)
+    assert [m["test_position"] for m in ours["misclassified"]] == [2, 4, 7]
+    assert [(m["true_id"], m["predicted_id"]) for m in ours["misclassified"]] == [(0, 1), (1, 2), (2, 0)]
+    assert all(m["confidence"] == pytest.approx(0.6) for m in ours["misclassified"])
+    assert {(p["true_id"], p["predicted_id"], p["count"]) for p in ours["most_confused"]} == {
+        (0, 1, 1), (1, 2, 1), (2, 0, 1)}
+
+
 def test_numbers_equal_scikit_learn():
     labels, logits = random_predictions()
     names = ["a", "b", "c", "d"]

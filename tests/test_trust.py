@@ -26,19 +26,26 @@ def exit_code(main, argv):
 # ----------------------------------------------------------------------------- tune --overwrite
 
 
-@pytest.mark.parametrize("name", ["..", ".", "/tmp", "a/b", ""])
+@pytest.mark.parametrize("name", ["..", ".", "ABSOLUTE", "a/b", ""])
 def test_project_name_must_be_one_plain_folder_name(tmp_path, monkeypatch, capsys, name):
+    # Everything the old code would delete lies inside tmp_path: the test must not harm the machine
+    # when run against a broken tfcourse (an absolute name outside it once emptied /tmp).
     monkeypatch.chdir(tmp_path)
-    root = tmp_path / "tuning"
+    (tmp_path / "work").mkdir()
+    root = tmp_path / "work" / "tuning"
     (root / "other-search").mkdir(parents=True)
     (root / "other-search" / "keep.txt").write_text("a sibling search's file")
-    (tmp_path / "keep.txt").write_text("a file beside the tuning root")
-    code = exit_code(tune.main, TINY_TUNE + ["--max-trials", "1", "--directory", "tuning", "--project-name", name,
+    (tmp_path / "work" / "keep.txt").write_text("a file beside the tuning root")
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("a folder named by an absolute --project-name")
+    name = str(victim) if name == "ABSOLUTE" else name
+    code = exit_code(tune.main, TINY_TUNE + ["--max-trials", "1", "--directory", str(root), "--project-name", name,
                                              "--overwrite"])
     assert code == 2
     assert "one plain folder name" in capsys.readouterr().err
     assert (root / "other-search" / "keep.txt").read_text() == "a sibling search's file"
-    assert (tmp_path / "keep.txt").exists()
+    assert (tmp_path / "work" / "keep.txt").exists() and (victim / "keep.txt").exists()
 
 
 def test_overwrite_refuses_a_folder_that_holds_no_tfcourse_search(tmp_path, monkeypatch, capsys):
