@@ -39,6 +39,15 @@ def test_attention_weights_have_one_row_per_query_summing_to_one(name, overrides
     np.testing.assert_allclose(rollout.sum(axis=-1), 1.0, atol=1e-5)
 
 
+def test_rollout_of_a_small_example_by_hand():
+    """Two layers, two tokens: layer 1's two heads average to [[.8,.2],[.4,.6]], mixed with the
+    identity [[.9,.1],[.2,.8]]; layer 2 [[.5,.5],[0,1]] mixed [[.75,.25],[0,1]]; rollout = M2 @ M1."""
+    layer1 = np.array([[[[1.0, 0.0], [0.4, 0.6]], [[0.6, 0.4], [0.4, 0.6]]]])  # (1 example, 2 heads, 2, 2)
+    layer2 = np.array([[[[0.5, 0.5], [0.0, 1.0]]]])
+    np.testing.assert_allclose(explain.attention_rollout([layer1, layer2])[0], [[0.725, 0.275], [0.2, 0.8]])
+    np.testing.assert_allclose(explain.attention_rollout([layer1])[0], [[0.9, 0.1], [0.2, 0.8]])
+
+
 def test_vit_structure_follows_its_hyperparameters():
     model = _model("attention", {"patch_size": 7, "embed_dim": 96, "depth": 3, "num_heads": 2, "mlp_ratio": 4})
     attention_layers = explain.attention_layers(model)
@@ -161,8 +170,11 @@ def test_attention_maps_written_for_a_trained_model(attention_run, tmp_path):
     arrays = np.load(rolled / "attention.npz")
     assert str(arrays["layer"]) == "rollout"
     layers = [arrays[f"weights_block{i}_attention"] for i in range(2)]
-    np.testing.assert_allclose(arrays["patches"], explain.attention_rollout(layers)[:, 0, 1:].reshape(10, 4, 4),
-                               rtol=1e-5)
+    # the rollout from its definition, written here: per layer 0.5 (mean over heads) + 0.5 I, then
+    # the second layer's matrix times the first's; the class token's row over the 4x4 patches
+    mixed = [0.5 * weights.mean(axis=1) + 0.5 * np.eye(17) for weights in layers]
+    expected = np.einsum("nij,njk->nik", mixed[1], mixed[0])[:, 0, 1:].reshape(10, 4, 4)
+    np.testing.assert_allclose(arrays["patches"], expected, rtol=1e-5)
 
 
 def test_attention_errors_name_the_fix(attention_run, mlp_run, tmp_path, capsys):

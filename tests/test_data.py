@@ -227,6 +227,34 @@ def test_standardize_uses_training_statistics(digits):
     assert pipes.normalization.mean[0] == pytest.approx(x[splits.train].mean() / 255)
 
 
+def test_augmentation_is_horizontal_flips_and_shifts_of_at_most_ten_percent():
+    """Each augmented image is its input flipped left-right or not, and moved by at most 10% of the
+    image size in each direction; both flips and a spread of shifts occur. Read off the centre of
+    mass of an off-centre bright square, which a flip mirrors and a shift moves."""
+    size, count = 28, 512
+    images = np.zeros((count, size, size), dtype=np.uint8)
+    images[:, 8:12, 4:8] = 255  # centre (9.5, 5.5): away from the edges, far from the mirror axis
+    dataset = data.from_arrays(images, np.arange(count) % 2, ["a", "b"])
+    splits = data.Splits("coursework", 0, np.arange(count), np.arange(0), np.arange(0))
+    pipelines = data.make_pipelines(dataset, splits, DataConfig(batch_size=count, augment=True), seed=3)
+    batch = next(iter(pipelines.train))[0].numpy()[..., 0]
+    rows, cols = np.mgrid[0:size, 0:size]
+    mass = batch.sum(axis=(1, 2))
+    np.testing.assert_allclose(mass, 16.0, rtol=1e-3)  # nothing lost off the edges, nothing invented
+    row_centre = (batch * rows).sum(axis=(1, 2)) / mass
+    col_centre = (batch * cols).sum(axis=(1, 2)) / mass
+    flipped = col_centre > size / 2
+    col_shift = np.where(flipped, col_centre - (size - 1 - 5.5), col_centre - 5.5)
+    row_shift = row_centre - 9.5
+    limit = 0.1 * size + 1e-3
+    assert np.abs(col_shift).max() <= limit and np.abs(row_shift).max() <= limit
+    assert 0.35 < flipped.mean() < 0.65  # RandomFlip("horizontal"): half the images
+    assert np.abs(row_shift).max() > 0.8 * 0.1 * size and np.abs(col_shift).max() > 0.8 * 0.1 * size
+    assert np.abs(row_shift).mean() > 0.5  # shifts are spread over the range, not a few pixels at most
+    # never flipped upside down: the square stays in its half of the rows
+    assert (row_centre < size / 2).all()
+
+
 def test_augmentation_only_on_training_split(digits):
     splits = data.make_splits(digits, seed=0)
     plain = data.make_pipelines(digits, splits, DataConfig(batch_size=4096), seed=0)

@@ -30,7 +30,20 @@ def test_training_writes_a_complete_report(cnn_run):
     assert f"{metrics['test_accuracy']:.2%}" in page
     worst = min(metrics["per_class_accuracy"], key=metrics["per_class_accuracy"].get)
     assert f"worst: {worst}" in markdown  # the automatic discussion names the worst class
-    assert "heat sits on the object" in markdown  # the Grad-CAM silhouette measurement
+    # the discussion states the Grad-CAM silhouette ratio measured on this model, recomputed here:
+    # Grad-CAM of the true class on the first 200 correctly classified test images
+    from tfcourse import artifacts, explain
+
+    run = artifacts.load(run_dir)
+    test = run.test_data()
+    saved = np.load(os.path.join(run_dir, "predictions.npz"))
+    right = np.flatnonzero(saved["logits"].argmax(axis=1) == test.labels)[:200]
+    maps = explain.gradcam(run.keras_model(), run.model_inputs(test.images[right]), test.labels[right])
+    inside = maps[test.images[right][..., 0] > 0].mean()
+    outside = maps[test.images[right][..., 0] == 0].mean()
+    where = "on the object" if inside / outside > 1 else "mostly on the background"
+    assert f"gradcam heat sits {where}: on {len(right)} correctly classified" in markdown
+    assert f"is {inside / outside:.2f}x the mean heat on the background" in markdown
     assert "figures/gradcam.png" in markdown
 
 
@@ -43,11 +56,13 @@ def test_background_heat_on_a_flatten_head_is_explained():
 
     assert report._has_flatten_head(model("flatten")) and not report._has_flatten_head(model("gap"))
     assert not report._has_flatten_head(build_model("mlp", input_shape=(8, 8, 1), num_classes=10))
-    measured = dict(method="gradcam", examples=200, ratio=0.36, area_inside=0.5, share_inside=0.26, flatten_head=True)
+    measured = dict(method="gradcam", examples=150, ratio=0.47, area_inside=0.4, share_inside=0.31, flatten_head=True)
     lines = report.silhouette_sentences(measured, {"head": "flatten"})
-    assert "mostly on the background" in lines[0] and "0.36x" in lines[0]
+    assert lines[0].startswith("gradcam heat sits mostly on the background: on 150 correctly classified")
+    assert "(pixels > 0, 40% of the image) is 0.47x the mean heat" in lines[0] and "31% of all heat" in lines[0]
     assert "--hp head=gap" in lines[1]
-    assert len(report.silhouette_sentences(dict(measured, ratio=1.2), {"head": "flatten"})) == 1
+    above = report.silhouette_sentences(dict(measured, ratio=1.73), {"head": "flatten"})
+    assert len(above) == 1 and "sits on the object" in above[0] and "1.73x" in above[0]
     assert len(report.silhouette_sentences(dict(measured, flatten_head=False), {})) == 1
 
 

@@ -37,7 +37,7 @@ def test_each_tuner_runs_and_summaries_parse(kind, digits_pipelines, tmp_path):
     assert [row["trial_id"] for row in rows] == sorted(trials, key=lambda t: (len(t), t))
     parsed = json.loads(open(paths["trials.json"]).read())
     for row in parsed:
-        assert row["status"] == "COMPLETED" and 0.0 <= row["score"] <= 1.0
+        assert row["status"] == "COMPLETED" and row["score"] > 0.3  # learnt something: chance is 0.1
         assert row["wall_seconds"] > 0 and row["epochs_trained"] >= 1
         assert {"hp/units", "hp/learning_rate", "hp/optimizer"} <= set(row)
         assert row["score"] == pytest.approx(trials[row["trial_id"]].score)
@@ -93,3 +93,23 @@ def test_zoo_models_are_tunable(model, space, digits_pipelines, tmp_path):
         assert all(row[f"hp/{name}"] in values for row in rows)
     declared = {entry.name for entry in tuner.oracle.hyperparameters.space}
     assert {"learning_rate", "optimizer"} | set(space) <= declared
+
+
+@pytest.mark.parametrize("best_epochs", [[1, 2], [2, 3], [0, 3, 3], [4]])
+def test_best_epoch_of_several_executions_is_kerastuners_own(best_epochs):
+    """KerasTuner rounds the executions' mean best epoch down; tfcourse's best epoch (what --retrain
+    trains for) must be the same epoch, 1-based."""
+    import keras
+    import keras_tuner as kt
+    from keras_tuner.src.engine import tuner_utils
+
+    histories = []
+    for best in best_epochs:
+        history = keras.callbacks.History()
+        history.history = {"val_accuracy": [0.5 + 0.1 * epoch if epoch <= best else 0.4 for epoch in range(6)],
+                           "loss": [1.0] * 6}
+        histories.append(history)
+    objective = kt.Objective("val_accuracy", "max")
+    expected = tuner_utils.get_best_step(histories, objective) + 1
+    assert tuners.best_epoch([h.history for h in histories], "val_accuracy", "max") == expected
+    assert tuners.best_epoch([h.history for h in histories], "val_accuracy", "max", initial_epoch=4) == expected + 4

@@ -17,6 +17,7 @@ import io
 import json
 import os
 import socket
+import statistics
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
@@ -102,6 +103,24 @@ def _best_index(values: Sequence[float], direction: str) -> int:
     return pick(range(len(values)), key=values.__getitem__)
 
 
+def best_epoch(records: Sequence[Dict[str, Sequence[float]]], objective: str, direction: str,
+               initial_epoch: int = 0) -> Optional[int]:
+    """The 1-based epoch a trial's models were best at, counted from the search's first epoch.
+
+    With several executions per trial it is KerasTuner's own choice (``get_best_step``: the
+    mean of the executions' 0-based best epochs, rounded down), so ``--retrain`` trains for the
+    epoch count KerasTuner reports for the trial.
+
+    Args:
+        records: One ``History.history`` dict per execution.
+        initial_epoch: Where the trial's fits started (Hyperband's ``tuner/initial_epoch``).
+    """
+    zero_based = [_best_index(record[objective], direction) for record in records if record.get(objective)]
+    if not zero_based:
+        return None
+    return initial_epoch + int(statistics.mean(zero_based)) + 1
+
+
 def _tuner_class(kind: str):
     """The KerasTuner class for ``kind``, extended to seed, time and describe each trial."""
     import keras_tuner as kt
@@ -135,12 +154,10 @@ def _tuner_class(kind: str):
             objective = self.oracle.objective
             initial = int(trial.hyperparameters.values.get("tuner/initial_epoch", 0))
             records = [history.history for history in histories if hasattr(history, "history")]
-            best = [initial + _best_index(record[objective.name], objective.direction) + 1
-                    for record in records if record.get(objective.name)]
             stats = {
                 "wall_seconds": round(time.perf_counter() - start, 3),
                 "epochs_trained": sum(len(record.get("loss", [])) for record in records),
-                "best_epoch": int(round(sum(best) / len(best))) if best else None,
+                "best_epoch": best_epoch(records, objective.name, objective.direction, initial),
                 "end_time": round(time.time(), 3),
                 "tuner_id": self.tuner_id,
                 "host": socket.gethostname(),
