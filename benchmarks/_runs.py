@@ -1,8 +1,16 @@
-"""How benchmarks train: the real ``python -m tfcourse.train``, one process per run, logged beside the run."""
+"""How benchmarks train: the real ``python -m tfcourse.train``, one process per run, logged beside the run.
 
+A run folder is reused only when it was trained with exactly the configuration asked for now
+(every ``tfcourse.train`` setting, and the same TensorFlow, Keras and tfcourse versions); any
+difference stops the benchmark with the differences listed, so a table never publishes a run
+of other settings (a digits run under "fashion_mnist, official").
+"""
+
+import json
 import os
 import subprocess
 import sys
+from typing import List
 
 
 def train_run(argv, run_dir: str) -> None:
@@ -17,11 +25,59 @@ def train_run(argv, run_dir: str) -> None:
         raise SystemExit(f"training into {run_dir} failed (exit {result.returncode}); see {log_path}")
 
 
+def requested_config(argv) -> dict:
+    """The ``config.json`` "config" entry a ``tfcourse.train ARGV`` run would record (as JSON reads it back)."""
+    from tfcourse import config as config_lib
+    from tfcourse import train
+
+    args = train.build_parser().parse_args(list(argv) + ["--output-dir", "unused"])
+    return json.loads(json.dumps(config_lib.to_dict(train.config_from_args(args))))
+
+
+def current_versions() -> dict:
+    import keras
+    import tensorflow as tf
+
+    import tfcourse
+
+    return {"tensorflow": tf.__version__, "keras": keras.__version__, "tfcourse": tfcourse.__version__}
+
+
+def reuse_differences(run_dir: str, argv) -> List[str]:
+    """What differs between the run in ``run_dir`` and a run of ``argv`` now (empty: it may be reused)."""
+    with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as handle:
+        record = json.load(handle)
+    recorded, wanted = record.get("config", {}), requested_config(argv)
+    differences = []
+    for key in sorted(set(recorded) | set(wanted)):
+        if key == "output_dir":
+            continue
+        old, new = recorded.get(key), wanted.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            differences += [f"{key}.{sub}: {old.get(sub)!r} there, {new.get(sub)!r} asked"
+                            for sub in sorted(set(old) | set(new)) if old.get(sub) != new.get(sub)]
+        elif old != new:
+            differences.append(f"{key}: {old!r} there, {new!r} asked")
+    versions = record.get("versions", {})
+    differences += [f"{name} {versions.get(name)} there, {version} now"
+                    for name, version in current_versions().items() if versions.get(name) != version]
+    return differences
+
+
 def train_or_reuse(argv, run_dir: str, label: str) -> bool:
-    """``train_run`` unless ``run_dir`` already holds a finished run (its ``metrics.json``), which is reused
-    (delete the folder to retrain). Returns whether it was reused."""
+    """``train_run`` unless ``run_dir`` already holds a finished run of exactly this configuration,
+    which is reused. Returns whether it was reused.
+
+    Raises:
+        SystemExit: If ``run_dir`` holds a run of other settings or library versions (listed);
+            delete or move that folder to retrain.
+    """
     if os.path.isfile(os.path.join(run_dir, "metrics.json")):
-        print(f"{label}: reusing {run_dir}", flush=True)
+        differences = reuse_differences(run_dir, argv)
+        if differences:
+            raise SystemExit(f"{label}: {run_dir} holds a run of other settings ({'; '.join(differences)}); "
+                             "delete or move it to retrain, or point --results elsewhere.")
+        print(f"{label}: reusing {run_dir} (same configuration and versions)", flush=True)
         return True
     train_run(argv, run_dir)
     return False

@@ -1,11 +1,65 @@
-"""What every benchmark does with its finished table: print it and write it to a file."""
+"""What every benchmark does with its finished table: a header saying where, when and how it was
+measured, then the table, printed and written to ``benchmarks/results/``."""
 
+import datetime
 import os
+import platform
+import shlex
+import sys
 
 
-def publish(text: str, out: str) -> None:
-    """Prints ``text`` and writes it to ``out`` (creating its folder)."""
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), or what ``platform`` knows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_flags() -> str:
+    """The CPU features that decide TensorFlow's speed here (AVX-512, AMX for bfloat16)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            flags = next((line.split(":", 1)[1].split() for line in handle if line.startswith("flags")), [])
+    except OSError:
+        return "unknown"
+    wanted = ["avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16"]
+    return ", ".join(f"{flag} {'yes' if flag in flags else 'no'}" for flag in wanted)
+
+
+def machine_line() -> str:
+    """One line: CPU model, cores, the flags that matter, TensorFlow, Keras and Python versions."""
+    versions = []
+    for module in ("tensorflow", "keras", "keras_tuner"):
+        try:
+            versions.append(f"{module} {__import__(module).__version__}")
+        except ImportError:
+            pass
+    return (f"{cpu_model()}, {os.cpu_count()} cores ({cpu_flags()}); {', '.join(versions)}; "
+            f"Python {platform.python_version()}")
+
+
+def header(command=None) -> str:
+    """The lines every results file opens with: machine, date (UTC) and the command that wrote it."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    command = command if command is not None else (
+        [os.path.relpath(os.path.abspath(sys.argv[0]), root)] + sys.argv[1:])
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return (f"Machine: {machine_line()}.  \n"
+            f"Date: {now}.  \n"
+            f"Command: `python {shlex.join(command)}`\n")
+
+
+def publish(text: str, out: str, command=None) -> None:
+    """Prints ``text`` under the header and writes both to ``out`` (creating its folder)."""
+    text = header(command) + "\n" + text
     print(text)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    with open(out, "w", encoding="utf-8") as handle:
+    staging = f"{out}.tmp-{os.getpid()}"
+    with open(staging, "w", encoding="utf-8") as handle:
         handle.write(text)
+    os.replace(staging, out)

@@ -2,14 +2,15 @@
 
 For each model, ``python -m tfcourse.train --model NAME --split official --epochs N`` runs in
 its own process into ``<results>/<model>/`` (a run folder that already holds ``metrics.json``
-is reused, so an interrupted benchmark resumes; delete it to retrain). The machine's FP32
+is reused when it was trained with exactly these settings and library versions, so an interrupted
+benchmark resumes; a folder of other settings stops it). The machine's FP32
 matmul rate is measured in this run (TensorFlow and NumPy, 2048x2048, best of 10) before and
 after the training, and each model's achieved training GFLOP/s (train images/s x ~6 x MACs)
 is shown as a share of it.
 
 Prints a Markdown table and writes it to ``--out``:
 
-    python benchmarks/compare_models.py                 # Fashion-MNIST, all models (~1.5 h on 2 cores)
+    python benchmarks/compare_models.py                 # Fashion-MNIST, all models (~2.2 h on 2 cores)
     python benchmarks/compare_models.py --models mlp cnn --dataset digits --split coursework \
         --results /tmp/cmp --out /tmp/cmp/table.md      # a minute, to try it
 """
@@ -26,8 +27,8 @@ from _runs import train_or_reuse  # benchmarks/ is on sys.path when a script in 
 from _tables import publish
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-# Epoch caps on this 2-core CPU (early stopping on val_loss may end sooner). ResNet50 (23.6M
-# parameters, inputs resized to 32x32) gets a short budget: ~4 min an epoch here.
+# Epoch caps (early stopping on val_loss may end sooner). ResNet50 (23.6M parameters, inputs
+# resized to 32x32) gets a short budget: its epochs are the slowest by far on a CPU.
 DEFAULT_EPOCHS = {"mlp": 30, "cnn": 20, "vgg": 20, "resnet_small": 20, "resnet50": 3, "attention": 30,
                   "cnn_attention": 20}
 # Training flags a model gets unless --model-flags says otherwise (the published table's runs).
@@ -69,13 +70,6 @@ def row(model: str, run_dir: str, matmul: float):
         metrics = json.load(handle)
     with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as handle:
         config = json.load(handle)
-    if "macs_per_image" not in metrics:  # a run folder written before runs recorded their cost
-        import keras
-
-        from tfcourse import cost, models  # noqa: F401
-
-        report = cost.cost_report(keras.models.load_model(os.path.join(run_dir, "model.keras"), compile=False))
-        metrics["macs_per_image"], metrics["training_flops_per_image"] = report["macs"], report["training_flops"]
     epochs = metrics["epoch_train_seconds"]
     images_per_epoch = metrics["train_images_per_second"] * sum(epochs) / len(epochs)
     # the median epoch: robust to the first epoch's graph tracing and to other work on the machine
@@ -88,6 +82,9 @@ def row(model: str, run_dir: str, matmul: float):
         flags.append(f"--patience {config['config']['patience']}")
     flags += [f"--hp {key}={value}" for key, value in sorted(config["config"]["hp"].items())]
     return {
+        "name": model,
+        "config": config,
+        "metrics": metrics,
         "model": model + (f" ({' '.join(flags)})" if flags else ""),
         "params": metrics["parameters"],
         "macs": metrics["macs_per_image"],
@@ -101,16 +98,48 @@ def row(model: str, run_dir: str, matmul: float):
     }
 
 
+def _one(values, what: str) -> str:
+    """The one value every run recorded, or each run's value when they differ."""
+    distinct = sorted({str(value) for value in values.values()})
+    if len(distinct) == 1:
+        return distinct[0]
+    return f"{what} per run: " + ", ".join(f"{model} {value}" for model, value in values.items())
+
+
+def settings_paragraph(rows) -> str:
+    """What every row's run recorded in its config.json, in words (nothing here is typed in by hand)."""
+    from tfcourse.fit import PLATEAU_FACTOR
+
+    configs = {r["name"]: r["config"] for r in rows}
+
+    def each(get):
+        return {name: get(config) for name, config in configs.items()}
+
+    data = each(lambda c: f"dataset {c['config']['data']['dataset']}, split {c['config']['data']['split']}, "
+                          f"seed {c['config']['seed']}")
+    optimizer = each(lambda c: f"{c['hyperparameters'].get('optimizer')} at learning rate "
+                               f"{c['hyperparameters'].get('learning_rate'):g}")
+    batch = each(lambda c: c["config"]["data"]["batch_size"])
+    training = each(lambda c: (
+        f"learning rate cut to {PLATEAU_FACTOR:.0%} after {max(1, c['config']['patience'] // 2)} epochs without "
+        f"val_loss improvement" if c["config"].get("lr_schedule", "plateau") == "plateau" else
+        f"{c['config']['lr_schedule']} learning-rate schedule") +
+        f", early stopping after {c['config']['patience']} epochs without improvement, best weights restored")
+    overridden = [name for name, config in configs.items() if config["config"]["hp"]]
+    return (f"Recorded in every run's config.json: {_one(data, 'data')}; "
+            f"{'default hyperparameters' if not overridden else 'default hyperparameters except ' + ', '.join(overridden)}"
+            f" of each model, {_one(optimizer, 'optimizer')}, batch {_one(batch, 'batch')}; {_one(training, 'training')}; "
+            "flags in brackets where a row differs from the defaults.")
+
+
 def table(rows, matmul, args, reused=()) -> str:
     lines = [
-        f"Dataset {args.dataset}, split {args.split}, seed {args.seed}; default hyperparameters of each model; "
-        "Adam 1e-3, batch 128; learning rate cut to 30% after 2 epochs without val_loss improvement, early "
-        "stopping after 4 with the best weights restored; flags in brackets where a row differs.",
+        settings_paragraph(rows),
         "",
         f"FP32 matmul rate measured in this run (2048x2048, best of 10): TensorFlow "
         f"{matmul['tensorflow']:.0f} GFLOP/s, NumPy {matmul['numpy']:.0f} GFLOP/s"
         + (f"; {len(reused)} of {len(rows)} rows are earlier runs reused ({', '.join(reused)}), so their share of it "
-           "compares across runs." if reused else "."),
+           "compares across runs." if reused else "; every row was trained in this run, one after another."),
         "",
         "| model | parameters | MACs / image | train images/s | achieved GFLOP/s | % of TF matmul | epochs (run/cap) "
         "| best epoch | train wall (min) | test accuracy |",
@@ -128,10 +157,13 @@ def table(rows, matmul, args, reused=()) -> str:
         "first epoch's graph tracing nor a slow epoch skews it). Achieved GFLOP/s = images/s x training FLOPs per image (~3 x forward, 2 FLOPs per MAC; see "
         "`python -m tfcourse.inspect`). Train wall includes validation passes.",
     ]
-    if "resnet50" in [r["model"] for r in rows]:
-        lines.append(f"ResNet50: weights=None (no ImageNet download here), images resized to 32x32 inside the "
-                     f"model, capped at {args.epochs.get('resnet50', DEFAULT_EPOCHS['resnet50'])} epochs on the "
-                     "full training split because an epoch costs ~4 minutes on this CPU.")
+    for r in rows:
+        if r["name"] == "resnet50":
+            hp, metrics = r["config"]["hyperparameters"], r["metrics"]
+            lines.append(f"ResNet50: weights={hp.get('weights')}, images resized to {hp.get('image_size')}x"
+                         f"{hp.get('image_size')} inside the model, {metrics['epochs_trained']} of at most "
+                         f"{r['config']['config']['epochs']} epochs at "
+                         f"{metrics['train_seconds'] / metrics['epochs_trained'] / 60:.1f} min an epoch here.")
     return "\n".join(lines) + "\n"
 
 

@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 
 OPTIMIZERS = ["adam", "sgd", "rmsprop"]
+PLATEAU_FACTOR = 0.3  # the learning rate is cut to this share on a val_loss plateau
 
 
 def make_optimizer(hp, learning_rate_scale: float = 1.0):
@@ -334,7 +335,7 @@ def standard_callbacks(run_dir: Optional[str], patience: int, monitor: str = "va
 
     cosine_epochs = fixed_epochs or schedule_epochs
     callbacks = [keras.callbacks.TerminateOnNaN(), cosine_schedule(cosine_epochs, first_epoch) if cosine_epochs else
-                 keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.3, patience=max(1, patience // 2),
+                 keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=PLATEAU_FACTOR, patience=max(1, patience // 2),
                                                    min_lr=1e-5)]
     if fixed_epochs is None:
         callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=True))

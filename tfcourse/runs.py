@@ -206,6 +206,7 @@ def train_and_evaluate(config: TrainConfig, download: bool = True, verbose: Any 
     import keras
     import tensorflow as tf
 
+    import tfcourse
     from tfcourse import cost, data, evaluate, fit
 
     validate_config(config)
@@ -305,7 +306,7 @@ def train_and_evaluate(config: TrainConfig, download: bool = True, verbose: Any 
                 "fitted_on": config.train_on,
                 "normalization": dataclasses.asdict(pipelines.normalization),
             },
-            "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
+            "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "tfcourse": tfcourse.__version__},
             **(record_extra or {}),
         }
         write_json(os.path.join(staging, "config.json"), record)

@@ -1,0 +1,352 @@
+"""A battery of bad inputs through every CLI: each must be refused (or survived) cleanly.
+
+For every case the CLI's ``main`` runs in a fresh scratch folder (its working directory) with the
+case's files planted there, and the script records the exit status, the first line of what it
+printed to stderr, whether a traceback escaped, and what was left behind in the scratch folder
+beyond the planted files. A case passes when the exit status is the expected one (2 for a
+refusal), no traceback escaped, the message matches what the case expects, and nothing was left
+behind. ``--subprocess`` runs each case as ``python -m tfcourse.<cli>`` instead (slower: each
+process imports TensorFlow), which also covers the module entry points.
+
+Usage: python benchmarks/bad_inputs.py [--subprocess] [--only SUBSTRING] [--out FILE]
+Writes benchmarks/results/bad_inputs.md; exits 1 if any case fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import gzip
+import io
+import json
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import traceback
+from typing import Callable, List, Optional
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _tables import publish  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@dataclasses.dataclass
+class Case:
+    name: str
+    cli: str  # train, tune, explain, report, export, inspect
+    argv: List[str]  # "{scratch}" is replaced by the case's scratch folder
+    expect: str  # a regular expression the stderr must match
+    plant: Callable[[str], None] = lambda scratch: None
+    code: int = 2
+    keep: bool = False  # True: the case writes on purpose (e.g. --summary); only new files are checked
+
+
+# ----------------------------------------------------------------------------- planted files
+
+
+def _write_idx(path, array):
+    array = np.asarray(array, dtype=np.uint8)
+    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    with gzip.open(path, "wb") as handle:
+        handle.write(header + array.tobytes())
+
+
+def _idx(stray):
+    def plant(scratch):
+        folder = os.path.join(scratch, "idx")
+        os.makedirs(folder)
+        rng = np.random.default_rng(0)
+        for prefix, count in (("train", 300), ("t10k", 50)):
+            labels = np.arange(count) % 10
+            if prefix == "train":
+                labels[:len(stray)] = stray
+            _write_idx(os.path.join(folder, f"{prefix}-images-idx3-ubyte.gz"),
+                       rng.integers(0, 255, (count, 8, 8)))
+            _write_idx(os.path.join(folder, f"{prefix}-labels-idx1-ubyte.gz"), labels)
+    return plant
+
+
+def _images(classes=("a", "b"), extra=None):
+    def plant(scratch):
+        from PIL import Image
+
+        for name in classes:
+            folder = os.path.join(scratch, "images", name)
+            os.makedirs(folder)
+            for i in range(6):
+                Image.fromarray(np.full((8, 8), 30 * i, dtype=np.uint8)).save(os.path.join(folder, f"{i}.png"))
+        if extra:
+            extra(os.path.join(scratch, "images", classes[0]))
+    return plant
+
+
+def _bomb(folder):
+    from PIL import Image
+
+    Image.new("1", (14000, 14000)).save(os.path.join(folder, "bomb.png"))
+
+
+def _corrupt_png(folder):
+    with open(os.path.join(folder, "broken.png"), "wb") as handle:
+        handle.write(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
+
+
+def _file(name, text="a file\n"):
+    def plant(scratch):
+        with open(os.path.join(scratch, name), "w", encoding="utf-8") as handle:
+            handle.write(text)
+    return plant
+
+
+def _run(change=None):
+    """A copy of the shared trained run folder as ``run``, optionally damaged."""
+    def plant(scratch):
+        shutil.copytree(SHARED["run"], os.path.join(scratch, "run"))
+        if change:
+            change(os.path.join(scratch, "run"))
+    return plant
+
+
+def _both(*plants):
+    def plant(scratch):
+        for one in plants:
+            one(scratch)
+    return plant
+
+
+def _foreign_project(scratch):
+    os.makedirs(os.path.join(scratch, "tuning", "photos"))
+    _file(os.path.join("tuning", "photos", "holiday.jpg"))(scratch)
+
+
+def _search_with_corrupt_trial(scratch):
+    shutil.copytree(SHARED["search"], os.path.join(scratch, "tuning", "s"))
+    import glob
+
+    path = sorted(glob.glob(os.path.join(scratch, "tuning", "s", "trial_*", "trial.json")))[0]
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text[:30])
+
+
+def _overwrite(name, content):
+    def change(run_dir):
+        with open(os.path.join(run_dir, name), "w", encoding="utf-8") as handle:
+            handle.write(content)
+    return change
+
+
+TRAIN = ["--dataset", "digits", "--model", "mlp", "--epochs", "1", "--verbose", "0", "--no-report"]
+TUNE = ["--dataset", "digits", "--model", "mlp", "--tuner", "random", "--epochs", "1", "--verbose", "0",
+        "--max-trials", "1"]
+
+CASES = [
+    # train: flags
+    Case("unknown model", "train", ["--model", "nope"], r"invalid choice: 'nope'"),
+    Case("unknown dataset", "train", ["--dataset", "nosuch"], r"Unknown dataset 'nosuch'"),
+    Case("missing dataset folder", "train", ["--dataset", "./no/such"], r"does not exist"),
+    Case("a CSV file as dataset", "train", ["--dataset", "table.csv"], r"is a file", _file("table.csv", "a,b\n1,2\n")),
+    Case("tfds typo", "train", ["--dataset", "tfds:mnistt", "--no-download"], r"did you mean tfds:mnist"),
+    Case("zero epochs", "train", TRAIN + ["--epochs", "0"], r"--epochs: must be a positive integer"),
+    Case("epochs not a number", "train", TRAIN + ["--epochs", "x"], r"--epochs: must be a positive integer"),
+    Case("zero batch size", "train", TRAIN + ["--batch-size", "0"], r"--batch-size: must be a positive integer"),
+    Case("validation fraction above 1", "train", TRAIN + ["--val-fraction", "1.5"], r"must be a fraction"),
+    Case("validation fraction NaN", "train", TRAIN + ["--val-fraction", "nan"], r"must be a finite number"),
+    Case("official split without a test set", "train", TRAIN + ["--split", "official"], r"no official test set"),
+    Case("empty class range", "train", TRAIN + ["--classes", "5-2"], r"the range 5-2 is empty"),
+    Case("one class", "train", TRAIN + ["--classes", "0"], r"at least two different labels"),
+    Case("class not in the data", "train", TRAIN + ["--classes", "0,99"], r"\[99\] are not labels"),
+    Case("classes not numbers", "train", TRAIN + ["--classes", "a-b"], r"expected labels like 0-4"),
+    Case("train limit below the classes", "train", TRAIN + ["--train-limit", "5"], r"below the number of classes"),
+    Case("train limit above the data", "train", TRAIN + ["--train-limit", "100000"], r"more than the 1437"),
+    Case("image size on digits", "train", TRAIN + ["--image-size", "16", "16"], r"image folder only"),
+    Case("unknown hyperparameter", "train", TRAIN + ["--hp", "nosuch=1"], r"has no hyperparameter 'nosuch'"),
+    Case("hyperparameter off its step", "train", TRAIN + ["--model", "cnn", "--hp", "filters=33"], r"step grid"),
+    Case("hyperparameter out of range", "train", TRAIN + ["--model", "cnn", "--hp", "dropout=2"], r"must be in \["),
+    Case("too deep for 8x8", "train", TRAIN + ["--model", "cnn", "--hp", "conv_blocks=5"], r"use at most 3 blocks"),
+    Case("negative patience", "train", TRAIN + ["--patience", "-1"], r"patience must be 0 or more"),
+    Case("infinite fine-tune scale", "train", TRAIN + ["--fine-tune-lr-scale", "inf"], r"finite number"),
+    Case("zero fine-tune scale", "train", TRAIN + ["--fine-tune-lr-scale", "0"], r"positive number"),
+    Case("fine-tune without freezing", "train", ["--dataset", "digits", "--base", "run", "--fine-tune-at", "1"],
+         r"--fine-tune-at unfreezes part of a frozen base; add --freeze-base", _run()),
+    Case("unknown base", "train", ["--dataset", "digits", "--base", "nosuch"], r"neither a keras.applications model"),
+    Case("--model with --base", "train", TRAIN + ["--base", "nosuch"], r"--base replaces --model"),
+    Case("run folder exists", "train", TRAIN + ["--output-dir", "run"], r"exists already", _run()),
+    Case("output folder under a file", "train", TRAIN + ["--output-dir", "f/run"], r"is a file", _file("f")),
+    Case("export root is a file", "train", TRAIN + ["--export", "--export-dir", "f"], r"--export-dir f: .* is a file",
+         _file("f")),
+    Case("unknown schedule", "train", TRAIN + ["--lr-schedule", "nope"], r"invalid choice"),
+    # train: data
+    Case("255 as a stray IDX label", "train", TRAIN + ["--dataset", "idx"], r"labels above that gap: 255",
+         _idx([255] * 5)),
+    Case("one stray IDX label", "train", TRAIN + ["--dataset", "idx"], r"labels 10 \(1 example\)", _idx([10])),
+    Case("image folder with one class", "train", TRAIN + ["--dataset", "images"], r"found 1 class",
+         _images(("a",))),
+    Case("empty class folder", "train", TRAIN + ["--dataset", "images"], r"have no examples",
+         _both(_images(), lambda s: os.makedirs(os.path.join(s, "images", "c")))),
+    Case("decompression bomb", "train", TRAIN + ["--dataset", "images"], r"decompression bomb",
+         _images(extra=_bomb)),
+    Case("corrupt PNG", "train", TRAIN + ["--dataset", "images"], r"Cannot read image .*broken.png",
+         _images(extra=_corrupt_png)),
+    Case("images too small for a CNN", "train", TRAIN + ["--dataset", "images", "--model", "cnn",
+                                                          "--image-size", "1", "1"], r"at least 2x2", _images()),
+    # tune
+    Case("project name ..", "tune", TUNE + ["--project-name", "..", "--overwrite"], r"one plain folder name"),
+    Case("absolute project name", "tune", TUNE + ["--project-name", "{scratch}/victim", "--overwrite"],
+         r"one plain folder name", _file("victim")),
+    Case("overwrite a foreign folder", "tune", TUNE + ["--project-name", "photos", "--overwrite"],
+         r"no tfcourse search.json", _foreign_project),
+    Case("space off the step", "tune", ["--model", "cnn", "--space", "filters=33", "--show-space"], r"step grid"),
+    Case("unknown space entry", "tune", ["--model", "cnn", "--space", "nosuch=1", "--show-space"],
+         r"has no hyperparameter 'nosuch'"),
+    Case("space range not numbers", "tune", ["--model", "cnn", "--space", "learning_rate=1..x"],
+         r"must be two numbers"),
+    Case("space file not JSON", "tune", ["--model", "cnn", "--space", "s.json", "--show-space"],
+         r"not valid JSON", _file("s.json", "{nope")),
+    Case("summary of a missing folder", "tune", ["--summary", "no/such"], r"holds no KerasTuner trials"),
+    Case("resume over a corrupt trial.json", "tune", TUNE + ["--project-name", "s", "--seed", "3"],
+         r"trial_0+/trial.json: .*not valid JSON.*rm -r", _search_with_corrupt_trial),
+    Case("worker without an oracle", "tune", TUNE + ["--role", "worker"], r"needs --oracle"),
+    Case("negative time budget", "tune", TUNE + ["--max-minutes", "-1"], r"positive number"),
+    # explain, report, export, inspect
+    Case("explain a missing run", "explain", ["no/such"], r"is not a folder"),
+    Case("Grad-CAM on an MLP", "explain", ["run", "--method", "gradcam"], r"no convolution|saliency", _run()),
+    Case("units not numbers", "explain", ["run", "--method", "activation_max", "--units", "0,x"],
+         r"'x' is not a filter or class index", _run()),
+    Case("explain output under a file", "explain", ["run", "--method", "saliency", "--output-dir", "f/out"],
+         r"is a file", _both(_run(), _file("f"))),
+    Case("config.json is {}", "explain", ["run", "--method", "saliency"], r"config.json: the run configuration lacks",
+         _run(_overwrite("config.json", "{}"))),
+    Case("config.json not JSON", "explain", ["run", "--method", "saliency"], r"config.json: .*not valid JSON",
+         _run(_overwrite("config.json", "{nope"))),
+    Case("zero-byte model.keras", "explain", ["run", "--method", "saliency"], r"model.keras is empty",
+         _run(_overwrite("model.keras", ""))),
+    Case("unknown layer", "explain", ["run", "--method", "saliency", "--method", "activation_max", "--layer", "nope"],
+         r"nope", _run()),
+    Case("report a missing run", "report", ["no/such"], r"is not a folder"),
+    Case("report output under a file", "report", ["run", "--output-dir", "f/out", "--no-explanations"],
+         r"is a file", _both(_run(), _file("f"))),
+    Case("export a missing run", "export", ["no/such"], r"is not a folder"),
+    Case("export root is a file", "export", ["run", "--export-dir", "f"], r"is a file", _both(_run(), _file("f"))),
+    Case("export a zero-byte model", "export", ["run"], r"model.keras is empty", _run(_overwrite("model.keras", ""))),
+    Case("inspect an unknown model", "inspect", ["--model", "nope"], r"Unknown model 'nope'"),
+]
+
+SHARED = {}
+
+
+def prepare_shared(root: str) -> None:
+    """One trained digits run and one finished search, which the cases copy (never change)."""
+    from tfcourse import train, tune
+
+    SHARED["run"] = os.path.join(root, "run")
+    with contextlib.redirect_stdout(io.StringIO()):
+        if train.main(TRAIN + ["--output-dir", SHARED["run"]]) != 0:
+            raise SystemExit("could not train the shared run")
+        SHARED["search"] = os.path.join(root, "tuning", "s")
+        if tune.main(TUNE + ["--directory", os.path.join(root, "tuning"), "--project-name", "s", "--seed", "3"]) != 0:
+            raise SystemExit("could not run the shared search")
+
+
+def _main_of(cli: str) -> Callable:
+    import importlib
+
+    module = importlib.import_module("tfcourse.export.cli" if cli == "export" else f"tfcourse.{cli}")
+    return module.main
+
+
+def _listing(folder: str) -> set:
+    found = set()
+    for root, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            found.add(os.path.relpath(os.path.join(root, name), folder))
+    return found
+
+
+def run_case(case: Case, as_subprocess: bool = False) -> dict:
+    scratch = tempfile.mkdtemp(prefix="bad-input-")
+    try:
+        case.plant(scratch)
+        before = _listing(scratch)
+        argv = [arg.replace("{scratch}", scratch) for arg in case.argv]
+        if as_subprocess:
+            done = subprocess.run([sys.executable, "-m", f"tfcourse.{case.cli}", *argv], cwd=scratch,
+                                  capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=ROOT))
+            code, err = done.returncode, done.stderr
+        else:
+            err_buffer, out_buffer = io.StringIO(), io.StringIO()
+            cwd = os.getcwd()
+            os.chdir(scratch)
+            try:
+                with contextlib.redirect_stderr(err_buffer), contextlib.redirect_stdout(out_buffer):
+                    try:
+                        code = _main_of(case.cli)(argv)
+                    except SystemExit as stop:
+                        code = stop.code if isinstance(stop.code, int) else 1
+                    except Exception:  # noqa: BLE001  (a traceback escaping main is exactly what is measured)
+                        traceback.print_exc()
+                        code = 1
+            finally:
+                os.chdir(cwd)
+            err = err_buffer.getvalue()
+        left = sorted(path for path in _listing(scratch) - before if not path.startswith("__pycache__"))
+        lines = [line for line in err.splitlines() if line.strip() and not line.startswith(("WARNING", "I0000", "W0000"))]
+        first = next((line for line in lines if "error" in line.lower()), lines[-1] if lines else "")
+        traceback_seen = "Traceback (most recent call last)" in err
+        matched = re.search(case.expect, err, re.DOTALL) is not None
+        ok = code == case.code and not traceback_seen and matched and (case.keep or not left)
+        return {"case": case, "code": code, "first": first.strip(), "traceback": traceback_seen, "left": left,
+                "matched": matched, "ok": ok}
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _cell(text: str, limit: int = 150) -> str:
+    text = text.replace("|", "\\|").replace("`", "'")
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--subprocess", action="store_true", help="run each case as python -m tfcourse.<cli>")
+    parser.add_argument("--only", default=None, help="run only the cases whose name contains this")
+    parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "bad_inputs.md"))
+    args = parser.parse_args(argv)
+    cases = [case for case in CASES if args.only is None or args.only in case.name]
+    with tempfile.TemporaryDirectory(prefix="bad-inputs-shared-") as shared:
+        prepare_shared(shared)
+        results = []
+        for number, case in enumerate(cases, 1):
+            result = run_case(case, args.subprocess)
+            results.append(result)
+            print(f"[{number}/{len(cases)}] {'ok  ' if result['ok'] else 'FAIL'} {case.cli} {case.name}: "
+                  f"exit {result['code']}, {result['first'][:120]}", file=sys.stderr, flush=True)
+    passed = sum(result["ok"] for result in results)
+    lines = [f"{len(results)} bad inputs through the CLIs ({'one process each' if args.subprocess else 'in-process'}"
+             f"): {passed} passed, {len(results) - passed} failed. A case passes when it exits with the expected "
+             "status (2: refused), no traceback escapes, the message says what it should, and nothing is left "
+             "behind in its scratch folder.", "",
+             "| # | CLI | bad input | arguments | exit | traceback | left behind | first line of the message | pass |",
+             "|---:|---|---|---|---:|---|---|---|---|"]
+    for number, result in enumerate(results, 1):
+        case = result["case"]
+        lines.append(f"| {number} | {case.cli} | {case.name} | `{_cell(' '.join(case.argv), 80)}` | {result['code']} | "
+                     f"{'yes' if result['traceback'] else 'no'} | {_cell(', '.join(result['left'])) or 'nothing'} | "
+                     f"{_cell(result['first'])} | {'yes' if result['ok'] else '**no**'} |")
+    publish("\n".join(lines) + "\n", args.out)
+    return 0 if passed == len(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""The benchmarks' shared machinery: run reuse only for the very configuration asked for, and the
+header every results file opens with."""
+
+import json
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+
+import _runs  # noqa: E402
+import _tables  # noqa: E402
+
+ARGV = ["--model", "mlp", "--dataset", "digits", "--epochs", "1", "--seed", "3", "--no-report"]
+
+
+@pytest.mark.slow
+def test_a_run_is_reused_only_for_the_same_configuration_and_versions(tmp_path, capsys):
+    run_dir = str(tmp_path / "mlp")
+    assert _runs.train_or_reuse(ARGV, run_dir, "mlp") is False  # trained
+    assert _runs.train_or_reuse(ARGV, run_dir, "mlp") is True  # same settings: reused
+    for changed, expected in ((["--epochs", "2"], "epochs: 1 there, 2 asked"),
+                              (["--dataset", "fashion_mnist", "--split", "official"],
+                               "data.dataset: 'digits' there, 'fashion_mnist' asked"),
+                              (["--augment"], "data.augment: False there, True asked")):
+        with pytest.raises(SystemExit, match=expected):
+            _runs.train_or_reuse(ARGV + changed, run_dir, "mlp")
+    config_path = os.path.join(run_dir, "config.json")
+    record = json.load(open(config_path))
+    record["versions"]["tensorflow"] = "2.0.0"
+    json.dump(record, open(config_path, "w"))
+    with pytest.raises(SystemExit, match="tensorflow 2.0.0 there"):
+        _runs.train_or_reuse(ARGV, run_dir, "mlp")
+
+
+def test_results_header_names_machine_date_and_command(tmp_path):
+    out = tmp_path / "table.md"
+    _tables.publish("| a |\n|---|\n| 1 |\n", str(out), command=["benchmarks/x.py", "--flag"])
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("Machine: ") and f"{os.cpu_count()} cores" in lines[0] and "tensorflow " in lines[0]
+    assert lines[1].startswith("Date: 20") and lines[1].rstrip().endswith("UTC.")
+    assert lines[2] == "Command: `python benchmarks/x.py --flag`"
+    assert lines[-1] == "| 1 |"
