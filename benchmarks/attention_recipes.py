@@ -55,19 +55,26 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     os.makedirs(args.results, exist_ok=True)
-    lines = [
-        f"`attention` (ViT: patch 4, dim 64, 4 blocks x 4 heads, mlp_ratio 2, class token) on {args.dataset}, split "
-        f"{args.split}, seed {args.seed}; Adam 1e-3, batch 128; early stopping on val_loss restores the best epoch.",
-        "",
-        "| recipe | flags | epochs (restored) | train wall (min) | train images/s | train acc (restored) "
-        "| val acc (restored) | best val acc | test accuracy |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
+    rows = []
     for label in args.recipes:
         run_dir = os.path.join(args.results, label)
         train_or_reuse(["--model", "attention", "--dataset", args.dataset, "--split", args.split, "--seed",
                         str(args.seed), *RECIPES[label].split()], run_dir, label)
-        lines.append(row(label, RECIPES[label], run_dir))
+        rows.append(row(label, RECIPES[label], run_dir))
+    with open(os.path.join(args.results, args.recipes[0], "config.json"), encoding="utf-8") as handle:
+        first = json.load(handle)  # what the first recipe's run recorded (the others differ only by their flags)
+    hp = first["hyperparameters"]
+    lines = [
+        f"`attention` as recorded by the {args.recipes[0]} run (ViT: patch {hp['patch_size']}, dim {hp['embed_dim']}, "
+        f"{hp['depth']} blocks x {hp['num_heads']} heads, mlp_ratio {hp['mlp_ratio']}, pool {hp['pool']}) on "
+        f"{first['config']['data']['dataset']}, split {first['config']['data']['split']}, seed {first['config']['seed']}; "
+        f"{hp['optimizer']} at learning rate {hp['learning_rate']:g}, batch {first['config']['data']['batch_size']}; "
+        "early stopping on val_loss restores the best epoch; each recipe's flags in its row.",
+        "",
+        "| recipe | flags | epochs (restored) | train wall (min) | train images/s | train acc (restored) "
+        "| val acc (restored) | best val acc | test accuracy |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ] + rows
     lines += ["", "Train accuracy is measured with augmentation and dropout active, as Keras logs it during fit. "
               "Train images/s: training steps only, all epochs (machine noise included)."]
     publish("\n".join(lines) + "\n", args.out)

@@ -19,7 +19,6 @@ import contextlib
 import dataclasses
 import gzip
 import io
-import json
 import os
 import re
 import shutil

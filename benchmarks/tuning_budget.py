@@ -88,12 +88,15 @@ def main(argv=None):
     rows = {name: json.load(open(os.path.join(args.directory, name, "trials.json"))) for name in ("hyperband", "random")}
     metrics = json.load(open(os.path.join(args.directory, "retrained", "metrics.json")))
     config = json.load(open(os.path.join(args.directory, "retrained", "config.json")))
+    search = json.load(open(os.path.join(args.directory, "hyperband", "search.json")))
 
     marks = sorted({round(hb_wall * f) for f in (0.25, 0.5, 0.75, 1.0)})
     lines = [f"# Hyperband vs RandomSearch, same budget ({args.dataset}, split {args.split}, cnn)", "",
              f"Space: `{os.path.relpath(args.space)}`; Hyperband max_epochs={args.max_epochs}, factor={args.factor}; "
              f"RandomSearch {args.max_epochs} epochs per trial, no new trial after {budget_minutes:.1f} min. "
-             "Both: early stopping (patience 3) and learning-rate cut on plateau inside trials, seed 42.", "",
+             f"Both (as their search.json records): early stopping after {search['patience']} epochs without "
+             f"val_loss improvement and the `{search.get('lr_schedule', 'plateau')}` learning-rate schedule inside "
+             f"trials, seed {search['seed']}.", "",
              "| tuner | " + " | ".join(f"best val acc after {m / 60:.1f} min" for m in marks)
              + " | trials finished in budget | wall time |",
              "|---|" + "---:|" * (len(marks) + 2)]

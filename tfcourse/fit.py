@@ -34,8 +34,14 @@ def make_optimizer(hp, learning_rate_scale: float = 1.0):
     return keras.optimizers.RMSprop(learning_rate)
 
 
-def compile_model(model, hp, steps_per_execution: int = 1, learning_rate_scale: float = 1.0):
-    """Compiles ``model`` for integer labels and logits outputs, from ``hp``."""
+def compile_model(model, hp, steps_per_execution: int = 1, learning_rate_scale: float = 1.0,
+                  jit_compile: bool = False):
+    """Compiles ``model`` for integer labels and logits outputs, from ``hp``.
+
+    Args:
+        jit_compile: XLA-compile the training step (off: measured slower on CPUs here,
+            ``benchmarks/pipeline_throughput.py``).
+    """
     import keras
 
     model.compile(
@@ -43,6 +49,7 @@ def compile_model(model, hp, steps_per_execution: int = 1, learning_rate_scale: 
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         steps_per_execution=steps_per_execution,
+        jit_compile=jit_compile,
     )
     return model
 
