@@ -25,7 +25,7 @@ import os
 import shutil
 import sys
 
-from _runs import train_run  # benchmarks/ is on sys.path when a script in it runs
+from _runs import train_or_reuse, train_run  # benchmarks/ is on sys.path when a script in it runs
 from _tables import publish
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -46,7 +46,7 @@ def main(argv=None):
     parser.add_argument("--pretrain-epochs", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=10, help="epochs of transfer and of scratch training")
     parser.add_argument("--train-limit", type=int, default=1000,
-                        help="labelled training images of classes 5-9 (transfer pays off with few of them)")
+                        help="labelled training images of classes 5-9 (transfer pays off with few of them); 0: all")
     parser.add_argument("--hp", action="append", default=[], help="vgg hyperparameters (both vgg runs)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--results", default=os.path.join(HERE, "results", "transfer_demo"))
@@ -57,15 +57,13 @@ def main(argv=None):
     data = ["--dataset", args.dataset, "--split", args.split, "--seed", str(args.seed), "--patience", "1000"]
     hps = [flag for hp in args.hp for flag in ("--hp", hp)]
     pretrain_dir = os.path.join(args.results, "pretrain_0-4")
-    if os.path.isfile(os.path.join(pretrain_dir, "metrics.json")):  # reuse a finished pretraining
-        print(f"reusing {pretrain_dir}", flush=True)
-        with open(os.path.join(pretrain_dir, "metrics.json"), encoding="utf-8") as handle:
-            pre = json.load(handle)
-    else:
-        shutil.rmtree(pretrain_dir, ignore_errors=True)
-        pre, _ = train(["--model", "vgg", *hps, *data, "--classes", "0-4", "--epochs", str(args.pretrain_epochs)],
-                       pretrain_dir)
-    target = [*data, "--classes", "5-9", "--epochs", str(args.epochs), "--train-limit", str(args.train_limit)]
+    # a finished pretraining of exactly these settings is reused; one of other settings stops the script
+    train_or_reuse(["--model", "vgg", *hps, *data, "--classes", "0-4", "--epochs", str(args.pretrain_epochs)],
+                   pretrain_dir, "pretraining")
+    with open(os.path.join(pretrain_dir, "metrics.json"), encoding="utf-8") as handle:
+        pre = json.load(handle)
+    limit = ["--train-limit", str(args.train_limit)] if args.train_limit else []
+    target = [*data, "--classes", "5-9", "--epochs", str(args.epochs), *limit]
     for name in ("transfer_5-9", "scratch_5-9"):
         shutil.rmtree(os.path.join(args.results, name), ignore_errors=True)
     moved, moved_history = train(["--base", pretrain_dir, "--freeze-base", *target],
@@ -73,9 +71,12 @@ def main(argv=None):
     scratch, scratch_history = train(["--model", "vgg", *hps, *target], os.path.join(args.results, "scratch_5-9"))
 
     head = moved["transfer"]["phases"][0]
+    with open(os.path.join(args.results, "scratch_5-9", "config.json"), encoding="utf-8") as handle:
+        n_train = json.load(handle)["data"]["split_sizes"]["train"]
     lines = [
         f"{args.dataset} ({args.split} split): vgg pretrained on classes 0-4 for {args.pretrain_epochs} epochs "
-        f"(test accuracy {100 * pre['test_accuracy']:.2f}%), then classes 5-9 from {args.train_limit} labelled "
+        f"(test accuracy {100 * pre['test_accuracy']:.2f}%), then classes 5-9 from "
+        f"{'' if args.train_limit else 'all '}{n_train:,} labelled "
         f"training images for {args.epochs} epochs: frozen base + new head vs the same vgg from scratch "
         "(validation and test: all images of classes 5-9).",
         "",

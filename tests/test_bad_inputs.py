@@ -20,17 +20,20 @@ def test_every_bad_input_is_refused_cleanly(tmp_path):
     assert text.startswith("Machine: ") and "Command: `python " in text
 
 
-def test_a_case_that_leaves_something_behind_fails(tmp_path):
-    """The battery's own check: a CLI that exits 2 but leaves a file behind does not pass."""
+def test_a_case_that_leaves_something_behind_fails(monkeypatch):
+    """The battery's own check: a CLI that exits 2 with the right message but leaves a file behind
+    does not pass; nor does one whose traceback escapes."""
     def leaves_a_file(argv):
         open("half-written.json", "w").close()
         raise SystemExit(2)
 
-    case = bad_inputs.Case("leaves a file", "train", [], r".*")
-    original = bad_inputs._main_of
-    bad_inputs._main_of = lambda cli: leaves_a_file
-    try:
-        result = bad_inputs.run_case(case)
-    finally:
-        bad_inputs._main_of = original
+    def crashes(argv):
+        raise KeyError("boom")
+
+    case = bad_inputs.Case("a case", "train", [], r".*")
+    monkeypatch.setattr(bad_inputs, "_main_of", lambda cli: leaves_a_file)
+    result = bad_inputs.run_case(case)
     assert result["code"] == 2 and result["left"] == ["half-written.json"] and not result["ok"]
+    monkeypatch.setattr(bad_inputs, "_main_of", lambda cli: crashes)
+    result = bad_inputs.run_case(case)
+    assert result["code"] == 1 and result["traceback"] and not result["ok"]

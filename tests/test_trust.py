@@ -6,10 +6,17 @@ with exit status 2 and a message naming the problem, or survives it without losi
 
 import json
 import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
 
+import numpy as np
 import pytest
 
-from tfcourse import search, tune, tuners
+from tests.conftest import make_images, write_idx
+from tfcourse import search, train, tune, tuners
 
 TINY_TUNE = ["--dataset", "digits", "--model", "mlp", "--verbose", "0", "--seed", "5", "--tuner", "random",
              "--epochs", "1", "--space", "units=32", "--space", "hidden_layers=1"]
@@ -101,8 +108,6 @@ def test_corrupt_trial_and_oracle_files_are_named_and_summary_reports_the_rest(t
 
     # the fix the message gives works: that trial is trained again and the search goes on
     saved_summary = (project / "summary.md").read_text()
-    import shutil
-
     shutil.rmtree(trial_dirs[2])
     assert exit_code(tune.main, args + ["--max-trials", "4"]) == 0
     rows = json.loads((project / "trials.json").read_text())
@@ -146,7 +151,6 @@ def test_project_name_check_accepts_plain_names():
 
 # ----------------------------------------------------------------------------- diverged training
 
-from tfcourse import train  # noqa: E402
 
 TINY_TRAIN = ["--dataset", "digits", "--model", "mlp", "--epochs", "1", "--verbose", "0", "--no-report"]
 
@@ -189,10 +193,6 @@ def test_check_finite_names_the_loss_and_epoch():
 
 
 # ----------------------------------------------------------------------------- class counts from labels
-
-import numpy as np  # noqa: E402
-
-from tests.conftest import make_images, write_idx  # noqa: E402
 
 
 def _idx_folder(root, stray_labels):
@@ -325,8 +325,6 @@ def test_a_failed_export_keeps_the_run_and_tfcourse_export_finishes_it(tmp_path,
 
 @pytest.fixture
 def run_copy(tmp_path, mlp_run):
-    import shutil
-
     copy = tmp_path / "run"
     shutil.copytree(mlp_run, copy)
     return copy
@@ -365,11 +363,6 @@ def test_units_must_be_indices(mlp_run, capsys):
 
 
 # ----------------------------------------------------------------------------- signals and kill -9
-
-import signal  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
 
 
 def _start_training(tmp_path, name):

@@ -539,22 +539,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        run = artifacts.load(args.target, keras_model=args.keras_model)
-        model = run.keras_model(required_for="explanations need gradients")
-        methods = args.method or ["gradcam"]
-        if "all" in methods:
-            methods = [m for m in METHODS if method_applies(model, m)]
-        for method in methods:
-            check_method(model, method, args.layer if method in CAM_METHODS + ("activation_max", "attention") else None)
-        if args.examples_per_class < 1 or args.steps < 1 or args.smooth_samples < 1:
-            raise ValueError("--examples-per-class, --steps and --smooth-samples must be at least 1.")
-        units = parse_units(args.units) if args.units else None
-        out_dir = args.output_dir or os.path.join(run.run_dir or ".", "explain")
-        rundir.check_writable_folder(out_dir, "--output-dir")
-        written = report.write_explanations(run, model, methods, out_dir, layer=args.layer,
-                                            per_class=args.examples_per_class, units=units, start=args.start,
-                                            steps=args.steps, smooth_samples=args.smooth_samples,
-                                            seed=args.seed, progress=True, head=args.head, rollout=args.rollout)
+        with rundir.sigterm_unwinds():
+            written = _explain_command(args, artifacts, report)
     except ValueError as error:
         print(f"tfcourse.explain: error: {error}", file=sys.stderr)
         return 2
@@ -562,9 +548,32 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"tfcourse.explain: error: cannot write {error.filename or 'the output'}: {error.strerror}; pass "
               "another --output-dir.", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as error:
+        rundir.interrupted_exit(parser, error)
     for path in written:
         print(path)
     return 0
+
+
+def _explain_command(args, artifacts, report) -> List[str]:
+    """The explanations ``args`` ask for, written; returns the paths."""
+    run = artifacts.load(args.target, keras_model=args.keras_model)
+    model = run.keras_model(required_for="explanations need gradients")
+    methods = args.method or ["gradcam"]
+    if "all" in methods:
+        methods = [m for m in METHODS if method_applies(model, m)]
+    for method in methods:
+        check_method(model, method, args.layer if method in CAM_METHODS + ("activation_max", "attention") else None)
+    if args.examples_per_class < 1 or args.steps < 1 or args.smooth_samples < 1:
+        raise ValueError("--examples-per-class, --steps and --smooth-samples must be at least 1.")
+    units = parse_units(args.units) if args.units else None
+    out_dir = args.output_dir or os.path.join(run.run_dir or ".", "explain")
+    rundir.check_writable_folder(out_dir, "--output-dir")
+    written = report.write_explanations(run, model, methods, out_dir, layer=args.layer,
+                                        per_class=args.examples_per_class, units=units, start=args.start,
+                                        steps=args.steps, smooth_samples=args.smooth_samples,
+                                        seed=args.seed, progress=True, head=args.head, rollout=args.rollout)
+    return written
 
 
 if __name__ == "__main__":

@@ -576,31 +576,37 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     created = None
     try:
-        if args.output_dir:
-            rundir.check_writable_folder(args.output_dir, "--output-dir")
-        if args.compare:
-            out_dir = args.output_dir or os.path.join("runs", f"compare-{time.strftime('%Y%m%d-%H%M%S')}")
-            if not os.path.isdir(out_dir):
-                created = out_dir
-            paths = write_comparison(args.runs, out_dir)
-        else:
-            if len(args.runs) != 1:
-                raise ValueError("Give one run folder (or add --compare for several).")
-            if args.output_dir and not os.path.isdir(args.output_dir):
-                created = args.output_dir
-            paths = write_report(args.runs[0], args.output_dir, explanations=not args.no_explanations, progress=True)
-        if args.check or args.screenshot:
-            from tfcourse import render
+        with rundir.sigterm_unwinds():
+            if args.output_dir:
+                rundir.check_writable_folder(args.output_dir, "--output-dir")
+            if args.compare:
+                out_dir = args.output_dir or os.path.join("runs", f"compare-{time.strftime('%Y%m%d-%H%M%S')}")
+                if not os.path.isdir(out_dir):
+                    created = out_dir
+                paths = write_comparison(args.runs, out_dir)
+            else:
+                if len(args.runs) != 1:
+                    raise ValueError("Give one run folder (or add --compare for several).")
+                if args.output_dir and not os.path.isdir(args.output_dir):
+                    created = args.output_dir
+                paths = write_report(args.runs[0], args.output_dir, explanations=not args.no_explanations, progress=True)
+            if args.check or args.screenshot:
+                from tfcourse import render
 
-            shot = os.path.splitext(paths["html"])[0] + ".png" if args.screenshot else None
-            result = render.check_page(paths["html"], screenshot=shot)
-            print(f"tfcourse: Chromium: {result['images_loaded']}/{result['images']} images loaded, "
-                  f"{len(result['errors'])} console errors" + (f"; screenshot {shot}" if shot else ""), flush=True)
-            if not result["ok"]:
-                raise ValueError("the page did not render cleanly: " + "; ".join(result["problems"]))
+                shot = os.path.splitext(paths["html"])[0] + ".png" if args.screenshot else None
+                result = render.check_page(paths["html"], screenshot=shot)
+                print(f"tfcourse: Chromium: {result['images_loaded']}/{result['images']} images loaded, "
+                      f"{len(result['errors'])} console errors" + (f"; screenshot {shot}" if shot else ""), flush=True)
+                if not result["ok"]:
+                    raise ValueError("the page did not render cleanly: " + "; ".join(result["problems"]))
+    except KeyboardInterrupt as error:  # Ctrl-C or SIGTERM (rundir.sigterm_unwinds)
+        if created and os.path.isdir(created):
+            shutil.rmtree(created, ignore_errors=True)
+        rundir.interrupted_exit(parser, error)
     except (ValueError, OSError) as error:  # OSError: an output folder that cannot be written
         if created and os.path.isdir(created):
             shutil.rmtree(created, ignore_errors=True)

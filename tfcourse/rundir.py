@@ -14,11 +14,14 @@ A floor-1 module: it imports nothing of tfcourse.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import re
 import shutil
+import signal
+import threading
 from typing import Any, List, Optional
 
 import numpy as np
@@ -165,3 +168,33 @@ def sweep_stale_partials(parent: str) -> List[str]:
 
 def is_disk_full(error: BaseException) -> bool:
     return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program stands so it unwinds exactly like Ctrl-C."""
+
+
+@contextlib.contextmanager
+def sigterm_unwinds():
+    """Within the block, SIGTERM (``kill``, a scheduler stopping a job) raises ``Terminated``, so every
+    ``except BaseException`` / ``finally`` that removes a half-written folder runs, as for Ctrl-C.
+    The previous handler is restored afterwards (a CLI called from a test leaves no trace)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def interrupted_exit(parser, error: KeyboardInterrupt) -> None:
+    """Exit status 143 for SIGTERM and 130 for Ctrl-C, as a shell reports them, with one line saying so."""
+    terminated = isinstance(error, Terminated)
+    parser.exit(143 if terminated else 130, f"{parser.prog}: {'terminated (SIGTERM)' if terminated else 'interrupted'}"
+                                            "; unfinished output was removed, finished work is kept\n")

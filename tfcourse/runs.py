@@ -24,7 +24,6 @@ from tfcourse.config import TrainConfig
 from tfcourse.rundir import MODEL_FILE, write_json, write_text
 
 
-
 @dataclasses.dataclass
 class RunResult:
     run_dir: str

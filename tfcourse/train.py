@@ -7,14 +7,12 @@ exit with status 2 and a message saying what was wrong.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
-import signal
 import sys
-import threading
 from typing import List, Optional
 
 from tfcourse.config import LR_SCHEDULES, NORMALIZATIONS, SPLIT_PROTOCOLS, DataConfig, TrainConfig
+from tfcourse.rundir import interrupted_exit, sigterm_unwinds
 
 DEFAULTS = TrainConfig()
 
@@ -66,36 +64,6 @@ def _classes(text: str):
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected labels like 0-4 or 0,2,5-7, got {text!r}") from None
     return tuple(labels)
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the program stands so it unwinds exactly like Ctrl-C."""
-
-
-@contextlib.contextmanager
-def sigterm_unwinds():
-    """Within the block, SIGTERM (``kill``, a scheduler stopping a job) raises ``Terminated``, so every
-    ``except BaseException`` / ``finally`` that removes a half-written folder runs, as for Ctrl-C.
-    The previous handler is restored afterwards (a CLI called from a test leaves no trace)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise Terminated()
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def interrupted_exit(parser: argparse.ArgumentParser, error: KeyboardInterrupt) -> None:
-    """Exit status 143 for SIGTERM and 130 for Ctrl-C, as a shell reports them, with one line saying so."""
-    terminated = isinstance(error, Terminated)
-    parser.exit(143 if terminated else 130, f"{parser.prog}: {'terminated (SIGTERM)' if terminated else 'interrupted'}"
-                                            "; unfinished output was removed, finished work is kept\n")
 
 
 def _hp_override(text: str):

@@ -14,8 +14,8 @@ import sys
 from typing import Any, Dict, List, Optional
 
 from tfcourse.config import LR_SCHEDULES, OBJECTIVES, TRAIN_ON, TUNER_KINDS, TuneConfig
-from tfcourse.train import (_positive_float, _positive_int, add_data_arguments, data_config_from_args, interrupted_exit,
-                            print_space, sigterm_unwinds, verbosity)
+from tfcourse.rundir import interrupted_exit, sigterm_unwinds
+from tfcourse.train import _positive_float, _positive_int, add_data_arguments, data_config_from_args, print_space, verbosity
 
 DEFAULTS = TuneConfig()
 

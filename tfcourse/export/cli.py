@@ -65,7 +65,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not os.path.isdir(args.run):
         parser.exit(2, f"{parser.prog}: error: {args.run} is not a folder; pass a run folder written by "
                        "python -m tfcourse.train.\n")
-    from tfcourse.train import interrupted_exit, sigterm_unwinds
+    from tfcourse.rundir import interrupted_exit, sigterm_unwinds
 
     try:
         with sigterm_unwinds():

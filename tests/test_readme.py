@@ -1,0 +1,71 @@
+"""Every table of measured numbers in the README is a verbatim part of the results file its
+benchmark script wrote (``<!-- results: PATH -->`` above the table), and every results file
+says where, when and how it was measured."""
+
+import glob
+import os
+import re
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MARKER = re.compile(r"<!-- results: (\S+) -->")
+# Written by an earlier version of their script, before results files carried a header; they
+# need hours of training to regenerate (benchmarks/compare_models.py ~2.2 h, attention_recipes.py
+# ~3.2 h, tuning_budget.py ~1.5 h, explain_quality.py needs compare_models' run folders).
+# strict: once regenerated, the header test passes and this entry must go.
+NOT_YET_REGENERATED = {"compare_models.md", "attention_recipes.md", "explain_quality.md", "tuning_budget.md"}
+
+
+def quoted_tables():
+    """(results path, [table lines]) for each marker in the README: the table that follows it."""
+    lines = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read().splitlines()
+    found = []
+    for number, line in enumerate(lines):
+        match = MARKER.search(line)
+        if not match:
+            continue
+        rest = lines[number + 1:]
+        start = next(i for i, text in enumerate(rest) if text.startswith("|"))
+        table = []
+        for text in rest[start:]:
+            if not text.startswith("|"):
+                break
+            table.append(text)
+        found.append((match[1], table))
+    return found
+
+
+def test_readme_tables_are_quoted_from_results_files():
+    tables = quoted_tables()
+    assert len(tables) >= 6
+    for path, table in tables:
+        full = os.path.join(ROOT, path)
+        assert os.path.isfile(full), f"README quotes {path}, which does not exist"
+        results = set(open(full, encoding="utf-8").read().splitlines())
+        missing = [line for line in table if line not in results]
+        assert not missing, f"README lines not in {path}: {missing[:3]}"
+
+
+def test_every_table_of_numbers_in_the_readme_has_its_results_file():
+    """A table with a measured-looking cell (a percentage, images/s, minutes) must sit under a marker."""
+    lines = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read().splitlines()
+    quoted = {line for _, table in quoted_tables() for line in table}
+    measured = re.compile(r"\|\s*\**\d[\d,.]*(%|x| min| s)\**\s*\|")
+    unquoted = [line for line in lines if line.startswith("|") and measured.search(line) and line not in quoted]
+    assert not unquoted, f"tables of numbers without a results file: {unquoted[:3]}"
+
+
+def _results_files():
+    for path in sorted(glob.glob(os.path.join(ROOT, "benchmarks", "results", "*.md"))):
+        stale = os.path.basename(path) in NOT_YET_REGENERATED
+        yield pytest.param(path, id=os.path.basename(path), marks=[pytest.mark.xfail(
+            strict=True, reason="written before results files had a header; regenerate it")] if stale else [])
+
+
+@pytest.mark.parametrize("path", list(_results_files()))
+def test_results_files_name_machine_date_and_command(path):
+    head = open(path, encoding="utf-8").read().splitlines()[:3]
+    assert head[0].startswith("Machine: ") and " cores " in head[0] and "tensorflow " in head[0]
+    assert re.match(r"Date: \d{4}-\d\d-\d\d \d\d:\d\d UTC", head[1])
+    assert head[2].startswith("Command: `python benchmarks/")
