@@ -7,7 +7,7 @@ import math
 import keras_tuner
 import pytest
 
-from tfcourse import data, tuners
+from tfcourse import data, fit, tuners
 from tfcourse.config import DataConfig
 
 
@@ -113,3 +113,24 @@ def test_best_epoch_of_several_executions_is_kerastuners_own(best_epochs):
     expected = tuner_utils.get_best_step(histories, objective) + 1
     assert tuners.best_epoch([h.history for h in histories], "val_accuracy", "max") == expected
     assert tuners.best_epoch([h.history for h in histories], "val_accuracy", "max", initial_epoch=4) == expected + 4
+
+
+def test_a_trial_whose_loss_turns_nan_is_recorded_failed(tmp_path):
+    """A diverging trial must not be scored (a NaN score would rank as anything); it is FAILED with
+    the reason, and TerminateOnNaN stopped it in its first epoch."""
+    import numpy as np
+    import tensorflow as tf
+
+    images = np.random.default_rng(0).random((64, 8, 8, 1), dtype=np.float32)
+    images[5, 3, 3, 0] = np.inf  # one poisoned pixel: the loss becomes NaN at its batch
+    labels = np.arange(64) % 10
+    train = tf.data.Dataset.from_tensor_slices((images, labels)).batch(16)
+    hypermodel = tuners.make_hypermodel("mlp", (8, 8, 1), 10)
+    tuner = tuners.make_tuner("random", hypermodel, max_trials=1, directory=str(tmp_path), project_name="nan")
+    tuner.search(train, validation_data=train, epochs=3, verbose=0,
+                 callbacks=fit.standard_callbacks(None, 3))
+    (trial,) = tuner.oracle.trials.values()
+    assert trial.status == "FAILED" and trial.score is None
+    assert "diverged" in trial.message and "became nan in epoch 1" in trial.message
+    rows = tuners.trial_rows(str(tmp_path / "nan"))
+    assert rows[0]["status"] == "FAILED" and "diverged" in rows[0]["message"]
