@@ -170,7 +170,7 @@ def test_a_diverged_model_is_neither_saved_nor_exported(tmp_path, capsys, cnn_ru
     code = exit_code(train.main, ["--dataset", "digits", "--base", cnn_run[0], "--verbose", "0", "--no-report",
                                   "--epochs", "1", "--fine-tune-epochs", "2", "--freeze-base",
                                   "--fine-tune-at", "0", "--fine-tune-lr-scale", "1e30",
-                                  "--hp", "head_units=32",
+                                  "--hp", "head_units=64",
                                   "--output-dir", str(tmp_path / "run"), "--export", "--export-dir",
                                   str(tmp_path / "exports")])
     err = capsys.readouterr().err
