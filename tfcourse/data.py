@@ -687,11 +687,12 @@ def load_pipelines(config: DataConfig, seed: int, download: bool = True, train_o
     Returns:
         ``(dataset, splits, pipelines)``; ``splits`` are the protocol's own, before any merge.
     """
+    if config.image_size is not None and not (os.path.isdir(config.dataset) and not idx.find_idx_files(config.dataset)):
+        # checked before loading: a catalogued set, tfds or IDX files keep their own size
+        raise ValueError(f"--image-size resizes the images of an image folder only; {config.dataset} would not be "
+                         "resized. Leave --image-size out (resnet50 and the transfer bases resize inside the model: "
+                         "--hp image_size).")
     dataset = load_dataset(config.dataset, config.data_dir, config.image_size, download=download)
-    if config.image_size is not None and not dataset.source.startswith("image folder"):
-        raise ValueError(f"--image-size resizes the images of an image folder only; {dataset.source} has "
-                         f"{dataset.input_shape[0]}x{dataset.input_shape[1]} images and would not be resized. Leave "
-                         "--image-size out (resnet50 and the transfer bases resize inside the model: --hp image_size).")
     dataset = select_classes(dataset, config.classes)
     splits = make_splits(dataset, config.split, config.val_fraction, config.test_fraction, seed)
     splits = limit_train(dataset, splits, config.train_limit, seed)
