@@ -15,7 +15,6 @@ A floor-1 module: it imports nothing of tfcourse.
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import re
@@ -143,31 +142,28 @@ def process_alive(pid: int) -> bool:
     return True
 
 
-def stale_partials(parent: str) -> List[str]:
-    """Hidden ``.NAME.partial-PID`` folders in ``parent`` whose process is gone (killed with ``kill -9``)."""
+def stale_partials(parent: str, pattern: re.Pattern = PARTIAL_PATTERN) -> List[str]:
+    """Hidden folders in ``parent`` named after a process that is gone (killed with ``kill -9``):
+    ``.NAME.partial-PID`` run folders, or whatever ``pattern`` (with a ``pid`` group) matches."""
     if not os.path.isdir(parent):
         return []
     found = []
     for name in sorted(os.listdir(parent)):
-        match = PARTIAL_PATTERN.match(name)
+        match = pattern.match(name)
         if match and int(match["pid"]) != os.getpid() and not process_alive(int(match["pid"])):
             found.append(os.path.join(parent, name))
     return found
 
 
-def sweep_stale_partials(parent: str) -> List[str]:
+def sweep_stale_partials(parent: str, pattern: re.Pattern = PARTIAL_PATTERN) -> List[str]:
     """Removes the folders ``stale_partials`` finds and returns them (they never held finished work:
-    a run folder gets its real name only when complete)."""
+    a run folder gets its real name, an export its version, only when complete)."""
     swept = []
-    for path in stale_partials(parent):
+    for path in stale_partials(parent, pattern):
         shutil.rmtree(path, ignore_errors=True)
         if not os.path.exists(path):
             swept.append(path)
     return swept
-
-
-def is_disk_full(error: BaseException) -> bool:
-    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 class Terminated(KeyboardInterrupt):
@@ -198,3 +194,16 @@ def interrupted_exit(parser, error: KeyboardInterrupt) -> None:
     terminated = isinstance(error, Terminated)
     parser.exit(143 if terminated else 130, f"{parser.prog}: {'terminated (SIGTERM)' if terminated else 'interrupted'}"
                                             "; unfinished output was removed, finished work is kept\n")
+
+
+@contextlib.contextmanager
+def cli_errors(parser):
+    """The body of a CLI's ``main``: SIGTERM unwinds like Ctrl-C (``sigterm_unwinds``), a
+    ``ValueError`` exits with status 2 and its message, Ctrl-C and SIGTERM exit 130 / 143."""
+    try:
+        with sigterm_unwinds():
+            yield
+    except ValueError as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    except KeyboardInterrupt as error:
+        interrupted_exit(parser, error)

@@ -12,7 +12,7 @@ import sys
 from typing import List, Optional
 
 from tfcourse.config import LR_SCHEDULES, NORMALIZATIONS, SPLIT_PROTOCOLS, DataConfig, TrainConfig
-from tfcourse.rundir import interrupted_exit, sigterm_unwinds
+from tfcourse.rundir import cli_errors
 
 DEFAULTS = TrainConfig()
 
@@ -195,27 +195,22 @@ def main(argv: Optional[List[str]] = None) -> int:
     from tfcourse import transfer
     from tfcourse.runs import train_and_evaluate
 
-    try:
-        with sigterm_unwinds():
-            config = config_from_args(args)
-            if args.list_hp:
-                from tfcourse.fit import describe_space, hyperparameter_space
+    with cli_errors(parser):
+        config = config_from_args(args)
+        if args.list_hp:
+            from tfcourse.fit import describe_space, hyperparameter_space
 
-                from tfcourse.runs import model_builder, validate_config
+            from tfcourse.runs import model_builder, validate_config
 
-                validate_config(config)
-                shape = (28, 28, 1)
-                if config.base and not transfer.is_application(config.base):  # a trained base fixes the image shape
-                    from tfcourse.models import load_keras_model
+            validate_config(config)
+            shape = (28, 28, 1)
+            if config.base and not transfer.is_application(config.base):  # a trained base fixes the image shape
+                from tfcourse.models import load_keras_model
 
-                    shape = load_keras_model(transfer.resolve_base_path(config.base), compile=False).input_shape[1:]
-                print_space(describe_space(hyperparameter_space(model_builder(config, for_space=True), shape, 10)))
-                return 0
-            train_and_evaluate(config, download=not args.no_download, verbose=verbosity(args))
-    except ValueError as error:
-        parser.exit(2, f"{parser.prog}: error: {error}\n")
-    except KeyboardInterrupt as error:
-        interrupted_exit(parser, error)
+                shape = load_keras_model(transfer.resolve_base_path(config.base), compile=False).input_shape[1:]
+            print_space(describe_space(hyperparameter_space(model_builder(config, for_space=True), shape, 10)))
+            return 0
+        train_and_evaluate(config, download=not args.no_download, verbose=verbosity(args))
     return 0
 
 

@@ -14,7 +14,7 @@ import sys
 from typing import Any, Dict, List, Optional
 
 from tfcourse.config import LR_SCHEDULES, OBJECTIVES, TRAIN_ON, TUNER_KINDS, TuneConfig
-from tfcourse.rundir import interrupted_exit, sigterm_unwinds
+from tfcourse.rundir import cli_errors
 from tfcourse.train import _positive_float, _positive_int, add_data_arguments, data_config_from_args, print_space, verbosity
 
 DEFAULTS = TuneConfig()
@@ -179,39 +179,34 @@ def show_summary(project_directory: str, top: int) -> None:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        with sigterm_unwinds():
-            if args.summary:
-                show_summary(args.summary, args.top)
-                return 0
-            config = config_from_args(args)
-            if args.show_space:
-                from tfcourse.fit import describe_space, hyperparameter_space, make_search_space
+    with cli_errors(parser):
+        if args.summary:
+            show_summary(args.summary, args.top)
+            return 0
+        config = config_from_args(args)
+        if args.show_space:
+            from tfcourse.fit import describe_space, hyperparameter_space, make_search_space
 
-                declared = describe_space(hyperparameter_space(config.model, (28, 28, 1), 10, config.data.batch_size))
-                overrides = {entry["name"]: entry for entry in describe_space(
-                    make_search_space(config.model, config.space, (28, 28, 1), 10, config.data.batch_size))}
-                print_space([overrides.get(entry["name"], entry) for entry in declared])
-                return 0
-            configure_distributed(args.role, args.oracle, args.tuner_id)
-            strategy = None
-            if args.distribution == "mirrored":
-                import tensorflow as tf
+            declared = describe_space(hyperparameter_space(config.model, (28, 28, 1), 10, config.data.batch_size))
+            overrides = {entry["name"]: entry for entry in describe_space(
+                make_search_space(config.model, config.space, (28, 28, 1), 10, config.data.batch_size))}
+            print_space([overrides.get(entry["name"], entry) for entry in declared])
+            return 0
+        configure_distributed(args.role, args.oracle, args.tuner_id)
+        strategy = None
+        if args.distribution == "mirrored":
+            import tensorflow as tf
 
-                strategy = tf.distribute.MirroredStrategy()
-                print(f"tfcourse: MirroredStrategy over {strategy.num_replicas_in_sync} device(s)", flush=True)
-            from tfcourse import search
+            strategy = tf.distribute.MirroredStrategy()
+            print(f"tfcourse: MirroredStrategy over {strategy.num_replicas_in_sync} device(s)", flush=True)
+        from tfcourse import search
 
-            result = search.run_search(config, download=not args.no_download, verbose=verbosity(args), role=args.role,
-                                       distribution_strategy=strategy, top=args.top)
-            if args.retrain and args.role != "worker":
-                search.retrain_best(config, result.project_dir, train_on=args.retrain_on, epochs=args.retrain_epochs,
-                                    output_dir=args.output_dir, export_dir=args.export_dir,
-                                    download=not args.no_download, verbose=verbosity(args))
-    except ValueError as error:
-        parser.exit(2, f"{parser.prog}: error: {error}\n")
-    except KeyboardInterrupt as error:
-        interrupted_exit(parser, error)
+        result = search.run_search(config, download=not args.no_download, verbose=verbosity(args), role=args.role,
+                                   distribution_strategy=strategy, top=args.top)
+        if args.retrain and args.role != "worker":
+            search.retrain_best(config, result.project_dir, train_on=args.retrain_on, epochs=args.retrain_epochs,
+                                output_dir=args.output_dir, export_dir=args.export_dir,
+                                download=not args.no_download, verbose=verbosity(args))
     return 0
 
 

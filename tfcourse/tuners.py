@@ -292,14 +292,15 @@ def trial_rows(project_dir: str) -> List[Dict[str, Any]]:
     paths = glob.glob(os.path.join(project_dir, "trial_*", "trial.json"))
     if not paths:
         raise ValueError(f"{project_dir} holds no KerasTuner trials (trial_*/trial.json). Check the path.")
-    unreadable = {problem["path"] for problem in unreadable_state(project_dir)}
-    if unreadable and unreadable.issuperset(paths):
-        raise ValueError(f"{project_dir}: no trial.json can be read ({', '.join(sorted(unreadable))}).")
-    rows = []
+    rows, unreadable = [], []
     for path in paths:
-        if path in unreadable:
-            continue  # named by summarize
-        trial = rundir.read_json(path, "trial file")
+        try:
+            trial = rundir.read_json(path, "trial file")
+        except ValueError:
+            trial = None
+        if not isinstance(trial, dict):
+            unreadable.append(path)  # summarize names it, with the fix (unreadable_state)
+            continue
         stats_path = os.path.join(os.path.dirname(path), TRIAL_STATS_FILE)
         try:
             stats = rundir.read_json(stats_path, "trial statistics") if os.path.isfile(stats_path) else {}
@@ -324,6 +325,8 @@ def trial_rows(project_dir: str) -> List[Dict[str, Any]]:
         }
         row.update({f"hp/{name}": value for name, value in values.items()})
         rows.append(row)
+    if not rows:
+        raise ValueError(f"{project_dir}: no trial.json can be read ({', '.join(sorted(unreadable))}).")
     rows.sort(key=lambda row: (len(row["trial_id"]), row["trial_id"]))
     return rows
 

@@ -24,9 +24,12 @@ import shutil
 import tempfile
 from typing import Any, Callable, Dict, Optional, Sequence
 
+from tfcourse import rundir
+
 SIGNATURE_FLOAT = "serving_default"
 SIGNATURE_UINT8 = "serving_uint8"
 METADATA_FILE = os.path.join("assets.extra", "tfcourse.json")
+STAGING_PATTERN = re.compile(r"^\.tmp-(?P<pid>\d+)-.*$")  # mkdtemp's names for an export being written
 
 
 def next_version(model_dir: str) -> int:
@@ -110,8 +113,8 @@ def export_saved_model(model, export_root: str, model_name: str, class_names: Se
 
     model_dir = os.path.join(export_root, model_name)
     os.makedirs(model_dir, exist_ok=True)
-    for leftover in stale_staging(model_dir):  # never a servable version: TF Serving skips non-integer names
-        shutil.rmtree(leftover, ignore_errors=True)
+    # never a servable version (TF Serving skips names that are not integers), only disk space
+    for leftover in rundir.sweep_stale_partials(model_dir, STAGING_PATTERN):
         print(f"tfcourse: removed {leftover}, an unfinished export of a process that is gone", flush=True)
     if version is not None and os.path.exists(os.path.join(model_dir, str(int(version)))):
         raise ValueError(f"Export version {os.path.join(model_dir, str(int(version)))} exists already; choose "
@@ -153,20 +156,6 @@ def export_saved_model(model, export_root: str, model_name: str, class_names: Se
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return final_dir
-
-
-def stale_staging(model_dir: str):
-    """Hidden ``.tmp-PID-*`` export folders under ``model_dir`` whose process is gone (a killed export)."""
-    from tfcourse.rundir import process_alive
-
-    if not os.path.isdir(model_dir):
-        return []
-    found = []
-    for name in sorted(os.listdir(model_dir)):
-        match = re.fullmatch(r"\.tmp-(\d+)-.*", name)
-        if match and int(match[1]) != os.getpid() and not process_alive(int(match[1])):
-            found.append(os.path.join(model_dir, name))
-    return found
 
 
 def export_checked(model, export_root: str, model_name: str, class_names: Sequence[str], normalization, images,

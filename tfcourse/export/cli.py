@@ -65,15 +65,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not os.path.isdir(args.run):
         parser.exit(2, f"{parser.prog}: error: {args.run} is not a folder; pass a run folder written by "
                        "python -m tfcourse.train.\n")
-    from tfcourse.rundir import interrupted_exit, sigterm_unwinds
+    from tfcourse.rundir import cli_errors
 
-    try:
-        with sigterm_unwinds():
-            export_run_folder(args.run, args.export_dir, args.model_name, verify=not args.no_verify)
-    except ValueError as error:
-        parser.exit(2, f"{parser.prog}: error: {error}\n")
-    except KeyboardInterrupt as error:
-        interrupted_exit(parser, error)
+    with cli_errors(parser):
+        export_run_folder(args.run, args.export_dir, args.model_name, verify=not args.no_verify)
     return 0
 
 
