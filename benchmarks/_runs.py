@@ -25,6 +25,12 @@ def train_run(argv, run_dir: str) -> None:
         raise SystemExit(f"training into {run_dir} failed (exit {result.returncode}); see {log_path}")
 
 
+def read_run_file(run_dir: str, name: str):
+    """A JSON file of a finished run folder (``metrics.json``, ``config.json``, ``history.json``)."""
+    with open(os.path.join(run_dir, name), encoding="utf-8") as handle:
+        return json.load(handle)
+
+
 def requested_config(argv) -> dict:
     """The ``config.json`` "config" entry a ``tfcourse.train ARGV`` run would record (as JSON reads it back)."""
     from tfcourse import config as config_lib
@@ -45,8 +51,7 @@ def current_versions() -> dict:
 
 def reuse_differences(run_dir: str, argv) -> List[str]:
     """What differs between the run in ``run_dir`` and a run of ``argv`` now (empty: it may be reused)."""
-    with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as handle:
-        record = json.load(handle)
+    record = read_run_file(run_dir, "config.json")
     recorded, wanted = record.get("config", {}), requested_config(argv)
     differences = []
     for key in sorted(set(recorded) | set(wanted)):

@@ -14,11 +14,10 @@ accuracy, and the test accuracy of the restored model.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
-from _runs import train_or_reuse  # benchmarks/ is on sys.path when a script in it runs
+from _runs import read_run_file, train_or_reuse  # benchmarks/ is on sys.path when a script in it runs
 from _tables import publish
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -32,11 +31,7 @@ RECIPES = {
 
 
 def row(label: str, flags: str, run_dir: str) -> str:
-    def read(name):
-        with open(os.path.join(run_dir, name), encoding="utf-8") as handle:
-            return json.load(handle)
-
-    metrics, history = read("metrics.json"), read("history.json")
+    metrics, history = read_run_file(run_dir, "metrics.json"), read_run_file(run_dir, "history.json")
     best = metrics["best_epoch"] - 1
     return (f"| {label} | `{flags}` | {metrics['epochs_trained']} ({best + 1}) | {metrics['train_seconds'] / 60:.1f} | "
             f"{metrics['train_images_per_second']:.0f} | {100 * history['accuracy'][best]:.1f}% | "
@@ -61,8 +56,8 @@ def main(argv=None):
         train_or_reuse(["--model", "attention", "--dataset", args.dataset, "--split", args.split, "--seed",
                         str(args.seed), *RECIPES[label].split()], run_dir, label)
         rows.append(row(label, RECIPES[label], run_dir))
-    with open(os.path.join(args.results, args.recipes[0], "config.json"), encoding="utf-8") as handle:
-        first = json.load(handle)  # what the first recipe's run recorded (the others differ only by their flags)
+    # what the first recipe's run recorded (the others differ only by their flags)
+    first = read_run_file(os.path.join(args.results, args.recipes[0]), "config.json")
     hp = first["hyperparameters"]
     lines = [
         f"`attention` as recorded by the {args.recipes[0]} run (ViT: patch {hp['patch_size']}, dim {hp['embed_dim']}, "

@@ -18,12 +18,11 @@ Prints a Markdown table and writes it to ``--out``:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 
-from _runs import train_or_reuse  # benchmarks/ is on sys.path when a script in it runs
+from _runs import read_run_file, train_or_reuse  # benchmarks/ is on sys.path when a script in it runs
 from _tables import publish
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -66,10 +65,7 @@ def train_flags(model: str, args):
 
 
 def row(model: str, run_dir: str, matmul: float):
-    with open(os.path.join(run_dir, "metrics.json"), encoding="utf-8") as handle:
-        metrics = json.load(handle)
-    with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as handle:
-        config = json.load(handle)
+    metrics, config = read_run_file(run_dir, "metrics.json"), read_run_file(run_dir, "config.json")
     epochs = metrics["epoch_train_seconds"]
     images_per_epoch = metrics["train_images_per_second"] * sum(epochs) / len(epochs)
     # the median epoch: robust to the first epoch's graph tracing and to other work on the machine

@@ -20,12 +20,11 @@ the frozen weights stayed unchanged (checked by the run itself, recorded in its 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
 
-from _runs import train_or_reuse, train_run  # benchmarks/ is on sys.path when a script in it runs
+from _runs import read_run_file, train_or_reuse, train_run  # benchmarks/ is on sys.path when a script in it runs
 from _tables import publish
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -33,10 +32,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 def train(argv, run_dir):
     train_run(argv, run_dir)
-    with open(os.path.join(run_dir, "metrics.json"), encoding="utf-8") as handle:
-        metrics = json.load(handle)
-    with open(os.path.join(run_dir, "history.json"), encoding="utf-8") as handle:
-        return metrics, json.load(handle)
+    return read_run_file(run_dir, "metrics.json"), read_run_file(run_dir, "history.json")
 
 
 def main(argv=None):
@@ -60,8 +56,7 @@ def main(argv=None):
     # a finished pretraining of exactly these settings is reused; one of other settings stops the script
     train_or_reuse(["--model", "vgg", *hps, *data, "--classes", "0-4", "--epochs", str(args.pretrain_epochs)],
                    pretrain_dir, "pretraining")
-    with open(os.path.join(pretrain_dir, "metrics.json"), encoding="utf-8") as handle:
-        pre = json.load(handle)
+    pre = read_run_file(pretrain_dir, "metrics.json")
     limit = ["--train-limit", str(args.train_limit)] if args.train_limit else []
     target = [*data, "--classes", "5-9", "--epochs", str(args.epochs), *limit]
     for name in ("transfer_5-9", "scratch_5-9"):
@@ -71,8 +66,7 @@ def main(argv=None):
     scratch, scratch_history = train(["--model", "vgg", *hps, *target], os.path.join(args.results, "scratch_5-9"))
 
     head = moved["transfer"]["phases"][0]
-    with open(os.path.join(args.results, "scratch_5-9", "config.json"), encoding="utf-8") as handle:
-        n_train = json.load(handle)["data"]["split_sizes"]["train"]
+    n_train = read_run_file(os.path.join(args.results, "scratch_5-9"), "config.json")["data"]["split_sizes"]["train"]
     lines = [
         f"{args.dataset} ({args.split} split): vgg pretrained on classes 0-4 for {args.pretrain_epochs} epochs "
         f"(test accuracy {100 * pre['test_accuracy']:.2f}%), then classes 5-9 from "

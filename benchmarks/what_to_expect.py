@@ -11,12 +11,11 @@ Writes benchmarks/results/what_to_expect.md (or --out).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 
-from _runs import train_or_reuse  # benchmarks/ is on sys.path when a script in it runs
+from _runs import read_run_file, train_or_reuse  # benchmarks/ is on sys.path when a script in it runs
 from _tables import publish
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -43,10 +42,7 @@ def main(argv=None):
         start = time.perf_counter()
         reused = train_or_reuse(JOBS[name].split(), run_dir, name)
         wall = None if reused else time.perf_counter() - start
-        with open(os.path.join(run_dir, "metrics.json"), encoding="utf-8") as handle:
-            metrics = json.load(handle)
-        with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as handle:
-            config = json.load(handle)
+        metrics, config = read_run_file(run_dir, "metrics.json"), read_run_file(run_dir, "config.json")
         source = config["data"]["source"].split(" in ")[0] if "fashion" in name else config["data"]["source"]
         lines.append(f"| `python -m tfcourse.train {JOBS[name]}` ({source}) | {100 * metrics['test_accuracy']:.2f}% | "
                      f"{metrics['epochs_trained']} of {config['config']['epochs']} (best {metrics['best_epoch']}) | "
