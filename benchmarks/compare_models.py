@@ -151,7 +151,7 @@ def table(rows, matmul, args, reused=()) -> str:
         "",
         "Train images/s: training steps only (validation passes excluded), in the median epoch (so neither the "
         "first epoch's graph tracing nor a slow epoch skews it). Achieved GFLOP/s = images/s x training FLOPs per image (~3 x forward, 2 FLOPs per MAC; see "
-        "`python -m tfcourse.inspect`). Train wall includes validation passes.",
+        "`python -m tfcourse.cost`). Train wall includes validation passes.",
     ]
     for r in rows:
         if r["name"] == "resnet50":

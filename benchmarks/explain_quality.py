@@ -42,6 +42,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from tfcourse import artifacts, explain
+    from tfcourse.explain import gallery
 
     extra = {}
     for item in args.layers:
@@ -68,9 +69,9 @@ def main() -> None:
                 result = explain.explain(model, method, inputs, labels, layer=layer)
                 seconds = time.perf_counter() - start
                 maps = result["maps"]
-                ratio = explain.silhouette_ratio(maps, raw)
+                ratio = gallery.silhouette_ratio(maps, raw)
                 blank = int((maps.reshape(len(maps), -1).max(axis=1) == 0).sum())
-                corr = f"{explain.correlation(maps, reference):.4f}" if method in explain.CAM_METHODS else ""
+                corr = f"{gallery.correlation(maps, reference):.4f}" if method in explain.CAM_METHODS else ""
                 lines.append(f"| {run.name} | {method} | {result['layer'] or '(input)'} | {ratio['ratio']:.2f} | "
                              f"{ratio['share_inside']:.0%} | {blank} | {corr} | {1000 * seconds / len(maps):.1f} |")
                 print(lines[-1], flush=True)

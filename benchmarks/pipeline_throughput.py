@@ -35,13 +35,13 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from _tables import publish  # noqa: E402  (benchmarks/ is on sys.path when a script in it runs)
-from tfcourse import data, fit  # noqa: E402
+from tfcourse import data, fit, hparams  # noqa: E402
 from tfcourse.models import build_model  # noqa: E402
 
 
 def build(steps_per_execution, input_shape, num_classes, seed, jit_compile=False, policy="float32"):
     keras.utils.set_random_seed(seed)
-    hp = fit.make_hyperparameters("cnn", {}, input_shape, num_classes)
+    hp = hparams.make_hyperparameters("cnn", {}, input_shape, num_classes)
     # make_hyperparameters clears the Keras session, which resets the dtype policy: set it after
     keras.mixed_precision.set_global_policy(policy)
     try:

@@ -9,13 +9,14 @@ import keras
 import numpy as np
 import pytest
 
-from tfcourse import data, explain, export, fit, report
+from tfcourse import data, explain, export, hparams, report
+from tfcourse.explain import cli as explain_cli
 from tfcourse.models import build_model
 from tfcourse.models.layers import ClassToken, PositionEmbedding
 
 
 def _model(name, overrides, input_shape=(28, 28, 1), num_classes=10):
-    return build_model(name, fit.make_hyperparameters(name, overrides, input_shape, num_classes), input_shape,
+    return build_model(name, hparams.make_hyperparameters(name, overrides, input_shape, num_classes), input_shape,
                        num_classes)
 
 
@@ -166,7 +167,7 @@ def test_attention_maps_written_for_a_trained_model(attention_run, tmp_path):
     assert (out / "attention.png").stat().st_size > 10_000
 
     rolled = tmp_path / "rollout"
-    assert explain.main([run_dir, "--method", "attention", "--rollout", "--output-dir", str(rolled)]) == 0
+    assert explain_cli.main([run_dir, "--method", "attention", "--rollout", "--output-dir", str(rolled)]) == 0
     arrays = np.load(rolled / "attention.npz")
     assert str(arrays["layer"]) == "rollout"
     layers = [arrays[f"weights_block{i}_attention"] for i in range(2)]
@@ -179,11 +180,11 @@ def test_attention_maps_written_for_a_trained_model(attention_run, tmp_path):
 
 def test_attention_errors_name_the_fix(attention_run, mlp_run, tmp_path, capsys):
     run_dir, _ = attention_run
-    assert explain.main([mlp_run, "--method", "attention", "--output-dir", str(tmp_path / "a")]) == 2
+    assert explain_cli.main([mlp_run, "--method", "attention", "--output-dir", str(tmp_path / "a")]) == 2
     assert "has no MultiHeadAttention layer" in capsys.readouterr().err
-    assert explain.main([run_dir, "--method", "attention", "--head", "4", "--output-dir", str(tmp_path / "b")]) == 2
+    assert explain_cli.main([run_dir, "--method", "attention", "--head", "4", "--output-dir", str(tmp_path / "b")]) == 2
     assert "--head 4 is out of range: block1_attention has 4 heads (0..3)" in capsys.readouterr().err
-    assert explain.main([run_dir, "--method", "attention", "--layer", "block0_norm1",
+    assert explain_cli.main([run_dir, "--method", "attention", "--layer", "block0_norm1",
                          "--output-dir", str(tmp_path / "c")]) == 2
     assert "choose one of block0_attention, block1_attention" in capsys.readouterr().err
     assert not any((tmp_path / name).exists() for name in "abc")

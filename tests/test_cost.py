@@ -5,7 +5,8 @@ import json
 import keras
 import pytest
 
-from tfcourse import cost, inspect
+from tfcourse import cost
+from tfcourse.cost import cli as inspect
 from tfcourse.models import build_model, list_models
 
 

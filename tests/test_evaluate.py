@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from tfcourse import artifacts, evaluate
+from tfcourse import artifacts, evaluate, rundir
 
 
 def random_predictions(n=300, classes=4, seed=0):
@@ -98,7 +98,7 @@ def test_shape_errors_are_clear():
 def test_a_trained_run_reports_what_scikit_learn_computes(cnn_run):
     run_dir, _ = cnn_run
     metrics = json.loads(open(os.path.join(run_dir, "metrics.json")).read())
-    saved = evaluate.load_predictions(os.path.join(run_dir, evaluate.PREDICTIONS_FILE))
+    saved = evaluate.load_predictions(os.path.join(run_dir, rundir.PREDICTIONS_FILE))
 
     # the saved logits are the saved model's outputs on the run's test split, recomputed from its config
     run = artifacts.load(run_dir)
@@ -115,5 +115,5 @@ def test_a_trained_run_reports_what_scikit_learn_computes(cnn_run):
                                          target_names=metrics["per_class_accuracy"].keys())
     assert metrics["classification_report"]["macro avg"]["f1-score"] == pytest.approx(expected["macro avg"]["f1-score"])
     assert len(metrics["misclassified"]) == int((predicted != saved["labels"]).sum())
-    text = open(os.path.join(run_dir, evaluate.REPORT_TEXT_FILE)).read()
+    text = open(os.path.join(run_dir, rundir.REPORT_TEXT_FILE)).read()
     assert "classification report (scikit-learn)" in text and f"{metrics['test_accuracy']:.4f}" in text

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 from tfcourse import artifacts, explain
+from tfcourse.explain import cli as explain_cli
+from tfcourse.explain import gallery
 
 CAM_AND_GRADIENT = explain.CAM_METHODS + explain.GRADIENT_METHODS
 
@@ -17,7 +19,7 @@ def opened(cnn_run):
     model = run.keras_model()
     test = run.test_data()
     predictions = run.predictions()["logits"].argmax(axis=1)
-    positions = explain.pick_examples(test.labels, predictions)
+    positions = gallery.pick_examples(test.labels, predictions)
     return run, model, run.model_inputs(test.images[positions]), test.labels[positions]
 
 
@@ -43,10 +45,10 @@ def test_direct_gradcam_agrees_with_tf_keras_vis(opened):
     for layer in (None, "block0_conv0_relu", "block1_conv0"):
         ours = explain.gradcam_tape(model, inputs, labels, layer=layer)
         theirs = explain.gradcam(model, inputs, labels, layer=layer)
-        assert explain.correlation(ours, theirs) > 0.99
+        assert gallery.correlation(ours, theirs) > 0.99
         np.testing.assert_allclose(ours, theirs, atol=1e-2)
     # and it is not trivially equal to a different explanation
-    assert explain.correlation(explain.gradcam_tape(model, inputs, labels),
+    assert gallery.correlation(explain.gradcam_tape(model, inputs, labels),
                                explain.gradcam_tape(model, inputs, (labels + 1) % 10)) < 0.99
 
 
@@ -69,7 +71,7 @@ def test_gradcam_follows_the_evidence_on_a_model_with_a_known_answer():
 
 def test_activation_maximisation_raises_the_filter_activation(opened):
     run, model, _, _ = opened
-    low, high = artifacts.model_input_range(run.normalization)
+    low, high = run.normalization.input_range()
     images, start = explain.activation_maximization(model, "block1_conv0", units=[0, 1], input_range=(low, high),
                                                     steps=30, seed=0)
     assert images.shape == start.shape == (2,) + tuple(model.inputs[0].shape[1:])
@@ -94,7 +96,7 @@ def test_cam_methods_do_not_apply_to_an_mlp(mlp_run):
 
 def test_cli_writes_arrays_and_figures(cnn_run, tmp_path):
     out = tmp_path / "explain"
-    assert explain.main([cnn_run[0], "--method", "all", "--output-dir", str(out), "--steps", "10",
+    assert explain_cli.main([cnn_run[0], "--method", "all", "--output-dir", str(out), "--steps", "10",
                          "--smooth-samples", "4"]) == 0
     names = set(os.listdir(out))
     for method in explain.METHODS:
@@ -113,18 +115,18 @@ def test_cli_writes_arrays_and_figures(cnn_run, tmp_path):
 
 def test_cli_refuses_inapplicable_methods_and_bad_targets(mlp_run, tmp_path, capsys):
     out = tmp_path / "explain"
-    assert explain.main([mlp_run, "--method", "saliency", "--method", "gradcam", "--output-dir", str(out)]) == 2
+    assert explain_cli.main([mlp_run, "--method", "saliency", "--method", "gradcam", "--output-dir", str(out)]) == 2
     assert "no convolutional layer" in capsys.readouterr().err and not out.exists()
-    assert explain.main([str(tmp_path), "--output-dir", str(out)]) == 2
+    assert explain_cli.main([str(tmp_path), "--output-dir", str(out)]) == 2
     assert "neither a run folder" in capsys.readouterr().err and not out.exists()
-    assert explain.main([mlp_run, "--method", "activation_max", "--layer", "nope", "--output-dir", str(out)]) == 2
+    assert explain_cli.main([mlp_run, "--method", "activation_max", "--layer", "nope", "--output-dir", str(out)]) == 2
     assert "has no layer 'nope'" in capsys.readouterr().err
 
 
 def test_an_export_is_explained_with_the_keras_model_beside_it(cnn_run, tmp_path):
     run_dir, export_dir = cnn_run
     out = tmp_path / "from_export"
-    assert explain.main([export_dir, "--method", "gradcam", "--output-dir", str(out)]) == 0
+    assert explain_cli.main([export_dir, "--method", "gradcam", "--output-dir", str(out)]) == 0
     with np.load(out / "gradcam.npz") as from_export, np.load(os.path.join(run_dir, "figures", "gradcam.npz")) as own:
         np.testing.assert_allclose(from_export["maps"], own["maps"], atol=1e-5)
 
@@ -133,7 +135,7 @@ def test_silhouette_ratio_by_hand():
     images = np.zeros((1, 2, 2, 1), np.uint8)
     images[0, 0, 0] = 200  # one object pixel
     maps = np.array([[[0.8, 0.1], [0.1, 0.1]]])
-    ratio = explain.silhouette_ratio(maps, images)
+    ratio = gallery.silhouette_ratio(maps, images)
     assert ratio["ratio"] == pytest.approx(8.0) and ratio["share_inside"] == pytest.approx(0.8 / 1.1)
     assert ratio["area_inside"] == 0.25
 

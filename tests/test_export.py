@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 
-from tfcourse import data, export, fit
+from tfcourse import data, export, fit, hparams
 from tfcourse.models import build_model
 
 
@@ -21,7 +21,7 @@ def trained():
     dataset = data.load_dataset("digits")
     x, y = dataset.pooled()
     normalization = data.Normalization.fit("standardize", x)
-    hp = fit.make_hyperparameters("cnn", {}, (8, 8, 1), 10)
+    hp = hparams.make_hyperparameters("cnn", {}, (8, 8, 1), 10)
     model = fit.compile_model(build_model("cnn", hp, (8, 8, 1), 10), hp)
     model.fit(np.asarray(normalization.apply(x)), y, epochs=1, batch_size=128, verbose=0)
     return model, normalization, dataset

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from tfcourse import data, fit
+from tfcourse import data, evaluate, fit, hparams
 from tfcourse.config import DataConfig
 from tfcourse.models import build_model
 
@@ -12,10 +12,10 @@ def test_evaluate_model_agrees_with_keras_and_counts_per_class():
     dataset = data.load_dataset("digits")
     splits = data.make_splits(dataset, seed=0)
     pipes = data.make_pipelines(dataset, splits, DataConfig(batch_size=64), seed=0)
-    hp = fit.make_hyperparameters("mlp", {}, (8, 8, 1), 10)
+    hp = hparams.make_hyperparameters("mlp", {}, (8, 8, 1), 10)
     model = fit.compile_model(build_model("mlp", hp, (8, 8, 1), 10), hp)
     model.fit(pipes.train, epochs=2, shuffle=False, verbose=0)
-    ours = fit.evaluate_model(model, pipes.test, pipes.class_names)
+    ours = evaluate.evaluate_model(model, pipes.test, pipes.class_names)
     keras_numbers = model.evaluate(pipes.test, verbose=0, return_dict=True)
     assert ours["test_loss"] == pytest.approx(keras_numbers["loss"], rel=1e-4)
     assert ours["test_accuracy"] == pytest.approx(keras_numbers["accuracy"], abs=1e-6)

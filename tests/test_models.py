@@ -3,7 +3,7 @@ import keras_tuner
 import numpy as np
 import pytest
 
-from tfcourse import fit
+from tfcourse import fit, hparams
 from tfcourse.models import MODELS, build_model, get_spec, list_models
 
 
@@ -51,7 +51,7 @@ def test_cnn_default_parameter_count():
 
 @pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh", "linear"])
 def test_mlp_hyperparameters_shape_the_model(activation):
-    hp = fit.make_hyperparameters("mlp", {"hidden_layers": 3, "units": 64, "activation": activation,
+    hp = hparams.make_hyperparameters("mlp", {"hidden_layers": 3, "units": 64, "activation": activation,
                                           "batch_norm": True, "dropout": 0.0}, (8, 8, 1), 10)
     model = build_model("mlp", hp, (8, 8, 1), 10)
     dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
@@ -62,7 +62,7 @@ def test_mlp_hyperparameters_shape_the_model(activation):
 
 
 def test_cnn_hyperparameters_shape_the_model():
-    hp = fit.make_hyperparameters("cnn", {"conv_blocks": 3, "filters": 64, "convs_per_block": 2,
+    hp = hparams.make_hyperparameters("cnn", {"conv_blocks": 3, "filters": 64, "convs_per_block": 2,
                                           "kernel_size": 5, "pooling": "avg", "dense_layers": 0,
                                           "activation": "gelu"}, (28, 28, 1), 10)
     model = build_model("cnn", hp, (28, 28, 1), 10)
@@ -75,14 +75,14 @@ def test_cnn_hyperparameters_shape_the_model():
 
 
 def test_cnn_dense_head_depth():
-    hp = fit.make_hyperparameters("cnn", {"dense_layers": 2, "dense_units": 96}, (28, 28, 1), 10)
+    hp = hparams.make_hyperparameters("cnn", {"dense_layers": 2, "dense_units": 96}, (28, 28, 1), 10)
     model = build_model("cnn", hp, (28, 28, 1), 10)
     assert [layer.units for layer in model.layers if isinstance(layer, keras.layers.Dense)] == [96, 96, 10]
 
 
 def test_cnn_head_flatten_or_global_average():
-    flat = build_model("cnn", fit.make_hyperparameters("cnn", {"dense_layers": 0}, (28, 28, 1), 10), (28, 28, 1), 10)
-    gap = build_model("cnn", fit.make_hyperparameters("cnn", {"dense_layers": 0, "head": "gap"}, (28, 28, 1), 10),
+    flat = build_model("cnn", hparams.make_hyperparameters("cnn", {"dense_layers": 0}, (28, 28, 1), 10), (28, 28, 1), 10)
+    gap = build_model("cnn", hparams.make_hyperparameters("cnn", {"dense_layers": 0, "head": "gap"}, (28, 28, 1), 10),
                       (28, 28, 1), 10)
     assert isinstance(flat.get_layer("features"), keras.layers.Flatten)
     assert isinstance(gap.get_layer("features"), keras.layers.GlobalAveragePooling2D)
@@ -99,11 +99,11 @@ def test_cnn_too_many_blocks_for_input():
 
 
 def test_optimizer_and_learning_rate_are_hyperparameters():
-    hp = fit.make_hyperparameters("mlp", {"optimizer": "sgd", "learning_rate": 0.005}, (8, 8, 1), 10)
+    hp = hparams.make_hyperparameters("mlp", {"optimizer": "sgd", "learning_rate": 0.005}, (8, 8, 1), 10)
     model = fit.compile_model(build_model("mlp", hp, (8, 8, 1), 10), hp)
     assert isinstance(model.optimizer, keras.optimizers.SGD)
     assert float(model.optimizer.learning_rate) == pytest.approx(0.005)
-    space = {entry.name for entry in fit.hyperparameter_space("cnn", (28, 28, 1), 10).space}
+    space = {entry.name for entry in hparams.hyperparameter_space("cnn", (28, 28, 1), 10).space}
     assert {"optimizer", "learning_rate", "conv_blocks", "filters", "dropout", "batch_norm"} <= space
 
 
@@ -119,12 +119,12 @@ def test_optimizer_and_learning_rate_are_hyperparameters():
 )
 def test_bad_overrides(overrides, match):
     with pytest.raises(ValueError, match=match):
-        fit.make_hyperparameters("mlp", overrides, (8, 8, 1), 10)
+        hparams.make_hyperparameters("mlp", overrides, (8, 8, 1), 10)
 
 
 @pytest.mark.parametrize("text, value", [("3", 3), ("0.25", 0.25), ("true", True), ("False", False), ("relu", "relu")])
 def test_parse_hp_value(text, value):
-    assert fit.parse_hp_value(text) == value and type(fit.parse_hp_value(text)) is type(value)
+    assert hparams.parse_hp_value(text) == value and type(hparams.parse_hp_value(text)) is type(value)
 
 
 def test_same_seed_same_initial_weights():
@@ -166,7 +166,7 @@ def test_vgg_defaults_are_the_course_reference():
 
 
 def test_vgg_hyperparameters_shape_the_model():
-    hp = fit.make_hyperparameters("vgg", {"blocks": 2, "filters": 16, "convs_per_block": 3, "batch_norm": False,
+    hp = hparams.make_hyperparameters("vgg", {"blocks": 2, "filters": 16, "convs_per_block": 3, "batch_norm": False,
                                           "conv_dropout": 0.0, "head": "gap", "dense_layers": 2,
                                           "dense_units": 64}, (28, 28, 1), 10)
     model = build_model("vgg", hp, (28, 28, 1), 10)
@@ -194,7 +194,7 @@ def test_resnet_small_defaults_are_resnet20():
 
 
 def test_resnet_small_depth_and_width():
-    hp = fit.make_hyperparameters("resnet_small", {"stages": 2, "blocks_per_stage": 1, "width": 32,
+    hp = hparams.make_hyperparameters("resnet_small", {"stages": 2, "blocks_per_stage": 1, "width": 32,
                                                    "weight_decay": 0.0}, (28, 28, 1), 10)
     model = build_model("resnet_small", hp, (28, 28, 1), 10)
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
@@ -202,7 +202,7 @@ def test_resnet_small_depth_and_width():
     assert all(layer.kernel_regularizer is None for layer in convs)
     assert model.get_layer("features").output.shape == (None, 64)
     with pytest.raises(ValueError, match="stages=4 halves a 4x4 input below 1x1; use at most 3 stages"):
-        build_model("resnet_small", fit.make_hyperparameters("resnet_small", {"stages": 4}, (4, 4, 1), 10), (4, 4, 1))
+        build_model("resnet_small", hparams.make_hyperparameters("resnet_small", {"stages": 4}, (4, 4, 1), 10), (4, 4, 1))
 
 
 def test_resnet50_adapts_small_grayscale_inputs():
@@ -212,7 +212,7 @@ def test_resnet50_adapts_small_grayscale_inputs():
     assert "imagenet_preprocessing" not in [layer.name for layer in model.layers]  # weights=None: no ImageNet inputs
     assert model.get_layer("conv5_block3_out").output.shape == (None, 1, 1, 2048)  # one flat Functional graph
     assert model.count_params() == 23_587_712 + 2048 * 10 + 10  # keras.applications ResNet50 without top
-    hp = fit.make_hyperparameters("resnet50", {"image_size": 64}, (28, 28, 1), 10)
+    hp = hparams.make_hyperparameters("resnet50", {"image_size": 64}, (28, 28, 1), 10)
     assert build_model("resnet50", hp, (28, 28, 1), 10).get_layer("conv5_block3_out").output.shape == (None, 2, 2, 2048)
 
 
@@ -222,7 +222,7 @@ def test_resnet50_loads_a_local_weights_file_with_imagenet_preprocessing(tmp_pat
     pretrained = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(32, 32, 3), pooling="avg")
     path = str(tmp_path / "resnet50_notop.weights.h5")
     pretrained.save_weights(path)
-    hp = fit.make_hyperparameters("resnet50", {"weights": path}, (28, 28, 1), 10)
+    hp = hparams.make_hyperparameters("resnet50", {"weights": path}, (28, 28, 1), 10)
     model = build_model("resnet50", hp, (28, 28, 1), 10)
     for name in ["conv1_conv", "conv3_block2_2_conv", "conv5_block3_3_bn"]:
         for loaded, saved in zip(model.get_layer(name).get_weights(), pretrained.get_layer(name).get_weights(), strict=True):
@@ -235,5 +235,5 @@ def test_resnet50_loads_a_local_weights_file_with_imagenet_preprocessing(tmp_pat
     rgb[..., 0] = 1.0  # pure red becomes channel 2 (BGR order)
     np.testing.assert_allclose(preprocessing(rgb).numpy()[0, 0, 0], [-103.939, -116.779, 255 - 123.68], rtol=1e-5)
     with pytest.raises(ValueError, match="does not exist"):
-        build_model("resnet50", fit.make_hyperparameters("resnet50", {"weights": str(tmp_path / "no.h5")},
+        build_model("resnet50", hparams.make_hyperparameters("resnet50", {"weights": str(tmp_path / "no.h5")},
                                                          (28, 28, 1), 10), (28, 28, 1), 10)

@@ -7,9 +7,12 @@ import re
 import numpy as np
 import pytest
 
-from tfcourse import render, report
+from tfcourse import report
+from tfcourse.explain import gallery
+from tfcourse.report import browser, run_page
+from tfcourse.report import cli as report_cli
 
-needs_chromium = pytest.mark.skipif(render.find_chromium() is None and os.environ.get("CI") != "true",
+needs_chromium = pytest.mark.skipif(browser.find_chromium() is None and os.environ.get("CI") != "true",
                                     reason="headless Chromium is not installed (apt-get install chromium)")
 
 
@@ -48,22 +51,22 @@ def test_training_writes_a_complete_report(cnn_run):
 
 
 def test_background_heat_on_a_flatten_head_is_explained():
-    from tfcourse import fit
+    from tfcourse import hparams
     from tfcourse.models import build_model
 
     def model(head):
-        return build_model("cnn", fit.make_hyperparameters("cnn", {"head": head}, (8, 8, 1), 10), (8, 8, 1), 10)
+        return build_model("cnn", hparams.make_hyperparameters("cnn", {"head": head}, (8, 8, 1), 10), (8, 8, 1), 10)
 
-    assert report._has_flatten_head(model("flatten")) and not report._has_flatten_head(model("gap"))
-    assert not report._has_flatten_head(build_model("mlp", input_shape=(8, 8, 1), num_classes=10))
+    assert gallery._has_flatten_head(model("flatten")) and not gallery._has_flatten_head(model("gap"))
+    assert not gallery._has_flatten_head(build_model("mlp", input_shape=(8, 8, 1), num_classes=10))
     measured = dict(method="gradcam", examples=150, ratio=0.47, area_inside=0.4, share_inside=0.31, flatten_head=True)
-    lines = report.silhouette_sentences(measured, {"head": "flatten"})
+    lines = run_page.silhouette_sentences(measured, {"head": "flatten"})
     assert lines[0].startswith("gradcam heat sits mostly on the background: on 150 correctly classified")
     assert "(pixels > 0, 40% of the image) is 0.47x the mean heat" in lines[0] and "31% of all heat" in lines[0]
     assert "--hp head=gap" in lines[1]
-    above = report.silhouette_sentences(dict(measured, ratio=1.73), {"head": "flatten"})
+    above = run_page.silhouette_sentences(dict(measured, ratio=1.73), {"head": "flatten"})
     assert len(above) == 1 and "sits on the object" in above[0] and "1.73x" in above[0]
-    assert len(report.silhouette_sentences(dict(measured, flatten_head=False), {})) == 1
+    assert len(run_page.silhouette_sentences(dict(measured, flatten_head=False), {})) == 1
 
 
 def test_report_on_demand_matches_and_fills_in_old_runs(cnn_run, tmp_path):
@@ -79,7 +82,7 @@ def test_report_on_demand_matches_and_fills_in_old_runs(cnn_run, tmp_path):
         metrics.pop(key)
     (old / "metrics.json").write_text(json.dumps(metrics))
 
-    assert report.main([str(old), "--no-explanations"]) == 0
+    assert report_cli.main([str(old), "--no-explanations"]) == 0
     again = json.loads((old / "metrics.json").read_text())
     original = json.load(open(os.path.join(cnn_run[0], "metrics.json")))
     assert again["confusion_matrix"] == original["confusion_matrix"]
@@ -90,7 +93,7 @@ def test_report_on_demand_matches_and_fills_in_old_runs(cnn_run, tmp_path):
 def test_report_of_an_export_uses_the_serving_signature(cnn_run, tmp_path):
     run_dir, export_dir = cnn_run
     out = tmp_path / "export_report"
-    assert report.main([export_dir, "--output-dir", str(out), "--no-explanations"]) == 0
+    assert report_cli.main([export_dir, "--output-dir", str(out), "--no-explanations"]) == 0
     own = json.load(open(os.path.join(run_dir, "metrics.json")))
     text = (out / report.REPORT_MD).read_text()
     assert f"test accuracy {own['test_accuracy']:.2%}" in text
@@ -98,23 +101,23 @@ def test_report_of_an_export_uses_the_serving_signature(cnn_run, tmp_path):
 
 def test_compare_puts_runs_side_by_side(cnn_run, mlp_run, tmp_path):
     out = tmp_path / "compare"
-    assert report.main(["--compare", cnn_run[0], mlp_run, "--output-dir", str(out)]) == 0
+    assert report_cli.main(["--compare", cnn_run[0], mlp_run, "--output-dir", str(out)]) == 0
     text = (out / "compare.md").read_text()
     assert "| cnn | cnn |" in text and "| mlp | mlp |" in text and "standard errors" in text
     assert (out / "figures" / "compare.png").is_file()
-    assert report.main(["--compare", cnn_run[0], "--output-dir", str(tmp_path / "one")]) == 2
+    assert report_cli.main(["--compare", cnn_run[0], "--output-dir", str(tmp_path / "one")]) == 2
     assert not (tmp_path / "one").exists()
 
 
 def test_bad_targets_exit_2(tmp_path, capsys):
-    assert report.main([str(tmp_path / "missing")]) == 2
+    assert report_cli.main([str(tmp_path / "missing")]) == 2
     assert "not a folder" in capsys.readouterr().err
 
 
 @needs_chromium
 def test_report_renders_in_headless_chromium_with_a_screenshot(cnn_run):
     run_dir, _ = cnn_run
-    assert report.main([run_dir, "--no-explanations", "--check", "--screenshot"]) == 0
+    assert report_cli.main([run_dir, "--no-explanations", "--check", "--screenshot"]) == 0
     shot = os.path.join(run_dir, "report.png")
     from PIL import Image
 
@@ -129,6 +132,6 @@ def test_the_render_check_catches_broken_pages(tmp_path):
     page.write_text('<html><body><img src="missing.png" alt="gone">'
                     '<img src="data:image/png;base64,AAAA" alt="corrupt"><script>console.error("boom")</script>'
                     "</body></html>")
-    result = render.check_page(str(page))
+    result = browser.check_page(str(page))
     assert not result["ok"] and set(result["broken"]) == {"gone", "corrupt"}
     assert any("boom" in error for error in result["errors"])

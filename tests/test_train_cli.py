@@ -9,7 +9,7 @@ import sys
 import keras
 import pytest
 
-from tfcourse import data, fit, train
+from tfcourse import data, evaluate, fit, hparams, train
 from tfcourse.config import DataConfig
 
 
@@ -55,7 +55,7 @@ def test_end_to_end_on_digits(tmp_path):
     dataset = data.load_dataset("digits")
     splits = data.make_splits(dataset, seed=3)
     pipes = data.make_pipelines(dataset, splits, DataConfig(dataset="digits"), seed=3)
-    again = fit.evaluate_model(fit.compile_model(model, fit.make_hyperparameters("mlp", {}, (8, 8, 1), 10)),
+    again = evaluate.evaluate_model(fit.compile_model(model, hparams.make_hyperparameters("mlp", {}, (8, 8, 1), 10)),
                                pipes.test, pipes.class_names)
     assert again["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
     assert any(name.startswith("events") for root, _, names in os.walk(run_dir / "logs") for name in names)

@@ -272,13 +272,13 @@ def test_output_dir_under_a_file_is_refused(tmp_path, capsys, which, mlp_run):
     if which == "train":
         code = exit_code(train.main, TINY_TRAIN + ["--output-dir", target])
     elif which == "explain":
-        from tfcourse import explain
+        from tfcourse.explain import cli as explain_cli
 
-        code = exit_code(explain.main, [mlp_run, "--method", "saliency", "--output-dir", target])
+        code = exit_code(explain_cli.main, [mlp_run, "--method", "saliency", "--output-dir", target])
     else:
-        from tfcourse import report
+        from tfcourse.report import cli as report_cli
 
-        code = exit_code(report.main, [mlp_run, "--output-dir", target, "--no-explanations"])
+        code = exit_code(report_cli.main, [mlp_run, "--output-dir", target, "--no-explanations"])
     err = capsys.readouterr().err
     assert code == 2 and "--output-dir" in err and "is a file" in err
     assert sorted(os.listdir(tmp_path)) == ["file"]
@@ -333,21 +333,21 @@ def run_copy(tmp_path, mlp_run):
 @pytest.mark.parametrize("content, expected", [("{}", "lacks data.class_names and data.normalization"),
                                                ("{not json", "not valid JSON"), ("", "is empty")])
 def test_a_damaged_config_json_is_named(run_copy, tmp_path, capsys, content, expected):
-    from tfcourse import explain
+    from tfcourse.explain import cli as explain_cli
 
     (run_copy / "config.json").write_text(content)
-    code = exit_code(explain.main, [str(run_copy), "--method", "saliency"])
+    code = exit_code(explain_cli.main, [str(run_copy), "--method", "saliency"])
     err = capsys.readouterr().err
     assert code == 2 and str(run_copy / "config.json") in err and expected in err
     assert not (run_copy / "explain").exists()
 
 
 def test_a_zero_byte_model_file_is_named(run_copy, capsys):
-    from tfcourse import explain
+    from tfcourse.explain import cli as explain_cli
     from tfcourse.export import cli as export_cli
 
     (run_copy / "model.keras").write_bytes(b"")
-    for main, argv in ((explain.main, [str(run_copy), "--method", "saliency"]),
+    for main, argv in ((explain_cli.main, [str(run_copy), "--method", "saliency"]),
                        (export_cli.main, [str(run_copy), "--export-dir", str(run_copy.parent / "exports")])):
         assert exit_code(main, argv) == 2
         err = capsys.readouterr().err
@@ -356,9 +356,9 @@ def test_a_zero_byte_model_file_is_named(run_copy, capsys):
 
 
 def test_units_must_be_indices(mlp_run, capsys):
-    from tfcourse import explain
+    from tfcourse.explain import cli as explain_cli
 
-    assert exit_code(explain.main, [mlp_run, "--method", "activation_max", "--units", "0,x"]) == 2
+    assert exit_code(explain_cli.main, [mlp_run, "--method", "activation_max", "--units", "0,x"]) == 2
     assert "'x' is not a filter or class index" in capsys.readouterr().err
 
 

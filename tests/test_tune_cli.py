@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import pytest
 
-from tfcourse import data, fit, search, tune, tuners
+from tfcourse import data, hparams, search, tune, tuners
 from tfcourse.config import DataConfig, TuneConfig
 
 TINY = ["--dataset", "digits", "--model", "mlp", "--verbose", "0", "--seed", "5"]
@@ -169,7 +169,7 @@ def test_batch_size_is_a_hyperparameter():
             CountBatches.batches += 1
 
     for size in (32, 256):
-        hp = fit.make_search_space("mlp", {"batch_size": size}, (8, 8, 1), 10, batch_size=128)
+        hp = hparams.make_search_space("mlp", {"batch_size": size}, (8, 8, 1), 10, batch_size=128)
         model = hypermodel.build(hp)
         CountBatches.batches = 0
         hypermodel.fit(hp, model, pipelines.train, epochs=1, verbose=0, callbacks=[CountBatches()])
@@ -177,9 +177,9 @@ def test_batch_size_is_a_hyperparameter():
 
 
 def test_search_space_overrides():
-    hp = fit.make_search_space("cnn", {"conv_blocks": {"min": 2, "max": 3}, "filters": [64, 128], "batch_norm": True,
+    hp = hparams.make_search_space("cnn", {"conv_blocks": {"min": 2, "max": 3}, "filters": [64, 128], "batch_norm": True,
                                        "learning_rate": {"min": 3e-4, "max": 3e-3}}, (28, 28, 1), 10, 128)
-    entries = {entry["name"]: entry for entry in fit.describe_space(hp)}
+    entries = {entry["name"]: entry for entry in hparams.describe_space(hp)}
     assert (entries["conv_blocks"]["min_value"], entries["conv_blocks"]["max_value"]) == (2, 3)
     assert entries["filters"]["values"] == [64, 128]
     assert entries["batch_norm"]["type"] == "Fixed"
@@ -193,10 +193,10 @@ def test_search_space_overrides():
     ]
     for overrides, message in errors:
         with pytest.raises(ValueError, match=message):
-            fit.make_search_space("cnn", overrides, (28, 28, 1), 10, 128)
-    assert fit.parse_space_value("1e-4..1e-2") == {"min": 1e-4, "max": 1e-2}
-    assert fit.parse_space_value("[1, 2]") == [1, 2]
-    assert fit.parse_space_value("gelu") == "gelu"
+            hparams.make_search_space("cnn", overrides, (28, 28, 1), 10, 128)
+    assert hparams.parse_space_value("1e-4..1e-2") == {"min": 1e-4, "max": 1e-2}
+    assert hparams.parse_space_value("[1, 2]") == [1, 2]
+    assert hparams.parse_space_value("gelu") == "gelu"
 
 
 def test_show_space_and_space_file(tmp_path, capsys):
@@ -217,7 +217,7 @@ def test_show_space_and_space_file(tmp_path, capsys):
     (["--space", "units"], "expected KEY=VALUE"),
     (["--space", "units=[64,"], "not a JSON list"),
     (["--space", "units=4096"], "must be in [32, 1024]"),
-    (["--space", "missing.json"], "Cannot read search-space file missing.json"),
+    (["--space", "missing.json"], "missing.json: search-space file not found"),
     (["--factor", "1"], "factor must be at least 2"),
     (["--role", "worker"], "needs --oracle HOST:PORT"),
     (["--role", "worker", "--oracle", "nohost"], "expected HOST:PORT"),
@@ -303,7 +303,7 @@ def test_killed_search_resumes_without_redoing_completed_trials(tmp_path):
 
 MEMORY_PROBE = """
 import gc, json, sys
-from tfcourse import data, fit, tuners
+from tfcourse import data, fit, hparams, tuners
 def rss_mb():
     with open("/proc/self/statm") as handle:
         return int(handle.read().split()[1]) * 4096 / 2**20
@@ -315,7 +315,7 @@ hypermodel = tuners.make_hypermodel("cnn", pipelines.input_shape, pipelines.num_
 # 256 filters would raise the allocator's high-water mark once, a step that is not a leak.
 fixed = {"conv_blocks": 1, "filters": 32, "convs_per_block": 1, "kernel_size": 3, "head": "flatten",
          "dense_layers": 1, "dense_units": 64, "batch_size": 128}
-space = fit.make_search_space("cnn", fixed, (8, 8, 1), 10, 128)
+space = hparams.make_search_space("cnn", fixed, (8, 8, 1), 10, 128)
 tuner = tuners.make_tuner("random", hypermodel, max_trials=10, directory=sys.argv[1], project_name="rss",
                           hyperparameters=space, seed=0)
 readings = []

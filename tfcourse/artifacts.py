@@ -16,15 +16,15 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from tfcourse import evaluate, rundir
+from tfcourse import data, evaluate, export, rundir
+from tfcourse.config import DataConfig
+from tfcourse.models import load_keras_model
 
 
 def _read_json(path: str, default=None, what: str = "file"):
     """The file's JSON, ``default`` when it does not exist, a ``ValueError`` naming it when it is unreadable."""
-    if not os.path.isfile(path):
-        return default
     return rundir.read_json(path, what, "Rerun the command that wrote it (python -m tfcourse.train writes run "
-                                       "folders), or restore the file.")
+                                        "folders), or restore the file.", missing=default)
 
 
 def _run_record(path: str) -> Dict[str, Any]:
@@ -62,6 +62,22 @@ class Run:
     _model: Any = None
     _test: Optional[TestData] = None
     _predictions: Optional[Dict[str, np.ndarray]] = None
+    _metrics: Optional[Dict[str, Any]] = None
+    _history: Optional[Dict[str, list]] = None
+
+    @classmethod
+    def from_training(cls, run_dir: str, name: str, record: Dict[str, Any], model, dataset, splits,
+                      metrics: Dict[str, Any], history: Dict[str, list],
+                      predictions: Dict[str, np.ndarray]) -> "Run":
+        """The run ``tfcourse.train`` has just trained, from what it holds in memory (model, data, splits,
+        numbers), so its report reads nothing back from disk."""
+        x, y = dataset.pooled()
+        return cls(run_dir, None, record, tuple(record["data"]["class_names"]),
+                   data.Normalization.from_dict(record["data"]["normalization"]), None, label=name, _model=model,
+                   _test=TestData(x[splits.test], y[splits.test], splits.test, dataset, splits),
+                   _predictions={"labels": predictions["labels"], "logits": predictions["logits"],
+                                 "test_indices": np.asarray(splits.test)},
+                   _metrics=metrics, _history=history)
 
     @property
     def name(self) -> str:
@@ -72,11 +88,17 @@ class Run:
 
     @property
     def metrics(self) -> Dict[str, Any]:
-        return _read_json(os.path.join(self.run_dir, "metrics.json"), {}) if self.run_dir else {}
+        """``metrics.json`` (read once; ``{}`` for an export without its run folder)."""
+        if self._metrics is None:
+            self._metrics = _read_json(os.path.join(self.run_dir, rundir.METRICS_FILE), {}) if self.run_dir else {}
+        return self._metrics
 
     @property
     def history(self) -> Dict[str, list]:
-        return _read_json(os.path.join(self.run_dir, "history.json"), {}) if self.run_dir else {}
+        """``history.json`` (read once)."""
+        if self._history is None:
+            self._history = _read_json(os.path.join(self.run_dir, rundir.HISTORY_FILE), {}) if self.run_dir else {}
+        return self._history
 
     def keras_model(self, required_for: str = ""):
         """The Keras model (loaded once). Raises ``ValueError`` when there is none to load."""
@@ -84,26 +106,18 @@ class Run:
             if self.keras_path is None:
                 raise ValueError(f"{self.export_dir} is an export without a reachable .keras model ({required_for}); "
                                  "pass --keras-model FILE.keras (the run folder's model.keras).")
-            from tfcourse.models import load_keras_model
-
             self._model = load_keras_model(self.keras_path)
         return self._model
 
     def test_data(self) -> TestData:
         """The run's test split, recomputed from its data settings and seed (no download)."""
         if self._test is None:
-            from tfcourse import data
-            from tfcourse.config import DataConfig
-
             settings = (self.record.get("config") or {}).get("data")
             if not settings:
                 raise ValueError(f"{self.run_dir or self.export_dir} records no data settings (config.json), so its "
                                  "test split cannot be rebuilt; pass a run folder written by tfcourse.train.")
-            config = DataConfig(**settings)
-            seed = int(self.record["config"]["seed"])
-            dataset = data.load_dataset(config.dataset, config.data_dir, config.image_size, download=False)
-            dataset = data.select_classes(dataset, config.classes)
-            splits = data.make_splits(dataset, config.split, config.val_fraction, config.test_fraction, seed)
+            dataset, splits = data.load_splits(DataConfig(**settings), int(self.record["config"]["seed"]),
+                                               download=False)
             x, y = dataset.pooled()
             self._test = TestData(x[splits.test], y[splits.test], splits.test, dataset, splits)
         return self._test
@@ -122,7 +136,7 @@ class Run:
         return self._predictions
 
     def _compute_predictions(self, batch_size: int) -> Dict[str, np.ndarray]:
-        saved = os.path.join(self.run_dir, evaluate.PREDICTIONS_FILE) if self.run_dir else None
+        saved = os.path.join(self.run_dir, rundir.PREDICTIONS_FILE) if self.run_dir else None
         if saved and os.path.isfile(saved) and self.export_dir is None:
             return evaluate.load_predictions(saved)
         test = self.test_data()
@@ -147,9 +161,6 @@ def load(path: str, keras_model: Optional[str] = None) -> Run:
     Raises:
         ValueError: If ``path`` is neither.
     """
-    from tfcourse import data, export
-    from tfcourse.rundir import MODEL_FILE
-
     if not os.path.isdir(path):
         raise ValueError(f"{path} is not a folder; pass a run folder (from python -m tfcourse.train) or a SavedModel "
                          "export version folder (saved_models/<model>/<version>).")
@@ -159,27 +170,15 @@ def load(path: str, keras_model: Optional[str] = None) -> Run:
             raise ValueError(f"{path} is a SavedModel without {export.METADATA_FILE}; only tfcourse exports can be "
                              "reported on or explained.")
         run_dir = info.get("run_dir")
-        run_dir = run_dir if run_dir and os.path.isfile(os.path.join(run_dir, "config.json")) else None
+        run_dir = run_dir if run_dir and os.path.isfile(os.path.join(run_dir, rundir.CONFIG_FILE)) else None
         record = _run_record(run_dir) if run_dir else {}
-        keras_path = keras_model or (os.path.join(run_dir, MODEL_FILE) if run_dir else None)
+        keras_path = keras_model or (os.path.join(run_dir, rundir.MODEL_FILE) if run_dir else None)
         return Run(run_dir, path, record, tuple(info["class_names"]), data.Normalization.from_dict(info["normalization"]),
                    keras_path if keras_path and os.path.isfile(keras_path) else None)
-    if not os.path.isfile(os.path.join(path, "config.json")) or not os.path.isfile(os.path.join(path, MODEL_FILE)):
-        raise ValueError(f"{path} is neither a run folder (config.json + {MODEL_FILE}) nor a SavedModel export "
+    if not os.path.isfile(os.path.join(path, rundir.CONFIG_FILE)) or not os.path.isfile(os.path.join(path, rundir.MODEL_FILE)):
+        raise ValueError(f"{path} is neither a run folder (config.json + {rundir.MODEL_FILE}) nor a SavedModel export "
                          "(saved_model.pb); pass the folder python -m tfcourse.train wrote, or an export version folder.")
     record = _run_record(path)
     return Run(path, None, record, tuple(record["data"]["class_names"]),
                data.Normalization.from_dict(record["data"]["normalization"]),
-               keras_model or os.path.join(path, MODEL_FILE))
-
-
-def model_input_range(normalization) -> tuple:
-    """The per-channel range of model inputs for raw pixels 0..255 under ``normalization``."""
-    mean, std = np.asarray(normalization.mean), np.asarray(normalization.std)
-    return tuple((0.0 - mean) / std), tuple((1.0 - mean) / std)
-
-
-def to_pixels(model_inputs, normalization) -> np.ndarray:
-    """Model inputs back to displayable uint8 pixels (inverse of the normalisation, clipped)."""
-    mean, std = np.asarray(normalization.mean), np.asarray(normalization.std)
-    return np.clip((np.asarray(model_inputs) * std + mean) * 255.0, 0, 255).round().astype(np.uint8)
+               keras_model or os.path.join(path, rundir.MODEL_FILE))

@@ -563,6 +563,16 @@ class Normalization:
         """The inverse of ``dataclasses.asdict`` (as written to config.json and an export's metadata)."""
         return cls(saved["mode"], tuple(saved["mean"]), tuple(saved["std"]))
 
+    def input_range(self) -> Tuple[Tuple[float, ...], Tuple[float, ...]]:
+        """The per-channel (low, high) of model inputs for raw pixels 0..255."""
+        mean, std = np.asarray(self.mean), np.asarray(self.std)
+        return tuple((0.0 - mean) / std), tuple((1.0 - mean) / std)
+
+    def to_pixels(self, model_inputs) -> np.ndarray:
+        """Model inputs back to displayable uint8 pixels (the inverse of ``apply``, clipped)."""
+        mean, std = np.asarray(self.mean), np.asarray(self.std)
+        return np.clip((np.asarray(model_inputs) * std + mean) * 255.0, 0, 255).round().astype(np.uint8)
+
     def apply(self, images):
         """Maps raw pixel values (any dtype, 0..255) to model inputs, in TensorFlow."""
         import tensorflow as tf
@@ -677,15 +687,13 @@ def limit_train(dataset: Dataset, splits: Splits, limit: Optional[int], seed: in
     return dataclasses.replace(splits, train=kept)
 
 
-def load_pipelines(config: DataConfig, seed: int, download: bool = True, train_on: str = "train"):
-    """``load_dataset`` + ``make_splits`` + ``make_pipelines`` for one ``DataConfig``.
-
-    Args:
-        train_on: ``train``, or ``train+val`` to make the training pipeline from both
-            splits (the validation pipeline is then empty).
+def load_splits(config: DataConfig, seed: int, download: bool = True) -> Tuple[Dataset, Splits]:
+    """The data recipe of one ``DataConfig``: ``load_dataset``, ``select_classes``, ``make_splits`` and
+    ``limit_train``. Training (``load_pipelines``) and a run read back later (``artifacts.Run.test_data``)
+    both call it, so a run's test split is the one it was tested on.
 
     Returns:
-        ``(dataset, splits, pipelines)``; ``splits`` are the protocol's own, before any merge.
+        ``(dataset, splits)``.
     """
     if config.image_size is not None and not (os.path.isdir(config.dataset) and not idx.find_idx_files(config.dataset)):
         # checked before loading: a catalogued set, tfds or IDX files keep their own size
@@ -695,7 +703,20 @@ def load_pipelines(config: DataConfig, seed: int, download: bool = True, train_o
     dataset = load_dataset(config.dataset, config.data_dir, config.image_size, download=download)
     dataset = select_classes(dataset, config.classes)
     splits = make_splits(dataset, config.split, config.val_fraction, config.test_fraction, seed)
-    splits = limit_train(dataset, splits, config.train_limit, seed)
+    return dataset, limit_train(dataset, splits, config.train_limit, seed)
+
+
+def load_pipelines(config: DataConfig, seed: int, download: bool = True, train_on: str = "train"):
+    """``load_splits`` + ``make_pipelines`` for one ``DataConfig``.
+
+    Args:
+        train_on: ``train``, or ``train+val`` to make the training pipeline from both
+            splits (the validation pipeline is then empty).
+
+    Returns:
+        ``(dataset, splits, pipelines)``; ``splits`` are the protocol's own, before any merge.
+    """
+    dataset, splits = load_splits(config, seed, download)
     fit_splits = splits if train_on == "train" else dataclasses.replace(
         splits, train=np.sort(np.concatenate([splits.train, splits.val])), val=splits.val[:0])
     return dataset, splits, make_pipelines(dataset, fit_splits, config, seed)

@@ -8,12 +8,13 @@ numbers, so a report can be recomputed from a saved ``predictions.npz`` without 
 
 from __future__ import annotations
 
+import os
 from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
-PREDICTIONS_FILE = "predictions.npz"
-REPORT_TEXT_FILE = "report.txt"
+from tfcourse import rundir
+
 TOP_K = (1, 2, 3, 5)
 
 
@@ -124,12 +125,24 @@ def predict(model, dataset) -> Dict[str, np.ndarray]:
     return {"labels": np.concatenate(labels), "logits": logits, "predictions": logits.argmax(axis=1)}
 
 
+def evaluate_model(model, dataset, class_names: Sequence[str], test_indices=None) -> Dict[str, Any]:
+    """Every test-set number (``evaluate_predictions``) from one pass of ``model`` over ``dataset``."""
+    outputs = predict(model, dataset)
+    return evaluate_predictions(outputs["labels"], outputs["logits"], class_names, test_indices)
+
+
 def save_predictions(path: str, labels, logits, test_indices) -> None:
     """Writes ``predictions.npz`` (labels, logits, dataset indices) atomically."""
-    from tfcourse.rundir import write_npz
-
-    write_npz(path, labels=np.asarray(labels), logits=np.asarray(logits, dtype=np.float32),
+    rundir.write_npz(path, labels=np.asarray(labels), logits=np.asarray(logits, dtype=np.float32),
               test_indices=np.asarray(test_indices))
+
+
+def write_evaluation(folder: str, metrics: Dict[str, Any], labels, logits, test_indices, title: str) -> None:
+    """A run folder's evaluation: ``metrics.json``, ``report.txt`` (``format_text``) and
+    ``predictions.npz``, each written atomically."""
+    rundir.write_json(os.path.join(folder, rundir.METRICS_FILE), metrics)
+    rundir.write_text(os.path.join(folder, rundir.REPORT_TEXT_FILE), format_text(metrics, title))
+    save_predictions(os.path.join(folder, rundir.PREDICTIONS_FILE), labels, logits, test_indices)
 
 
 def load_predictions(path: str) -> Dict[str, np.ndarray]:

@@ -6,6 +6,8 @@ import math
 import os
 from typing import Any, Dict, List, Optional, Sequence
 
+from tfcourse.rundir import atomic_write
+
 SEARCH_PROGRESS = "search_progress.png"
 SCORE_VS_HP = "score_vs_hyperparameters.png"
 
@@ -20,9 +22,7 @@ def _pyplot():
 
 
 def _save(fig, path: str) -> None:
-    staging = f"{path}.tmp-{os.getpid()}.png"
-    fig.savefig(staging, dpi=110, bbox_inches="tight")
-    os.replace(staging, path)
+    atomic_write(path, lambda staging: fig.savefig(staging, dpi=110, bbox_inches="tight"), suffix=".png")
 
 
 def _finish(fig, path: str) -> str:

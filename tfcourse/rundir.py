@@ -21,12 +21,20 @@ import re
 import shutil
 import signal
 import threading
-from typing import Any, List, Optional
+from typing import Any, Callable, List, Optional
 
 import numpy as np
 
+# A run folder's files (tfcourse.runs writes them; artifacts, report and benchmarks read them).
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
+HISTORY_FILE = "history.json"
+METRICS_FILE = "metrics.json"
+COST_JSON = "cost.json"
+COST_MD = "cost.md"
+PREDICTIONS_FILE = "predictions.npz"
+REPORT_TEXT_FILE = "report.txt"
+EXPORT_FILE = "export.json"  # where the run was exported
 PARTIAL_PATTERN = re.compile(r"^\.(?P<name>.+)\.partial-(?P<pid>\d+)$")
 
 
@@ -39,6 +47,12 @@ def model_file(path: str) -> Optional[str]:
     return candidate if os.path.isfile(candidate) else None
 
 
+def safe_name(text: str) -> str:
+    """``text``'s last path part as a folder-name piece: runs of other characters than letters, digits,
+    ``_``, ``.`` and ``-`` become one ``_`` (``tfds:cifar10`` -> ``tfds_cifar10``)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", os.path.basename(os.path.normpath(text)))
+
+
 def _json_default(value):
     if hasattr(value, "tolist"):
         return value.tolist()
@@ -48,49 +62,69 @@ def _json_default(value):
 
 
 def write_json(path: str, payload: Any) -> None:
-    """Writes JSON atomically (temporary file, then rename)."""
+    """Writes JSON atomically."""
     text = json.dumps(payload, indent=2, default=_json_default) + "\n"
     write_text(path, text)
 
 
-def write_text(path: str, text: str) -> None:
-    """Writes text atomically (temporary file, then rename)."""
-    staging = f"{path}.tmp-{os.getpid()}"
+def atomic_write(path: str, write: Callable[[str], Any], suffix: str = "") -> None:
+    """The one atomic writer: ``write(staging)`` fills a temporary file beside ``path``, then
+    ``os.replace`` puts it in place; on any failure the temporary file is removed. ``suffix``
+    ends the temporary name for writers that insist on an extension (NumPy's ``.npz``, matplotlib's ``.png``)."""
+    staging = f"{path}.tmp-{os.getpid()}{suffix}"
     try:
-        with open(staging, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        write(staging)
         os.replace(staging, path)
     except BaseException:
         if os.path.exists(staging):
             os.remove(staging)
         raise
+
+
+def write_text(path: str, text: str) -> None:
+    """Writes text atomically."""
+
+    def write(staging: str) -> None:
+        with open(staging, "w", encoding="utf-8") as handle:
+            handle.write(text)
+
+    atomic_write(path, write)
+
+
+def write_bytes(path: str, payload: bytes) -> None:
+    """Writes bytes atomically."""
+
+    def write(staging: str) -> None:
+        with open(staging, "wb") as handle:
+            handle.write(payload)
+
+    atomic_write(path, write)
 
 
 def write_npz(path: str, **arrays) -> None:
-    """Writes a compressed ``.npz`` atomically (NumPy insists on the extension, so the staging name keeps it)."""
-    staging = f"{path}.tmp-{os.getpid()}.npz"
-    try:
-        np.savez_compressed(staging, **arrays)
-        os.replace(staging, path)
-    except BaseException:
-        if os.path.exists(staging):
-            os.remove(staging)
-        raise
+    """Writes a compressed ``.npz`` atomically."""
+    atomic_write(path, lambda staging: np.savez_compressed(staging, **arrays), suffix=".npz")
 
 
-def read_json(path: str, what: str = "file", fix: str = "") -> Any:
+_REQUIRED = object()
+
+
+def read_json(path: str, what: str = "file", fix: str = "", missing: Any = _REQUIRED) -> Any:
     """Reads a JSON file, or raises ``ValueError`` naming the file, what is wrong and ``fix``.
 
     Args:
         path: The file.
         what: What the file is, for the message (e.g. "run configuration").
         fix: What to do about it (appended to the message).
+        missing: Returned when the file does not exist (default: that is an error too).
     """
     tail = f" {fix}" if fix else ""
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
     except FileNotFoundError:
+        if missing is not _REQUIRED:
+            return missing
         raise ValueError(f"{path}: {what} not found.{tail}") from None
     except OSError as error:
         raise ValueError(f"{path}: cannot read the {what} ({error.strerror}).{tail}") from None

@@ -9,18 +9,22 @@ failed or interrupted run leaves nothing half-written behind.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
-import re
 import shutil
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
+import keras
 import numpy as np
+import tensorflow as tf
 
+import tfcourse
+from tfcourse import artifacts, cost, data, evaluate, export, fit, hparams, report, rundir, transfer
 from tfcourse import config as config_lib
-from tfcourse import rundir
 from tfcourse.config import TrainConfig
+from tfcourse.models import get_spec, load_keras_model
 from tfcourse.rundir import MODEL_FILE, write_json, write_text
 
 
@@ -33,16 +37,23 @@ class RunResult:
     model: Any
 
 
+@dataclasses.dataclass
+class Trained:
+    """What training produced: the history (all phases), training-step seconds per epoch, the wall
+    time, and for a transfer run what each phase trained (``metrics.json``'s ``transfer``)."""
+
+    history: Dict[str, list]
+    epoch_seconds: List[float]
+    seconds: float
+    transfer: Optional[Dict[str, Any]] = None
+
+
 def default_run_dir(config: TrainConfig) -> str:
-    dataset = re.sub(r"[^A-Za-z0-9_.-]+", "_", os.path.basename(os.path.normpath(config.data.dataset)))
-    return os.path.join("runs", f"{config.model}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
+    return os.path.join("runs", f"{config.model}-{rundir.safe_name(config.data.dataset)}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
 def validate_config(config: TrainConfig) -> None:
     """Raises ``ValueError`` for settings that cannot work, before any data is loaded."""
-    from tfcourse import transfer
-    from tfcourse.models import get_spec
-
     if config.base is None:
         get_spec(config.model)
     transfer.check_arguments(config.base, config.freeze_base, config.fine_tune_at, config.base_weights,
@@ -79,22 +90,217 @@ def model_builder(config: TrainConfig, for_space: bool = False):
         for_space: Only to list hyperparameters: an applications base is built without its
             (possibly downloaded) weights.
     """
-    import functools
-
-    from tfcourse import transfer
-    from tfcourse.models import get_spec
-
     if config.base is None:
         return get_spec(config.model).build
     weights = "none" if for_space and transfer.is_application(config.base) else config.base_weights
     return functools.partial(transfer.build, base=config.base, base_weights=weights, freeze_base=config.freeze_base)
 
 
+def space_rows(config: TrainConfig, download: bool = True):
+    """``--list-hp``: every hyperparameter of the run's model (``hparams.describe_space`` rows), declared
+    for the dataset named: its image shape (a trained transfer base's own input shape) and classes.
+
+    Returns:
+        ``(input_shape, num_classes, rows)``.
+    """
+    validate_config(config)
+    dataset, _ = data.load_splits(config.data, config.seed, download)
+    shape = dataset.input_shape
+    if config.base and not transfer.is_application(config.base):  # a trained base fixes the image shape
+        shape = tuple(load_keras_model(transfer.resolve_base_path(config.base), compile=False).input_shape[1:])
+    space = hparams.hyperparameter_space(model_builder(config, for_space=True), shape, dataset.num_classes)
+    return shape, dataset.num_classes, hparams.describe_space(space)
+
+
+def train_and_evaluate(config: TrainConfig, download: bool = True, verbose: Any = "auto",
+                       verify_export: bool = True, record_extra: Optional[Dict[str, Any]] = None) -> RunResult:
+    """Loads data, builds, trains, evaluates and saves one model; exports it if asked.
+
+    Args:
+        config: The run's configuration.
+        download: Allow ``tfds.load`` to download a catalogued dataset missing locally.
+        verbose: Keras ``fit`` verbosity (``"auto"``, 0, 1 or 2).
+        verify_export: After exporting, load the export in a fresh Python process and
+            check it predicts what the Keras model predicts on a few test images.
+        record_extra: More entries for ``config.json`` (e.g. the search a run came from).
+
+    Returns:
+        A ``RunResult`` with the run folder, metrics, history, export folder and model.
+
+    Raises:
+        ValueError: For invalid settings or data, or an existing run folder.
+    """
+    validate_config(config)
+    run_dir = _claim_run_dir(config)
+    keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    dataset, splits, pipelines = _load_data(config, download)
+    model, hp = _build_model(config, pipelines)
+
+    staging = os.path.join(os.path.dirname(os.path.abspath(run_dir)),
+                           f".{os.path.basename(run_dir)}.partial-{os.getpid()}")
+    os.makedirs(os.path.dirname(staging), exist_ok=True)  # only now: a refused run leaves no folder behind
+    os.makedirs(staging)
+    try:
+        trained = _train(model, hp, pipelines, config, staging, verbose)
+        outputs, metrics, model_cost = _evaluate(model, pipelines, splits, trained)
+        record = _run_record(config, hp, dataset, splits, pipelines, record_extra)
+        _write_run_folder(staging, config, record, trained.history, metrics, model_cost, outputs, model, splits,
+                          dataset.source)
+        if config.report:
+            _write_report(artifacts.Run.from_training(staging, os.path.basename(run_dir), record, model, dataset,
+                                                      splits, metrics, trained.history, outputs))
+        os.rename(staging, run_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    print(f"tfcourse: test accuracy {metrics['test_accuracy']:.4f} (loss {metrics['test_loss']:.4f}) "
+          f"after {metrics['epochs_trained']} epochs in {trained.seconds:.1f}s; run folder {run_dir}", flush=True)
+    if os.path.isfile(os.path.join(run_dir, report.REPORT_HTML)):
+        print(f"tfcourse: report {os.path.join(run_dir, report.REPORT_HTML)}", flush=True)
+
+    export_dir = None
+    if config.export:
+        x, _ = dataset.pooled()
+        export_dir = export_run(model, run_dir, config.export_dir, config.model, pipelines.class_names,
+                                pipelines.normalization, x[splits.test[:32]], metrics["test_accuracy"],
+                                verify=verify_export)
+    return RunResult(run_dir, metrics, trained.history, export_dir, model)
+
+
+# ----------------------------------------------------------------------------- the steps, in order
+
+
+def _claim_run_dir(config: TrainConfig) -> str:
+    """The run folder's path, checked: new, its parent writable (and the export root, when exporting);
+    unfinished run folders of killed processes in that parent are swept."""
+    run_dir = config.output_dir or default_run_dir(config)
+    if os.path.exists(run_dir):
+        raise ValueError(f"Run folder {run_dir} exists already; pass another --output-dir or remove it.")
+    parent = os.path.dirname(os.path.abspath(run_dir))
+    rundir.check_writable_folder(parent, "--output-dir")
+    if config.export:
+        rundir.check_writable_folder(config.export_dir, "--export-dir")
+    for leftover in rundir.sweep_stale_partials(parent):
+        print(f"tfcourse: removed {leftover}, the unfinished run folder of a process that is gone", flush=True)
+    return run_dir
+
+
+def _load_data(config: TrainConfig, download: bool):
+    print(f"tfcourse: loading {config.data.dataset} ...", flush=True)
+    dataset, splits, pipelines = data.load_pipelines(config.data, config.seed, download=download,
+                                                     train_on=config.train_on)
+    print(f"tfcourse: {dataset.source}: {pipelines.num_classes} classes, images {pipelines.input_shape}, "
+          f"split {splits.protocol} {splits.sizes()}, fitting on {config.train_on}", flush=True)
+    return dataset, splits, pipelines
+
+
+def _build_model(config: TrainConfig, pipelines):
+    """The compiled model and its hyperparameters (defaults plus ``--hp``)."""
+    hp = hparams.make_hyperparameters(model_builder(config, for_space=True), config.hp, pipelines.input_shape,
+                                      pipelines.num_classes, label=config.model)
+    model = model_builder(config)(hp, pipelines.input_shape, pipelines.num_classes)
+    if config.fine_tune_at is not None:
+        transfer.fine_tune_start(model, config.fine_tune_at)  # a wrong layer fails now, not after training the head
+    # compiling also registers optimizer/learning_rate, so hp.values then lists every setting
+    fit.compile_model(model, hp, steps_per_execution=config.steps_per_execution)
+    return model, hp
+
+
+def _train(model, hp, pipelines, config: TrainConfig, staging: str, verbose) -> Trained:
+    """Training, then (transfer runs with ``--fine-tune-at``) fine-tuning from that layer up."""
+    phases = []
+    frozen_before = _frozen_weights(model) if config.base else None
+    start = time.perf_counter()
+    history, epoch_seconds = _fit(model, pipelines, config, staging, verbose)
+    if config.base:
+        phases.append(_phase("head" if config.freeze_base else "all", model, history, frozen_before, hp))
+    if config.fine_tune_at is not None:
+        unfrozen = transfer.unfreeze_from(model, config.fine_tune_at)
+        print(f"tfcourse: fine-tuning {len(unfrozen)} base layers from {config.fine_tune_at!r} at "
+              f"{config.fine_tune_lr_scale}x the learning rate for {config.fine_tune_epochs} epochs", flush=True)
+        fit.compile_model(model, hp, steps_per_execution=config.steps_per_execution,
+                          learning_rate_scale=config.fine_tune_lr_scale)
+        frozen_before = _frozen_weights(model)
+        done = len(history["loss"])
+        more, more_seconds = _fit(model, pipelines, config, staging, verbose, initial_epoch=done,
+                                  epochs=config.fine_tune_epochs, append=True)
+        phases.append(_phase("fine_tune", model, more, frozen_before, hp, learning_rate_scale=config.fine_tune_lr_scale))
+        history = {key: history.get(key, [None] * done) + values for key, values in more.items()}
+        epoch_seconds = epoch_seconds + more_seconds
+    described = {**transfer.describe(config.base, config.base_weights, config.freeze_base, config.fine_tune_at),
+                 "phases": phases} if phases else None
+    return Trained(history, epoch_seconds, time.perf_counter() - start, described)
+
+
+def _evaluate(model, pipelines, splits, trained: Trained):
+    """Test-set predictions, every number of ``metrics.json`` (evaluation, training speed, cost) and the
+    model's cost report."""
+    outputs = evaluate.predict(model, pipelines.test)
+    metrics = evaluate.evaluate_predictions(outputs["labels"], outputs["logits"], pipelines.class_names, splits.test)
+    if not math.isfinite(metrics["test_loss"]):
+        raise fit.TrainingDiverged(f"The trained model's test loss is {metrics['test_loss']} (non-finite logits), "
+                                   "so nothing was saved. Lower the learning rate and run again.")
+    val_losses = [v for v in trained.history.get("val_loss", []) if v is not None]
+    model_cost = cost.cost_report(model)
+    # pipelines.sizes["train"] already holds val when fitting on train+val
+    images_per_second = pipelines.sizes["train"] * len(trained.epoch_seconds) / sum(trained.epoch_seconds)
+    metrics.update(
+        epochs_trained=len(trained.history.get("loss", [])),
+        best_epoch=int(min(range(len(val_losses)), key=val_losses.__getitem__)) + 1 if val_losses else None,
+        train_seconds=round(trained.seconds, 2),
+        # training steps only (validation passes excluded), over all epochs incl. the first's tracing
+        train_images_per_second=round(images_per_second, 1),
+        epoch_train_seconds=[round(s, 2) for s in trained.epoch_seconds],
+        parameters=int(model.count_params()),
+        trainable_parameters=model_cost["trainable_params"],
+        macs_per_image=model_cost["macs"],
+        training_flops_per_image=model_cost["training_flops"],
+        # from the ~3x-forward estimate; a frozen base needs less (no weight gradients there)
+        achieved_training_gflops=round(images_per_second * model_cost["training_flops"] / 1e9, 2),
+    )
+    if trained.transfer:
+        metrics["transfer"] = trained.transfer
+    return outputs, metrics, model_cost
+
+
+def _run_record(config: TrainConfig, hp, dataset, splits, pipelines, extra) -> Dict[str, Any]:
+    """``config.json``: the settings, the hyperparameters, the data as loaded, the library versions."""
+    return {
+        "config": config_lib.to_dict(config),
+        "hyperparameters": dict(hp.values),
+        "data": {
+            "source": dataset.source,
+            "class_names": list(pipelines.class_names),
+            "input_shape": list(pipelines.input_shape),
+            "split_sizes": splits.sizes(),
+            "fitted_on": config.train_on,
+            "normalization": dataclasses.asdict(pipelines.normalization),
+        },
+        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "tfcourse": tfcourse.__version__},
+        **(extra or {}),
+    }
+
+
+def _write_run_folder(staging: str, config: TrainConfig, record, history, metrics, model_cost, outputs, model,
+                      splits, source: str) -> None:
+    """Every file of the run folder but the report, into its staging folder."""
+    write_json(os.path.join(staging, rundir.CONFIG_FILE), record)
+    write_json(os.path.join(staging, rundir.HISTORY_FILE), history)
+    write_json(os.path.join(staging, rundir.COST_JSON), model_cost)
+    write_text(os.path.join(staging, rundir.COST_MD), cost.format_report(model_cost))
+    evaluate.write_evaluation(staging, metrics, outputs["labels"], outputs["logits"], splits.test,
+                              f"{config.model} on {source}")
+    model.save(os.path.join(staging, MODEL_FILE))
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
 def _fit(model, pipelines, config: TrainConfig, run_dir: str, verbose, initial_epoch: int = 0,
          epochs: Optional[int] = None, append: bool = False):
     """One ``model.fit`` with the standard callbacks; returns (history dict, training-step seconds per epoch)."""
-    from tfcourse import fit
-
     with_val = config.train_on == "train"
     epochs = epochs or config.epochs
     timer = fit.training_timer()
@@ -122,8 +328,6 @@ def _frozen_weights(model):
 
 def _phase(name: str, model, history: Dict[str, list], frozen_before, hp, learning_rate_scale: float = 1.0):
     """What one training phase of a transfer run trained, and proof that the frozen weights did not move."""
-    from tfcourse import transfer
-
     after = {id(w): np.array(w) for w in model.weights if id(w) in frozen_before}
     changed = [key for key, value in frozen_before.items() if not np.array_equal(value, after[key])]
     return {
@@ -135,26 +339,20 @@ def _phase(name: str, model, history: Dict[str, list], frozen_before, hp, learni
     }
 
 
-def _write_report(staging: str, name: str, record, pipelines, model, dataset, splits) -> None:
+def _write_report(run: artifacts.Run) -> None:
     """The run report, from the in-memory model and data. A failure here must not throw away the
     trained model: it is reported, the report's partial files are removed, and the run goes on."""
-    from tfcourse import artifacts, report
-
-    x, y = dataset.pooled()
-    run = artifacts.Run(staging, None, record, tuple(pipelines.class_names), pipelines.normalization, None,
-                        label=name, _model=model,
-                        _test=artifacts.TestData(x[splits.test], y[splits.test], splits.test, dataset, splits))
     try:
-        report.write_report(staging, run=run, progress=True)
+        report.write_report(run.run_dir, run=run, progress=True)
     except Exception as error:  # noqa: BLE001  (the run itself is complete and worth keeping)
         for leftover in (report.REPORT_HTML, report.REPORT_MD, report.FIGURES_DIR):
-            path = os.path.join(staging, leftover)
+            path = os.path.join(run.run_dir, leftover)
             if os.path.isdir(path):
                 shutil.rmtree(path, ignore_errors=True)
             elif os.path.exists(path):
                 os.remove(path)
         print(f"tfcourse: warning: the report failed ({type(error).__name__}: {error}); the run is kept. Retry with "
-              f"python -m tfcourse.report {name}", flush=True)
+              f"python -m tfcourse.report {run.name}", flush=True)
 
 
 def export_run(model, run_dir: str, export_root: str, model_name: str, class_names, normalization, images,
@@ -166,8 +364,6 @@ def export_run(model, run_dir: str, export_root: str, model_name: str, class_nam
         ValueError: If the export or its check fails; the run folder stays complete, and the
             message says how to export it again.
     """
-    from tfcourse import export
-
     try:
         export_dir, difference = export.export_checked(
             model, export_root, model_name, class_names, normalization, images,
@@ -176,166 +372,9 @@ def export_run(model, run_dir: str, export_root: str, model_name: str, class_nam
         raise ValueError(f"The export failed ({type(error).__name__}: {str(error).strip()[:500]}). The run folder "
                          f"{run_dir} is complete; export it again with: python -m tfcourse.export {run_dir} "
                          f"--export-dir {export_root}") from error
-    write_json(os.path.join(run_dir, "export.json"), {"export_dir": os.path.abspath(export_dir)})
+    write_json(os.path.join(run_dir, rundir.EXPORT_FILE), {"export_dir": os.path.abspath(export_dir)})
     print(f"tfcourse: exported SavedModel to {export_dir}", flush=True)
     if difference is not None:
         print(f"tfcourse: export verified in a fresh process before it got its version number (max |dp| = "
               f"{difference:.1e} on {len(images)} test images)", flush=True)
     return export_dir
-
-
-def train_and_evaluate(config: TrainConfig, download: bool = True, verbose: Any = "auto",
-                       verify_export: bool = True, record_extra: Optional[Dict[str, Any]] = None) -> RunResult:
-    """Loads data, builds, trains, evaluates and saves one model; exports it if asked.
-
-    Args:
-        config: The run's configuration.
-        download: Allow ``tfds.load`` to download a catalogued dataset missing locally.
-        verbose: Keras ``fit`` verbosity (``"auto"``, 0, 1 or 2).
-        verify_export: After exporting, load the export in a fresh Python process and
-            check it predicts what the Keras model predicts on a few test images.
-        record_extra: More entries for ``config.json`` (e.g. the search a run came from).
-
-    Returns:
-        A ``RunResult`` with the run folder, metrics, history, export folder and model.
-
-    Raises:
-        ValueError: For invalid settings or data, or an existing run folder.
-    """
-    import keras
-    import tensorflow as tf
-
-    import tfcourse
-    from tfcourse import cost, data, evaluate, fit
-
-    validate_config(config)
-    run_dir = config.output_dir or default_run_dir(config)
-    if os.path.exists(run_dir):
-        raise ValueError(f"Run folder {run_dir} exists already; pass another --output-dir or remove it.")
-    parent = os.path.dirname(os.path.abspath(run_dir))
-    rundir.check_writable_folder(parent, "--output-dir")
-    if config.export:
-        rundir.check_writable_folder(config.export_dir, "--export-dir")
-    for leftover in rundir.sweep_stale_partials(parent):
-        print(f"tfcourse: removed {leftover}, the unfinished run folder of a process that is gone", flush=True)
-
-    keras.utils.set_random_seed(config.seed)
-    if config.deterministic:
-        tf.config.experimental.enable_op_determinism()
-
-    print(f"tfcourse: loading {config.data.dataset} ...", flush=True)
-    dataset, splits, pipelines = data.load_pipelines(config.data, config.seed, download=download,
-                                                     train_on=config.train_on)
-    print(f"tfcourse: {dataset.source}: {pipelines.num_classes} classes, images {pipelines.input_shape}, "
-          f"split {splits.protocol} {splits.sizes()}, fitting on {config.train_on}", flush=True)
-
-    builder = model_builder(config)
-    hp = fit.make_hyperparameters(model_builder(config, for_space=True), config.hp, pipelines.input_shape,
-                                  pipelines.num_classes, label=config.model)
-    model = builder(hp, pipelines.input_shape, pipelines.num_classes)
-    if config.fine_tune_at is not None:
-        from tfcourse import transfer
-
-        transfer.fine_tune_start(model, config.fine_tune_at)  # a wrong layer fails now, not after training the head
-    # compiling also registers optimizer/learning_rate, so hp.values then lists every setting
-    fit.compile_model(model, hp, steps_per_execution=config.steps_per_execution)
-
-    os.makedirs(parent, exist_ok=True)
-    staging = os.path.join(parent, f".{os.path.basename(run_dir)}.partial-{os.getpid()}")
-    os.makedirs(staging)
-    try:
-        phases = []
-        frozen_before = _frozen_weights(model) if config.base else None
-        start = time.perf_counter()
-        history_dict, epoch_seconds = _fit(model, pipelines, config, staging, verbose)
-        if config.base:
-            phases.append(_phase("head" if config.freeze_base else "all", model, history_dict, frozen_before, hp))
-        if config.fine_tune_at is not None:
-            unfrozen = transfer.unfreeze_from(model, config.fine_tune_at)
-            print(f"tfcourse: fine-tuning {len(unfrozen)} base layers from {config.fine_tune_at!r} at "
-                  f"{config.fine_tune_lr_scale}x the learning rate for {config.fine_tune_epochs} epochs", flush=True)
-            fit.compile_model(model, hp, steps_per_execution=config.steps_per_execution,
-                              learning_rate_scale=config.fine_tune_lr_scale)
-            frozen_before = _frozen_weights(model)
-            done = len(history_dict["loss"])
-            more, more_seconds = _fit(model, pipelines, config, staging, verbose, initial_epoch=done,
-                                      epochs=config.fine_tune_epochs, append=True)
-            phases.append(_phase("fine_tune", model, more, frozen_before, hp,
-                                 learning_rate_scale=config.fine_tune_lr_scale))
-            history_dict = {key: history_dict.get(key, [None] * done) + values for key, values in more.items()}
-            epoch_seconds = epoch_seconds + more_seconds
-        train_seconds = time.perf_counter() - start
-        outputs = evaluate.predict(model, pipelines.test)
-        metrics = evaluate.evaluate_predictions(outputs["labels"], outputs["logits"], pipelines.class_names,
-                                                splits.test)
-        if not math.isfinite(metrics["test_loss"]):
-            raise fit.TrainingDiverged(f"The trained model's test loss is {metrics['test_loss']} (non-finite logits), "
-                                       "so nothing was saved. Lower the learning rate and run again.")
-        val_losses = [v for v in history_dict.get("val_loss", []) if v is not None]
-        report = cost.cost_report(model)
-        # pipelines.sizes["train"] already holds val when fitting on train+val
-        images_per_second = pipelines.sizes["train"] * len(epoch_seconds) / sum(epoch_seconds)
-        metrics.update(
-            epochs_trained=len(history_dict.get("loss", [])),
-            best_epoch=int(min(range(len(val_losses)), key=val_losses.__getitem__)) + 1 if val_losses else None,
-            train_seconds=round(train_seconds, 2),
-            # training steps only (validation passes excluded), over all epochs incl. the first's tracing
-            train_images_per_second=round(images_per_second, 1),
-            epoch_train_seconds=[round(s, 2) for s in epoch_seconds],
-            parameters=int(model.count_params()),
-            trainable_parameters=report["trainable_params"],
-            macs_per_image=report["macs"],
-            training_flops_per_image=report["training_flops"],
-            # from the ~3x-forward estimate; a frozen base needs less (no weight gradients there)
-            achieved_training_gflops=round(images_per_second * report["training_flops"] / 1e9, 2),
-        )
-        if phases:
-            from tfcourse import transfer
-
-            metrics["transfer"] = {**transfer.describe(config.base, config.base_weights, config.freeze_base,
-                                                       config.fine_tune_at), "phases": phases}
-        record = {
-            "config": config_lib.to_dict(config),
-            "hyperparameters": dict(hp.values),
-            "data": {
-                "source": dataset.source,
-                "class_names": list(pipelines.class_names),
-                "input_shape": list(pipelines.input_shape),
-                "split_sizes": splits.sizes(),
-                "fitted_on": config.train_on,
-                "normalization": dataclasses.asdict(pipelines.normalization),
-            },
-            "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "tfcourse": tfcourse.__version__},
-            **(record_extra or {}),
-        }
-        write_json(os.path.join(staging, "config.json"), record)
-        write_json(os.path.join(staging, "history.json"), history_dict)
-        write_json(os.path.join(staging, "metrics.json"), metrics)
-        write_json(os.path.join(staging, "cost.json"), report)
-        write_text(os.path.join(staging, "cost.md"), cost.format_report(report))
-        write_text(os.path.join(staging, evaluate.REPORT_TEXT_FILE),
-                   evaluate.format_text(metrics, f"{config.model} on {dataset.source}"))
-        evaluate.save_predictions(os.path.join(staging, evaluate.PREDICTIONS_FILE), outputs["labels"],
-                                  outputs["logits"], splits.test)
-        model.save(os.path.join(staging, MODEL_FILE))
-        if config.report:
-            _write_report(staging, os.path.basename(run_dir), record, pipelines, model, dataset, splits)
-        os.rename(staging, run_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    print(f"tfcourse: test accuracy {metrics['test_accuracy']:.4f} (loss {metrics['test_loss']:.4f}) "
-          f"after {metrics['epochs_trained']} epochs in {train_seconds:.1f}s; run folder {run_dir}", flush=True)
-    from tfcourse import report as report_lib
-
-    if os.path.isfile(os.path.join(run_dir, report_lib.REPORT_HTML)):
-        print(f"tfcourse: report {os.path.join(run_dir, report_lib.REPORT_HTML)}", flush=True)
-
-    export_dir = None
-    if config.export:
-        x, _ = dataset.pooled()
-        export_dir = export_run(model, run_dir, config.export_dir, config.model, pipelines.class_names,
-                                pipelines.normalization, x[splits.test[:32]], metrics["test_accuracy"],
-                                verify=verify_export)
-
-    return RunResult(run_dir, metrics, history_dict, export_dir, model)

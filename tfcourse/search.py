@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from typing import Any, Dict, Optional
 
+import keras
+
 from tfcourse import config as config_lib
-from tfcourse import tuners
+from tfcourse import data, hparams, rundir, runs, tuners
 from tfcourse.config import TrainConfig, TuneConfig
+from tfcourse.models import get_spec
 
 # Settings that define a search: resuming with any of them changed would mix two searches.
 IDENTITY_KEYS = ("model", "tuner", "objective", "seed", "space", "executions_per_trial", "lr_schedule", "dataset",
@@ -37,8 +39,7 @@ class SearchResult:
 def project_name(config: TuneConfig) -> str:
     if config.project_name:
         return config.project_name
-    dataset = re.sub(r"[^A-Za-z0-9_.-]+", "_", os.path.basename(os.path.normpath(config.data.dataset)))
-    return f"{config.model}-{dataset}-{config.tuner}"
+    return f"{config.model}-{rundir.safe_name(config.data.dataset)}-{config.tuner}"
 
 
 def project_dir(config: TuneConfig) -> str:
@@ -111,8 +112,6 @@ def check_project(directory: str, record: Dict[str, Any], overwrite: bool) -> No
 
 def validate(config: TuneConfig) -> None:
     """Raises ``ValueError`` for settings that cannot work, before any data is loaded."""
-    from tfcourse.models import get_spec
-
     get_spec(config.model)
     check_project_name(config.project_name)
     checks = [
@@ -131,9 +130,23 @@ def validate(config: TuneConfig) -> None:
             raise ValueError(message + ".")
     probe = TrainConfig(model=config.model, seed=config.seed, steps_per_execution=config.steps_per_execution,
                         lr_schedule=config.lr_schedule, data=config.data)
-    from tfcourse.runs import validate_config
+    runs.validate_config(probe)
 
-    validate_config(probe)
+
+def space_rows(config: TuneConfig, download: bool = True):
+    """``tune --show-space``: the space the search would explore (``hparams.describe_space`` rows, the
+    declared space with ``--space`` narrowing applied), for the dataset named (its shape and classes).
+
+    Returns:
+        ``(input_shape, num_classes, rows)``.
+    """
+    validate(config)
+    dataset, _ = data.load_splits(config.data, config.seed, download)
+    shape, classes, batch = dataset.input_shape, dataset.num_classes, config.data.batch_size
+    declared = hparams.describe_space(hparams.hyperparameter_space(config.model, shape, classes, batch))
+    narrowed = {entry["name"]: entry for entry in hparams.describe_space(
+        hparams.make_search_space(config.model, config.space, shape, classes, batch))}
+    return shape, classes, [narrowed.get(entry["name"], entry) for entry in declared]
 
 
 def run_search(config: TuneConfig, download: bool = True, verbose: Any = "auto", role: Optional[str] = None,
@@ -154,18 +167,14 @@ def run_search(config: TuneConfig, download: bool = True, verbose: Any = "auto",
         ValueError: For invalid settings, data or space overrides, or a directory holding
             another search.
     """
-    import keras
-
-    from tfcourse import data, fit
-
     validate(config)
     keras.utils.set_random_seed(config.seed)
     print(f"tfcourse: loading {config.data.dataset} ...", flush=True)
     dataset, splits, pipelines = data.load_pipelines(config.data, config.seed, download=download)
     print(f"tfcourse: {dataset.source}: {pipelines.num_classes} classes, images {pipelines.input_shape}, "
           f"split {splits.protocol} {splits.sizes()}; the test split is not used by the search", flush=True)
-    hyperparameters = fit.make_search_space(config.model, config.space, pipelines.input_shape,
-                                            pipelines.num_classes, batch_size=config.data.batch_size)
+    hyperparameters = hparams.make_search_space(config.model, config.space, pipelines.input_shape,
+                                                pipelines.num_classes, batch_size=config.data.batch_size)
 
     directory = project_dir(config)
     record = search_record(config, pipelines.input_shape, pipelines.num_classes)
@@ -181,10 +190,8 @@ def run_search(config: TuneConfig, download: bool = True, verbose: Any = "auto",
         max_minutes=config.max_minutes,
     )
     if role != "worker":
-        from tfcourse.rundir import write_json
-
         os.makedirs(directory, exist_ok=True)
-        write_json(os.path.join(directory, tuners.SEARCH_FILE), record)
+        rundir.write_json(os.path.join(directory, tuners.SEARCH_FILE), record)
 
     if role == "worker":  # the oracle is the chief's, behind gRPC
         print(f"tfcourse: worker {tuner.tuner_id} asking the chief for trials of {directory}", flush=True)
@@ -236,8 +243,6 @@ def retrain_best(config: TuneConfig, project_directory: str, train_on: str = "tr
     Returns:
         The ``runs.RunResult``.
     """
-    from tfcourse import runs
-
     best = best_trial_settings(project_directory)
     values = dict(best["hyperparameters"])
     batch_size = int(values.pop("batch_size", config.data.batch_size))

@@ -12,8 +12,16 @@ whether it is frozen or, later, partly unfrozen for fine-tuning.
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any, Dict, List, Optional
+
+import keras
+
+from tfcourse.models import load_keras_model
+from tfcourse.models.layers import adapt_to_rgb
+from tfcourse.models.resnet import RESNET50_IMAGE_SIZES, load_application
+from tfcourse.rundir import model_file
 
 APPLICATIONS = {"resnet50": "ResNet50", "vgg16": "VGG16"}
 BASE_NAME = "base"
@@ -30,8 +38,6 @@ def resolve_base_path(base: str) -> str:
     Raises:
         ValueError: If it is neither a known application nor an existing model file or run folder.
     """
-    from tfcourse.rundir import model_file
-
     path = model_file(base)
     if path is None:
         raise ValueError(
@@ -48,8 +54,6 @@ def feature_extractor(model, name: str = BASE_NAME):
     Raises:
         ValueError: If the model has no Flatten/global-pooling feature layer after a convolution.
     """
-    import keras
-
     layers = model.layers
     try:
         feature = model.get_layer("features")
@@ -74,25 +78,17 @@ def build(hp, input_shape, num_classes, base: str, base_weights: str = "imagenet
     Raises:
         ValueError: For a base that cannot be loaded or whose input shape differs from the data's.
     """
-    import keras
-
-    from tfcourse.models.layers import adapt_to_rgb
-    from tfcourse.models.resnet import RESNET50_IMAGE_SIZES
 
     head_units = hp.Int("head_units", 0, 1024, step=64, default=256)
     head_dropout = hp.Float("head_dropout", 0.0, 0.6, step=0.05, default=0.4)
     inputs = keras.Input(shape=input_shape, name="image")
     if is_application(base):
-        from tfcourse.models.resnet import load_application
-
         image_size = hp.Choice("image_size", RESNET50_IMAGE_SIZES, default=32)
         base_input = keras.Input(shape=(image_size, image_size, 3), name="base_input")
         application = load_application(APPLICATIONS[base.lower()], base_input, base_weights)
         base_model = keras.Model(base_input, application.output, name=BASE_NAME)
         x = adapt_to_rgb(inputs, image_size, imagenet=base_weights != "none")
     else:
-        from tfcourse.models import load_keras_model
-
         trained = load_keras_model(resolve_base_path(base), compile=False)
         base_model = feature_extractor(trained)
         if tuple(base_model.input_shape[1:]) != tuple(input_shape):
@@ -143,8 +139,6 @@ def unfreeze_from(model, layer) -> List[str]:
     Returns:
         The names of the base layers with weights that are now trainable.
     """
-    import keras
-
     start = fine_tune_start(model, layer)
     base = base_of(model)
     base.trainable = True
@@ -155,7 +149,6 @@ def unfreeze_from(model, layer) -> List[str]:
 
 def trainable_layers(model) -> Dict[str, Any]:
     """Which layers (with weights) will be updated by training: names, counts and parameters."""
-    import math
 
     rows = []
 
@@ -199,11 +192,3 @@ def check_arguments(base: Optional[str], freeze_base: bool, fine_tune_at: Option
             raise ValueError(f"--base-weights {base_weights!r}: give imagenet, none or an existing weights file.")
     else:
         resolve_base_path(base)
-
-
-def parse_layer(text: Optional[str]):
-    """``--fine-tune-at`` value: a layer index (int) or a layer name."""
-    if text is None:
-        return None
-    return int(text) if text.lstrip("-").isdigit() else text
-

@@ -7,22 +7,25 @@ and a message saying what was wrong.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import sys
 from typing import Any, Dict, List, Optional
 
 from tfcourse.config import LR_SCHEDULES, OBJECTIVES, TRAIN_ON, TUNER_KINDS, TuneConfig
+from tfcourse.models import MODELS
+from tfcourse import rundir
 from tfcourse.rundir import cli_errors
-from tfcourse.train import _positive_float, _positive_int, add_data_arguments, data_config_from_args, print_space, verbosity
+from tfcourse.cli_args import (
+    add_data_arguments, data_config_from_args, positive_float, positive_int, print_space, verbosity,
+)
 
 DEFAULTS = TuneConfig()
 
 
 def _space_item(text: str):
     """``KEY=VALUE`` (fix), ``KEY=[a,b]`` (choices), ``KEY=lo..hi`` (range), or a JSON file of such entries."""
-    from tfcourse.fit import parse_space_value
+    from tfcourse.hparams import parse_space_value  # keras: only once a value is parsed
 
     key, sep, value = text.partition("=")
     if not sep:
@@ -44,13 +47,8 @@ def load_space(items) -> Dict[str, Any]:
         if key != "@file":
             space[key] = value
             continue
-        try:
-            with open(value, encoding="utf-8") as handle:
-                loaded = json.load(handle)
-        except OSError as error:
-            raise ValueError(f"Cannot read search-space file {value}: {error.strerror}.") from None
-        except json.JSONDecodeError as error:
-            raise ValueError(f"Search-space file {value} is not valid JSON: {error}.") from None
+        loaded = rundir.read_json(value, "search-space file",
+                                  "Give a JSON object of name -> value, list or range (docs/tuning.md).")
         if not isinstance(loaded, dict):
             raise ValueError(f"Search-space file {value} must hold a JSON object of name -> value, list or range.")
         space.update(loaded)
@@ -65,8 +63,6 @@ def _oracle_address(text: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tfcourse.models import MODELS
-
     parser = argparse.ArgumentParser(
         prog="python -m tfcourse.tune",
         description="Search a model's hyperparameters with KerasTuner (trials train on the train split and are "
@@ -77,14 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", default=DEFAULTS.model, choices=sorted(MODELS), help="registered model to tune")
     parser.add_argument("--tuner", default=DEFAULTS.tuner, choices=TUNER_KINDS,
                         help="RandomSearch, Hyperband or BayesianOptimization")
-    parser.add_argument("--max-trials", type=_positive_int, default=DEFAULTS.max_trials,
+    parser.add_argument("--max-trials", type=positive_int, default=DEFAULTS.max_trials,
                         help="trials (random, bayesian); Hyperband sizes itself from --max-epochs and --factor")
-    parser.add_argument("--epochs", type=_positive_int, default=DEFAULTS.epochs,
+    parser.add_argument("--epochs", type=positive_int, default=DEFAULTS.epochs,
                         help="epochs per trial (random, bayesian), early stopping may end a trial sooner")
-    parser.add_argument("--max-epochs", type=_positive_int, default=DEFAULTS.max_epochs,
+    parser.add_argument("--max-epochs", type=positive_int, default=DEFAULTS.max_epochs,
                         help="Hyperband: epochs of the models that reach the last round")
     parser.add_argument("--factor", type=int, default=DEFAULTS.factor, help="Hyperband: reduction factor")
-    parser.add_argument("--executions-per-trial", type=_positive_int, default=DEFAULTS.executions_per_trial,
+    parser.add_argument("--executions-per-trial", type=positive_int, default=DEFAULTS.executions_per_trial,
                         help="models trained per trial (scores averaged)")
     parser.add_argument("--objective", default=DEFAULTS.objective, choices=OBJECTIVES,
                         help="validation metric to optimise")
@@ -97,24 +93,24 @@ def build_parser() -> argparse.ArgumentParser:
                         help="fix (filters=64), give choices (filters=[64,128]) or narrow (learning_rate=1e-4..3e-3) "
                              "a hyperparameter, or read such entries from a JSON file (repeatable)")
     parser.add_argument("--show-space", action="store_true", help="print the search space (with --space applied) and exit")
-    parser.add_argument("--max-minutes", type=_positive_float, default=None,
+    parser.add_argument("--max-minutes", type=positive_float, default=None,
                         help="start no new trial after this many minutes (a time budget)")
     parser.add_argument("--directory", default=DEFAULTS.directory, help="root of the search directories")
     parser.add_argument("--project-name", default=None, help="search directory name (default <model>-<dataset>-<tuner>)")
     parser.add_argument("--overwrite", action="store_true", help="start afresh instead of resuming an existing search")
     parser.add_argument("--summary", metavar="DIR", default=None,
                         help="only (re)write the summaries and plots of an existing search directory, and print them")
-    parser.add_argument("--top", type=_positive_int, default=5, help="trials listed in the summaries")
+    parser.add_argument("--top", type=positive_int, default=5, help="trials listed in the summaries")
     add_data_arguments(parser)
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed,
                         help="fixes the split, the tuner's sampling and each trial's initialisation")
-    parser.add_argument("--steps-per-execution", type=_positive_int, default=DEFAULTS.steps_per_execution,
+    parser.add_argument("--steps-per-execution", type=positive_int, default=DEFAULTS.steps_per_execution,
                         help="training steps per graph call")
     parser.add_argument("--retrain", action="store_true",
                         help="after the search, retrain the best trial, evaluate on test once and export it")
     parser.add_argument("--retrain-on", default="train", choices=TRAIN_ON,
                         help="what the retrained model fits on")
-    parser.add_argument("--retrain-epochs", type=_positive_int, default=None,
+    parser.add_argument("--retrain-epochs", type=positive_int, default=None,
                         help="epochs for the retrained model (default: the best trial's best epoch count)")
     parser.add_argument("--output-dir", default=None, help="run folder of the retrained model (default runs/...)")
     parser.add_argument("--export-dir", default="saved_models", help="export root of the retrained model")
@@ -164,11 +160,10 @@ def configure_distributed(role: Optional[str], oracle, tuner_id: Optional[str]) 
 
 def show_summary(project_directory: str, top: int) -> None:
     """Rewrites a search directory's summaries and prints them (KerasTuner's ``results_summary`` too)."""
-    from tfcourse import tuners
-    from tfcourse.search import load_tuner
+    from tfcourse import search, tuners
 
     paths = tuners.summarize(project_directory, top=top)
-    tuner = load_tuner(project_directory)
+    tuner = search.load_tuner(project_directory)
     if tuner is not None:
         tuner.results_summary(num_trials=top)
     with open(paths["summary.md"], encoding="utf-8") as handle:
@@ -184,13 +179,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             show_summary(args.summary, args.top)
             return 0
         config = config_from_args(args)
-        if args.show_space:
-            from tfcourse.fit import describe_space, hyperparameter_space, make_search_space
+        from tfcourse import search  # TensorFlow loads here, after the flags are read
 
-            declared = describe_space(hyperparameter_space(config.model, (28, 28, 1), 10, config.data.batch_size))
-            overrides = {entry["name"]: entry for entry in describe_space(
-                make_search_space(config.model, config.space, (28, 28, 1), 10, config.data.batch_size))}
-            print_space([overrides.get(entry["name"], entry) for entry in declared])
+        if args.show_space:
+            print_space(config.model, config.data.dataset, search.space_rows(config, download=not args.no_download))
             return 0
         configure_distributed(args.role, args.oracle, args.tuner_id)
         strategy = None
@@ -199,8 +191,6 @@ def main(argv: Optional[List[str]] = None) -> int:
 
             strategy = tf.distribute.MirroredStrategy()
             print(f"tfcourse: MirroredStrategy over {strategy.num_replicas_in_sync} device(s)", flush=True)
-        from tfcourse import search
-
         result = search.run_search(config, download=not args.no_download, verbose=verbosity(args), role=args.role,
                                    distribution_strategy=strategy, top=args.top)
         if args.retrain and args.role != "worker":

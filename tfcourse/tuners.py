@@ -21,7 +21,11 @@ import statistics
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from tfcourse import rundir
+import keras
+import keras_tuner as kt
+
+from tfcourse import fit, hparams, plots, rundir
+from tfcourse.models import build_model, get_spec
 from tfcourse.config import TUNER_KINDS
 
 TRIAL_STATS_FILE = "tfcourse_trial.json"
@@ -43,12 +47,6 @@ def make_hypermodel(model_name: str, input_shape: Sequence[int], num_classes: in
         seed: Each trial's weights are initialised from ``seed`` + its trial number, so a
             trial is reproducible whatever ran before it (and after a resume).
     """
-    import keras
-    import keras_tuner as kt
-
-    from tfcourse import fit
-    from tfcourse.models import build_model, get_spec
-
     get_spec(model_name)
 
     class CourseHyperModel(kt.HyperModel):
@@ -61,7 +59,7 @@ def make_hypermodel(model_name: str, input_shape: Sequence[int], num_classes: in
 
         def fit(self, hp, model, x, *args, **kwargs):
             if make_train is not None:
-                chosen = fit.batch_size_hp(hp, batch_size)
+                chosen = hparams.batch_size_hp(hp, batch_size)
                 if chosen != batch_size:
                     x = make_train(chosen)
             history = model.fit(x, *args, **kwargs)
@@ -123,8 +121,6 @@ def best_epoch(records: Sequence[Dict[str, Sequence[float]]], objective: str, di
 
 def _tuner_class(kind: str):
     """The KerasTuner class for ``kind``, extended to seed, time and describe each trial."""
-    import keras_tuner as kt
-
     bases = {"random": kt.RandomSearch, "hyperband": kt.Hyperband, "bayesian": kt.BayesianOptimization}
     if kind not in bases:
         raise ValueError(f"Unknown tuner {kind!r}; use one of {', '.join(TUNER_KINDS)}.")
@@ -192,8 +188,6 @@ def make_tuner(kind: str, hypermodel, *, objective: str = "val_accuracy", max_tr
         distribution_strategy: A ``tf.distribute`` strategy for each trial's model.
         max_minutes: Start no new trial after this many minutes from now.
     """
-    import keras_tuner as kt
-
     common = dict(
         objective=kt.Objective(objective, direction=objective_direction(objective)),
         executions_per_trial=executions_per_trial, directory=directory, project_name=project_name,
@@ -332,12 +326,8 @@ def trial_rows(project_dir: str) -> List[Dict[str, Any]]:
 
 
 def _search_space(project_dir: str) -> List[Dict[str, Any]]:
-    import keras_tuner as kt
-
-    from tfcourse.fit import describe_space
-
     oracle = rundir.read_json(os.path.join(project_dir, "oracle.json"), "KerasTuner oracle file")
-    return describe_space(kt.HyperParameters.from_config(oracle["hyperparameters"]))
+    return hparams.describe_space(kt.HyperParameters.from_config(oracle["hyperparameters"]))
 
 
 def read_search_record(project_dir: str) -> Optional[Dict[str, Any]]:
@@ -364,8 +354,6 @@ def summarize(project_dir: str, direction: Optional[str] = None, top: int = 5) -
     Returns:
         The paths written, by file name.
     """
-    from tfcourse import plots
-
     record = read_search_record(project_dir) or {}
     objective = record.get("objective", "score")
     direction = direction or record.get("direction") or "max"
@@ -437,11 +425,6 @@ def run_search(tuner, pipelines, epochs: int, patience: int = 3, verbose: Any = 
     Returns:
         ``True`` if the search ran to its end, ``False`` if the time budget stopped it.
     """
-    import keras
-    import keras_tuner as kt
-
-    from tfcourse import fit
-
     hyperband = isinstance(tuner, kt.Hyperband)
     schedule_epochs = (tuner.oracle.max_epochs if hyperband else epochs) if lr_schedule == "cosine" else None
     callbacks = fit.standard_callbacks(None, patience, schedule_epochs=schedule_epochs)

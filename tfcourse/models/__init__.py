@@ -9,27 +9,44 @@ returns an uncompiled Functional ``keras.Model`` whose output is logits.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from typing import Callable, List, Sequence
 
-from tfcourse.models import attention, cnn, mlp, resnet, vgg
+_LAYERS_MODULE = "tfcourse.models.layers"  # its custom layers must be registered before a saved model loads
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
-    build: Callable
+    """A registered model: where its builder lives, and what it is.
+
+    The builder module is imported on first use (``build``), so the registry's names cost no
+    Keras import: ``python -m tfcourse.train --help`` lists them in a fraction of a second.
+    """
+
+    module: str  # under tfcourse.models
+    function: str
     description: str
+
+    @property
+    def build(self) -> Callable:
+        return getattr(importlib.import_module(f"tfcourse.models.{self.module}"), self.function)
 
 
 MODELS = {
-    "mlp": ModelSpec(mlp.build, "Multi-layer perceptron over flattened pixels (flattens inside the model)."),
-    "cnn": ModelSpec(cnn.build, "Simple CNN: conv blocks (conv, batch norm, ReLU, pooling, dropout) and a dense head."),
-    "vgg": ModelSpec(vgg.build, "VGG-style: blocks of stacked 3x3 convs (2x32, 2x64, 2x128), max pooling, dense 256 head."),
-    "resnet_small": ModelSpec(resnet.build_small, "CIFAR-style ResNet for small images (ResNet-20 by default)."),
-    "resnet50": ModelSpec(resnet.build_resnet50, "keras.applications.ResNet50, input resized to 32x32+ and made RGB."),
-    "attention": ModelSpec(attention.build_attention,
-                           "ViT-style: patch embedding, position embedding, class token, pre-LN MultiHeadAttention blocks."),
-    "cnn_attention": ModelSpec(attention.build_cnn_attention,
-                               "Small CNN whose 7x7 grid of embeddings goes through MultiHeadAttention before the head."),
+    "mlp": ModelSpec("mlp", "build", "Multi-layer perceptron over flattened pixels (flattens inside the model)."),
+    "cnn": ModelSpec("cnn", "build",
+                     "Simple CNN: conv blocks (conv, batch norm, ReLU, pooling, dropout) and a dense head."),
+    "vgg": ModelSpec("vgg", "build",
+                     "VGG-style: blocks of stacked 3x3 convs (2x32, 2x64, 2x128), max pooling, dense 256 head."),
+    "resnet_small": ModelSpec("resnet", "build_small", "CIFAR-style ResNet for small images (ResNet-20 by default)."),
+    "resnet50": ModelSpec("resnet", "build_resnet50",
+                          "keras.applications.ResNet50, input resized to 32x32+ and made RGB."),
+    "attention": ModelSpec("attention", "build_attention",
+                           "ViT-style: patch embedding, position embedding, class token, pre-LN MultiHeadAttention "
+                           "blocks."),
+    "cnn_attention": ModelSpec("attention", "build_cnn_attention",
+                               "Small CNN whose 7x7 grid of embeddings goes through MultiHeadAttention before the "
+                               "head."),
 }
 
 
@@ -73,7 +90,7 @@ def build_model(name: str, hp=None, input_shape: Sequence[int] = (28, 28, 1), nu
 
 
 def load_keras_model(path: str, compile: bool = True):
-    """``keras.models.load_model`` (tfcourse's custom layers registered by importing this package) with a message that names the file and the fix when it cannot be read.
+    """``keras.models.load_model`` (tfcourse's custom layers registered first) with a message that names the file and the fix when it cannot be read.
 
     Raises:
         ValueError: For a missing, empty or corrupt ``.keras`` file.
@@ -82,6 +99,7 @@ def load_keras_model(path: str, compile: bool = True):
 
     import keras
 
+    importlib.import_module(_LAYERS_MODULE)  # registers tfcourse's custom layers with Keras
     if not os.path.isfile(path):
         raise ValueError(f"{path}: no such model file; pass a run folder's model.keras.")
     if os.path.getsize(path) == 0:

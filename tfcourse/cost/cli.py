@@ -1,6 +1,6 @@
-"""``python -m tfcourse.inspect``: the cost report of a model (per layer shape, parameters, MACs).
+"""``python -m tfcourse.cost``: the cost report of a model (per layer shape, parameters, MACs).
 
-A thin argparse layer over ``tfcourse.cost``: ``--model`` is a registered name (built with its
+A thin argparse layer over ``tfcourse.cost`` (the package's ``__init__``): ``--model`` is a registered name (built with its
 defaults, or ``--hp`` overrides, for ``--input-shape``) or the path of a saved ``.keras`` model
 or of a run folder holding one.
 """
@@ -13,22 +13,24 @@ import os
 import sys
 from typing import List, Optional
 
+from tfcourse import cost
+from tfcourse.cli_args import hp_override, positive_int
+from tfcourse.rundir import model_file
+
 
 def build_parser() -> argparse.ArgumentParser:
-    from tfcourse.train import _hp_override, _positive_int
-
     parser = argparse.ArgumentParser(
-        prog="python -m tfcourse.inspect",
+        prog="python -m tfcourse.cost",
         description="Print a model's cost report: per layer output shape, parameters and multiply-adds, "
                     "totals and estimated training FLOPs per image.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--model", required=True,
                         help="registered model name, or a .keras file, or a run folder with model.keras")
-    parser.add_argument("--input-shape", type=_positive_int, nargs=3, metavar=("H", "W", "C"), default=(28, 28, 1),
+    parser.add_argument("--input-shape", type=positive_int, nargs=3, metavar=("H", "W", "C"), default=(28, 28, 1),
                         help="image shape to build a registered model for")
-    parser.add_argument("--num-classes", type=_positive_int, default=10, help="number of classes")
-    parser.add_argument("--hp", type=_hp_override, action="append", default=[], metavar="KEY=VALUE",
+    parser.add_argument("--num-classes", type=positive_int, default=10, help="number of classes")
+    parser.add_argument("--hp", type=hp_override, action="append", default=[], metavar="KEY=VALUE",
                         help="fix a hyperparameter of a registered model (repeatable)")
     parser.add_argument("--format", choices=("markdown", "json"), default="markdown", help="output format")
     parser.add_argument("--summary-only", action="store_true",
@@ -42,9 +44,7 @@ def load_model_for_inspection(model: str, input_shape, num_classes: int, hp_over
     Raises:
         ValueError: For an unknown name that is not a path either, or a folder without model.keras.
     """
-    from tfcourse import models
-
-    from tfcourse.rundir import model_file
+    from tfcourse import hparams, models  # TensorFlow loads here, after the flags are read
 
     if os.path.isdir(model) or model.endswith(".keras"):
         path = model_file(model)
@@ -52,17 +52,13 @@ def load_model_for_inspection(model: str, input_shape, num_classes: int, hp_over
             raise ValueError(f"{model} is a folder without model.keras; give a run folder or a .keras file."
                              if os.path.isdir(model) else f"Model file {model} does not exist.")
         return models.load_keras_model(path, compile=False)
-    from tfcourse.fit import make_hyperparameters
-
-    hp = make_hyperparameters(model, dict(hp_overrides), input_shape, num_classes)
+    hp = hparams.make_hyperparameters(model, dict(hp_overrides), input_shape, num_classes)
     return models.build_model(model, hp, input_shape, num_classes)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from tfcourse import cost
-
     try:
         model = load_model_for_inspection(args.model, tuple(args.input_shape), args.num_classes, args.hp)
     except ValueError as error:

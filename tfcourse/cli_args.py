@@ -1,0 +1,129 @@
+"""What the command lines share: argparse value types, the data flags of ``tfcourse.train`` and
+``tfcourse.tune``, Keras verbosity, and the hyperparameter-space listing.
+
+A CLI-layer module: it imports TensorFlow (through ``hparams``) only when a value is parsed, so
+``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+from tfcourse.config import NORMALIZATIONS, SPLIT_PROTOCOLS, DataConfig, TrainConfig
+
+DEFAULTS = TrainConfig()
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = number(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    value = number(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be a fraction in (0, 1), got {text}")
+    return value
+
+
+def classes(text: str):
+    """``--classes``: comma-separated labels and ranges, e.g. ``0-4`` or ``0,2,5-7``."""
+    labels = []
+    try:
+        for part in text.split(","):
+            low, sep, high = part.strip().partition("-")
+            if sep and int(high) < int(low):
+                raise argparse.ArgumentTypeError(f"the range {part.strip()} is empty; write it low-high, "
+                                                 f"e.g. {high.strip()}-{low.strip()}")
+            labels += list(range(int(low), int(high) + 1)) if sep else [int(low)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected labels like 0-4 or 0,2,5-7, got {text!r}") from None
+    return tuple(labels)
+
+
+def hp_override(text: str):
+    from tfcourse.hparams import parse_hp_value  # keras: only once a value is parsed
+
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), parse_hp_value(value)
+
+
+def layer(text: str):
+    """``--fine-tune-at``: a layer index (int) or a layer name."""
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """The data flags ``tfcourse.train`` and ``tfcourse.tune`` share (see ``data_config_from_args``)."""
+    parser.add_argument("--dataset", default=DEFAULTS.data.dataset,
+                        help="fashion_mnist, mnist, digits (offline, 8x8), tfds:NAME, or a folder of IDX files "
+                             "or of class sub-folders of images")
+    parser.add_argument("--data-dir", default=None,
+                        help="folder with the dataset's IDX files (before $TFCOURSE_DATA_DIR and the Debian folder)")
+    parser.add_argument("--split", default=DEFAULTS.data.split, choices=SPLIT_PROTOCOLS,
+                        help="coursework: stratified 80/10/10 over all examples; official: official test set, "
+                             "validation carved from the official train set")
+    parser.add_argument("--val-fraction", type=fraction, default=DEFAULTS.data.val_fraction, help="validation share")
+    parser.add_argument("--test-fraction", type=fraction, default=DEFAULTS.data.test_fraction,
+                        help="test share (coursework split only)")
+    parser.add_argument("--normalization", default=DEFAULTS.data.normalization, choices=NORMALIZATIONS,
+                        help="unit: pixels to [0,1]; standardize: also training-set mean/std")
+    parser.add_argument("--image-size", type=positive_int, nargs=2, metavar=("HEIGHT", "WIDTH"), default=None,
+                        help="resize an image folder to this size (default: size of its first image)")
+    parser.add_argument("--augment", action="store_true", help="random flips and shifts on the training split")
+    parser.add_argument("--classes", type=classes, default=None, metavar="LIST",
+                        help="keep only these labels, renumbered 0..k-1, e.g. 0-4 or 5,6,7 (default: all)")
+    parser.add_argument("--train-limit", type=positive_int, default=None, metavar="N",
+                        help="train on a stratified, seeded subset of N training examples (default: all)")
+    parser.add_argument("--batch-size", type=positive_int, default=DEFAULTS.data.batch_size, help="examples per batch")
+    parser.add_argument("--no-download", action="store_true", help="never let tfds download a missing dataset")
+
+
+def data_config_from_args(args: argparse.Namespace) -> DataConfig:
+    return DataConfig(
+        dataset=args.dataset, data_dir=args.data_dir, split=args.split, val_fraction=args.val_fraction,
+        test_fraction=args.test_fraction, normalization=args.normalization, batch_size=args.batch_size,
+        augment=args.augment, image_size=tuple(args.image_size) if args.image_size else None,
+        classes=args.classes, train_limit=args.train_limit,
+    )
+
+
+def verbosity(args: argparse.Namespace) -> int:
+    """Keras progress: ``--verbose`` if given, else a bar on a terminal and a line per epoch otherwise."""
+    return args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2)
+
+
+def print_space(model: str, dataset: str, described) -> None:
+    """Prints ``(input_shape, num_classes, rows)`` (``runs.space_rows`` / ``search.space_rows``): a line
+    naming what the space was declared for, then one line per hyperparameter: name, type, settings."""
+    shape, classes, entries = described
+    print(f"# {model} for {'x'.join(map(str, shape))} inputs and {classes} classes ({dataset})")
+    for entry in entries:
+        settings = {k: v for k, v in entry.items() if k not in ("name", "type")}
+        print(f"{entry['name']:18s} {entry['type']:8s} {settings}")

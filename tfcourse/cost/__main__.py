@@ -1,0 +1,7 @@
+"""``python -m tfcourse.cost``."""
+
+import sys
+
+from tfcourse.cost.cli import main
+
+sys.exit(main())

@@ -1,0 +1,109 @@
+"""Report pages as blocks: headings, paragraphs, tables, figures and preformatted text, rendered
+twice, to Markdown (figures linked beside it) and to self-contained HTML (figures embedded), so the
+two never disagree."""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+from typing import Any, Dict, Sequence
+
+from tfcourse.rundir import write_text
+
+
+def heading(level: int, text: str):
+    return ("heading", level, text)
+
+
+def paragraph(text: str):
+    return ("paragraph", text)
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[Any]]):
+    return ("table", list(header), [list(r) for r in rows])
+
+
+def figure(path: str, caption: str):
+    return ("figure", path, caption)
+
+
+def pre(text: str):
+    return ("pre", text)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):  # fractions to 4 decimals; seconds, rates and sizes less finely
+        return f"{value:.4f}" if abs(value) < 1 else (f"{value:.2f}" if abs(value) < 1000 else f"{value:.0f}")
+    return "" if value is None else str(value)
+
+
+def _md(text: Any) -> str:
+    """Text for Markdown outside code: Markdown renders raw HTML, so ``<``, ``>`` and ``&`` (a class
+    folder named ``<img src=x onerror=...>``) are escaped as in the HTML page."""
+    return html.escape(str(text), quote=False)
+
+
+def render_markdown(blocks, base_dir: str) -> str:
+    out = []
+    for block in blocks:
+        kind = block[0]
+        if kind == "heading":
+            out.append(f"{'#' * block[1]} {_md(block[2])}")
+        elif kind == "paragraph":
+            out.append(_md(block[1]))
+        elif kind == "table":
+            header, rows = block[1], block[2]
+            out.append("| " + " | ".join(_md(h) for h in header) + " |")
+            out.append("|" + "|".join("---" for _ in header) + "|")
+            out += ["| " + " | ".join(_md(_cell(v)).replace("|", "\\|") for v in row) + " |" for row in rows]
+        elif kind == "figure":
+            out.append(f"![{_md(block[2])}]({os.path.relpath(block[1], base_dir)})\n\n*{_md(block[2])}*")
+        elif kind == "pre":
+            out.append("```\n" + block[1].rstrip() + "\n```")
+        out.append("")
+    return "\n".join(out)
+
+
+_CSS = """
+body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
+h1 { border-bottom: 2px solid #ddd; } h2 { margin-top: 2em; border-bottom: 1px solid #eee; }
+table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+th { background: #f3f3f3; } figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { color: #555; font-size: 0.9em; } pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; font-size: 0.8em; }
+"""
+
+
+def render_html(blocks, title: str) -> str:
+    """A self-contained page: CSS inline, figures as data: URIs, no scripts, nothing fetched."""
+    body = []
+    for block in blocks:
+        kind = block[0]
+        if kind == "heading":
+            body.append(f"<h{block[1]}>{html.escape(block[2])}</h{block[1]}>")
+        elif kind == "paragraph":
+            body.append(f"<p>{html.escape(block[1])}</p>")
+        elif kind == "table":
+            head = "".join(f"<th>{html.escape(h)}</th>" for h in block[1])
+            rows = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>" for row in block[2])
+            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+        elif kind == "figure":
+            with open(block[1], "rb") as handle:
+                data = base64.b64encode(handle.read()).decode("ascii")
+            body.append(f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(block[2])}">'
+                        f"<figcaption>{html.escape(block[2])}</figcaption></figure>")
+        elif kind == "pre":
+            body.append(f"<pre>{html.escape(block[1])}</pre>")
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            '<link rel="icon" href="data:,">'  # no favicon request (it would log an error)
+            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>\n<body>\n"
+            + "\n".join(body) + "\n</body></html>\n")
+
+
+def write_pages(blocks, out_dir: str, title: str, html_name: str, md_name: str) -> Dict[str, str]:
+    paths = {"html": os.path.join(out_dir, html_name), "markdown": os.path.join(out_dir, md_name)}
+    write_text(paths["markdown"], render_markdown(blocks, out_dir))
+    write_text(paths["html"], render_html(blocks, title))
+    return paths
