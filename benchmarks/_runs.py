@@ -59,13 +59,19 @@ def reuse_differences(run_dir: str, argv) -> List[str]:
             continue
         old, new = recorded.get(key), wanted.get(key)
         if isinstance(old, dict) and isinstance(new, dict):
-            differences += [f"{key}.{sub}: {old.get(sub)!r} there, {new.get(sub)!r} asked"
-                            for sub in sorted(set(old) | set(new)) if old.get(sub) != new.get(sub)]
+            differences += [
+                f"{key}.{sub}: {old.get(sub)!r} there, {new.get(sub)!r} asked"
+                for sub in sorted(set(old) | set(new))
+                if old.get(sub) != new.get(sub)
+            ]
         elif old != new:
             differences.append(f"{key}: {old!r} there, {new!r} asked")
     versions = record.get("versions", {})
-    differences += [f"{name} {versions.get(name)} there, {version} now"
-                    for name, version in current_versions().items() if versions.get(name) != version]
+    differences += [
+        f"{name} {versions.get(name)} there, {version} now"
+        for name, version in current_versions().items()
+        if versions.get(name) != version
+    ]
     return differences
 
 
@@ -80,8 +86,10 @@ def train_or_reuse(argv, run_dir: str, label: str) -> bool:
     if os.path.isfile(os.path.join(run_dir, "metrics.json")):
         differences = reuse_differences(run_dir, argv)
         if differences:
-            raise SystemExit(f"{label}: {run_dir} holds a run of other settings ({'; '.join(differences)}); "
-                             "delete or move it to retrain, or point --results elsewhere.")
+            raise SystemExit(
+                f"{label}: {run_dir} holds a run of other settings ({'; '.join(differences)}); "
+                "delete or move it to retrain, or point --results elsewhere."
+            )
         print(f"{label}: reusing {run_dir} (same configuration and versions)", flush=True)
         return True
     train_run(argv, run_dir)

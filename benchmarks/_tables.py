@@ -39,19 +39,18 @@ def machine_line() -> str:
             versions.append(f"{module} {__import__(module).__version__}")
         except ImportError:
             pass
-    return (f"{cpu_model()}, {os.cpu_count()} cores ({cpu_flags()}); {', '.join(versions)}; "
-            f"Python {platform.python_version()}")
+    return (
+        f"{cpu_model()}, {os.cpu_count()} cores ({cpu_flags()}); {', '.join(versions)}; "
+        f"Python {platform.python_version()}"
+    )
 
 
 def header(command=None) -> str:
     """The lines every results file opens with: machine, date (UTC) and the command that wrote it."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    command = command if command is not None else (
-        [os.path.relpath(os.path.abspath(sys.argv[0]), root)] + sys.argv[1:])
+    command = command if command is not None else ([os.path.relpath(os.path.abspath(sys.argv[0]), root)] + sys.argv[1:])
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return (f"Machine: {machine_line()}.  \n"
-            f"Date: {now}.  \n"
-            f"Command: `python {shlex.join(command)}`\n")
+    return f"Machine: {machine_line()}.  \nDate: {now}.  \nCommand: `python {shlex.join(command)}`\n"
 
 
 def publish(text: str, out: str, command=None) -> None:

@@ -33,10 +33,12 @@ RECIPES = {
 def row(label: str, flags: str, run_dir: str) -> str:
     metrics, history = read_run_file(run_dir, "metrics.json"), read_run_file(run_dir, "history.json")
     best = metrics["best_epoch"] - 1
-    return (f"| {label} | `{flags}` | {metrics['epochs_trained']} ({best + 1}) | {metrics['train_seconds'] / 60:.1f} | "
-            f"{metrics['train_images_per_second']:.0f} | {100 * history['accuracy'][best]:.1f}% | "
-            f"{100 * history['val_accuracy'][best]:.2f}% | {100 * max(history['val_accuracy']):.2f}% | "
-            f"{100 * metrics['test_accuracy']:.2f}% |")
+    return (
+        f"| {label} | `{flags}` | {metrics['epochs_trained']} ({best + 1}) | {metrics['train_seconds'] / 60:.1f} | "
+        f"{metrics['train_images_per_second']:.0f} | {100 * history['accuracy'][best]:.1f}% | "
+        f"{100 * history['val_accuracy'][best]:.2f}% | {100 * max(history['val_accuracy']):.2f}% | "
+        f"{100 * metrics['test_accuracy']:.2f}% |"
+    )
 
 
 def main(argv=None):
@@ -53,8 +55,21 @@ def main(argv=None):
     rows = []
     for label in args.recipes:
         run_dir = os.path.join(args.results, label)
-        train_or_reuse(["--model", "attention", "--dataset", args.dataset, "--split", args.split, "--seed",
-                        str(args.seed), *RECIPES[label].split()], run_dir, label)
+        train_or_reuse(
+            [
+                "--model",
+                "attention",
+                "--dataset",
+                args.dataset,
+                "--split",
+                args.split,
+                "--seed",
+                str(args.seed),
+                *RECIPES[label].split(),
+            ],
+            run_dir,
+            label,
+        )
         rows.append(row(label, RECIPES[label], run_dir))
     # what the first recipe's run recorded (the others differ only by their flags)
     first = read_run_file(os.path.join(args.results, args.recipes[0]), "config.json")
@@ -70,8 +85,11 @@ def main(argv=None):
         "| val acc (restored) | best val acc | test accuracy |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ] + rows
-    lines += ["", "Train accuracy is measured with augmentation and dropout active, as Keras logs it during fit. "
-              "Train images/s: training steps only, all epochs (machine noise included)."]
+    lines += [
+        "",
+        "Train accuracy is measured with augmentation and dropout active, as Keras logs it during fit. "
+        "Train images/s: training steps only, all epochs (machine noise included).",
+    ]
     publish("\n".join(lines) + "\n", args.out)
     return 0
 

@@ -68,10 +68,10 @@ def _idx(stray):
         for prefix, count in (("train", 300), ("t10k", 50)):
             labels = np.arange(count) % 10
             if prefix == "train":
-                labels[:len(stray)] = stray
-            _write_idx(os.path.join(folder, f"{prefix}-images-idx3-ubyte.gz"),
-                       rng.integers(0, 255, (count, 8, 8)))
+                labels[: len(stray)] = stray
+            _write_idx(os.path.join(folder, f"{prefix}-images-idx3-ubyte.gz"), rng.integers(0, 255, (count, 8, 8)))
             _write_idx(os.path.join(folder, f"{prefix}-labels-idx1-ubyte.gz"), labels)
+
     return plant
 
 
@@ -86,6 +86,7 @@ def _images(classes=("a", "b"), extra=None):
                 Image.fromarray(np.full((8, 8), 30 * i, dtype=np.uint8)).save(os.path.join(folder, f"{i}.png"))
         if extra:
             extra(os.path.join(scratch, "images", classes[0]))
+
     return plant
 
 
@@ -104,15 +105,18 @@ def _file(name, text="a file\n"):
     def plant(scratch):
         with open(os.path.join(scratch, name), "w", encoding="utf-8") as handle:
             handle.write(text)
+
     return plant
 
 
 def _run(change=None):
     """A copy of the shared trained run folder as ``run``, optionally damaged."""
+
     def plant(scratch):
         shutil.copytree(SHARED["run"], os.path.join(scratch, "run"))
         if change:
             change(os.path.join(scratch, "run"))
+
     return plant
 
 
@@ -120,6 +124,7 @@ def _both(*plants):
     def plant(scratch):
         for one in plants:
             one(scratch)
+
     return plant
 
 
@@ -143,12 +148,25 @@ def _overwrite(name, content):
     def change(run_dir):
         with open(os.path.join(run_dir, name), "w", encoding="utf-8") as handle:
             handle.write(content)
+
     return change
 
 
 TRAIN = ["--dataset", "digits", "--model", "mlp", "--epochs", "1", "--verbose", "0", "--no-report"]
-TUNE = ["--dataset", "digits", "--model", "mlp", "--tuner", "random", "--epochs", "1", "--verbose", "0",
-        "--max-trials", "1"]
+TUNE = [
+    "--dataset",
+    "digits",
+    "--model",
+    "mlp",
+    "--tuner",
+    "random",
+    "--epochs",
+    "1",
+    "--verbose",
+    "0",
+    "--max-trials",
+    "1",
+]
 
 CASES = [
     # train: flags
@@ -177,69 +195,157 @@ CASES = [
     Case("negative patience", "train", TRAIN + ["--patience", "-1"], r"patience must be 0 or more"),
     Case("infinite fine-tune scale", "train", TRAIN + ["--fine-tune-lr-scale", "inf"], r"finite number"),
     Case("zero fine-tune scale", "train", TRAIN + ["--fine-tune-lr-scale", "0"], r"positive number"),
-    Case("fine-tune without freezing", "train", ["--dataset", "digits", "--base", "run", "--fine-tune-at", "1"],
-         r"--fine-tune-at unfreezes part of a frozen base; add --freeze-base", _run()),
+    Case(
+        "fine-tune without freezing",
+        "train",
+        ["--dataset", "digits", "--base", "run", "--fine-tune-at", "1"],
+        r"--fine-tune-at unfreezes part of a frozen base; add --freeze-base",
+        _run(),
+    ),
     Case("unknown base", "train", ["--dataset", "digits", "--base", "nosuch"], r"neither a keras.applications model"),
     Case("--model with --base", "train", TRAIN + ["--base", "nosuch"], r"--base replaces --model"),
     Case("run folder exists", "train", TRAIN + ["--output-dir", "run"], r"exists already", _run()),
     Case("output folder under a file", "train", TRAIN + ["--output-dir", "f/run"], r"is a file", _file("f")),
-    Case("export root is a file", "train", TRAIN + ["--export", "--export-dir", "f"], r"--export-dir f: .* is a file",
-         _file("f")),
+    Case(
+        "export root is a file",
+        "train",
+        TRAIN + ["--export", "--export-dir", "f"],
+        r"--export-dir f: .* is a file",
+        _file("f"),
+    ),
     Case("unknown schedule", "train", TRAIN + ["--lr-schedule", "nope"], r"invalid choice"),
     # train: data
-    Case("255 as a stray IDX label", "train", TRAIN + ["--dataset", "idx"], r"labels above that gap: 255",
-         _idx([255] * 5)),
+    Case(
+        "255 as a stray IDX label",
+        "train",
+        TRAIN + ["--dataset", "idx"],
+        r"labels above that gap: 255",
+        _idx([255] * 5),
+    ),
     Case("one stray IDX label", "train", TRAIN + ["--dataset", "idx"], r"labels 10 \(1 example\)", _idx([10])),
-    Case("image folder with one class", "train", TRAIN + ["--dataset", "images"], r"found 1 class",
-         _images(("a",))),
-    Case("empty class folder", "train", TRAIN + ["--dataset", "images"], r"have no examples",
-         _both(_images(), lambda s: os.makedirs(os.path.join(s, "images", "c")))),
-    Case("decompression bomb", "train", TRAIN + ["--dataset", "images"], r"decompression bomb",
-         _images(extra=_bomb)),
-    Case("corrupt PNG", "train", TRAIN + ["--dataset", "images"], r"Cannot read image .*broken.png",
-         _images(extra=_corrupt_png)),
-    Case("images too small for a CNN", "train", TRAIN + ["--dataset", "images", "--model", "cnn",
-                                                          "--image-size", "1", "1"], r"at least 2x2", _images()),
+    Case("image folder with one class", "train", TRAIN + ["--dataset", "images"], r"found 1 class", _images(("a",))),
+    Case(
+        "empty class folder",
+        "train",
+        TRAIN + ["--dataset", "images"],
+        r"have no examples",
+        _both(_images(), lambda s: os.makedirs(os.path.join(s, "images", "c"))),
+    ),
+    Case("decompression bomb", "train", TRAIN + ["--dataset", "images"], r"decompression bomb", _images(extra=_bomb)),
+    Case(
+        "corrupt PNG",
+        "train",
+        TRAIN + ["--dataset", "images"],
+        r"Cannot read image .*broken.png",
+        _images(extra=_corrupt_png),
+    ),
+    Case(
+        "images too small for a CNN",
+        "train",
+        TRAIN + ["--dataset", "images", "--model", "cnn", "--image-size", "1", "1"],
+        r"at least 2x2",
+        _images(),
+    ),
     # tune
     Case("project name ..", "tune", TUNE + ["--project-name", "..", "--overwrite"], r"one plain folder name"),
-    Case("absolute project name", "tune", TUNE + ["--project-name", "{scratch}/victim", "--overwrite"],
-         r"one plain folder name", _file("victim")),
-    Case("overwrite a foreign folder", "tune", TUNE + ["--project-name", "photos", "--overwrite"],
-         r"no tfcourse search.json", _foreign_project),
+    Case(
+        "absolute project name",
+        "tune",
+        TUNE + ["--project-name", "{scratch}/victim", "--overwrite"],
+        r"one plain folder name",
+        _file("victim"),
+    ),
+    Case(
+        "overwrite a foreign folder",
+        "tune",
+        TUNE + ["--project-name", "photos", "--overwrite"],
+        r"no tfcourse search.json",
+        _foreign_project,
+    ),
     Case("space off the step", "tune", ["--model", "cnn", "--space", "filters=33", "--show-space"], r"step grid"),
-    Case("unknown space entry", "tune", ["--model", "cnn", "--space", "nosuch=1", "--show-space"],
-         r"has no hyperparameter 'nosuch'"),
-    Case("space range not numbers", "tune", ["--model", "cnn", "--space", "learning_rate=1..x"],
-         r"must be two numbers"),
-    Case("space file not JSON", "tune", ["--model", "cnn", "--space", "s.json", "--show-space"],
-         r"not valid JSON", _file("s.json", "{nope")),
+    Case(
+        "unknown space entry",
+        "tune",
+        ["--model", "cnn", "--space", "nosuch=1", "--show-space"],
+        r"has no hyperparameter 'nosuch'",
+    ),
+    Case(
+        "space range not numbers", "tune", ["--model", "cnn", "--space", "learning_rate=1..x"], r"must be two numbers"
+    ),
+    Case(
+        "space file not JSON",
+        "tune",
+        ["--model", "cnn", "--space", "s.json", "--show-space"],
+        r"not valid JSON",
+        _file("s.json", "{nope"),
+    ),
     Case("summary of a missing folder", "tune", ["--summary", "no/such"], r"holds no KerasTuner trials"),
-    Case("resume over a corrupt trial.json", "tune", TUNE + ["--project-name", "s", "--seed", "3"],
-         r"trial_0+/trial.json: .*not valid JSON.*rm -r", _search_with_corrupt_trial),
+    Case(
+        "resume over a corrupt trial.json",
+        "tune",
+        TUNE + ["--project-name", "s", "--seed", "3"],
+        r"trial_0+/trial.json: .*not valid JSON.*rm -r",
+        _search_with_corrupt_trial,
+    ),
     Case("worker without an oracle", "tune", TUNE + ["--role", "worker"], r"needs --oracle"),
     Case("negative time budget", "tune", TUNE + ["--max-minutes", "-1"], r"positive number"),
     # explain, report, export, inspect
     Case("explain a missing run", "explain", ["no/such"], r"is not a folder"),
     Case("Grad-CAM on an MLP", "explain", ["run", "--method", "gradcam"], r"no convolution|saliency", _run()),
-    Case("units not numbers", "explain", ["run", "--method", "activation_max", "--units", "0,x"],
-         r"'x' is not a filter or class index", _run()),
-    Case("explain output under a file", "explain", ["run", "--method", "saliency", "--output-dir", "f/out"],
-         r"is a file", _both(_run(), _file("f"))),
-    Case("config.json is {}", "explain", ["run", "--method", "saliency"], r"config.json: the run configuration lacks",
-         _run(_overwrite("config.json", "{}"))),
-    Case("config.json not JSON", "explain", ["run", "--method", "saliency"], r"config.json: .*not valid JSON",
-         _run(_overwrite("config.json", "{nope"))),
-    Case("zero-byte model.keras", "explain", ["run", "--method", "saliency"], r"model.keras is empty",
-         _run(_overwrite("model.keras", ""))),
-    Case("unknown layer", "explain", ["run", "--method", "saliency", "--method", "activation_max", "--layer", "nope"],
-         r"nope", _run()),
+    Case(
+        "units not numbers",
+        "explain",
+        ["run", "--method", "activation_max", "--units", "0,x"],
+        r"'x' is not a filter or class index",
+        _run(),
+    ),
+    Case(
+        "explain output under a file",
+        "explain",
+        ["run", "--method", "saliency", "--output-dir", "f/out"],
+        r"is a file",
+        _both(_run(), _file("f")),
+    ),
+    Case(
+        "config.json is {}",
+        "explain",
+        ["run", "--method", "saliency"],
+        r"config.json: the run configuration lacks",
+        _run(_overwrite("config.json", "{}")),
+    ),
+    Case(
+        "config.json not JSON",
+        "explain",
+        ["run", "--method", "saliency"],
+        r"config.json: .*not valid JSON",
+        _run(_overwrite("config.json", "{nope")),
+    ),
+    Case(
+        "zero-byte model.keras",
+        "explain",
+        ["run", "--method", "saliency"],
+        r"model.keras is empty",
+        _run(_overwrite("model.keras", "")),
+    ),
+    Case(
+        "unknown layer",
+        "explain",
+        ["run", "--method", "saliency", "--method", "activation_max", "--layer", "nope"],
+        r"nope",
+        _run(),
+    ),
     Case("report a missing run", "report", ["no/such"], r"is not a folder"),
-    Case("report output under a file", "report", ["run", "--output-dir", "f/out", "--no-explanations"],
-         r"is a file", _both(_run(), _file("f"))),
+    Case(
+        "report output under a file",
+        "report",
+        ["run", "--output-dir", "f/out", "--no-explanations"],
+        r"is a file",
+        _both(_run(), _file("f")),
+    ),
     Case("export a missing run", "export", ["no/such"], r"is not a folder"),
     Case("export root is a file", "export", ["run", "--export-dir", "f"], r"is a file", _both(_run(), _file("f"))),
     Case("export a zero-byte model", "export", ["run"], r"model.keras is empty", _run(_overwrite("model.keras", ""))),
-    Case("inspect an unknown model", "inspect", ["--model", "nope"], r"Unknown model 'nope'"),
+    Case("cost of an unknown model", "cost", ["--model", "nope"], r"Unknown model 'nope'"),
 ]
 
 SHARED = {}
@@ -261,7 +367,8 @@ def prepare_shared(root: str) -> None:
 def _main_of(cli: str) -> Callable:
     import importlib
 
-    module = importlib.import_module("tfcourse.export.cli" if cli == "export" else f"tfcourse.{cli}")
+    packaged = ("export", "explain", "report", "cost")  # python -m tfcourse.X runs tfcourse/X/cli.py
+    module = importlib.import_module(f"tfcourse.{cli}.cli" if cli in packaged else f"tfcourse.{cli}")
     return module.main
 
 
@@ -280,8 +387,13 @@ def run_case(case: Case, as_subprocess: bool = False) -> dict:
         before = _listing(scratch)
         argv = [arg.replace("{scratch}", scratch) for arg in case.argv]
         if as_subprocess:
-            done = subprocess.run([sys.executable, "-m", f"tfcourse.{case.cli}", *argv], cwd=scratch,
-                                  capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=ROOT))
+            done = subprocess.run(
+                [sys.executable, "-m", f"tfcourse.{case.cli}", *argv],
+                cwd=scratch,
+                capture_output=True,
+                text=True,
+                env=dict(os.environ, PYTHONPATH=ROOT),
+            )
             code, err = done.returncode, done.stderr
         else:
             err_buffer, out_buffer = io.StringIO(), io.StringIO()
@@ -300,20 +412,29 @@ def run_case(case: Case, as_subprocess: bool = False) -> dict:
                 os.chdir(cwd)
             err = err_buffer.getvalue()
         left = sorted(path for path in _listing(scratch) - before if not path.startswith("__pycache__"))
-        lines = [line for line in err.splitlines() if line.strip() and not line.startswith(("WARNING", "I0000", "W0000"))]
+        lines = [
+            line for line in err.splitlines() if line.strip() and not line.startswith(("WARNING", "I0000", "W0000"))
+        ]
         first = next((line for line in lines if "error" in line.lower()), lines[-1] if lines else "")
         traceback_seen = "Traceback (most recent call last)" in err
         matched = re.search(case.expect, err, re.DOTALL) is not None
         ok = code == case.code and not traceback_seen and matched and (case.keep or not left)
-        return {"case": case, "code": code, "first": first.strip(), "traceback": traceback_seen, "left": left,
-                "matched": matched, "ok": ok}
+        return {
+            "case": case,
+            "code": code,
+            "first": first.strip(),
+            "traceback": traceback_seen,
+            "left": left,
+            "matched": matched,
+            "ok": ok,
+        }
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _cell(text: str, limit: int = 150) -> str:
     text = text.replace("|", "\\|").replace("`", "'")
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -329,20 +450,29 @@ def main(argv: Optional[List[str]] = None) -> int:
         for number, case in enumerate(cases, 1):
             result = run_case(case, args.subprocess)
             results.append(result)
-            print(f"[{number}/{len(cases)}] {'ok  ' if result['ok'] else 'FAIL'} {case.cli} {case.name}: "
-                  f"exit {result['code']}, {result['first'][:120]}", file=sys.stderr, flush=True)
+            print(
+                f"[{number}/{len(cases)}] {'ok  ' if result['ok'] else 'FAIL'} {case.cli} {case.name}: "
+                f"exit {result['code']}, {result['first'][:120]}",
+                file=sys.stderr,
+                flush=True,
+            )
     passed = sum(result["ok"] for result in results)
-    lines = [f"{len(results)} bad inputs through the CLIs ({'one process each' if args.subprocess else 'in-process'}"
-             f"): {passed} passed, {len(results) - passed} failed. A case passes when it exits with the expected "
-             "status (2: refused), no traceback escapes, the message says what it should, and nothing is left "
-             "behind in its scratch folder.", "",
-             "| # | CLI | bad input | arguments | exit | traceback | left behind | first line of the message | pass |",
-             "|---:|---|---|---|---:|---|---|---|---|"]
+    lines = [
+        f"{len(results)} bad inputs through the CLIs ({'one process each' if args.subprocess else 'in-process'}"
+        f"): {passed} passed, {len(results) - passed} failed. A case passes when it exits with the expected "
+        "status (2: refused), no traceback escapes, the message says what it should, and nothing is left "
+        "behind in its scratch folder.",
+        "",
+        "| # | CLI | bad input | arguments | exit | traceback | left behind | first line of the message | pass |",
+        "|---:|---|---|---|---:|---|---|---|---|",
+    ]
     for number, result in enumerate(results, 1):
         case = result["case"]
-        lines.append(f"| {number} | {case.cli} | {case.name} | `{_cell(' '.join(case.argv), 80)}` | {result['code']} | "
-                     f"{'yes' if result['traceback'] else 'no'} | {_cell(', '.join(result['left'])) or 'nothing'} | "
-                     f"{_cell(result['first'])} | {'yes' if result['ok'] else '**no**'} |")
+        lines.append(
+            f"| {number} | {case.cli} | {case.name} | `{_cell(' '.join(case.argv), 80)}` | {result['code']} | "
+            f"{'yes' if result['traceback'] else 'no'} | {_cell(', '.join(result['left'])) or 'nothing'} | "
+            f"{_cell(result['first'])} | {'yes' if result['ok'] else '**no**'} |"
+        )
     publish("\n".join(lines) + "\n", args.out)
     return 0 if passed == len(results) else 1
 

@@ -28,8 +28,15 @@ from _tables import publish
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Epoch caps (early stopping on val_loss may end sooner). ResNet50 (23.6M parameters, inputs
 # resized to 32x32) gets a short budget: its epochs are the slowest by far on a CPU.
-DEFAULT_EPOCHS = {"mlp": 30, "cnn": 20, "vgg": 20, "resnet_small": 20, "resnet50": 3, "attention": 30,
-                  "cnn_attention": 20}
+DEFAULT_EPOCHS = {
+    "mlp": 30,
+    "cnn": 20,
+    "vgg": 20,
+    "resnet_small": 20,
+    "resnet50": 3,
+    "attention": 30,
+    "cnn_attention": 20,
+}
 # Training flags a model gets unless --model-flags says otherwise (the published table's runs).
 # Other recipes for the ViT-style model: benchmarks/attention_recipes.py.
 DEFAULT_FLAGS = {"resnet_small": "--augment"}
@@ -59,9 +66,19 @@ def matmul_gflops(size: int = 2048, repeats: int = 10):
 
 def train_flags(model: str, args):
     """The ``tfcourse.train`` flags of ``model``'s run (without the output folder)."""
-    return ["--model", model, "--dataset", args.dataset, "--split", args.split,
-            "--epochs", str(args.epochs.get(model, DEFAULT_EPOCHS.get(model, 20))), "--seed", str(args.seed),
-            *args.model_flags.get(model, "").split()]
+    return [
+        "--model",
+        model,
+        "--dataset",
+        args.dataset,
+        "--split",
+        args.split,
+        "--epochs",
+        str(args.epochs.get(model, DEFAULT_EPOCHS.get(model, 20))),
+        "--seed",
+        str(args.seed),
+        *args.model_flags.get(model, "").split(),
+    ]
 
 
 def row(model: str, run_dir: str, matmul: float):
@@ -111,21 +128,36 @@ def settings_paragraph(rows) -> str:
     def each(get):
         return {name: get(config) for name, config in configs.items()}
 
-    data = each(lambda c: f"dataset {c['config']['data']['dataset']}, split {c['config']['data']['split']}, "
-                          f"seed {c['config']['seed']}")
-    optimizer = each(lambda c: f"{c['hyperparameters'].get('optimizer')} at learning rate "
-                               f"{c['hyperparameters'].get('learning_rate'):g}")
+    data = each(
+        lambda c: (
+            f"dataset {c['config']['data']['dataset']}, split {c['config']['data']['split']}, "
+            f"seed {c['config']['seed']}"
+        )
+    )
+    optimizer = each(
+        lambda c: (
+            f"{c['hyperparameters'].get('optimizer')} at learning rate {c['hyperparameters'].get('learning_rate'):g}"
+        )
+    )
     batch = each(lambda c: c["config"]["data"]["batch_size"])
-    training = each(lambda c: (
-        f"learning rate cut to {PLATEAU_FACTOR:.0%} after {max(1, c['config']['patience'] // 2)} epochs without "
-        f"val_loss improvement" if c["config"].get("lr_schedule", "plateau") == "plateau" else
-        f"{c['config']['lr_schedule']} learning-rate schedule") +
-        f", early stopping after {c['config']['patience']} epochs without improvement, best weights restored")
+    training = each(
+        lambda c: (
+            (
+                f"learning rate cut to {PLATEAU_FACTOR:.0%} after {max(1, c['config']['patience'] // 2)} epochs without "
+                f"val_loss improvement"
+                if c["config"].get("lr_schedule", "plateau") == "plateau"
+                else f"{c['config']['lr_schedule']} learning-rate schedule"
+            )
+            + f", early stopping after {c['config']['patience']} epochs without improvement, best weights restored"
+        )
+    )
     overridden = [name for name, config in configs.items() if config["config"]["hp"]]
-    return (f"Recorded in every run's config.json: {_one(data, 'data')}; "
-            f"{'default hyperparameters' if not overridden else 'default hyperparameters except ' + ', '.join(overridden)}"
-            f" of each model, {_one(optimizer, 'optimizer')}, batch {_one(batch, 'batch')}; {_one(training, 'training')}; "
-            "flags in brackets where a row differs from the defaults.")
+    return (
+        f"Recorded in every run's config.json: {_one(data, 'data')}; "
+        f"{'default hyperparameters' if not overridden else 'default hyperparameters except ' + ', '.join(overridden)}"
+        f" of each model, {_one(optimizer, 'optimizer')}, batch {_one(batch, 'batch')}; {_one(training, 'training')}; "
+        "flags in brackets where a row differs from the defaults."
+    )
 
 
 def table(rows, matmul, args, reused=()) -> str:
@@ -134,8 +166,12 @@ def table(rows, matmul, args, reused=()) -> str:
         "",
         f"FP32 matmul rate measured in this run (2048x2048, best of 10): TensorFlow "
         f"{matmul['tensorflow']:.0f} GFLOP/s, NumPy {matmul['numpy']:.0f} GFLOP/s"
-        + (f"; {len(reused)} of {len(rows)} rows are earlier runs reused ({', '.join(reused)}), so their share of it "
-           "compares across runs." if reused else "; every row was trained in this run, one after another."),
+        + (
+            f"; {len(reused)} of {len(rows)} rows are earlier runs reused ({', '.join(reused)}), so their share of it "
+            "compares across runs."
+            if reused
+            else "; every row was trained in this run, one after another."
+        ),
         "",
         "| model | parameters | MACs / image | train images/s | achieved GFLOP/s | % of TF matmul | epochs (run/cap) "
         "| best epoch | train wall (min) | test accuracy |",
@@ -156,10 +192,12 @@ def table(rows, matmul, args, reused=()) -> str:
     for r in rows:
         if r["name"] == "resnet50":
             hp, metrics = r["config"]["hyperparameters"], r["metrics"]
-            lines.append(f"ResNet50: weights={hp.get('weights')}, images resized to {hp.get('image_size')}x"
-                         f"{hp.get('image_size')} inside the model, {metrics['epochs_trained']} of at most "
-                         f"{r['config']['config']['epochs']} epochs at "
-                         f"{metrics['train_seconds'] / metrics['epochs_trained'] / 60:.1f} min an epoch here.")
+            lines.append(
+                f"ResNet50: weights={hp.get('weights')}, images resized to {hp.get('image_size')}x"
+                f"{hp.get('image_size')} inside the model, {metrics['epochs_trained']} of at most "
+                f"{r['config']['config']['epochs']} epochs at "
+                f"{metrics['train_seconds'] / metrics['epochs_trained'] / 60:.1f} min an epoch here."
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -170,8 +208,13 @@ def main(argv=None):
     parser.add_argument("--split", default="official")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--epochs", nargs="*", default=[], metavar="MODEL=N", help="epoch caps, e.g. vgg=10")
-    parser.add_argument("--model-flags", nargs="*", default=[], metavar="MODEL=FLAGS",
-                        help='more tfcourse.train flags for one model, e.g. "resnet_small=--augment"')
+    parser.add_argument(
+        "--model-flags",
+        nargs="*",
+        default=[],
+        metavar="MODEL=FLAGS",
+        help='more tfcourse.train flags for one model, e.g. "resnet_small=--augment"',
+    )
     parser.add_argument("--results", default=os.path.join(HERE, "results", "compare_models"))
     parser.add_argument("--out", default=os.path.join(HERE, "results", "compare_models.md"))
     args = parser.parse_args(argv)
@@ -180,9 +223,14 @@ def main(argv=None):
 
     os.makedirs(args.results, exist_ok=True)
     before = matmul_gflops()
-    print(f"matmul FP32: TensorFlow {before['tensorflow']:.0f} GFLOP/s, NumPy {before['numpy']:.0f} GFLOP/s", flush=True)
-    reused = [model for model in args.models
-              if train_or_reuse(train_flags(model, args), os.path.join(args.results, model), model)]
+    print(
+        f"matmul FP32: TensorFlow {before['tensorflow']:.0f} GFLOP/s, NumPy {before['numpy']:.0f} GFLOP/s", flush=True
+    )
+    reused = [
+        model
+        for model in args.models
+        if train_or_reuse(train_flags(model, args), os.path.join(args.results, model), model)
+    ]
     after = matmul_gflops()
     matmul = {key: max(before[key], after[key]) for key in before}
     print(f"matmul FP32 after training: TensorFlow {after['tensorflow']:.0f}, NumPy {after['numpy']:.0f} GFLOP/s")

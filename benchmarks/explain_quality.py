@@ -19,7 +19,6 @@ import sys
 import time
 
 import numpy as np
-
 from _tables import publish  # benchmarks/ is on sys.path when a script in it runs
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -27,16 +26,18 @@ sys.path.insert(0, os.path.dirname(HERE))
 # cnn_gap is the cnn with a global-average-pooling head, trained like compare_models.py trains cnn:
 #   python -m tfcourse.train --model cnn --split official --epochs 20 --hp head=gap \
 #       --output-dir benchmarks/results/compare_models/cnn_gap
-DEFAULT_RUNS = [os.path.join(HERE, "results", "compare_models", name)
-                for name in ("cnn", "cnn_gap", "vgg", "resnet_small")]
+DEFAULT_RUNS = [
+    os.path.join(HERE, "results", "compare_models", name) for name in ("cnn", "cnn_gap", "vgg", "resnet_small")
+]
 METHODS = ("gradcam", "gradcam_tape", "gradcam++", "scorecam", "saliency", "smoothgrad")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", nargs="+", default=DEFAULT_RUNS)
-    parser.add_argument("--layers", nargs="*", default=["cnn=block0_conv0_relu"],
-                        help="extra layers to measure, RUNNAME=LAYER")
+    parser.add_argument(
+        "--layers", nargs="*", default=["cnn=block0_conv0_relu"], help="extra layers to measure, RUNNAME=LAYER"
+    )
     parser.add_argument("--examples", type=int, default=200)
     parser.add_argument("--out", default=os.path.join(HERE, "results", "explain_quality.md"))
     args = parser.parse_args()
@@ -48,16 +49,20 @@ def main() -> None:
     for item in args.layers:
         name, layer = item.split("=", 1)
         extra.setdefault(name, []).append(layer)
-    lines = [f"Explanations on the first {args.examples} correctly classified test images of each run "
-             "(true class explained); heat ratio = mean heat inside the silhouette (pixels > 0) / mean heat outside.",
-             "", "| run | method | layer | heat ratio in/out | share of heat inside | blank maps | "
-             "corr. with gradcam_tape | ms / image |", "|---|---|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"Explanations on the first {args.examples} correctly classified test images of each run "
+        "(true class explained); heat ratio = mean heat inside the silhouette (pixels > 0) / mean heat outside.",
+        "",
+        "| run | method | layer | heat ratio in/out | share of heat inside | blank maps | "
+        "corr. with gradcam_tape | ms / image |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
+    ]
     for path in args.runs:
         run = artifacts.load(path)
         model = run.keras_model()
         test = run.test_data()
         predicted = run.predictions()["logits"].argmax(axis=1)
-        right = np.flatnonzero(predicted == test.labels)[:args.examples]
+        right = np.flatnonzero(predicted == test.labels)[: args.examples]
         inputs, labels, raw = run.model_inputs(test.images[right]), test.labels[right], test.images[right]
         for layer in [None] + extra.get(run.name, []):
             reference = explain.gradcam_tape(model, inputs, labels, layer=layer)
@@ -72,12 +77,16 @@ def main() -> None:
                 ratio = gallery.silhouette_ratio(maps, raw)
                 blank = int((maps.reshape(len(maps), -1).max(axis=1) == 0).sum())
                 corr = f"{gallery.correlation(maps, reference):.4f}" if method in explain.CAM_METHODS else ""
-                lines.append(f"| {run.name} | {method} | {result['layer'] or '(input)'} | {ratio['ratio']:.2f} | "
-                             f"{ratio['share_inside']:.0%} | {blank} | {corr} | {1000 * seconds / len(maps):.1f} |")
+                lines.append(
+                    f"| {run.name} | {method} | {result['layer'] or '(input)'} | {ratio['ratio']:.2f} | "
+                    f"{ratio['share_inside']:.0%} | {blank} | {corr} | {1000 * seconds / len(maps):.1f} |"
+                )
                 print(lines[-1], flush=True)
         accuracy = float((predicted == test.labels).mean())
-        lines.append(f"| {run.name} | (silhouette area; test accuracy {accuracy:.2%}) | | | "
-                     f"{ratio['area_inside']:.0%} of pixels | | | |")
+        lines.append(
+            f"| {run.name} | (silhouette area; test accuracy {accuracy:.2%}) | | | "
+            f"{ratio['area_inside']:.0%} of pixels | | | |"
+        )
     publish("\n".join(lines) + "\n", args.out)
 
 

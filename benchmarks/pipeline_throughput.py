@@ -33,8 +33,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
-
 from _tables import publish  # noqa: E402  (benchmarks/ is on sys.path when a script in it runs)
+
 from tfcourse import data, fit, hparams  # noqa: E402
 from tfcourse.models import build_model  # noqa: E402
 
@@ -60,8 +60,9 @@ def main(argv=None):
     parser.add_argument("--limit", type=int, default=None, help="use only the first N training images")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--configs", nargs="+", default=None, help="measure only these configurations")
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
-                                                       "pipeline_throughput.md"))
+    parser.add_argument(
+        "--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "pipeline_throughput.md")
+    )
     args = parser.parse_args(argv)
 
     dataset = data.load_dataset(args.dataset)
@@ -87,14 +88,36 @@ def main(argv=None):
         ("notebook", "NumPy float64, model.fit(x, y), batch 32", numpy_fit(32), 1, n),
         ("numpy-128", f"NumPy float64, model.fit(x, y), batch {args.batch_size}", numpy_fit(args.batch_size), 1, n),
         ("pipeline-1", f"tf.data pipeline, batch {args.batch_size}, steps_per_execution 1", pipeline_fit, 1, n),
-        ("pipeline", f"tf.data pipeline, batch {args.batch_size}, steps_per_execution 8 (tfcourse default)",
-         pipeline_fit, 8, n),
-        ("ceiling", f"one resident float32 batch of {args.batch_size}, repeated (no input work)", ceiling_fit, 8,
-         steps * args.batch_size),
-        ("xla", f"tf.data pipeline, batch {args.batch_size}, steps_per_execution 8, jit_compile=True", pipeline_fit,
-         8, n, {"jit_compile": True}),
-        ("bfloat16", f"tf.data pipeline, batch {args.batch_size}, steps_per_execution 8, mixed_bfloat16 policy",
-         pipeline_fit, 8, n, {"policy": "mixed_bfloat16"}),
+        (
+            "pipeline",
+            f"tf.data pipeline, batch {args.batch_size}, steps_per_execution 8 (tfcourse default)",
+            pipeline_fit,
+            8,
+            n,
+        ),
+        (
+            "ceiling",
+            f"one resident float32 batch of {args.batch_size}, repeated (no input work)",
+            ceiling_fit,
+            8,
+            steps * args.batch_size,
+        ),
+        (
+            "xla",
+            f"tf.data pipeline, batch {args.batch_size}, steps_per_execution 8, jit_compile=True",
+            pipeline_fit,
+            8,
+            n,
+            {"jit_compile": True},
+        ),
+        (
+            "bfloat16",
+            f"tf.data pipeline, batch {args.batch_size}, steps_per_execution 8, mixed_bfloat16 policy",
+            pipeline_fit,
+            8,
+            n,
+            {"policy": "mixed_bfloat16"},
+        ),
     ]
     configs = [config if len(config) == 6 else config + ({},) for config in configs]
     configs = [config for config in configs if args.configs is None or config[0] in args.configs]
@@ -111,18 +134,25 @@ def main(argv=None):
 
     median = {name: statistics.median(values) for name, values in rates.items()}
     reference = "notebook" if "notebook" in median else next(iter(median))
-    lines = [f"Training throughput of the cnn model, {args.dataset}, {n} training images, batch {args.batch_size}; "
-             f"median of {args.rounds} interleaved rounds of {args.epochs} timed epochs after one warm-up epoch, "
-             "all in one process.", "",
-             f"| config | what | images/s (median) | all rounds | vs {reference} |", "|---|---|---:|---|---:|"]
+    lines = [
+        f"Training throughput of the cnn model, {args.dataset}, {n} training images, batch {args.batch_size}; "
+        f"median of {args.rounds} interleaved rounds of {args.epochs} timed epochs after one warm-up epoch, "
+        "all in one process.",
+        "",
+        f"| config | what | images/s (median) | all rounds | vs {reference} |",
+        "|---|---|---:|---|---:|",
+    ]
     for name, description, *_ in configs:
         rounds = ", ".join(f"{value:,.0f}" for value in rates[name])
-        lines.append(f"| {name} | {description} | {median[name]:,.0f} | {rounds} | "
-                     f"{median[name] / median[reference]:.2f}x |")
+        lines.append(
+            f"| {name} | {description} | {median[name]:,.0f} | {rounds} | {median[name] / median[reference]:.2f}x |"
+        )
     if "pipeline" in median and "ceiling" in median:
-        lines += ["", f"The pipeline reaches {median['pipeline'] / median['ceiling']:.0%} of the compute-bound ceiling"
-                  + (f"; the notebook path {median['notebook'] / median['ceiling']:.0%}." if "notebook" in median
-                     else ".")]
+        lines += [
+            "",
+            f"The pipeline reaches {median['pipeline'] / median['ceiling']:.0%} of the compute-bound ceiling"
+            + (f"; the notebook path {median['notebook'] / median['ceiling']:.0%}." if "notebook" in median else "."),
+        ]
     publish("\n".join(lines) + "\n", args.out)
 
 

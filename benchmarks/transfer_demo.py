@@ -41,8 +41,12 @@ def main(argv=None):
     parser.add_argument("--split", default="official")
     parser.add_argument("--pretrain-epochs", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=10, help="epochs of transfer and of scratch training")
-    parser.add_argument("--train-limit", type=int, default=1000,
-                        help="labelled training images of classes 5-9 (transfer pays off with few of them); 0: all")
+    parser.add_argument(
+        "--train-limit",
+        type=int,
+        default=1000,
+        help="labelled training images of classes 5-9 (transfer pays off with few of them); 0: all",
+    )
     parser.add_argument("--hp", action="append", default=[], help="vgg hyperparameters (both vgg runs)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--results", default=os.path.join(HERE, "results", "transfer_demo"))
@@ -54,15 +58,19 @@ def main(argv=None):
     hps = [flag for hp in args.hp for flag in ("--hp", hp)]
     pretrain_dir = os.path.join(args.results, "pretrain_0-4")
     # a finished pretraining of exactly these settings is reused; one of other settings stops the script
-    train_or_reuse(["--model", "vgg", *hps, *data, "--classes", "0-4", "--epochs", str(args.pretrain_epochs)],
-                   pretrain_dir, "pretraining")
+    train_or_reuse(
+        ["--model", "vgg", *hps, *data, "--classes", "0-4", "--epochs", str(args.pretrain_epochs)],
+        pretrain_dir,
+        "pretraining",
+    )
     pre = read_run_file(pretrain_dir, "metrics.json")
     limit = ["--train-limit", str(args.train_limit)] if args.train_limit else []
     target = [*data, "--classes", "5-9", "--epochs", str(args.epochs), *limit]
     for name in ("transfer_5-9", "scratch_5-9"):
         shutil.rmtree(os.path.join(args.results, name), ignore_errors=True)
-    moved, moved_history = train(["--base", pretrain_dir, "--freeze-base", *target],
-                                 os.path.join(args.results, "transfer_5-9"))
+    moved, moved_history = train(
+        ["--base", pretrain_dir, "--freeze-base", *target], os.path.join(args.results, "transfer_5-9")
+    )
     scratch, scratch_history = train(["--model", "vgg", *hps, *target], os.path.join(args.results, "scratch_5-9"))
 
     head = moved["transfer"]["phases"][0]

@@ -35,8 +35,10 @@ def main(argv=None):
     parser.add_argument("--out", default=os.path.join(HERE, "results", "what_to_expect.md"))
     args = parser.parse_args(argv)
     os.makedirs(args.results, exist_ok=True)
-    lines = ["| command | test accuracy | epochs (best) | training time | command wall time |",
-             "|---|---:|---:|---:|---:|"]
+    lines = [
+        "| command | test accuracy | epochs (best) | training time | command wall time |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for name in args.jobs:
         run_dir = os.path.join(args.results, name)
         start = time.perf_counter()
@@ -44,12 +46,17 @@ def main(argv=None):
         wall = None if reused else time.perf_counter() - start
         metrics, config = read_run_file(run_dir, "metrics.json"), read_run_file(run_dir, "config.json")
         source = config["data"]["source"].split(" in ")[0] if "fashion" in name else config["data"]["source"]
-        lines.append(f"| `python -m tfcourse.train {JOBS[name]}` ({source}) | {100 * metrics['test_accuracy']:.2f}% | "
-                     f"{metrics['epochs_trained']} of {config['config']['epochs']} (best {metrics['best_epoch']}) | "
-                     f"{metrics['train_seconds']:.0f} s | "
-                     f"{'reused run' if wall is None else f'{wall:.0f} s'} |")
-    lines += ["", "Training time: model.fit with validation passes; the command's wall time adds loading the data, "
-              "evaluation, the report and saving (no --export here)."]
+        lines.append(
+            f"| `python -m tfcourse.train {JOBS[name]}` ({source}) | {100 * metrics['test_accuracy']:.2f}% | "
+            f"{metrics['epochs_trained']} of {config['config']['epochs']} (best {metrics['best_epoch']}) | "
+            f"{metrics['train_seconds']:.0f} s | "
+            f"{'reused run' if wall is None else f'{wall:.0f} s'} |"
+        )
+    lines += [
+        "",
+        "Training time: model.fit with validation passes; the command's wall time adds loading the data, "
+        "evaluation, the report and saving (no --export here).",
+    ]
     publish("\n".join(lines) + "\n", args.out)
     return 0
 

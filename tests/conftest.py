@@ -29,7 +29,7 @@ def make_images(num_per_class, num_classes=10, size=28, seed=0):
     images = rng.integers(0, 60, size=(len(labels), size, size), dtype=np.uint8)
     rows = np.linspace(1, size - 3, num_classes).astype(int)
     for i, label in enumerate(labels):
-        images[i, rows[label]:rows[label] + 2, :] = 250
+        images[i, rows[label] : rows[label] + 2, :] = 250
     return images, labels.astype(np.uint8)
 
 
@@ -72,9 +72,19 @@ def cnn_run(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("cnn_run")
     result = train_and_evaluate(
-        TrainConfig(model="cnn", epochs=12, patience=12, hp={"filters": 32}, output_dir=str(root / "cnn"),
-                    export=True, export_dir=str(root / "exports"), data=DataConfig(dataset="digits")),
-        verbose=0, verify_export=False)
+        TrainConfig(
+            model="cnn",
+            epochs=12,
+            patience=12,
+            hp={"filters": 32},
+            output_dir=str(root / "cnn"),
+            export=True,
+            export_dir=str(root / "exports"),
+            data=DataConfig(dataset="digits"),
+        ),
+        verbose=0,
+        verify_export=False,
+    )
     assert result.metrics["test_accuracy"] > 0.8
     return result.run_dir, result.export_dir
 
@@ -86,8 +96,10 @@ def mlp_run(tmp_path_factory):
     from tfcourse.runs import train_and_evaluate
 
     run_dir = str(tmp_path_factory.mktemp("mlp_run") / "mlp")
-    train_and_evaluate(TrainConfig(model="mlp", epochs=6, output_dir=run_dir, report=False,
-                                   data=DataConfig(dataset="digits")), verbose=0)
+    train_and_evaluate(
+        TrainConfig(model="mlp", epochs=6, output_dir=run_dir, report=False, data=DataConfig(dataset="digits")),
+        verbose=0,
+    )
     return run_dir
 
 
@@ -101,10 +113,18 @@ def attention_run(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("attention_run")
     result = train_and_evaluate(
-        TrainConfig(model="attention", epochs=12, patience=12,
-                    hp={"patch_size": 2, "embed_dim": 32, "depth": 2, "dropout": 0.0},
-                    output_dir=str(root / "attention"), export=True, export_dir=str(root / "exports"),
-                    data=DataConfig(dataset="digits")),
-        verbose=0, verify_export=False)
+        TrainConfig(
+            model="attention",
+            epochs=12,
+            patience=12,
+            hp={"patch_size": 2, "embed_dim": 32, "depth": 2, "dropout": 0.0},
+            output_dir=str(root / "attention"),
+            export=True,
+            export_dir=str(root / "exports"),
+            data=DataConfig(dataset="digits"),
+        ),
+        verbose=0,
+        verify_export=False,
+    )
     assert result.metrics["test_accuracy"] > 0.7
     return result.run_dir, result.export_dir

@@ -9,22 +9,27 @@ import keras
 import numpy as np
 import pytest
 
-from tfcourse import data, explain, export, hparams, report
+from tfcourse import data, explain, export, hparams
 from tfcourse.explain import cli as explain_cli
 from tfcourse.models import build_model
 from tfcourse.models.layers import ClassToken, PositionEmbedding
+from tfcourse.report import run_page
 
 
 def _model(name, overrides, input_shape=(28, 28, 1), num_classes=10):
-    return build_model(name, hparams.make_hyperparameters(name, overrides, input_shape, num_classes), input_shape,
-                       num_classes)
+    return build_model(
+        name, hparams.make_hyperparameters(name, overrides, input_shape, num_classes), input_shape, num_classes
+    )
 
 
-@pytest.mark.parametrize("name, overrides, tokens", [
-    ("attention", {"patch_size": 4, "depth": 2, "num_heads": 4}, 7 * 7 + 1),   # 49 patches + class token
-    ("attention", {"patch_size": 7, "depth": 3, "num_heads": 2, "pool": "mean"}, 4 * 4),
-    ("cnn_attention", {"depth": 2, "num_heads": 8}, 7 * 7),                      # the 7x7 grid of the CNN
-])
+@pytest.mark.parametrize(
+    "name, overrides, tokens",
+    [
+        ("attention", {"patch_size": 4, "depth": 2, "num_heads": 4}, 7 * 7 + 1),  # 49 patches + class token
+        ("attention", {"patch_size": 7, "depth": 3, "num_heads": 2, "pool": "mean"}, 4 * 4),
+        ("cnn_attention", {"depth": 2, "num_heads": 8}, 7 * 7),  # the 7x7 grid of the CNN
+    ],
+)
 def test_attention_weights_have_one_row_per_query_summing_to_one(name, overrides, tokens):
     keras.utils.set_random_seed(0)
     model = _model(name, overrides)
@@ -76,7 +81,10 @@ def test_shifted_patches_embed_the_image_and_its_four_diagonal_half_patch_shifts
 
 
 def test_patch_size_that_does_not_divide_the_input_is_a_clear_error():
-    with pytest.raises(ValueError, match=r"patch_size=5 does not divide the 28x28 input .* use one of 2, 4, 7, 14 \(e.g. --hp patch_size=4\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"patch_size=5 does not divide the 28x28 input .* use one of 2, 4, 7, 14 \(e.g. --hp patch_size=4\)",
+    ):
         build_model("attention", _fixed(patch_size=5), (28, 28, 1), 10)
     with pytest.raises(ValueError, match="patch_size=7 does not divide the 8x8 input"):
         _model("attention", {"patch_size": 7}, input_shape=(8, 8, 1))
@@ -99,11 +107,24 @@ def test_the_cli_refuses_a_patch_size_before_writing_anything(tmp_path, capsys):
 
     out = tmp_path / "run"
     with pytest.raises(SystemExit) as exit_:
-        train.main(["--dataset", "digits", "--model", "attention", "--hp", "patch_size=7", "--output-dir", str(out),
-                    "--no-report"])
+        train.main(
+            [
+                "--dataset",
+                "digits",
+                "--model",
+                "attention",
+                "--hp",
+                "patch_size=7",
+                "--output-dir",
+                str(out),
+                "--no-report",
+            ]
+        )
     assert exit_.value.code == 2
-    assert "patch_size=7 does not divide the 8x8 input into whole patches; use one of 2, 4, 8 (e.g. --hp " \
-           "patch_size=4)" in capsys.readouterr().err
+    assert (
+        "patch_size=7 does not divide the 8x8 input into whole patches; use one of 2, 4, 8 (e.g. --hp "
+        "patch_size=4)" in capsys.readouterr().err
+    )
     assert not out.exists()
 
 
@@ -115,8 +136,9 @@ def test_custom_layers_have_complete_configs():
         assert keras.saving.get_registered_object(f"tfcourse>{type(layer).__name__}") is type(layer)
 
 
-@pytest.mark.parametrize("name, overrides", [("attention", {}), ("attention", {"shifted_patches": True}),
-                                             ("cnn_attention", {})])
+@pytest.mark.parametrize(
+    "name, overrides", [("attention", {}), ("attention", {"shifted_patches": True}), ("cnn_attention", {})]
+)
 def test_keras_round_trip_keeps_logits_and_attention(name, overrides, tmp_path):
     keras.utils.set_random_seed(3)
     model = _model(name, {"depth": 2, "dropout": 0.1, **overrides}, num_classes=4)
@@ -150,8 +172,22 @@ def test_patch_attention_reads_the_class_token_row():
 def test_attention_maps_written_for_a_trained_model(attention_run, tmp_path):
     run_dir, _ = attention_run
     out = tmp_path / "maps"
-    done = subprocess.run([sys.executable, "-m", "tfcourse.explain", run_dir, "--method", "attention",
-                           "--head", "3", "--output-dir", str(out)], capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tfcourse.explain",
+            run_dir,
+            "--method",
+            "attention",
+            "--head",
+            "3",
+            "--output-dir",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     arrays = np.load(out / "attention.npz")
     assert list(arrays["layers"]) == ["block0_attention", "block1_attention"]
@@ -184,15 +220,19 @@ def test_attention_errors_name_the_fix(attention_run, mlp_run, tmp_path, capsys)
     assert "has no MultiHeadAttention layer" in capsys.readouterr().err
     assert explain_cli.main([run_dir, "--method", "attention", "--head", "4", "--output-dir", str(tmp_path / "b")]) == 2
     assert "--head 4 is out of range: block1_attention has 4 heads (0..3)" in capsys.readouterr().err
-    assert explain_cli.main([run_dir, "--method", "attention", "--layer", "block0_norm1",
-                         "--output-dir", str(tmp_path / "c")]) == 2
+    assert (
+        explain_cli.main(
+            [run_dir, "--method", "attention", "--layer", "block0_norm1", "--output-dir", str(tmp_path / "c")]
+        )
+        == 2
+    )
     assert "choose one of block0_attention, block1_attention" in capsys.readouterr().err
     assert not any((tmp_path / name).exists() for name in "abc")
 
 
 def test_report_of_an_attention_run_shows_its_attention(attention_run):
     run_dir, export_dir = attention_run
-    markdown = open(os.path.join(run_dir, report.REPORT_MD), encoding="utf-8").read()
+    markdown = open(os.path.join(run_dir, run_page.REPORT_MD), encoding="utf-8").read()
     assert "figures/attention.png" in markdown and "attention weights" in markdown
     assert os.path.isfile(os.path.join(run_dir, "figures", "attention.npz"))
     metrics = json.load(open(os.path.join(run_dir, "metrics.json")))

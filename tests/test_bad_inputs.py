@@ -23,6 +23,7 @@ def test_every_bad_input_is_refused_cleanly(tmp_path):
 def test_a_case_that_leaves_something_behind_fails(monkeypatch):
     """The battery's own check: a CLI that exits 2 with the right message but leaves a file behind
     does not pass; nor does one whose traceback escapes."""
+
     def leaves_a_file(argv):
         open("half-written.json", "w").close()
         raise SystemExit(2)

@@ -20,10 +20,11 @@ def test_a_run_is_reused_only_for_the_same_configuration_and_versions(tmp_path, 
     run_dir = str(tmp_path / "mlp")
     assert _runs.train_or_reuse(ARGV, run_dir, "mlp") is False  # trained
     assert _runs.train_or_reuse(ARGV, run_dir, "mlp") is True  # same settings: reused
-    for changed, expected in ((["--epochs", "2"], "epochs: 1 there, 2 asked"),
-                              (["--dataset", "fashion_mnist", "--split", "official"],
-                               "data.dataset: 'digits' there, 'fashion_mnist' asked"),
-                              (["--augment"], "data.augment: False there, True asked")):
+    for changed, expected in (
+        (["--epochs", "2"], "epochs: 1 there, 2 asked"),
+        (["--dataset", "fashion_mnist", "--split", "official"], "data.dataset: 'digits' there, 'fashion_mnist' asked"),
+        (["--augment"], "data.augment: False there, True asked"),
+    ):
         with pytest.raises(SystemExit, match=expected):
             _runs.train_or_reuse(ARGV + changed, run_dir, "mlp")
     config_path = os.path.join(run_dir, "config.json")

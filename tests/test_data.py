@@ -3,10 +3,9 @@ import os
 import numpy as np
 import pytest
 
+from tests.conftest import make_images, write_idx
 from tfcourse import data
 from tfcourse.config import DataConfig
-from tests.conftest import make_images, write_idx
-
 
 # ------------------------------------------------------------------ sources
 
@@ -70,8 +69,12 @@ def test_fashion_mnist_resolution_order(idx_folder, tmp_path, monkeypatch, no_sy
     env_dir = tmp_path / "env"
     env_dir.mkdir()
     x, y = make_images(3, seed=9)
-    for name, array in [("train-images-idx3-ubyte.gz", x), ("train-labels-idx1-ubyte.gz", y),
-                        ("t10k-images-idx3-ubyte.gz", x), ("t10k-labels-idx1-ubyte.gz", y)]:
+    for name, array in [
+        ("train-images-idx3-ubyte.gz", x),
+        ("train-labels-idx1-ubyte.gz", y),
+        ("t10k-images-idx3-ubyte.gz", x),
+        ("t10k-labels-idx1-ubyte.gz", y),
+    ]:
         write_idx(env_dir / name, array)
     monkeypatch.setitem(data.CATALOGUE["fashion_mnist"], "system_dir", str(idx_folder))
     assert len(data.load_dataset("fashion_mnist").y_train) == 200  # system folder

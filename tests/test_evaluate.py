@@ -26,9 +26,14 @@ def test_numbers_computed_by_hand():
     """
     labels = [0, 0, 0, 1, 1, 2, 2, 2]
     rows = [  # (predicted, runner-up, last)
-        (0, 1, 2), (0, 2, 1), (1, 0, 2),   # true 0: right, right, wrong (true class runner-up)
-        (1, 0, 2), (2, 0, 1),              # true 1: right, wrong (true class last)
-        (2, 1, 0), (2, 0, 1), (0, 2, 1),   # true 2: right, right, wrong (true class runner-up)
+        (0, 1, 2),
+        (0, 2, 1),
+        (1, 0, 2),  # true 0: right, right, wrong (true class runner-up)
+        (1, 0, 2),
+        (2, 0, 1),  # true 1: right, wrong (true class last)
+        (2, 1, 0),
+        (2, 0, 1),
+        (0, 2, 1),  # true 2: right, right, wrong (true class runner-up)
     ]
     probabilities = np.zeros((8, 3))
     for i, (first, second, third) in enumerate(rows):
@@ -53,7 +58,10 @@ def test_numbers_computed_by_hand():
     assert [(m["true_id"], m["predicted_id"]) for m in ours["misclassified"]] == [(0, 1), (1, 2), (2, 0)]
     assert all(m["confidence"] == pytest.approx(0.6) for m in ours["misclassified"])
     assert {(p["true_id"], p["predicted_id"], p["count"]) for p in ours["most_confused"]} == {
-        (0, 1, 1), (1, 2, 1), (2, 0, 1)}
+        (0, 1, 1),
+        (1, 2, 1),
+        (2, 0, 1),
+    }
 
 
 def test_numbers_equal_scikit_learn():
@@ -65,8 +73,9 @@ def test_numbers_equal_scikit_learn():
     assert ours["test_accuracy"] == pytest.approx(skm.accuracy_score(labels, predicted))
     assert ours["test_loss"] == pytest.approx(skm.log_loss(labels, evaluate.softmax(logits), labels=range(4)))
     np.testing.assert_array_equal(ours["confusion_matrix"], skm.confusion_matrix(labels, predicted))
-    np.testing.assert_allclose(ours["confusion_matrix_normalized"],
-                               skm.confusion_matrix(labels, predicted, normalize="true"))
+    np.testing.assert_allclose(
+        ours["confusion_matrix_normalized"], skm.confusion_matrix(labels, predicted, normalize="true")
+    )
     expected = skm.classification_report(labels, predicted, target_names=names, output_dict=True, zero_division=0)
     for name in names + ["macro avg", "weighted avg"]:
         for key in ("precision", "recall", "f1-score", "support"):
@@ -111,8 +120,9 @@ def test_a_trained_run_reports_what_scikit_learn_computes(cnn_run):
     predicted = saved["logits"].argmax(axis=1)
     assert metrics["test_accuracy"] == pytest.approx(skm.accuracy_score(saved["labels"], predicted))
     np.testing.assert_array_equal(metrics["confusion_matrix"], skm.confusion_matrix(saved["labels"], predicted))
-    expected = skm.classification_report(saved["labels"], predicted, output_dict=True, zero_division=0,
-                                         target_names=metrics["per_class_accuracy"].keys())
+    expected = skm.classification_report(
+        saved["labels"], predicted, output_dict=True, zero_division=0, target_names=metrics["per_class_accuracy"].keys()
+    )
     assert metrics["classification_report"]["macro avg"]["f1-score"] == pytest.approx(expected["macro avg"]["f1-score"])
     assert len(metrics["misclassified"]) == int((predicted != saved["labels"]).sum())
     text = open(os.path.join(run_dir, rundir.REPORT_TEXT_FILE)).read()

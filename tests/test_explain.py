@@ -48,8 +48,12 @@ def test_direct_gradcam_agrees_with_tf_keras_vis(opened):
         assert gallery.correlation(ours, theirs) > 0.99
         np.testing.assert_allclose(ours, theirs, atol=1e-2)
     # and it is not trivially equal to a different explanation
-    assert gallery.correlation(explain.gradcam_tape(model, inputs, labels),
-                               explain.gradcam_tape(model, inputs, (labels + 1) % 10)) < 0.99
+    assert (
+        gallery.correlation(
+            explain.gradcam_tape(model, inputs, labels), explain.gradcam_tape(model, inputs, (labels + 1) % 10)
+        )
+        < 0.99
+    )
 
 
 def test_gradcam_follows_the_evidence_on_a_model_with_a_known_answer():
@@ -72,8 +76,9 @@ def test_gradcam_follows_the_evidence_on_a_model_with_a_known_answer():
 def test_activation_maximisation_raises_the_filter_activation(opened):
     run, model, _, _ = opened
     low, high = run.normalization.input_range()
-    images, start = explain.activation_maximization(model, "block1_conv0", units=[0, 1], input_range=(low, high),
-                                                    steps=30, seed=0)
+    images, start = explain.activation_maximization(
+        model, "block1_conv0", units=[0, 1], input_range=(low, high), steps=30, seed=0
+    )
     assert images.shape == start.shape == (2,) + tuple(model.inputs[0].shape[1:])
     probe = keras.Model(model.inputs, model.get_layer("block1_conv0").output)
     before = probe(start).numpy()[..., :2].mean(axis=(1, 2))
@@ -96,8 +101,12 @@ def test_cam_methods_do_not_apply_to_an_mlp(mlp_run):
 
 def test_cli_writes_arrays_and_figures(cnn_run, tmp_path):
     out = tmp_path / "explain"
-    assert explain_cli.main([cnn_run[0], "--method", "all", "--output-dir", str(out), "--steps", "10",
-                         "--smooth-samples", "4"]) == 0
+    assert (
+        explain_cli.main(
+            [cnn_run[0], "--method", "all", "--output-dir", str(out), "--steps", "10", "--smooth-samples", "4"]
+        )
+        == 0
+    )
     names = set(os.listdir(out))
     for method in explain.METHODS:
         stem = method.replace("+", "_plus")
@@ -142,8 +151,9 @@ def test_silhouette_ratio_by_hand():
 
 def test_nested_layers_use_the_direct_gradcam_and_tf_keras_vis_methods_refuse_them():
     inner_in = keras.Input((8, 8, 1))
-    inner = keras.Model(inner_in, keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(inner_in),
-                        name="base")
+    inner = keras.Model(
+        inner_in, keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(inner_in), name="base"
+    )
     outer_in = keras.Input((8, 8, 1))
     features = inner(outer_in, training=False)
     model = keras.Model(outer_in, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(features)))

@@ -36,8 +36,9 @@ def test_export_serves_the_same_predictions_in_a_fresh_process(tmp_path, trained
     expected = keras.ops.convert_to_numpy(keras.ops.softmax(model(normalization.apply(images), training=False)))
     for signature in ("serving_default", "serving_uint8"):
         np.testing.assert_allclose(served[f"{signature}/probabilities"], expected, atol=1e-5)
-        np.testing.assert_array_equal(served[f"{signature}/classes"],
-                                      np.array(dataset.class_names)[expected.argmax(axis=1)])
+        np.testing.assert_array_equal(
+            served[f"{signature}/classes"], np.array(dataset.class_names)[expected.argmax(axis=1)]
+        )
 
 
 def test_verify_export_catches_a_mismatch(tmp_path, trained):
@@ -75,7 +76,9 @@ def test_an_export_that_fails_midway_leaves_nothing(tmp_path, trained, monkeypat
     """The SavedModel is half written into its staging folder when the disk fills up."""
     import errno
 
-    from keras.src.export.saved_model import BackendSavedModelExportArchive as ExportArchive  # what ExportArchive() makes
+    from keras.src.export.saved_model import (
+        BackendSavedModelExportArchive as ExportArchive,  # what ExportArchive() makes
+    )
 
     model, normalization, dataset = trained
     real_write_out = ExportArchive.write_out
@@ -106,8 +109,9 @@ def test_a_failed_check_never_gets_a_version_number(tmp_path, trained):
         export.export_saved_model(model, str(tmp_path), "cnn", dataset.class_names, normalization, check=check)
     assert seen[0].startswith(".tmp-")  # checked under its hidden name, before the rename
     assert os.listdir(tmp_path / "cnn") == []
-    path, difference = export.export_checked(model, str(tmp_path), "cnn", dataset.class_names, normalization,
-                                             dataset.x_train[:8])
+    path, difference = export.export_checked(
+        model, str(tmp_path), "cnn", dataset.class_names, normalization, dataset.x_train[:8]
+    )
     assert os.path.basename(path) == "1" and difference < 1e-5
 
 

@@ -36,7 +36,10 @@ def test_callbacks_decay_then_stop(tmp_path):
     assert cut.patience == 2 and cut.factor == pytest.approx(0.3) and cut.monitor == "val_loss"
     assert stop.patience == 4 and stop.restore_best_weights
     assert [type(c).__name__ for c in fit.standard_callbacks(None, patience=1)] == [
-        "TerminateOnNaN", "ReduceLROnPlateau", "EarlyStopping"]
+        "TerminateOnNaN",
+        "ReduceLROnPlateau",
+        "EarlyStopping",
+    ]
 
 
 def test_cosine_schedule_replaces_the_plateau_cut_but_keeps_early_stopping():

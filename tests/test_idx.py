@@ -3,8 +3,8 @@ import gzip
 import numpy as np
 import pytest
 
-from tfcourse import idx
 from tests.conftest import write_idx
+from tfcourse import idx
 
 
 def test_reads_gzipped_and_plain_files(tmp_path):

@@ -10,8 +10,11 @@ from tfcourse.models import MODELS, build_model, get_spec, list_models
 def test_registry_lists_models_and_rejects_unknown_names():
     assert list_models() == sorted(MODELS)
     assert {"mlp", "cnn", "vgg", "resnet_small", "resnet50", "attention", "cnn_attention"} <= set(list_models())
-    with pytest.raises(ValueError, match="Unknown model 'resnet'; registered models: attention, cnn, cnn_attention, "
-                                         "mlp, resnet50, resnet_small, vgg"):
+    with pytest.raises(
+        ValueError,
+        match="Unknown model 'resnet'; registered models: attention, cnn, cnn_attention, "
+        "mlp, resnet50, resnet_small, vgg",
+    ):
         get_spec("resnet")
 
 
@@ -42,7 +45,7 @@ def test_mlp_flattens_inside_the_model_and_pins_default_size():
 
 def test_cnn_default_parameter_count():
     model = build_model("cnn", input_shape=(28, 28, 1), num_classes=10)
-    conv0 = 3 * 3 * 1 * 32 + 4 * 32          # no bias (batch norm follows); BN has 4 vectors
+    conv0 = 3 * 3 * 1 * 32 + 4 * 32  # no bias (batch norm follows); BN has 4 vectors
     conv1 = 3 * 3 * 32 * 64 + 4 * 64
     dense = 7 * 7 * 64 * 128 + 128
     logits = 128 * 10 + 10
@@ -51,8 +54,12 @@ def test_cnn_default_parameter_count():
 
 @pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh", "linear"])
 def test_mlp_hyperparameters_shape_the_model(activation):
-    hp = hparams.make_hyperparameters("mlp", {"hidden_layers": 3, "units": 64, "activation": activation,
-                                          "batch_norm": True, "dropout": 0.0}, (8, 8, 1), 10)
+    hp = hparams.make_hyperparameters(
+        "mlp",
+        {"hidden_layers": 3, "units": 64, "activation": activation, "batch_norm": True, "dropout": 0.0},
+        (8, 8, 1),
+        10,
+    )
     model = build_model("mlp", hp, (8, 8, 1), 10)
     dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
     assert [layer.units for layer in dense] == [64, 64, 64, 10]
@@ -62,9 +69,20 @@ def test_mlp_hyperparameters_shape_the_model(activation):
 
 
 def test_cnn_hyperparameters_shape_the_model():
-    hp = hparams.make_hyperparameters("cnn", {"conv_blocks": 3, "filters": 64, "convs_per_block": 2,
-                                          "kernel_size": 5, "pooling": "avg", "dense_layers": 0,
-                                          "activation": "gelu"}, (28, 28, 1), 10)
+    hp = hparams.make_hyperparameters(
+        "cnn",
+        {
+            "conv_blocks": 3,
+            "filters": 64,
+            "convs_per_block": 2,
+            "kernel_size": 5,
+            "pooling": "avg",
+            "dense_layers": 0,
+            "activation": "gelu",
+        },
+        (28, 28, 1),
+        10,
+    )
     model = build_model("cnn", hp, (28, 28, 1), 10)
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     assert [layer.filters for layer in convs] == [64, 64, 128, 128, 256, 256]
@@ -81,9 +99,12 @@ def test_cnn_dense_head_depth():
 
 
 def test_cnn_head_flatten_or_global_average():
-    flat = build_model("cnn", hparams.make_hyperparameters("cnn", {"dense_layers": 0}, (28, 28, 1), 10), (28, 28, 1), 10)
-    gap = build_model("cnn", hparams.make_hyperparameters("cnn", {"dense_layers": 0, "head": "gap"}, (28, 28, 1), 10),
-                      (28, 28, 1), 10)
+    flat = build_model(
+        "cnn", hparams.make_hyperparameters("cnn", {"dense_layers": 0}, (28, 28, 1), 10), (28, 28, 1), 10
+    )
+    gap = build_model(
+        "cnn", hparams.make_hyperparameters("cnn", {"dense_layers": 0, "head": "gap"}, (28, 28, 1), 10), (28, 28, 1), 10
+    )
     assert isinstance(flat.get_layer("features"), keras.layers.Flatten)
     assert isinstance(gap.get_layer("features"), keras.layers.GlobalAveragePooling2D)
     # 64 channels of a 7x7 map: the flatten head sees 7*7*64 inputs, the pooled one 64
@@ -160,22 +181,37 @@ def test_vgg_defaults_are_the_course_reference():
     assert dropouts == {"block0_dropout": 0.25, "block1_dropout": 0.25, "block2_dropout": 0.25, "dense_0_dropout": 0.4}
     assert sum(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers) == 6
     # convs without bias (batch norm follows: 4 vectors each), 28 -> 14 -> 7 -> 3 after pooling
-    convs_params = sum(9 * cin * cout + 4 * cout for cin, cout in [(1, 32), (32, 32), (32, 64), (64, 64),
-                                                                     (64, 128), (128, 128)])
+    convs_params = sum(
+        9 * cin * cout + 4 * cout for cin, cout in [(1, 32), (32, 32), (32, 64), (64, 64), (64, 128), (128, 128)]
+    )
     assert model.count_params() == convs_params + (3 * 3 * 128 * 256 + 256) + (256 * 10 + 10) == 585_514
 
 
 def test_vgg_hyperparameters_shape_the_model():
-    hp = hparams.make_hyperparameters("vgg", {"blocks": 2, "filters": 16, "convs_per_block": 3, "batch_norm": False,
-                                          "conv_dropout": 0.0, "head": "gap", "dense_layers": 2,
-                                          "dense_units": 64}, (28, 28, 1), 10)
+    hp = hparams.make_hyperparameters(
+        "vgg",
+        {
+            "blocks": 2,
+            "filters": 16,
+            "convs_per_block": 3,
+            "batch_norm": False,
+            "conv_dropout": 0.0,
+            "head": "gap",
+            "dense_layers": 2,
+            "dense_units": 64,
+        },
+        (28, 28, 1),
+        10,
+    )
     model = build_model("vgg", hp, (28, 28, 1), 10)
     assert [layer.filters for layer in model.layers if isinstance(layer, keras.layers.Conv2D)] == [16] * 3 + [32] * 3
     assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
     assert isinstance(model.get_layer("features"), keras.layers.GlobalAveragePooling2D)
     assert [layer.units for layer in model.layers if isinstance(layer, keras.layers.Dense)] == [64, 64, 10]
     assert [layer.name for layer in model.layers if isinstance(layer, keras.layers.Dropout)] == [
-        "dense_0_dropout", "dense_1_dropout"]
+        "dense_0_dropout",
+        "dense_1_dropout",
+    ]
 
 
 def test_resnet_small_defaults_are_resnet20():
@@ -186,7 +222,9 @@ def test_resnet_small_defaults_are_resnet20():
     assert len(main_path) + 1 == 20
     assert [layer.filters for layer in main_path] == [16] + [16] * 6 + [32] * 6 + [64] * 6
     assert [layer.name for layer in convs if "shortcut" in layer.name] == [
-        "stage1_block0_shortcut", "stage2_block0_shortcut"]  # 1x1 projections where the shape changes
+        "stage1_block0_shortcut",
+        "stage2_block0_shortcut",
+    ]  # 1x1 projections where the shape changes
     assert model.get_layer("features").output.shape == (None, 64)
     assert model.get_layer("stage2_block2_out").output.shape == (None, 7, 7, 64)
     assert sum(isinstance(layer, keras.layers.Add) for layer in model.layers) == 9
@@ -194,15 +232,18 @@ def test_resnet_small_defaults_are_resnet20():
 
 
 def test_resnet_small_depth_and_width():
-    hp = hparams.make_hyperparameters("resnet_small", {"stages": 2, "blocks_per_stage": 1, "width": 32,
-                                                   "weight_decay": 0.0}, (28, 28, 1), 10)
+    hp = hparams.make_hyperparameters(
+        "resnet_small", {"stages": 2, "blocks_per_stage": 1, "width": 32, "weight_decay": 0.0}, (28, 28, 1), 10
+    )
     model = build_model("resnet_small", hp, (28, 28, 1), 10)
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     assert [layer.filters for layer in convs] == [32, 32, 32, 64, 64, 64]
     assert all(layer.kernel_regularizer is None for layer in convs)
     assert model.get_layer("features").output.shape == (None, 64)
     with pytest.raises(ValueError, match="stages=4 halves a 4x4 input below 1x1; use at most 3 stages"):
-        build_model("resnet_small", hparams.make_hyperparameters("resnet_small", {"stages": 4}, (4, 4, 1), 10), (4, 4, 1))
+        build_model(
+            "resnet_small", hparams.make_hyperparameters("resnet_small", {"stages": 4}, (4, 4, 1), 10), (4, 4, 1)
+        )
 
 
 def test_resnet50_adapts_small_grayscale_inputs():
@@ -225,15 +266,22 @@ def test_resnet50_loads_a_local_weights_file_with_imagenet_preprocessing(tmp_pat
     hp = hparams.make_hyperparameters("resnet50", {"weights": path}, (28, 28, 1), 10)
     model = build_model("resnet50", hp, (28, 28, 1), 10)
     for name in ["conv1_conv", "conv3_block2_2_conv", "conv5_block3_3_bn"]:
-        for loaded, saved in zip(model.get_layer(name).get_weights(), pretrained.get_layer(name).get_weights(), strict=True):
+        for loaded, saved in zip(
+            model.get_layer(name).get_weights(), pretrained.get_layer(name).get_weights(), strict=True
+        ):
             np.testing.assert_array_equal(loaded, saved)
     preprocessing = model.get_layer("imagenet_preprocessing")
     gray = np.full((1, 2, 2, 3), 0.5, dtype=np.float32)
-    np.testing.assert_allclose(preprocessing(gray).numpy()[0, 0, 0], 127.5 - np.array([103.939, 116.779, 123.68]),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        preprocessing(gray).numpy()[0, 0, 0], 127.5 - np.array([103.939, 116.779, 123.68]), rtol=1e-5
+    )
     rgb = np.zeros((1, 1, 1, 3), dtype=np.float32)
     rgb[..., 0] = 1.0  # pure red becomes channel 2 (BGR order)
     np.testing.assert_allclose(preprocessing(rgb).numpy()[0, 0, 0], [-103.939, -116.779, 255 - 123.68], rtol=1e-5)
     with pytest.raises(ValueError, match="does not exist"):
-        build_model("resnet50", hparams.make_hyperparameters("resnet50", {"weights": str(tmp_path / "no.h5")},
-                                                         (28, 28, 1), 10), (28, 28, 1), 10)
+        build_model(
+            "resnet50",
+            hparams.make_hyperparameters("resnet50", {"weights": str(tmp_path / "no.h5")}, (28, 28, 1), 10),
+            (28, 28, 1),
+            10,
+        )

@@ -1,6 +1,6 @@
-"""Every table of measured numbers in the README is a verbatim part of the results file its
-benchmark script wrote (``<!-- results: PATH -->`` above the table), and every results file
-says where, when and how it was measured."""
+"""Every table of measured numbers in the README and in docs/ is a verbatim part of the results file
+its benchmark script wrote (``<!-- results: PATH -->`` above the table), every results file says
+where, when and how it was measured, and every page the README links to exists."""
 
 import glob
 import os
@@ -17,15 +17,24 @@ MARKER = re.compile(r"<!-- results: (\S+) -->")
 NOT_YET_REGENERATED = {"compare_models.md", "attention_recipes.md", "explain_quality.md", "tuning_budget.md"}
 
 
+def pages():
+    """The README and every page under docs/."""
+    return [os.path.join(ROOT, "README.md")] + sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))
+
+
+def page_lines():
+    return [line for page in pages() for line in open(page, encoding="utf-8").read().splitlines()]
+
+
 def quoted_tables():
-    """(results path, [table lines]) for each marker in the README: the table that follows it."""
-    lines = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read().splitlines()
+    """(results path, [table lines]) for each marker in the README and docs/: the table that follows it."""
+    lines = page_lines()
     found = []
     for number, line in enumerate(lines):
         match = MARKER.search(line)
         if not match:
             continue
-        rest = lines[number + 1:]
+        rest = lines[number + 1 :]
         start = next(i for i, text in enumerate(rest) if text.startswith("|"))
         table = []
         for text in rest[start:]:
@@ -49,18 +58,35 @@ def test_readme_tables_are_quoted_from_results_files():
 
 def test_every_table_of_numbers_in_the_readme_has_its_results_file():
     """A table with a measured-looking cell (a percentage, images/s, minutes) must sit under a marker."""
-    lines = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read().splitlines()
+    lines = page_lines()
     quoted = {line for _, table in quoted_tables() for line in table}
     measured = re.compile(r"\|\s*\**\d[\d,.]*(%|x| min| s)\**\s*\|")
     unquoted = [line for line in lines if line.startswith("|") and measured.search(line) and line not in quoted]
     assert not unquoted, f"tables of numbers without a results file: {unquoted[:3]}"
 
 
+def test_the_readme_is_a_short_tour_whose_links_all_lead_somewhere():
+    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    assert len(readme.splitlines()) < 200
+    for page in pages():
+        text = re.sub(r"```.*?```|`[^`]*`", "", open(page, encoding="utf-8").read(), flags=re.S)  # prose only
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
+            if "://" not in target:
+                assert os.path.exists(os.path.join(os.path.dirname(page), target)), f"{page} links to {target}"
+    linked = set(re.findall(r"\]\(docs/([^)#]+\.md)", readme))
+    assert linked == {os.path.basename(path) for path in glob.glob(os.path.join(ROOT, "docs", "*.md"))}
+
+
 def _results_files():
     for path in sorted(glob.glob(os.path.join(ROOT, "benchmarks", "results", "*.md"))):
         stale = os.path.basename(path) in NOT_YET_REGENERATED
-        yield pytest.param(path, id=os.path.basename(path), marks=[pytest.mark.xfail(
-            strict=True, reason="written before results files had a header; regenerate it")] if stale else [])
+        yield pytest.param(
+            path,
+            id=os.path.basename(path),
+            marks=[pytest.mark.xfail(strict=True, reason="written before results files had a header; regenerate it")]
+            if stale
+            else [],
+        )
 
 
 @pytest.mark.parametrize("path", list(_results_files()))

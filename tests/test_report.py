@@ -7,19 +7,20 @@ import re
 import numpy as np
 import pytest
 
-from tfcourse import report
 from tfcourse.explain import gallery
 from tfcourse.report import browser, run_page
 from tfcourse.report import cli as report_cli
 
-needs_chromium = pytest.mark.skipif(browser.find_chromium() is None and os.environ.get("CI") != "true",
-                                    reason="headless Chromium is not installed (apt-get install chromium)")
+needs_chromium = pytest.mark.skipif(
+    browser.find_chromium() is None and os.environ.get("CI") != "true",
+    reason="headless Chromium is not installed (apt-get install chromium)",
+)
 
 
 def test_training_writes_a_complete_report(cnn_run):
     run_dir, _ = cnn_run
-    page = open(os.path.join(run_dir, report.REPORT_HTML), encoding="utf-8").read()
-    markdown = open(os.path.join(run_dir, report.REPORT_MD), encoding="utf-8").read()
+    page = open(os.path.join(run_dir, run_page.REPORT_HTML), encoding="utf-8").read()
+    markdown = open(os.path.join(run_dir, run_page.REPORT_MD), encoding="utf-8").read()
     metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
 
     # every figure the Markdown links exists and is embedded in the HTML, which fetches nothing
@@ -27,8 +28,18 @@ def test_training_writes_a_complete_report(cnn_run):
     assert len(linked) >= 10 and all(os.path.isfile(os.path.join(run_dir, path)) for path in linked)
     assert page.count('src="data:image/png;base64,') == len(linked)
     assert not re.search(r'(src|href)="(?!data:)', page)
-    for section in ("Discussion", "Configuration", "Data", "Model", "Training curves", "Test metrics",
-                    "Confusion matrix", "Predictions", "Misclassified examples", "Explanations"):
+    for section in (
+        "Discussion",
+        "Configuration",
+        "Data",
+        "Model",
+        "Training curves",
+        "Test metrics",
+        "Confusion matrix",
+        "Predictions",
+        "Misclassified examples",
+        "Explanations",
+    ):
         assert f"<h2>{section}</h2>" in page and f"## {section}" in markdown
     assert f"{metrics['test_accuracy']:.2%}" in page
     worst = min(metrics["per_class_accuracy"], key=metrics["per_class_accuracy"].get)
@@ -95,7 +106,7 @@ def test_report_of_an_export_uses_the_serving_signature(cnn_run, tmp_path):
     out = tmp_path / "export_report"
     assert report_cli.main([export_dir, "--output-dir", str(out), "--no-explanations"]) == 0
     own = json.load(open(os.path.join(run_dir, "metrics.json")))
-    text = (out / report.REPORT_MD).read_text()
+    text = (out / run_page.REPORT_MD).read_text()
     assert f"test accuracy {own['test_accuracy']:.2%}" in text
 
 
@@ -126,12 +137,42 @@ def test_report_renders_in_headless_chromium_with_a_screenshot(cnn_run):
         assert np.asarray(image.convert("L")).std() > 10  # not a blank page
 
 
+PIXEL = (
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5"
+    "ErkJggg=="
+)  # a valid 1x1 PNG
+
+
+def _page(tmp_path, body):
+    page = tmp_path / "page.html"
+    page.write_text(f"<html><head><title>t</title><link rel='icon' href='data:,'></head><body>{body}</body></html>")
+    return str(page)
+
+
 @needs_chromium
-def test_the_render_check_catches_broken_pages(tmp_path):
-    page = tmp_path / "broken.html"
-    page.write_text('<html><body><img src="missing.png" alt="gone">'
-                    '<img src="data:image/png;base64,AAAA" alt="corrupt"><script>console.error("boom")</script>'
-                    "</body></html>")
-    result = browser.check_page(str(page))
-    assert not result["ok"] and set(result["broken"]) == {"gone", "corrupt"}
-    assert any("boom" in error for error in result["errors"])
+def test_the_render_check_passes_a_clean_page(tmp_path):
+    result = browser.check_page(_page(tmp_path, f'<img src="{PIXEL}" alt="fine">'))
+    assert result["ok"] and result["images"] == result["images_loaded"] == 1 and result["errors"] == []
+
+
+@needs_chromium
+def test_the_render_check_fails_on_a_broken_image(tmp_path):
+    result = browser.check_page(
+        _page(
+            tmp_path,
+            f'<img src="{PIXEL}" alt="fine"><img src="missing.png" alt="gone">'
+            '<img src="data:image/png;base64,AAAA" alt="corrupt">',
+        )
+    )
+    assert not result["ok"] and set(result["broken"]) == {"gone", "corrupt"} and result["images_loaded"] == 1
+    assert "image not loaded: gone" in result["problems"]
+
+
+@needs_chromium
+def test_the_render_check_fails_on_a_console_error_and_an_uncaught_exception(tmp_path):
+    result = browser.check_page(
+        _page(tmp_path, f'<img src="{PIXEL}" alt="fine"><script>console.error("boom")</script>')
+    )
+    assert not result["ok"] and result["broken"] == [] and any("boom" in error for error in result["errors"])
+    result = browser.check_page(_page(tmp_path, f'<img src="{PIXEL}" alt="fine"><script>null.nothing()</script>'))
+    assert not result["ok"] and any("TypeError" in error for error in result["errors"])

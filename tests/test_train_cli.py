@@ -23,11 +23,41 @@ def leftovers(folder):
 
 def test_end_to_end_on_digits(tmp_path):
     run_dir = tmp_path / "run"
-    assert run_cli("--dataset", "digits", "--model", "mlp", "--epochs", "8", "--seed", "3",
-                   "--hp", "units=128", "--output-dir", str(run_dir), "--verbose", "0") == 0
+    assert (
+        run_cli(
+            "--dataset",
+            "digits",
+            "--model",
+            "mlp",
+            "--epochs",
+            "8",
+            "--seed",
+            "3",
+            "--hp",
+            "units=128",
+            "--output-dir",
+            str(run_dir),
+            "--verbose",
+            "0",
+        )
+        == 0
+    )
     files = set(os.listdir(run_dir))
-    assert {"config.json", "history.json", "history.csv", "metrics.json", "model.keras", "logs", "cost.json",
-            "cost.md", "report.txt", "predictions.npz", "report.html", "report.md", "figures"} <= files
+    assert {
+        "config.json",
+        "history.json",
+        "history.csv",
+        "metrics.json",
+        "model.keras",
+        "logs",
+        "cost.json",
+        "cost.md",
+        "report.txt",
+        "predictions.npz",
+        "report.html",
+        "report.md",
+        "figures",
+    } <= files
     assert not leftovers(tmp_path)
 
     config = json.loads((run_dir / "config.json").read_text())
@@ -47,7 +77,8 @@ def test_end_to_end_on_digits(tmp_path):
     assert metrics["parameters"] == cost["total_params"] and metrics["training_flops_per_image"] == 6 * cost["macs"]
     assert len(metrics["epoch_train_seconds"]) == metrics["epochs_trained"]
     assert metrics["achieved_training_gflops"] == pytest.approx(
-        metrics["train_images_per_second"] * 6 * cost["macs"] / 1e9, rel=0.01)
+        metrics["train_images_per_second"] * 6 * cost["macs"] / 1e9, rel=0.01
+    )
     assert "| dense_0 | Dense | 128 |" in (run_dir / "cost.md").read_text()
 
     # the saved model reproduces the reported test accuracy on the same split
@@ -55,17 +86,39 @@ def test_end_to_end_on_digits(tmp_path):
     dataset = data.load_dataset("digits")
     splits = data.make_splits(dataset, seed=3)
     pipes = data.make_pipelines(dataset, splits, DataConfig(dataset="digits"), seed=3)
-    again = evaluate.evaluate_model(fit.compile_model(model, hparams.make_hyperparameters("mlp", {}, (8, 8, 1), 10)),
-                               pipes.test, pipes.class_names)
+    again = evaluate.evaluate_model(
+        fit.compile_model(model, hparams.make_hyperparameters("mlp", {}, (8, 8, 1), 10)), pipes.test, pipes.class_names
+    )
     assert again["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
     assert any(name.startswith("events") for root, _, names in os.walk(run_dir / "logs") for name in names)
 
 
 def test_official_split_on_idx_folder_with_export(tmp_path, idx_folder):
     run_dir, export_root = tmp_path / "run", tmp_path / "exports"
-    assert run_cli("--dataset", str(idx_folder), "--split", "official", "--model", "cnn", "--epochs", "2",
-                   "--batch-size", "32", "--augment", "--output-dir", str(run_dir), "--export", "--no-report",
-                   "--export-dir", str(export_root), "--verbose", "0") == 0
+    assert (
+        run_cli(
+            "--dataset",
+            str(idx_folder),
+            "--split",
+            "official",
+            "--model",
+            "cnn",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "32",
+            "--augment",
+            "--output-dir",
+            str(run_dir),
+            "--export",
+            "--no-report",
+            "--export-dir",
+            str(export_root),
+            "--verbose",
+            "0",
+        )
+        == 0
+    )
     config = json.loads((run_dir / "config.json").read_text())
     assert config["data"]["split_sizes"] == {"train": 180, "val": 20, "test": 50}
     assert json.loads((run_dir / "export.json").read_text())["export_dir"] == str(export_root / "cnn" / "1")
@@ -74,8 +127,28 @@ def test_official_split_on_idx_folder_with_export(tmp_path, idx_folder):
 
 def test_cosine_learning_rate_schedule_is_followed_and_recorded(tmp_path):
     run_dir = tmp_path / "run"
-    assert run_cli("--dataset", "digits", "--model", "mlp", "--epochs", "4", "--patience", "10", "--lr-schedule", "cosine",
-                   "--hp", "learning_rate=0.002", "--output-dir", str(run_dir), "--no-report", "--verbose", "0") == 0
+    assert (
+        run_cli(
+            "--dataset",
+            "digits",
+            "--model",
+            "mlp",
+            "--epochs",
+            "4",
+            "--patience",
+            "10",
+            "--lr-schedule",
+            "cosine",
+            "--hp",
+            "learning_rate=0.002",
+            "--output-dir",
+            str(run_dir),
+            "--no-report",
+            "--verbose",
+            "0",
+        )
+        == 0
+    )
     config = json.loads((run_dir / "config.json").read_text())
     assert config["config"]["lr_schedule"] == "cosine"
     history = json.loads((run_dir / "history.json").read_text())
@@ -95,8 +168,12 @@ def test_help_and_readme_document_every_flag(capsys, cli):
 
     module = {"train": train, "tune": tune, "export": export_cli}[cli]
     parser = module.build_parser()
-    flags = sorted(option for action in parser._actions for option in action.option_strings
-                   if option.startswith("--") and option != "--help")
+    flags = sorted(
+        option
+        for action in parser._actions
+        for option in action.option_strings
+        if option.startswith("--") and option != "--help"
+    )
     assert len(flags) >= (30 if cli == "train" else 3)
     for action in parser._actions:
         if action.option_strings and action.option_strings[0] != "-h":
@@ -106,8 +183,10 @@ def test_help_and_readme_document_every_flag(capsys, cli):
     assert done.value.code == 0
     text = capsys.readouterr().out
     readme = open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")).read()
-    docs = readme + "".join(open(path).read() for path in glob.glob(os.path.join(
-        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "*.md")))
+    docs = readme + "".join(
+        open(path).read()
+        for path in glob.glob(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "*.md"))
+    )
     for flag in flags:
         whole = re.compile(rf"(?<![\w-]){re.escape(flag)}(?![\w-])")
         assert whole.search(text), f"{flag} missing from --help"
@@ -190,8 +269,22 @@ def test_module_entry_point_runs():
 
 def test_same_seed_same_run(tmp_path):
     def run(name, seed):
-        run_cli("--dataset", "digits", "--model", "mlp", "--epochs", "2", "--seed", str(seed), "--deterministic",
-                "--no-report", "--output-dir", str(tmp_path / name), "--verbose", "0")
+        run_cli(
+            "--dataset",
+            "digits",
+            "--model",
+            "mlp",
+            "--epochs",
+            "2",
+            "--seed",
+            str(seed),
+            "--deterministic",
+            "--no-report",
+            "--output-dir",
+            str(tmp_path / name),
+            "--verbose",
+            "0",
+        )
         return json.loads((tmp_path / name / "history.json").read_text())["loss"]
 
     first = run("a", 1)

@@ -18,8 +18,18 @@ SMALL_VGG = {"blocks": 2}  # 8x8 digits: two pooling blocks
 def pretrained(tmp_path_factory):
     """A vgg trained on the digits 0-4 (15 epochs, ~99% test accuracy)."""
     run_dir = str(tmp_path_factory.mktemp("pretrain") / "vgg04")
-    result = train_and_evaluate(TrainConfig(model="vgg", epochs=15, patience=15, hp=SMALL_VGG, output_dir=run_dir, report=False,
-                                            data=DataConfig(dataset="digits", classes=tuple(range(5)))), verbose=0)
+    result = train_and_evaluate(
+        TrainConfig(
+            model="vgg",
+            epochs=15,
+            patience=15,
+            hp=SMALL_VGG,
+            output_dir=run_dir,
+            report=False,
+            data=DataConfig(dataset="digits", classes=tuple(range(5))),
+        ),
+        verbose=0,
+    )
     assert result.metrics["test_accuracy"] > 0.9
     return run_dir
 
@@ -30,10 +40,23 @@ def digits_5_to_9(**kwargs):
 
 def test_frozen_base_stays_unchanged_and_learns_faster_than_scratch(pretrained, tmp_path):
     epochs = 2
-    moved = train_and_evaluate(digits_5_to_9(model="transfer", base=pretrained, freeze_base=True, epochs=epochs,
-                                             patience=9, output_dir=str(tmp_path / "transfer")), verbose=0)
-    scratch = train_and_evaluate(digits_5_to_9(model="vgg", hp=SMALL_VGG, epochs=epochs, patience=9, report=False,
-                                               output_dir=str(tmp_path / "scratch")), verbose=0)
+    moved = train_and_evaluate(
+        digits_5_to_9(
+            model="transfer",
+            base=pretrained,
+            freeze_base=True,
+            epochs=epochs,
+            patience=9,
+            output_dir=str(tmp_path / "transfer"),
+        ),
+        verbose=0,
+    )
+    scratch = train_and_evaluate(
+        digits_5_to_9(
+            model="vgg", hp=SMALL_VGG, epochs=epochs, patience=9, report=False, output_dir=str(tmp_path / "scratch")
+        ),
+        verbose=0,
+    )
 
     # every weight of the base (kernels and batch norm statistics) is the pretrained one
     source = transfer.feature_extractor(keras.models.load_model(os.path.join(pretrained, "model.keras")))
@@ -47,7 +70,9 @@ def test_frozen_base_stays_unchanged_and_learns_faster_than_scratch(pretrained, 
     assert head["phase"] == "head" and head["epochs"] == epochs and head["frozen_weights_unchanged"] is True
     assert head["trainable"] == ["head_dense", "logits"]
     assert "base/block0_conv0" in head["frozen"] and "base/block1_conv1_bn" in head["frozen"]
-    assert metrics["trainable_parameters"] == head["trainable_params"] == base.output.shape[-1] * 256 + 256 + 256 * 5 + 5
+    assert (
+        metrics["trainable_parameters"] == head["trainable_params"] == base.output.shape[-1] * 256 + 256 + 256 * 5 + 5
+    )
     assert metrics["transfer"]["base"] == os.path.abspath(os.path.join(pretrained, "model.keras"))
 
     # equal epochs: the transferred features give far better accuracy than learning from scratch
@@ -65,9 +90,34 @@ def test_frozen_base_stays_unchanged_and_learns_faster_than_scratch(pretrained, 
 
 
 def test_fine_tune_at_unfreezes_the_top_of_the_base(pretrained, tmp_path):
-    assert train.main(["--no-report", "--base", pretrained, "--freeze-base", "--fine-tune-at", "block1_conv0", "--fine-tune-epochs",
-                       "2", "--epochs", "2", "--dataset", "digits", "--classes", "5-9", "--output-dir",
-                       str(tmp_path / "ft"), "--verbose", "0", "--export", "--export-dir", str(tmp_path / "served")]) == 0
+    assert (
+        train.main(
+            [
+                "--no-report",
+                "--base",
+                pretrained,
+                "--freeze-base",
+                "--fine-tune-at",
+                "block1_conv0",
+                "--fine-tune-epochs",
+                "2",
+                "--epochs",
+                "2",
+                "--dataset",
+                "digits",
+                "--classes",
+                "5-9",
+                "--output-dir",
+                str(tmp_path / "ft"),
+                "--verbose",
+                "0",
+                "--export",
+                "--export-dir",
+                str(tmp_path / "served"),
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "served" / "transfer" / "1" / "saved_model.pb").is_file()  # verified in a fresh process
     metrics = json.loads((tmp_path / "ft" / "metrics.json").read_text())
     head, tune = metrics["transfer"]["phases"]
@@ -80,10 +130,12 @@ def test_fine_tune_at_unfreezes_the_top_of_the_base(pretrained, tmp_path):
     model = keras.models.load_model(tmp_path / "ft" / "model.keras")
     source = keras.models.load_model(os.path.join(pretrained, "model.keras"))
     base = transfer.base_of(model)
-    np.testing.assert_array_equal(base.get_layer("block0_conv1").get_weights()[0],
-                                  source.get_layer("block0_conv1").get_weights()[0])
-    assert not np.array_equal(base.get_layer("block1_conv1").get_weights()[0],
-                              source.get_layer("block1_conv1").get_weights()[0])
+    np.testing.assert_array_equal(
+        base.get_layer("block0_conv1").get_weights()[0], source.get_layer("block0_conv1").get_weights()[0]
+    )
+    assert not np.array_equal(
+        base.get_layer("block1_conv1").get_weights()[0], source.get_layer("block1_conv1").get_weights()[0]
+    )
     history = json.loads((tmp_path / "ft" / "history.json").read_text())
     assert len(history["loss"]) == 4
     assert len((tmp_path / "ft" / "history.csv").read_text().strip().splitlines()) == 1 + 4
@@ -95,10 +147,20 @@ def test_applications_base_with_a_local_weights_file(tmp_path):
     vgg16 = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3), pooling="avg")
     weights_path = str(tmp_path / "vgg16_notop.weights.h5")
     vgg16.save_weights(weights_path)
-    result = train_and_evaluate(TrainConfig(model="transfer", base="VGG16", base_weights=weights_path, report=False,
-                                            freeze_base=True, epochs=1, hp={"head_units": 0},
-                                            output_dir=str(tmp_path / "run"), data=DataConfig(dataset="digits")),
-                                verbose=0)
+    result = train_and_evaluate(
+        TrainConfig(
+            model="transfer",
+            base="VGG16",
+            base_weights=weights_path,
+            report=False,
+            freeze_base=True,
+            epochs=1,
+            hp={"head_units": 0},
+            output_dir=str(tmp_path / "run"),
+            data=DataConfig(dataset="digits"),
+        ),
+        verbose=0,
+    )
     model = result.model
     assert model.get_layer("resize").output.shape == (None, 32, 32, 1)
     assert isinstance(model.get_layer("imagenet_preprocessing"), keras.layers.Layer)
@@ -110,15 +172,21 @@ def test_applications_base_with_a_local_weights_file(tmp_path):
     assert result.metrics["transfer"]["base_weights"] == weights_path
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--freeze-base"], "--freeze-base and --fine-tune-at need --base"),
-    (["--base", "VGG16", "--model", "cnn"], "--base replaces --model"),
-    (["--base", "VGG16", "--fine-tune-at", "block5_conv1"], "add --freeze-base"),
-    (["--base", "/no/such/run"], "is neither a keras.applications model"),
-    (["--base", "VGG16", "--base-weights", "/no/weights.h5"], "--base-weights '/no/weights.h5'"),
-    (["--base", "VGG16", "--normalization", "standardize"], "use --normalization unit"),
-    (["--model", "resnet50", "--hp", "weights=imagenet", "--normalization", "standardize"], "use --normalization unit"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--freeze-base"], "--freeze-base and --fine-tune-at need --base"),
+        (["--base", "VGG16", "--model", "cnn"], "--base replaces --model"),
+        (["--base", "VGG16", "--fine-tune-at", "block5_conv1"], "add --freeze-base"),
+        (["--base", "/no/such/run"], "is neither a keras.applications model"),
+        (["--base", "VGG16", "--base-weights", "/no/weights.h5"], "--base-weights '/no/weights.h5'"),
+        (["--base", "VGG16", "--normalization", "standardize"], "use --normalization unit"),
+        (
+            ["--model", "resnet50", "--hp", "weights=imagenet", "--normalization", "standardize"],
+            "use --normalization unit",
+        ),
+    ],
+)
 def test_bad_transfer_flags_exit_2_and_write_nothing(extra, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as done:
         train.main(["--dataset", "digits", "--output-dir", str(tmp_path / "run"), "--verbose", "0", *extra])
@@ -128,17 +196,57 @@ def test_bad_transfer_flags_exit_2_and_write_nothing(extra, message, tmp_path, c
 
 def test_unknown_fine_tune_layer_and_a_base_without_convolutions(pretrained, tmp_path, capsys):
     with pytest.raises(SystemExit) as done:
-        train.main(["--base", pretrained, "--freeze-base", "--fine-tune-at", "block9", "--dataset", "digits",
-                    "--classes", "5-9", "--epochs", "1", "--output-dir", str(tmp_path / "ft"), "--verbose", "0"])
+        train.main(
+            [
+                "--base",
+                pretrained,
+                "--freeze-base",
+                "--fine-tune-at",
+                "block9",
+                "--dataset",
+                "digits",
+                "--classes",
+                "5-9",
+                "--epochs",
+                "1",
+                "--output-dir",
+                str(tmp_path / "ft"),
+                "--verbose",
+                "0",
+            ]
+        )
     err = capsys.readouterr().err
     assert done.value.code == 2 and "'block9' is not a layer of the base" in err and "block1_conv1" in err
     assert os.listdir(tmp_path) == []
 
-    train.main(["--dataset", "digits", "--model", "mlp", "--epochs", "1", "--no-report", "--output-dir", str(tmp_path / "mlp"),
-                "--verbose", "0"])
+    train.main(
+        [
+            "--dataset",
+            "digits",
+            "--model",
+            "mlp",
+            "--epochs",
+            "1",
+            "--no-report",
+            "--output-dir",
+            str(tmp_path / "mlp"),
+            "--verbose",
+            "0",
+        ]
+    )
     with pytest.raises(SystemExit) as done:
-        train.main(["--base", str(tmp_path / "mlp"), "--dataset", "digits", "--output-dir", str(tmp_path / "t"),
-                    "--verbose", "0"])
+        train.main(
+            [
+                "--base",
+                str(tmp_path / "mlp"),
+                "--dataset",
+                "digits",
+                "--output-dir",
+                str(tmp_path / "t"),
+                "--verbose",
+                "0",
+            ]
+        )
     assert done.value.code == 2 and "has no convolutional base" in capsys.readouterr().err
 
 

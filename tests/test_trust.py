@@ -18,8 +18,24 @@ import pytest
 from tests.conftest import make_images, write_idx
 from tfcourse import search, train, tune, tuners
 
-TINY_TUNE = ["--dataset", "digits", "--model", "mlp", "--verbose", "0", "--seed", "5", "--tuner", "random",
-             "--epochs", "1", "--space", "units=32", "--space", "hidden_layers=1"]
+TINY_TUNE = [
+    "--dataset",
+    "digits",
+    "--model",
+    "mlp",
+    "--verbose",
+    "0",
+    "--seed",
+    "5",
+    "--tuner",
+    "random",
+    "--epochs",
+    "1",
+    "--space",
+    "units=32",
+    "--space",
+    "hidden_layers=1",
+]
 
 
 def exit_code(main, argv):
@@ -47,8 +63,9 @@ def test_project_name_must_be_one_plain_folder_name(tmp_path, monkeypatch, capsy
     victim.mkdir()
     (victim / "keep.txt").write_text("a folder named by an absolute --project-name")
     name = str(victim) if name == "ABSOLUTE" else name
-    code = exit_code(tune.main, TINY_TUNE + ["--max-trials", "1", "--directory", str(root), "--project-name", name,
-                                             "--overwrite"])
+    code = exit_code(
+        tune.main, TINY_TUNE + ["--max-trials", "1", "--directory", str(root), "--project-name", name, "--overwrite"]
+    )
     assert code == 2
     assert "one plain folder name" in capsys.readouterr().err
     assert (root / "other-search" / "keep.txt").read_text() == "a sibling search's file"
@@ -167,19 +184,42 @@ def test_numeric_flags_must_be_finite_and_positive(tmp_path, capsys, value):
 def test_a_diverged_model_is_neither_saved_nor_exported(tmp_path, capsys, cnn_run):
     """Fine-tuning at 1e30 times the learning rate turns the loss to NaN: training stops at once,
     nothing is saved and nothing is exported (before, the model was exported and "verified")."""
-    code = exit_code(train.main, ["--dataset", "digits", "--base", cnn_run[0], "--verbose", "0", "--no-report",
-                                  "--epochs", "1", "--fine-tune-epochs", "2", "--freeze-base",
-                                  "--fine-tune-at", "0", "--fine-tune-lr-scale", "1e30",
-                                  "--hp", "head_units=64",
-                                  "--output-dir", str(tmp_path / "run"), "--export", "--export-dir",
-                                  str(tmp_path / "exports")])
+    code = exit_code(
+        train.main,
+        [
+            "--dataset",
+            "digits",
+            "--base",
+            cnn_run[0],
+            "--verbose",
+            "0",
+            "--no-report",
+            "--epochs",
+            "1",
+            "--fine-tune-epochs",
+            "2",
+            "--freeze-base",
+            "--fine-tune-at",
+            "0",
+            "--fine-tune-lr-scale",
+            "1e30",
+            "--hp",
+            "head_units=64",
+            "--output-dir",
+            str(tmp_path / "run"),
+            "--export",
+            "--export-dir",
+            str(tmp_path / "exports"),
+        ],
+    )
     err = capsys.readouterr().err
     assert code == 2, err
     assert "diverged" in err and "learning rate" in err
     assert not (tmp_path / "run").exists()
     assert [name for name in os.listdir(tmp_path) if name not in ("exports",)] == []
     assert not (tmp_path / "exports").exists() or not any(
-        name.isdigit() for name in os.listdir(tmp_path / "exports" / "transfer"))
+        name.isdigit() for name in os.listdir(tmp_path / "exports" / "transfer")
+    )
 
 
 def test_check_finite_names_the_loss_and_epoch():
@@ -200,7 +240,7 @@ def _idx_folder(root, stray_labels):
     x_train, y_train = make_images(20, seed=1)
     x_test, y_test = make_images(5, seed=2)
     y_train = y_train.copy()
-    y_train[:len(stray_labels)] = stray_labels
+    y_train[: len(stray_labels)] = stray_labels
     write_idx(root / "train-images-idx3-ubyte.gz", x_train)
     write_idx(root / "train-labels-idx1-ubyte.gz", y_train)
     write_idx(root / "t10k-images-idx3-ubyte.gz", x_test)
@@ -208,12 +248,28 @@ def _idx_folder(root, stray_labels):
     return root
 
 
-@pytest.mark.parametrize("stray, expected", [([255] * 5, "labels above that gap: 255 (5 examples)"),
-                                             ([10], "labels 10 (1 example) are far rarer")])
+@pytest.mark.parametrize(
+    "stray, expected",
+    [([255] * 5, "labels above that gap: 255 (5 examples)"), ([10], "labels 10 (1 example) are far rarer")],
+)
 def test_stray_idx_labels_are_named_not_turned_into_classes(tmp_path, capsys, stray, expected):
     folder = _idx_folder(tmp_path / "idx", stray)
-    code = exit_code(train.main, ["--dataset", str(folder), "--model", "mlp", "--epochs", "1", "--verbose", "0",
-                                  "--no-report", "--output-dir", str(tmp_path / "run")])
+    code = exit_code(
+        train.main,
+        [
+            "--dataset",
+            str(folder),
+            "--model",
+            "mlp",
+            "--epochs",
+            "1",
+            "--verbose",
+            "0",
+            "--no-report",
+            "--output-dir",
+            str(tmp_path / "run"),
+        ],
+    )
     err = capsys.readouterr().err
     assert code == 2 and expected in err and "label file" in err
     assert not (tmp_path / "run").exists()
@@ -225,8 +281,19 @@ def test_a_single_class_image_folder_is_refused(tmp_path, capsys):
     (tmp_path / "images" / "cat").mkdir(parents=True)
     for i in range(6):
         Image.fromarray(np.full((8, 8), 40 * i, dtype=np.uint8)).save(tmp_path / "images" / "cat" / f"{i}.png")
-    code = exit_code(train.main, ["--dataset", str(tmp_path / "images"), "--model", "mlp", "--verbose", "0",
-                                  "--output-dir", str(tmp_path / "run")])
+    code = exit_code(
+        train.main,
+        [
+            "--dataset",
+            str(tmp_path / "images"),
+            "--model",
+            "mlp",
+            "--verbose",
+            "0",
+            "--output-dir",
+            str(tmp_path / "run"),
+        ],
+    )
     err = capsys.readouterr().err
     assert code == 2 and "found 1 class" in err and "at least 2" in err
     assert not (tmp_path / "run").exists()
@@ -234,8 +301,10 @@ def test_a_single_class_image_folder_is_refused(tmp_path, capsys):
 
 def test_an_empty_class_folder_is_refused(image_folder, tmp_path, capsys):
     (image_folder / "zebra").mkdir()
-    code = exit_code(train.main, ["--dataset", str(image_folder), "--model", "mlp", "--verbose", "0",
-                                  "--output-dir", str(tmp_path / "run")])
+    code = exit_code(
+        train.main,
+        ["--dataset", str(image_folder), "--model", "mlp", "--verbose", "0", "--output-dir", str(tmp_path / "run")],
+    )
     err = capsys.readouterr().err
     assert code == 2 and "have no examples (labels 3)" in err
 
@@ -245,8 +314,10 @@ def test_a_decompression_bomb_png_is_refused(image_folder, tmp_path, capsys):
 
     # 14,000 x 14,000 one-bit pixels: a few kB on disk, 196 million pixels when decoded
     Image.new("1", (14000, 14000)).save(image_folder / "cat" / "bomb.png")
-    code = exit_code(train.main, ["--dataset", str(image_folder), "--model", "mlp", "--verbose", "0",
-                                  "--output-dir", str(tmp_path / "run")])
+    code = exit_code(
+        train.main,
+        ["--dataset", str(image_folder), "--model", "mlp", "--verbose", "0", "--output-dir", str(tmp_path / "run")],
+    )
     err = capsys.readouterr().err
     assert code == 2 and "bomb.png" in err and "decompression bomb" in err
     assert not (tmp_path / "run").exists()
@@ -257,8 +328,10 @@ def test_a_decompression_bomb_png_is_refused(image_folder, tmp_path, capsys):
 
 def test_export_dir_that_is_a_file_is_refused_before_training(tmp_path, capsys):
     (tmp_path / "exports").write_text("a file")
-    code = exit_code(train.main, TINY_TRAIN + ["--export", "--export-dir", str(tmp_path / "exports"),
-                                               "--output-dir", str(tmp_path / "run")])
+    code = exit_code(
+        train.main,
+        TINY_TRAIN + ["--export", "--export-dir", str(tmp_path / "exports"), "--output-dir", str(tmp_path / "run")],
+    )
     err = capsys.readouterr().err
     assert code == 2 and "--export-dir" in err and "is a file" in err
     assert "loading" not in capsys.readouterr().out  # refused before the data was loaded
@@ -330,8 +403,10 @@ def run_copy(tmp_path, mlp_run):
     return copy
 
 
-@pytest.mark.parametrize("content, expected", [("{}", "lacks data.class_names and data.normalization"),
-                                               ("{not json", "not valid JSON"), ("", "is empty")])
+@pytest.mark.parametrize(
+    "content, expected",
+    [("{}", "lacks data.class_names and data.normalization"), ("{not json", "not valid JSON"), ("", "is empty")],
+)
 def test_a_damaged_config_json_is_named(run_copy, tmp_path, capsys, content, expected):
     from tfcourse.explain import cli as explain_cli
 
@@ -347,8 +422,10 @@ def test_a_zero_byte_model_file_is_named(run_copy, capsys):
     from tfcourse.export import cli as export_cli
 
     (run_copy / "model.keras").write_bytes(b"")
-    for main, argv in ((explain_cli.main, [str(run_copy), "--method", "saliency"]),
-                       (export_cli.main, [str(run_copy), "--export-dir", str(run_copy.parent / "exports")])):
+    for main, argv in (
+        (explain_cli.main, [str(run_copy), "--method", "saliency"]),
+        (export_cli.main, [str(run_copy), "--export-dir", str(run_copy.parent / "exports")]),
+    ):
         assert exit_code(main, argv) == 2
         err = capsys.readouterr().err
         assert "model.keras is empty (0 bytes" in err
@@ -369,10 +446,30 @@ def _start_training(tmp_path, name):
     """A digits run long enough to be stopped mid-training, in its own process; returns it once its
     hidden staging folder exists (training has begun)."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "tfcourse.train", "--dataset", "digits", "--model", "cnn", "--epochs", "500",
-         "--patience", "500", "--verbose", "0", "--no-report", "--output-dir", str(tmp_path / name)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-        env=dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+        [
+            sys.executable,
+            "-m",
+            "tfcourse.train",
+            "--dataset",
+            "digits",
+            "--model",
+            "cnn",
+            "--epochs",
+            "500",
+            "--patience",
+            "500",
+            "--verbose",
+            "0",
+            "--no-report",
+            "--output-dir",
+            str(tmp_path / name),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+    )
     staging = tmp_path / f".{name}.partial-{process.pid}"
     deadline = time.time() + 120
     while not (staging / "logs").exists():
@@ -407,16 +504,30 @@ def test_kill_9_leftovers_are_swept_by_the_next_run(tmp_path, capsys):
 # ----------------------------------------------------------------------------- silently ignored or misleading
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (["--train-limit", "100000"], "--train-limit 100000 is more than the 1437 training examples"),
-    (["--image-size", "16", "16"], "--image-size resizes the images of an image folder only"),
-    (["--classes", "5-2"], "the range 5-2 is empty; write it low-high, e.g. 2-5"),
-    (["--dataset", "tfds:mnistt", "--no-download"], "did you mean tfds:mnist"),
-    (["--model", "cnn", "--hp", "filters=33"], "on the declared step grid"),
-])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--train-limit", "100000"], "--train-limit 100000 is more than the 1437 training examples"),
+        (["--image-size", "16", "16"], "--image-size resizes the images of an image folder only"),
+        (["--classes", "5-2"], "the range 5-2 is empty; write it low-high, e.g. 2-5"),
+        (["--dataset", "tfds:mnistt", "--no-download"], "did you mean tfds:mnist"),
+        (["--model", "cnn", "--hp", "filters=33"], "on the declared step grid"),
+    ],
+)
 def test_flags_that_were_silently_ignored_or_misleading(tmp_path, capsys, argv, expected):
-    base = ["--dataset", "digits", "--model", "mlp", "--epochs", "1", "--verbose", "0", "--no-report",
-            "--output-dir", str(tmp_path / "run")]
+    base = [
+        "--dataset",
+        "digits",
+        "--model",
+        "mlp",
+        "--epochs",
+        "1",
+        "--verbose",
+        "0",
+        "--no-report",
+        "--output-dir",
+        str(tmp_path / "run"),
+    ]
     code = exit_code(train.main, base + argv)
     err = capsys.readouterr().err
     assert code == 2 and expected in err, err
@@ -431,8 +542,22 @@ def test_a_file_as_dataset_is_named_as_a_file(tmp_path, capsys):
 
 
 def test_an_image_too_small_for_any_depth_names_the_smallest_size(image_folder, tmp_path, capsys):
-    code = exit_code(train.main, ["--dataset", str(image_folder), "--model", "cnn", "--image-size", "1", "1",
-                                  "--verbose", "0", "--output-dir", str(tmp_path / "run")])
+    code = exit_code(
+        train.main,
+        [
+            "--dataset",
+            str(image_folder),
+            "--model",
+            "cnn",
+            "--image-size",
+            "1",
+            "1",
+            "--verbose",
+            "0",
+            "--output-dir",
+            str(tmp_path / "run"),
+        ],
+    )
     err = capsys.readouterr().err
     assert code == 2 and "too small for this model" in err and "at least 2x2" in err and "at most 0" not in err
 
@@ -440,16 +565,34 @@ def test_an_image_too_small_for_any_depth_names_the_smallest_size(image_folder, 
 def test_space_values_off_the_declared_step_are_refused(capsys):
     assert exit_code(tune.main, ["--model", "cnn", "--space", "filters=33", "--show-space"]) == 2
     assert "filters=33" in capsys.readouterr().err
-    assert exit_code(tune.main, ["--model", "cnn", "--space", "filters=[32,64]", "--space", "dropout=0.3",
-                                 "--show-space"]) == 0
+    assert (
+        exit_code(tune.main, ["--model", "cnn", "--space", "filters=[32,64]", "--space", "dropout=0.3", "--show-space"])
+        == 0
+    )
 
 
 @pytest.mark.slow
 def test_class_names_are_escaped_in_the_markdown_report_too(image_folder, tmp_path):
     hostile = "<img src=x onerror=alert(1)>"
     os.rename(image_folder / "cat", image_folder / hostile)
-    assert exit_code(train.main, ["--dataset", str(image_folder), "--model", "mlp", "--epochs", "2", "--verbose",
-                                  "0", "--output-dir", str(tmp_path / "run")]) == 0
+    assert (
+        exit_code(
+            train.main,
+            [
+                "--dataset",
+                str(image_folder),
+                "--model",
+                "mlp",
+                "--epochs",
+                "2",
+                "--verbose",
+                "0",
+                "--output-dir",
+                str(tmp_path / "run"),
+            ],
+        )
+        == 0
+    )
     for page in ("report.md", "report.html"):
         text = (tmp_path / "run" / page).read_text()
         assert hostile not in text, page

@@ -54,14 +54,36 @@ def hparams_tags(event_dir):
 
 def test_search_summaries_tensorboard_and_retrain(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    assert run_tune(*TINY, "--tuner", "random", "--max-trials", "3", "--epochs", "3",
-                    "--space", "units=[64,128]", "--space", "hidden_layers=1",
-                    "--retrain", "--output-dir", "best") == 0
+    assert (
+        run_tune(
+            *TINY,
+            "--tuner",
+            "random",
+            "--max-trials",
+            "3",
+            "--epochs",
+            "3",
+            "--space",
+            "units=[64,128]",
+            "--space",
+            "hidden_layers=1",
+            "--retrain",
+            "--output-dir",
+            "best",
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "Results summary" in out  # KerasTuner's own results_summary()
     project = tmp_path / "tuning" / "mlp-digits-random"
-    for name in ("trials.csv", "trials.json", "summary.md", "search.json", "search_progress.png",
-                 "score_vs_hyperparameters.png"):
+    for name in (
+        "trials.csv",
+        "trials.json",
+        "summary.md",
+        "search.json",
+        "search_progress.png",
+        "score_vs_hyperparameters.png",
+    ):
         assert (project / name).stat().st_size > 0, name
 
     rows = json.loads((project / "trials.json").read_text())
@@ -110,8 +132,25 @@ def test_summary_of_an_existing_search(tmp_path, monkeypatch, capsys):
 
 def test_retrain_on_train_and_val(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert run_tune(*TINY, "--tuner", "hyperband", "--max-epochs", "3", "--factor", "3",
-                    "--retrain", "--retrain-on", "train+val", "--retrain-epochs", "4", "--output-dir", "best") == 0
+    assert (
+        run_tune(
+            *TINY,
+            "--tuner",
+            "hyperband",
+            "--max-epochs",
+            "3",
+            "--factor",
+            "3",
+            "--retrain",
+            "--retrain-on",
+            "train+val",
+            "--retrain-epochs",
+            "4",
+            "--output-dir",
+            "best",
+        )
+        == 0
+    )
     config = json.loads((tmp_path / "best" / "config.json").read_text())
     history = json.loads((tmp_path / "best" / "history.json").read_text())
     assert config["data"]["fitted_on"] == "train+val"
@@ -123,8 +162,27 @@ def test_retrain_on_train_and_val(tmp_path, monkeypatch):
 
 def test_cosine_schedule_in_every_trial_and_the_retrained_model(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    assert run_tune(*TINY, "--tuner", "hyperband", "--max-epochs", "4", "--factor", "2", "--patience", "10",
-                    "--lr-schedule", "cosine", "--retrain", "--retrain-epochs", "3", "--output-dir", "best") == 0
+    assert (
+        run_tune(
+            *TINY,
+            "--tuner",
+            "hyperband",
+            "--max-epochs",
+            "4",
+            "--factor",
+            "2",
+            "--patience",
+            "10",
+            "--lr-schedule",
+            "cosine",
+            "--retrain",
+            "--retrain-epochs",
+            "3",
+            "--output-dir",
+            "best",
+        )
+        == 0
+    )
     project = tmp_path / "tuning" / "mlp-digits-hyperband"
     resumed = 0
     for path in sorted(project.glob("trial_*/trial.json")):
@@ -134,19 +192,23 @@ def test_cosine_schedule_in_every_trial_and_the_retrained_model(tmp_path, monkey
         # KerasTuner keeps the metrics of the trial's best epoch: its learning rate must lie on this
         # trial's own cosine curve (over max_epochs 4, epochs counted across Hyperband's rounds),
         # at an epoch this trial trained.
-        (recorded,), = [obs["value"] for obs in trial["metrics"]["metrics"]["learning_rate"]["observations"]]
+        ((recorded,),) = [obs["value"] for obs in trial["metrics"]["metrics"]["learning_rate"]["observations"]]
         curve = [rate * 0.5 * (1 + math.cos(math.pi * epoch / 4)) for epoch in range(first, last)]
         assert any(recorded == pytest.approx(point, rel=1e-5) for point in curve), (path, recorded, curve)
         resumed += first > 0
     assert resumed >= 2  # some trials went on from an earlier round's checkpoint
     assert json.loads((project / "search.json").read_text())["lr_schedule"] == "cosine"
-    assert ("Training: Hyperband rounds up to 4 epochs (factor 2), early stopping after 10 epochs without val_loss "
-            "improvement, learning rate schedule `cosine`") in (project / "summary.md").read_text()
+    assert (
+        "Training: Hyperband rounds up to 4 epochs (factor 2), early stopping after 10 epochs without val_loss "
+        "improvement, learning rate schedule `cosine`"
+    ) in (project / "summary.md").read_text()
     config = json.loads((tmp_path / "best" / "config.json").read_text())
     rates = json.loads((tmp_path / "best" / "history.json").read_text())["learning_rate"]
     assert config["config"]["lr_schedule"] == "cosine"
-    assert rates == pytest.approx([config["hyperparameters"]["learning_rate"] * 0.5 * (1 + math.cos(math.pi * e / 3))
-                                   for e in range(len(rates))], rel=1e-5)
+    assert rates == pytest.approx(
+        [config["hyperparameters"]["learning_rate"] * 0.5 * (1 + math.cos(math.pi * e / 3)) for e in range(len(rates))],
+        rel=1e-5,
+    )
     # resuming the search with the other schedule would mix two searches
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:
@@ -159,8 +221,14 @@ def test_batch_size_is_a_hyperparameter():
     dataset = data.load_dataset("digits")
     splits = data.make_splits(dataset, seed=0)
     pipelines = data.make_pipelines(dataset, splits, DataConfig(batch_size=128), seed=0)
-    hypermodel = tuners.make_hypermodel("mlp", pipelines.input_shape, pipelines.num_classes, steps_per_execution=1,
-                                        make_train=pipelines.make_train, batch_size=pipelines.batch_size)
+    hypermodel = tuners.make_hypermodel(
+        "mlp",
+        pipelines.input_shape,
+        pipelines.num_classes,
+        steps_per_execution=1,
+        make_train=pipelines.make_train,
+        batch_size=pipelines.batch_size,
+    )
 
     class CountBatches(keras.callbacks.Callback):
         batches = 0
@@ -177,8 +245,18 @@ def test_batch_size_is_a_hyperparameter():
 
 
 def test_search_space_overrides():
-    hp = hparams.make_search_space("cnn", {"conv_blocks": {"min": 2, "max": 3}, "filters": [64, 128], "batch_norm": True,
-                                       "learning_rate": {"min": 3e-4, "max": 3e-3}}, (28, 28, 1), 10, 128)
+    hp = hparams.make_search_space(
+        "cnn",
+        {
+            "conv_blocks": {"min": 2, "max": 3},
+            "filters": [64, 128],
+            "batch_norm": True,
+            "learning_rate": {"min": 3e-4, "max": 3e-3},
+        },
+        (28, 28, 1),
+        10,
+        128,
+    )
     entries = {entry["name"]: entry for entry in hparams.describe_space(hp)}
     assert (entries["conv_blocks"]["min_value"], entries["conv_blocks"]["max_value"]) == (2, 3)
     assert entries["filters"]["values"] == [64, 128]
@@ -211,19 +289,22 @@ def test_show_space_and_space_file(tmp_path, capsys):
     assert "batch_size" in lines and "learning_rate" in lines
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--tuner", "grid"], "invalid choice: 'grid'"),
-    (["--max-trials", "0"], "must be a positive integer"),
-    (["--space", "units"], "expected KEY=VALUE"),
-    (["--space", "units=[64,"], "not a JSON list"),
-    (["--space", "units=4096"], "must be in [32, 1024]"),
-    (["--space", "missing.json"], "missing.json: search-space file not found"),
-    (["--factor", "1"], "factor must be at least 2"),
-    (["--role", "worker"], "needs --oracle HOST:PORT"),
-    (["--role", "worker", "--oracle", "nohost"], "expected HOST:PORT"),
-    (["--role", "worker", "--oracle", "127.0.0.1:1", "--tuner-id", "chief2"], "must not contain 'chief'"),
-    (["--summary", "nowhere"], "holds no KerasTuner trials"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--tuner", "grid"], "invalid choice: 'grid'"),
+        (["--max-trials", "0"], "must be a positive integer"),
+        (["--space", "units"], "expected KEY=VALUE"),
+        (["--space", "units=[64,"], "not a JSON list"),
+        (["--space", "units=4096"], "must be in [32, 1024]"),
+        (["--space", "missing.json"], "missing.json: search-space file not found"),
+        (["--factor", "1"], "factor must be at least 2"),
+        (["--role", "worker"], "needs --oracle HOST:PORT"),
+        (["--role", "worker", "--oracle", "nohost"], "expected HOST:PORT"),
+        (["--role", "worker", "--oracle", "127.0.0.1:1", "--tuner-id", "chief2"], "must not contain 'chief'"),
+        (["--summary", "nowhere"], "holds no KerasTuner trials"),
+    ],
+)
 def test_bad_input_exits_2(argv, message, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exit_info:
@@ -243,8 +324,12 @@ def test_a_directory_holding_another_search_is_refused(tmp_path, monkeypatch, ca
     err = capsys.readouterr().err
     assert "holds a different search (tuner: 'random' there, 'bayesian' now)" in err and "--overwrite" in err
     # --overwrite replaces it
-    assert run_tune(*TINY, "--tuner", "bayesian", "--max-trials", "1", "--epochs", "1", "--project-name", "p",
-                    "--overwrite") == 0
+    assert (
+        run_tune(
+            *TINY, "--tuner", "bayesian", "--max-trials", "1", "--epochs", "1", "--project-name", "p", "--overwrite"
+        )
+        == 0
+    )
     assert json.loads((tmp_path / "tuning" / "p" / "search.json").read_text())["tuner"] == "bayesian"
     # a folder with something else in it
     other = tmp_path / "tuning" / "other"
@@ -256,16 +341,29 @@ def test_a_directory_holding_another_search_is_refused(tmp_path, monkeypatch, ca
 
 
 def test_time_budget_stops_new_trials(tmp_path):
-    config = TuneConfig(model="mlp", tuner="random", max_trials=50, epochs=1, max_minutes=0.02,
-                        directory=str(tmp_path), data=DataConfig(dataset="digits"))
+    config = TuneConfig(
+        model="mlp",
+        tuner="random",
+        max_trials=50,
+        epochs=1,
+        max_minutes=0.02,
+        directory=str(tmp_path),
+        data=DataConfig(dataset="digits"),
+    )
     result = search.run_search(config, verbose=0)
     assert not result.finished
     assert 1 <= len(result.tuner.oracle.trials) < 50
 
 
 def _spawn(args, cwd, env=None):
-    return subprocess.Popen([sys.executable, "-m", "tfcourse.tune", *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tfcourse.tune", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def test_killed_search_resumes_without_redoing_completed_trials(tmp_path):
@@ -331,8 +429,9 @@ print(json.dumps({"trials": len(tuner.oracle.trials), "rss_mb": readings}))
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs Linux /proc")
 def test_memory_stays_bounded_over_many_trials(tmp_path):
     # A clean process: pytest's own log and warning capture would keep objects alive.
-    result = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(tmp_path)], capture_output=True, text=True,
-                            timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-c", MEMORY_PROBE, str(tmp_path)], capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     probe = json.loads(result.stdout.strip().splitlines()[-1])
     readings = probe["rss_mb"]
@@ -352,11 +451,25 @@ def _free_port():
 
 def test_distributed_chief_and_two_workers(tmp_path):
     address = f"127.0.0.1:{_free_port()}"
-    args = [*TINY, "--tuner", "random", "--max-trials", "6", "--epochs", "3", "--patience", "10",
-            "--directory", str(tmp_path), "--project-name", "shared"]
+    args = [
+        *TINY,
+        "--tuner",
+        "random",
+        "--max-trials",
+        "6",
+        "--epochs",
+        "3",
+        "--patience",
+        "10",
+        "--directory",
+        str(tmp_path),
+        "--project-name",
+        "shared",
+    ]
     chief = _spawn([*args, "--role", "chief", "--oracle", address], tmp_path)
-    workers = [_spawn([*args, "--role", "worker", "--oracle", address, "--tuner-id", f"worker{i}"], tmp_path)
-               for i in range(2)]
+    workers = [
+        _spawn([*args, "--role", "worker", "--oracle", address, "--tuner-id", f"worker{i}"], tmp_path) for i in range(2)
+    ]
     outputs = [worker.communicate(timeout=300)[0] for worker in workers]
     assert [worker.returncode for worker in workers] == [0, 0], outputs
     chief_output = chief.communicate(timeout=120)[0]
@@ -373,4 +486,6 @@ def test_mirrored_strategy(tmp_path, monkeypatch, capsys):
     assert run_tune(*TINY, "--tuner", "random", "--max-trials", "1", "--epochs", "1", "--distribution", "mirrored") == 0
     out = capsys.readouterr().out
     assert "MirroredStrategy over 1 device(s)" in out
-    assert json.loads((tmp_path / "tuning" / "mlp-digits-random" / "trials.json").read_text())[0]["status"] == "COMPLETED"
+    assert (
+        json.loads((tmp_path / "tuning" / "mlp-digits-random" / "trials.json").read_text())[0]["status"] == "COMPLETED"
+    )

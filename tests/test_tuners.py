@@ -20,8 +20,17 @@ def digits_pipelines():
 
 def search(kind, pipelines, tmp_path, hyperparameters=None, max_trials=2, model="mlp", seed=1):
     hypermodel = tuners.make_hypermodel(model, pipelines.input_shape, pipelines.num_classes)
-    tuner = tuners.make_tuner(kind, hypermodel, max_trials=max_trials, max_epochs=2, factor=2,
-                              directory=str(tmp_path), project_name=kind, hyperparameters=hyperparameters, seed=seed)
+    tuner = tuners.make_tuner(
+        kind,
+        hypermodel,
+        max_trials=max_trials,
+        max_epochs=2,
+        factor=2,
+        directory=str(tmp_path),
+        project_name=kind,
+        hyperparameters=hyperparameters,
+        seed=seed,
+    )
     tuners.run_search(tuner, pipelines, epochs=1, verbose=0)
     return tuner
 
@@ -73,20 +82,24 @@ def test_unknown_tuner_kind():
         tuners.make_tuner("grid", None)
 
 
-@pytest.mark.parametrize("model, space", [
-    ("vgg", {"blocks": [1, 2], "filters": [16, 32]}),  # 8x8 digits: at most 3 pooling blocks
-    ("resnet_small", {"width": [8, 16], "blocks_per_stage": [1, 2]}),
-    ("resnet50", {"image_size": [32]}),
-    ("attention", {"patch_size": [2, 4], "depth": [1], "embed_dim": [32]}),
-])
+@pytest.mark.parametrize(
+    "model, space",
+    [
+        ("vgg", {"blocks": [1, 2], "filters": [16, 32]}),  # 8x8 digits: at most 3 pooling blocks
+        ("resnet_small", {"width": [8, 16], "blocks_per_stage": [1, 2]}),
+        ("resnet50", {"image_size": [32]}),
+        ("attention", {"patch_size": [2, 4], "depth": [1], "embed_dim": [32]}),
+    ],
+)
 def test_zoo_models_are_tunable(model, space, digits_pipelines, tmp_path):
     """The zoo's builders serve KerasTuner unchanged: their own hp calls are the search space."""
     hp = keras_tuner.HyperParameters()
     for name, values in space.items():
         hp.Choice(name, values)
     combinations = math.prod(len(values) for values in space.values())  # resnet50: one trial (~40 s) is enough
-    tuner = search("random", digits_pipelines, tmp_path, hyperparameters=hp, max_trials=min(2, combinations),
-                   model=model)
+    tuner = search(
+        "random", digits_pipelines, tmp_path, hyperparameters=hp, max_trials=min(2, combinations), model=model
+    )
     rows = tuners.trial_rows(str(tmp_path / "random"))
     assert rows and all(row["status"] == "COMPLETED" for row in rows)
     for name, values in space.items():
@@ -106,8 +119,10 @@ def test_best_epoch_of_several_executions_is_kerastuners_own(best_epochs):
     histories = []
     for best in best_epochs:
         history = keras.callbacks.History()
-        history.history = {"val_accuracy": [0.5 + 0.1 * epoch if epoch <= best else 0.4 for epoch in range(6)],
-                           "loss": [1.0] * 6}
+        history.history = {
+            "val_accuracy": [0.5 + 0.1 * epoch if epoch <= best else 0.4 for epoch in range(6)],
+            "loss": [1.0] * 6,
+        }
         histories.append(history)
     objective = kt.Objective("val_accuracy", "max")
     expected = tuner_utils.get_best_step(histories, objective) + 1
@@ -127,8 +142,7 @@ def test_a_trial_whose_loss_turns_nan_is_recorded_failed(tmp_path):
     train = tf.data.Dataset.from_tensor_slices((images, labels)).batch(16)
     hypermodel = tuners.make_hypermodel("mlp", (8, 8, 1), 10)
     tuner = tuners.make_tuner("random", hypermodel, max_trials=1, directory=str(tmp_path), project_name="nan")
-    tuner.search(train, validation_data=train, epochs=3, verbose=0,
-                 callbacks=fit.standard_callbacks(None, 3))
+    tuner.search(train, validation_data=train, epochs=3, verbose=0, callbacks=fit.standard_callbacks(None, 3))
     (trial,) = tuner.oracle.trials.values()
     assert trial.status == "FAILED" and trial.score is None
     assert "diverged" in trial.message and "became nan in epoch 1" in trial.message

@@ -23,8 +23,12 @@ from tfcourse.models import load_keras_model
 
 def _read_json(path: str, default=None, what: str = "file"):
     """The file's JSON, ``default`` when it does not exist, a ``ValueError`` naming it when it is unreadable."""
-    return rundir.read_json(path, what, "Rerun the command that wrote it (python -m tfcourse.train writes run "
-                                        "folders), or restore the file.", missing=default)
+    return rundir.read_json(
+        path,
+        what,
+        "Rerun the command that wrote it (python -m tfcourse.train writes run folders), or restore the file.",
+        missing=default,
+    )
 
 
 def _run_record(path: str) -> Dict[str, Any]:
@@ -32,10 +36,14 @@ def _run_record(path: str) -> Dict[str, Any]:
     config_path = os.path.join(path, rundir.CONFIG_FILE)
     record = _read_json(config_path, what="run configuration")
     data_record = record.get("data") if isinstance(record, dict) else None
-    missing = [key for key in ("class_names", "normalization") if not isinstance(data_record, dict) or key not in data_record]
+    missing = [
+        key for key in ("class_names", "normalization") if not isinstance(data_record, dict) or key not in data_record
+    ]
     if missing:
-        raise ValueError(f"{config_path}: the run configuration lacks data.{' and data.'.join(missing)}; it was not "
-                         "written by python -m tfcourse.train (or was edited). Restore it, or train the run again.")
+        raise ValueError(
+            f"{config_path}: the run configuration lacks data.{' and data.'.join(missing)}; it was not "
+            "written by python -m tfcourse.train (or was edited). Restore it, or train the run again."
+        )
     return record
 
 
@@ -66,18 +74,39 @@ class Run:
     _history: Optional[Dict[str, list]] = None
 
     @classmethod
-    def from_training(cls, run_dir: str, name: str, record: Dict[str, Any], model, dataset, splits,
-                      metrics: Dict[str, Any], history: Dict[str, list],
-                      predictions: Dict[str, np.ndarray]) -> "Run":
+    def from_training(
+        cls,
+        run_dir: str,
+        name: str,
+        record: Dict[str, Any],
+        model,
+        dataset,
+        splits,
+        metrics: Dict[str, Any],
+        history: Dict[str, list],
+        predictions: Dict[str, np.ndarray],
+    ) -> "Run":
         """The run ``tfcourse.train`` has just trained, from what it holds in memory (model, data, splits,
         numbers), so its report reads nothing back from disk."""
         x, y = dataset.pooled()
-        return cls(run_dir, None, record, tuple(record["data"]["class_names"]),
-                   data.Normalization.from_dict(record["data"]["normalization"]), None, label=name, _model=model,
-                   _test=TestData(x[splits.test], y[splits.test], splits.test, dataset, splits),
-                   _predictions={"labels": predictions["labels"], "logits": predictions["logits"],
-                                 "test_indices": np.asarray(splits.test)},
-                   _metrics=metrics, _history=history)
+        return cls(
+            run_dir,
+            None,
+            record,
+            tuple(record["data"]["class_names"]),
+            data.Normalization.from_dict(record["data"]["normalization"]),
+            None,
+            label=name,
+            _model=model,
+            _test=TestData(x[splits.test], y[splits.test], splits.test, dataset, splits),
+            _predictions={
+                "labels": predictions["labels"],
+                "logits": predictions["logits"],
+                "test_indices": np.asarray(splits.test),
+            },
+            _metrics=metrics,
+            _history=history,
+        )
 
     @property
     def name(self) -> str:
@@ -104,8 +133,10 @@ class Run:
         """The Keras model (loaded once). Raises ``ValueError`` when there is none to load."""
         if self._model is None:
             if self.keras_path is None:
-                raise ValueError(f"{self.export_dir} is an export without a reachable .keras model ({required_for}); "
-                                 "pass --keras-model FILE.keras (the run folder's model.keras).")
+                raise ValueError(
+                    f"{self.export_dir} is an export without a reachable .keras model ({required_for}); "
+                    "pass --keras-model FILE.keras (the run folder's model.keras)."
+                )
             self._model = load_keras_model(self.keras_path)
         return self._model
 
@@ -114,10 +145,13 @@ class Run:
         if self._test is None:
             settings = (self.record.get("config") or {}).get("data")
             if not settings:
-                raise ValueError(f"{self.run_dir or self.export_dir} records no data settings (config.json), so its "
-                                 "test split cannot be rebuilt; pass a run folder written by tfcourse.train.")
-            dataset, splits = data.load_splits(DataConfig(**settings), int(self.record["config"]["seed"]),
-                                               download=False)
+                raise ValueError(
+                    f"{self.run_dir or self.export_dir} records no data settings (config.json), so its "
+                    "test split cannot be rebuilt; pass a run folder written by tfcourse.train."
+                )
+            dataset, splits = data.load_splits(
+                DataConfig(**settings), int(self.record["config"]["seed"]), download=False
+            )
             x, y = dataset.pooled()
             self._test = TestData(x[splits.test], y[splits.test], splits.test, dataset, splits)
         return self._test
@@ -146,12 +180,14 @@ class Run:
 
             serve = tf.saved_model.load(self.export_dir).signatures["serving_default"]
             for start in range(0, len(test.images), batch_size):
-                batch = tf.constant(test.images[start:start + batch_size], tf.float32)
+                batch = tf.constant(test.images[start : start + batch_size], tf.float32)
                 chunks.append(np.log(np.maximum(serve(images=batch)["probabilities"].numpy(), 1e-12)))
         else:
             model = self.keras_model("predictions")
             for start in range(0, len(test.images), batch_size):
-                chunks.append(np.asarray(model(self.model_inputs(test.images[start:start + batch_size]), training=False)))
+                chunks.append(
+                    np.asarray(model(self.model_inputs(test.images[start : start + batch_size]), training=False))
+                )
         return {"labels": test.labels, "logits": np.concatenate(chunks), "test_indices": test.indices}
 
 
@@ -162,23 +198,42 @@ def load(path: str, keras_model: Optional[str] = None) -> Run:
         ValueError: If ``path`` is neither.
     """
     if not os.path.isdir(path):
-        raise ValueError(f"{path} is not a folder; pass a run folder (from python -m tfcourse.train) or a SavedModel "
-                         "export version folder (saved_models/<model>/<version>).")
+        raise ValueError(
+            f"{path} is not a folder; pass a run folder (from python -m tfcourse.train) or a SavedModel "
+            "export version folder (saved_models/<model>/<version>)."
+        )
     if os.path.isfile(os.path.join(path, "saved_model.pb")):
         info = _read_json(os.path.join(path, export.METADATA_FILE))
         if info is None:
-            raise ValueError(f"{path} is a SavedModel without {export.METADATA_FILE}; only tfcourse exports can be "
-                             "reported on or explained.")
+            raise ValueError(
+                f"{path} is a SavedModel without {export.METADATA_FILE}; only tfcourse exports can be "
+                "reported on or explained."
+            )
         run_dir = info.get("run_dir")
         run_dir = run_dir if run_dir and os.path.isfile(os.path.join(run_dir, rundir.CONFIG_FILE)) else None
         record = _run_record(run_dir) if run_dir else {}
         keras_path = keras_model or (os.path.join(run_dir, rundir.MODEL_FILE) if run_dir else None)
-        return Run(run_dir, path, record, tuple(info["class_names"]), data.Normalization.from_dict(info["normalization"]),
-                   keras_path if keras_path and os.path.isfile(keras_path) else None)
-    if not os.path.isfile(os.path.join(path, rundir.CONFIG_FILE)) or not os.path.isfile(os.path.join(path, rundir.MODEL_FILE)):
-        raise ValueError(f"{path} is neither a run folder (config.json + {rundir.MODEL_FILE}) nor a SavedModel export "
-                         "(saved_model.pb); pass the folder python -m tfcourse.train wrote, or an export version folder.")
+        return Run(
+            run_dir,
+            path,
+            record,
+            tuple(info["class_names"]),
+            data.Normalization.from_dict(info["normalization"]),
+            keras_path if keras_path and os.path.isfile(keras_path) else None,
+        )
+    if not os.path.isfile(os.path.join(path, rundir.CONFIG_FILE)) or not os.path.isfile(
+        os.path.join(path, rundir.MODEL_FILE)
+    ):
+        raise ValueError(
+            f"{path} is neither a run folder (config.json + {rundir.MODEL_FILE}) nor a SavedModel export "
+            "(saved_model.pb); pass the folder python -m tfcourse.train wrote, or an export version folder."
+        )
     record = _run_record(path)
-    return Run(path, None, record, tuple(record["data"]["class_names"]),
-               data.Normalization.from_dict(record["data"]["normalization"]),
-               keras_model or os.path.join(path, rundir.MODEL_FILE))
+    return Run(
+        path,
+        None,
+        record,
+        tuple(record["data"]["class_names"]),
+        data.Normalization.from_dict(record["data"]["normalization"]),
+        keras_model or os.path.join(path, rundir.MODEL_FILE),
+    )

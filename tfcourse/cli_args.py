@@ -57,8 +57,9 @@ def classes(text: str):
         for part in text.split(","):
             low, sep, high = part.strip().partition("-")
             if sep and int(high) < int(low):
-                raise argparse.ArgumentTypeError(f"the range {part.strip()} is empty; write it low-high, "
-                                                 f"e.g. {high.strip()}-{low.strip()}")
+                raise argparse.ArgumentTypeError(
+                    f"the range {part.strip()} is empty; write it low-high, e.g. {high.strip()}-{low.strip()}"
+                )
             labels += list(range(int(low), int(high) + 1)) if sep else [int(low)]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected labels like 0-4 or 0,2,5-7, got {text!r}") from None
@@ -81,36 +82,74 @@ def layer(text: str):
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     """The data flags ``tfcourse.train`` and ``tfcourse.tune`` share (see ``data_config_from_args``)."""
-    parser.add_argument("--dataset", default=DEFAULTS.data.dataset,
-                        help="fashion_mnist, mnist, digits (offline, 8x8), tfds:NAME, or a folder of IDX files "
-                             "or of class sub-folders of images")
-    parser.add_argument("--data-dir", default=None,
-                        help="folder with the dataset's IDX files (before $TFCOURSE_DATA_DIR and the Debian folder)")
-    parser.add_argument("--split", default=DEFAULTS.data.split, choices=SPLIT_PROTOCOLS,
-                        help="coursework: stratified 80/10/10 over all examples; official: official test set, "
-                             "validation carved from the official train set")
+    parser.add_argument(
+        "--dataset",
+        default=DEFAULTS.data.dataset,
+        help="fashion_mnist, mnist, digits (offline, 8x8), tfds:NAME, or a folder of IDX files "
+        "or of class sub-folders of images",
+    )
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        help="folder with the dataset's IDX files (before $TFCOURSE_DATA_DIR and the Debian folder)",
+    )
+    parser.add_argument(
+        "--split",
+        default=DEFAULTS.data.split,
+        choices=SPLIT_PROTOCOLS,
+        help="coursework: stratified 80/10/10 over all examples; official: official test set, "
+        "validation carved from the official train set",
+    )
     parser.add_argument("--val-fraction", type=fraction, default=DEFAULTS.data.val_fraction, help="validation share")
-    parser.add_argument("--test-fraction", type=fraction, default=DEFAULTS.data.test_fraction,
-                        help="test share (coursework split only)")
-    parser.add_argument("--normalization", default=DEFAULTS.data.normalization, choices=NORMALIZATIONS,
-                        help="unit: pixels to [0,1]; standardize: also training-set mean/std")
-    parser.add_argument("--image-size", type=positive_int, nargs=2, metavar=("HEIGHT", "WIDTH"), default=None,
-                        help="resize an image folder to this size (default: size of its first image)")
+    parser.add_argument(
+        "--test-fraction", type=fraction, default=DEFAULTS.data.test_fraction, help="test share (coursework split only)"
+    )
+    parser.add_argument(
+        "--normalization",
+        default=DEFAULTS.data.normalization,
+        choices=NORMALIZATIONS,
+        help="unit: pixels to [0,1]; standardize: also training-set mean/std",
+    )
+    parser.add_argument(
+        "--image-size",
+        type=positive_int,
+        nargs=2,
+        metavar=("HEIGHT", "WIDTH"),
+        default=None,
+        help="resize an image folder to this size (default: size of its first image)",
+    )
     parser.add_argument("--augment", action="store_true", help="random flips and shifts on the training split")
-    parser.add_argument("--classes", type=classes, default=None, metavar="LIST",
-                        help="keep only these labels, renumbered 0..k-1, e.g. 0-4 or 5,6,7 (default: all)")
-    parser.add_argument("--train-limit", type=positive_int, default=None, metavar="N",
-                        help="train on a stratified, seeded subset of N training examples (default: all)")
+    parser.add_argument(
+        "--classes",
+        type=classes,
+        default=None,
+        metavar="LIST",
+        help="keep only these labels, renumbered 0..k-1, e.g. 0-4 or 5,6,7 (default: all)",
+    )
+    parser.add_argument(
+        "--train-limit",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="train on a stratified, seeded subset of N training examples (default: all)",
+    )
     parser.add_argument("--batch-size", type=positive_int, default=DEFAULTS.data.batch_size, help="examples per batch")
     parser.add_argument("--no-download", action="store_true", help="never let tfds download a missing dataset")
 
 
 def data_config_from_args(args: argparse.Namespace) -> DataConfig:
     return DataConfig(
-        dataset=args.dataset, data_dir=args.data_dir, split=args.split, val_fraction=args.val_fraction,
-        test_fraction=args.test_fraction, normalization=args.normalization, batch_size=args.batch_size,
-        augment=args.augment, image_size=tuple(args.image_size) if args.image_size else None,
-        classes=args.classes, train_limit=args.train_limit,
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        split=args.split,
+        val_fraction=args.val_fraction,
+        test_fraction=args.test_fraction,
+        normalization=args.normalization,
+        batch_size=args.batch_size,
+        augment=args.augment,
+        image_size=tuple(args.image_size) if args.image_size else None,
+        classes=args.classes,
+        train_limit=args.train_limit,
     )
 
 

@@ -21,8 +21,16 @@ from tfcourse import idx
 from tfcourse.config import NORMALIZATIONS, SPLIT_PROTOCOLS, DataConfig
 
 FASHION_MNIST_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 )
 DIGIT_CLASSES = tuple(str(digit) for digit in range(10))
 
@@ -135,10 +143,7 @@ def validate_arrays(x, y, num_classes: int, where: str = "dataset") -> Tuple[np.
     if x.ndim == 3:
         x = x[..., np.newaxis]
     if x.ndim != 4 or x.shape[-1] not in (1, 3, 4):
-        raise ValueError(
-            f"{where}: images must have shape (N, H, W) or (N, H, W, C) with C in 1, 3, 4; "
-            f"got {x.shape}."
-        )
+        raise ValueError(f"{where}: images must have shape (N, H, W) or (N, H, W, C) with C in 1, 3, 4; got {x.shape}.")
     if y.ndim != 1 or len(y) != len(x):
         raise ValueError(f"{where}: labels must have shape ({len(x)},) to match the images; got {y.shape}.")
     if not np.issubdtype(y.dtype, np.integer):
@@ -165,8 +170,11 @@ def validate_arrays(x, y, num_classes: int, where: str = "dataset") -> Tuple[np.
 
 def _describe_counts(labels: np.ndarray, values) -> str:
     counts = np.bincount(labels) if len(labels) else np.zeros(0, dtype=int)
-    return ", ".join(f"{int(v)} ({int(counts[v]) if v < len(counts) else 0} example"
-                     f"{'' if v < len(counts) and counts[v] == 1 else 's'})" for v in values)
+    return ", ".join(
+        f"{int(v)} ({int(counts[v]) if v < len(counts) else 0} example"
+        f"{'' if v < len(counts) and counts[v] == 1 else 's'})"
+        for v in values
+    )
 
 
 def check_label_coverage(labels: np.ndarray, num_classes: int, where: str) -> None:
@@ -179,19 +187,25 @@ def check_label_coverage(labels: np.ndarray, num_classes: int, where: str) -> No
         ValueError: Naming the offending labels and their counts.
     """
     if num_classes < 2:
-        raise ValueError(f"{where}: found {num_classes} class; a classifier needs at least 2. Add a second class "
-                         "(one sub-folder per class for an image folder) or pick another dataset.")
+        raise ValueError(
+            f"{where}: found {num_classes} class; a classifier needs at least 2. Add a second class "
+            "(one sub-folder per class for an image folder) or pick another dataset."
+        )
     counts = np.bincount(labels, minlength=num_classes)
     missing = np.flatnonzero(counts == 0)
     if len(missing):
         above = np.flatnonzero((np.arange(num_classes) > missing[0]) & (counts > 0))
-        gap = (f"{missing[0]}..{missing[-1]}" if len(missing) > 3 and missing[-1] - missing[0] + 1 == len(missing)
-               else ", ".join(str(int(v)) for v in missing[:20]) + (" ..." if len(missing) > 20 else ""))
+        gap = (
+            f"{missing[0]}..{missing[-1]}"
+            if len(missing) > 3 and missing[-1] - missing[0] + 1 == len(missing)
+            else ", ".join(str(int(v)) for v in missing[:20]) + (" ..." if len(missing) > 20 else "")
+        )
         raise ValueError(
             f"{where}: labels must be 0..k-1 with every class present, but {len(missing)} of the {num_classes} "
-            f"classes have no examples (labels {gap})" +
-            (f"; labels above that gap: {_describe_counts(labels, above[:20])}" if len(above) else "") +
-            ". Stray labels? Fix the label file or drop those examples.")
+            f"classes have no examples (labels {gap})"
+            + (f"; labels above that gap: {_describe_counts(labels, above[:20])}" if len(above) else "")
+            + ". Stray labels? Fix the label file or drop those examples."
+        )
 
 
 def check_inferred_classes(labels: np.ndarray, where: str) -> None:
@@ -210,7 +224,8 @@ def check_inferred_classes(labels: np.ndarray, where: str) -> None:
         raise ValueError(
             f"{where}: the class count is read off the largest label ({len(counts) - 1}), and labels "
             f"{_describe_counts(labels, rare[:20])} are far rarer than the others (median {int(np.median(present))} "
-            "examples per class): stray labels? Fix the label file or drop those examples.")
+            "examples per class): stray labels? Fix the label file or drop those examples."
+        )
 
 
 def _make_dataset(name, x_train, y_train, x_test, y_test, class_names, source) -> Dataset:
@@ -242,7 +257,9 @@ def load_digits() -> Dataset:
     return _make_dataset("digits", images, bunch.target, None, None, DIGIT_CLASSES, "scikit-learn load_digits")
 
 
-def load_idx_dataset(directory: str, class_names: Optional[Sequence[str]] = None, name: Optional[str] = None) -> Dataset:
+def load_idx_dataset(
+    directory: str, class_names: Optional[Sequence[str]] = None, name: Optional[str] = None
+) -> Dataset:
     """A folder holding the four standard IDX files (``train-images-idx3-ubyte.gz`` ...)."""
     x_train, y_train, x_test, y_test = idx.load_idx_folder(directory)
     if class_names is None:
@@ -258,7 +275,9 @@ def load_idx_dataset(directory: str, class_names: Optional[Sequence[str]] = None
 
 def _list_image_folder(directory: str) -> Tuple[List[str], List[Tuple[str, int]]]:
     class_names = sorted(
-        entry for entry in os.listdir(directory) if os.path.isdir(os.path.join(directory, entry)) and not entry.startswith(".")
+        entry
+        for entry in os.listdir(directory)
+        if os.path.isdir(os.path.join(directory, entry)) and not entry.startswith(".")
     )
     files = []
     for label, class_name in enumerate(class_names):
@@ -303,13 +322,17 @@ def load_image_folder(directory: str, image_size: Optional[Tuple[int, int]] = No
                     image = image.resize((image_size[1], image_size[0]), Image.BILINEAR)
                 images.append(np.asarray(image, dtype=np.uint8))
         except Image.DecompressionBombError as error:
-            raise ValueError(f"Refusing image {path}: {error} Such an image (a decompression bomb, or a huge "
-                             "scan) would exhaust memory; delete it or shrink it.") from None
+            raise ValueError(
+                f"Refusing image {path}: {error} Such an image (a decompression bomb, or a huge "
+                "scan) would exhaust memory; delete it or shrink it."
+            ) from None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
             raise ValueError(f"Cannot read image {path}: {error}. Delete or replace the file.") from None
         labels.append(label)
     check_label_coverage(np.asarray(labels), len(class_names), f"image folder {directory} (classes {class_names})")
-    return _make_dataset(directory, np.stack(images), np.asarray(labels), None, None, class_names, f"image folder {directory}")
+    return _make_dataset(
+        directory, np.stack(images), np.asarray(labels), None, None, class_names, f"image folder {directory}"
+    )
 
 
 def load_tfds(name: str, data_dir: Optional[str] = None, download: bool = True) -> Dataset:
@@ -325,10 +348,12 @@ def load_tfds(name: str, data_dir: Optional[str] = None, download: bool = True) 
         import difflib
 
         close = difflib.get_close_matches(name, tfds.list_builders(), n=5, cutoff=0.6)
-        raise ValueError(f"TensorFlow Datasets has no dataset {name!r}" +
-                         (f"; did you mean {', '.join('tfds:' + c for c in close)}?" if close else ".") +
-                         " The catalogue: https://www.tensorflow.org/datasets/catalog (or tfds.list_builders()); "
-                         "write the name after tfds:, e.g. --dataset tfds:cifar10.") from None
+        raise ValueError(
+            f"TensorFlow Datasets has no dataset {name!r}"
+            + (f"; did you mean {', '.join('tfds:' + c for c in close)}?" if close else ".")
+            + " The catalogue: https://www.tensorflow.org/datasets/catalog (or tfds.list_builders()); "
+            "write the name after tfds:, e.g. --dataset tfds:cifar10."
+        ) from None
     if not download and not _tfds_is_prepared(builder):
         raise ValueError(f"tfds dataset {name!r} is not prepared in {builder.data_dir} and downloads are off.")
     builder.download_and_prepare()
@@ -394,7 +419,9 @@ def _load_catalogued(key: str, entry: dict, data_dir: Optional[str], download: b
             return load_idx_dataset(directory, entry["class_names"], key)
         tried.append(f"{label}: {directory} (no IDX files there)")
     if download:
-        print(f"tfcourse: no local copy of {key}; trying tfds.load({entry['tfds_name']!r}) (needs network)...", flush=True)
+        print(
+            f"tfcourse: no local copy of {key}; trying tfds.load({entry['tfds_name']!r}) (needs network)...", flush=True
+        )
     try:
         return load_tfds(entry["tfds_name"], download=download)
     except Exception as error:  # noqa: BLE001 - any tfds failure joins the list of what was tried
@@ -405,7 +432,10 @@ def _load_catalogued(key: str, entry: dict, data_dir: Optional[str], download: b
     fixes.append(f"pass --data-dir (or set {DATA_DIR_ENV}) to a folder holding the four IDX .gz files")
     fixes.append("or run offline on scikit-learn's bundled digits: --dataset digits")
     raise ValueError(
-        f"Could not load dataset {key!r}. Tried:\n  - " + "\n  - ".join(tried) + "\nTo fix, either:\n  - " + "\n  - ".join(fixes)
+        f"Could not load dataset {key!r}. Tried:\n  - "
+        + "\n  - ".join(tried)
+        + "\nTo fix, either:\n  - "
+        + "\n  - ".join(fixes)
     )
 
 
@@ -432,14 +462,16 @@ def load_dataset(name: str, data_dir: Optional[str] = None, image_size=None, dow
     if catalogued is not None:
         return _load_catalogued(*catalogued, data_dir=data_dir, download=download)
     if name.startswith("tfds:"):
-        return load_tfds(name[len("tfds:"):], data_dir=data_dir, download=download)
+        return load_tfds(name[len("tfds:") :], data_dir=data_dir, download=download)
     if os.path.isdir(name):
         if idx.find_idx_files(name):
             return load_idx_dataset(name)
         return load_image_folder(name, image_size)
     if os.path.isfile(name):
-        raise ValueError(f"--dataset {name} is a file; it takes a folder (the four IDX files, or one sub-folder of "
-                         "images per class), a catalogued name or tfds:NAME. Put the file's data into such a folder.")
+        raise ValueError(
+            f"--dataset {name} is a file; it takes a folder (the four IDX files, or one sub-folder of "
+            "images per class), a catalogued name or tfds:NAME. Put the file's data into such a folder."
+        )
     if os.sep in name or name.startswith("."):
         raise ValueError(f"Dataset folder {name} does not exist. Check the path.")
     raise ValueError(
@@ -463,8 +495,10 @@ def select_classes(dataset: Dataset, classes: Optional[Sequence[int]]) -> Datase
         raise ValueError(f"--classes needs at least two different labels, got {classes}.")
     outside = [c for c in classes if not 0 <= c < dataset.num_classes]
     if outside:
-        raise ValueError(f"--classes {outside} are not labels of {dataset.name} (0..{dataset.num_classes - 1}: "
-                         f"{', '.join(dataset.class_names)}).")
+        raise ValueError(
+            f"--classes {outside} are not labels of {dataset.name} (0..{dataset.num_classes - 1}: "
+            f"{', '.join(dataset.class_names)})."
+        )
     relabel = np.full(dataset.num_classes, -1, dtype=np.int64)
     relabel[classes] = np.arange(len(classes))
 
@@ -476,8 +510,15 @@ def select_classes(dataset: Dataset, classes: Optional[Sequence[int]]) -> Datase
 
     x_train, y_train = keep(dataset.x_train, dataset.y_train)
     x_test, y_test = keep(dataset.x_test, dataset.y_test)
-    return Dataset(dataset.name, x_train, y_train, x_test, y_test,
-                   tuple(dataset.class_names[c] for c in classes), f"{dataset.source} (classes {classes})")
+    return Dataset(
+        dataset.name,
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        tuple(dataset.class_names[c] for c in classes),
+        f"{dataset.source} (classes {classes})",
+    )
 
 
 # ----------------------------------------------------------------------------- splits
@@ -496,8 +537,13 @@ def _stratified_split(indices: np.ndarray, labels: np.ndarray, fraction: float, 
     return np.sort(rest), np.sort(part)
 
 
-def make_splits(dataset: Dataset, protocol: str = "coursework", val_fraction: float = 0.1,
-                test_fraction: float = 0.1, seed: int = 42) -> Splits:
+def make_splits(
+    dataset: Dataset,
+    protocol: str = "coursework",
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    seed: int = 42,
+) -> Splits:
     """Splits a dataset into disjoint, stratified, seeded train/val/test index sets.
 
     Args:
@@ -522,9 +568,7 @@ def make_splits(dataset: Dataset, protocol: str = "coursework", val_fraction: fl
     _, labels = dataset.pooled()
     if protocol == "official":
         if not dataset.has_official_test:
-            raise ValueError(
-                f"Dataset {dataset.name!r} has no official test set; use --split coursework."
-            )
+            raise ValueError(f"Dataset {dataset.name!r} has no official test set; use --split coursework.")
         n_train = len(dataset.y_train)
         train_indices = np.arange(n_train)
         train, val = _stratified_split(train_indices, labels[:n_train], val_fraction, seed, "validation")
@@ -615,8 +659,15 @@ def _augmenter(seed: int):
     return augment
 
 
-def make_pipeline(x: np.ndarray, y: np.ndarray, normalization: Normalization, batch_size: int,
-                  training: bool = False, augment: bool = False, seed: int = 42):
+def make_pipeline(
+    x: np.ndarray,
+    y: np.ndarray,
+    normalization: Normalization,
+    batch_size: int,
+    training: bool = False,
+    augment: bool = False,
+    seed: int = 42,
+):
     """One tf.data pipeline: cache -> (shuffle) -> batch -> scale (+ augment) -> prefetch.
 
     The uint8 arrays are cached (they fit in memory), shuffling happens before batching
@@ -650,8 +701,9 @@ def make_pipelines(dataset: Dataset, splits: Splits, config: DataConfig, seed: i
     common = dict(normalization=normalization, batch_size=config.batch_size, seed=seed)
 
     def make_train(batch_size: int):
-        return make_pipeline(x_train, y_train, normalization, batch_size, training=True, augment=config.augment,
-                             seed=seed)
+        return make_pipeline(
+            x_train, y_train, normalization, batch_size, training=True, augment=config.augment, seed=seed
+        )
 
     return Pipelines(
         train=make_train(config.batch_size),
@@ -677,11 +729,15 @@ def limit_train(dataset: Dataset, splits: Splits, limit: Optional[int], seed: in
     if limit is None or limit == len(splits.train):
         return splits
     if limit > len(splits.train):
-        raise ValueError(f"--train-limit {limit} is more than the {len(splits.train)} training examples of this split; "
-                         f"give at most {len(splits.train)}, or leave --train-limit out to train on all.")
+        raise ValueError(
+            f"--train-limit {limit} is more than the {len(splits.train)} training examples of this split; "
+            f"give at most {len(splits.train)}, or leave --train-limit out to train on all."
+        )
     if limit < dataset.num_classes:
-        raise ValueError(f"--train-limit {limit} is below the number of classes ({dataset.num_classes}); "
-                         "keep at least one example per class.")
+        raise ValueError(
+            f"--train-limit {limit} is below the number of classes ({dataset.num_classes}); "
+            "keep at least one example per class."
+        )
     _, labels = dataset.pooled()
     _, kept = _stratified_split(splits.train, labels[splits.train], limit / len(splits.train), seed, "limited training")
     return dataclasses.replace(splits, train=kept)
@@ -697,9 +753,11 @@ def load_splits(config: DataConfig, seed: int, download: bool = True) -> Tuple[D
     """
     if config.image_size is not None and not (os.path.isdir(config.dataset) and not idx.find_idx_files(config.dataset)):
         # checked before loading: a catalogued set, tfds or IDX files keep their own size
-        raise ValueError(f"--image-size resizes the images of an image folder only; {config.dataset} would not be "
-                         "resized. Leave --image-size out (resnet50 and the transfer bases resize inside the model: "
-                         "--hp image_size).")
+        raise ValueError(
+            f"--image-size resizes the images of an image folder only; {config.dataset} would not be "
+            "resized. Leave --image-size out (resnet50 and the transfer bases resize inside the model: "
+            "--hp image_size)."
+        )
     dataset = load_dataset(config.dataset, config.data_dir, config.image_size, download=download)
     dataset = select_classes(dataset, config.classes)
     splits = make_splits(dataset, config.split, config.val_fraction, config.test_fraction, seed)
@@ -717,6 +775,9 @@ def load_pipelines(config: DataConfig, seed: int, download: bool = True, train_o
         ``(dataset, splits, pipelines)``; ``splits`` are the protocol's own, before any merge.
     """
     dataset, splits = load_splits(config, seed, download)
-    fit_splits = splits if train_on == "train" else dataclasses.replace(
-        splits, train=np.sort(np.concatenate([splits.train, splits.val])), val=splits.val[:0])
+    fit_splits = (
+        splits
+        if train_on == "train"
+        else dataclasses.replace(splits, train=np.sort(np.concatenate([splits.train, splits.val])), val=splits.val[:0])
+    )
     return dataset, splits, make_pipelines(dataset, fit_splits, config, seed)

@@ -8,8 +8,14 @@ from typing import Any, Dict, Sequence
 import numpy as np
 
 
-def summarize(x: np.ndarray, y: np.ndarray, class_names: Sequence[str], split_indices: Dict[str, np.ndarray],
-              samples_per_class: int = 8, seed: int = 0) -> Dict[str, Any]:
+def summarize(
+    x: np.ndarray,
+    y: np.ndarray,
+    class_names: Sequence[str],
+    split_indices: Dict[str, np.ndarray],
+    samples_per_class: int = 8,
+    seed: int = 0,
+) -> Dict[str, Any]:
     """Statistics of a labelled image set and its splits.
 
     Args:
@@ -23,8 +29,11 @@ def summarize(x: np.ndarray, y: np.ndarray, class_names: Sequence[str], split_in
         ``imbalance`` (largest over smallest training class).
     """
     rng = np.random.default_rng(seed)
-    counts = {split: {name: int(np.sum(y[idx] == i)) for i, name in enumerate(class_names)}
-              for split, idx in split_indices.items() if len(idx)}
+    counts = {
+        split: {name: int(np.sum(y[idx] == i)) for i, name in enumerate(class_names)}
+        for split, idx in split_indices.items()
+        if len(idx)
+    }
     train = split_indices["train"]
     x_train, y_train = x[train], y[train]
     channels = x.shape[-1]

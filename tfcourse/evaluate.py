@@ -44,15 +44,27 @@ def top_k_accuracy(logits: np.ndarray, labels: np.ndarray, k: int) -> float:
 
 def confused_pairs(matrix: np.ndarray, class_names: Sequence[str], count: int = 5):
     """The off-diagonal cells of a confusion matrix with the most examples, largest first."""
-    cells = [(int(matrix[t, p]), t, p) for t in range(len(matrix)) for p in range(len(matrix)) if t != p and matrix[t, p]]
+    cells = [
+        (int(matrix[t, p]), t, p) for t in range(len(matrix)) for p in range(len(matrix)) if t != p and matrix[t, p]
+    ]
     cells.sort(key=lambda cell: (-cell[0], cell[1], cell[2]))
     row_totals = matrix.sum(axis=1)
-    return [{"true": class_names[t], "predicted": class_names[p], "true_id": t, "predicted_id": p, "count": n,
-             "fraction_of_true": n / int(row_totals[t])} for n, t, p in cells[:count]]
+    return [
+        {
+            "true": class_names[t],
+            "predicted": class_names[p],
+            "true_id": t,
+            "predicted_id": p,
+            "count": n,
+            "fraction_of_true": n / int(row_totals[t]),
+        }
+        for n, t, p in cells[:count]
+    ]
 
 
-def evaluate_predictions(labels, logits, class_names: Sequence[str], test_indices: Optional[Sequence[int]] = None,
-                         confused_count: int = 5) -> Dict[str, Any]:
+def evaluate_predictions(
+    labels, logits, class_names: Sequence[str], test_indices: Optional[Sequence[int]] = None, confused_count: int = 5
+) -> Dict[str, Any]:
     """Every test-set number of a run, from true labels and logits.
 
     Args:
@@ -89,8 +101,10 @@ def evaluate_predictions(labels, logits, class_names: Sequence[str], test_indice
     row_totals = matrix.sum(axis=1, keepdims=True)
     normalized = np.divide(matrix, row_totals, out=np.zeros(matrix.shape, dtype=np.float64), where=row_totals > 0)
     report_kwargs = dict(labels=ids, target_names=class_names, digits=4, zero_division=0)
-    per_class = {name: (float(matrix[i, i] / row_totals[i, 0]) if row_totals[i, 0] else None)
-                 for i, name in enumerate(class_names)}
+    per_class = {
+        name: (float(matrix[i, i] / row_totals[i, 0]) if row_totals[i, 0] else None)
+        for i, name in enumerate(class_names)
+    }
     wrong = np.flatnonzero(predictions != labels)
     return {
         "test_loss": cross_entropy(logits, labels),
@@ -104,9 +118,15 @@ def evaluate_predictions(labels, logits, class_names: Sequence[str], test_indice
         "confusion_matrix_normalized": normalized.tolist(),
         "most_confused": confused_pairs(matrix, class_names, confused_count),
         "misclassified": [
-            {"test_position": int(i), "dataset_index": int(indices[i]), "true_id": int(labels[i]),
-             "predicted_id": int(predictions[i]), "true": class_names[labels[i]],
-             "predicted": class_names[predictions[i]], "confidence": float(probabilities[i, predictions[i]])}
+            {
+                "test_position": int(i),
+                "dataset_index": int(indices[i]),
+                "true_id": int(labels[i]),
+                "predicted_id": int(predictions[i]),
+                "true": class_names[labels[i]],
+                "predicted": class_names[predictions[i]],
+                "confidence": float(probabilities[i, predictions[i]]),
+            }
             for i in wrong
         ],
     }
@@ -133,8 +153,12 @@ def evaluate_model(model, dataset, class_names: Sequence[str], test_indices=None
 
 def save_predictions(path: str, labels, logits, test_indices) -> None:
     """Writes ``predictions.npz`` (labels, logits, dataset indices) atomically."""
-    rundir.write_npz(path, labels=np.asarray(labels), logits=np.asarray(logits, dtype=np.float32),
-              test_indices=np.asarray(test_indices))
+    rundir.write_npz(
+        path,
+        labels=np.asarray(labels),
+        logits=np.asarray(logits, dtype=np.float32),
+        test_indices=np.asarray(test_indices),
+    )
 
 
 def write_evaluation(folder: str, metrics: Dict[str, Any], labels, logits, test_indices, title: str) -> None:
@@ -170,14 +194,23 @@ def format_text(evaluation: Dict[str, Any], title: str = "", misclassified_rows:
     for i, (name, row) in enumerate(zip(class_names, evaluation["confusion_matrix"])):
         lines.append(f"{i:>2d} {name:<{width - 3}}"[:width] + "".join(f"{v:>7d}" for v in row))
     lines += ["", "per-class accuracy"]
-    lines += [f"  {name:<{width}} {value:.4f}" if value is not None else f"  {name:<{width}} n/a"
-              for name, value in evaluation["per_class_accuracy"].items()]
+    lines += [
+        f"  {name:<{width}} {value:.4f}" if value is not None else f"  {name:<{width}} n/a"
+        for name, value in evaluation["per_class_accuracy"].items()
+    ]
     lines += ["", "most confused pairs (true -> predicted)"]
-    lines += [f"  {p['true']} -> {p['predicted']}: {p['count']} ({p['fraction_of_true']:.1%} of {p['true']})"
-              for p in evaluation["most_confused"]] or ["  none"]
+    lines += [
+        f"  {p['true']} -> {p['predicted']}: {p['count']} ({p['fraction_of_true']:.1%} of {p['true']})"
+        for p in evaluation["most_confused"]
+    ] or ["  none"]
     wrong = evaluation["misclassified"]
-    lines += ["", f"misclassified: {len(wrong)} examples (all listed in metrics.json); the first {min(len(wrong), misclassified_rows)}:",
-              "  test_position dataset_index true -> predicted (confidence)"]
-    lines += [f"  {m['test_position']:>13d} {m['dataset_index']:>13d} {m['true']} -> {m['predicted']} ({m['confidence']:.3f})"
-              for m in wrong[:misclassified_rows]]
+    lines += [
+        "",
+        f"misclassified: {len(wrong)} examples (all listed in metrics.json); the first {min(len(wrong), misclassified_rows)}:",
+        "  test_position dataset_index true -> predicted (confidence)",
+    ]
+    lines += [
+        f"  {m['test_position']:>13d} {m['dataset_index']:>13d} {m['true']} -> {m['predicted']} ({m['confidence']:.3f})"
+        for m in wrong[:misclassified_rows]
+    ]
     return "\n".join(lines) + "\n"

@@ -14,7 +14,6 @@ from typing import Any, List, Mapping, Optional, Sequence
 
 import keras
 
-
 OPTIMIZERS = ["adam", "sgd", "rmsprop"]
 PLATEAU_FACTOR = 0.3  # the learning rate is cut to this share on a val_loss plateau
 
@@ -34,8 +33,7 @@ def make_optimizer(hp, learning_rate_scale: float = 1.0):
     return keras.optimizers.RMSprop(learning_rate)
 
 
-def compile_model(model, hp, steps_per_execution: int = 1, learning_rate_scale: float = 1.0,
-                  jit_compile: bool = False):
+def compile_model(model, hp, steps_per_execution: int = 1, learning_rate_scale: float = 1.0, jit_compile: bool = False):
     """Compiles ``model`` for integer labels and logits outputs, from ``hp``.
 
     Args:
@@ -63,6 +61,7 @@ def cosine_schedule(epochs: int, first_epoch: int = 0):
     Args:
         first_epoch: The epoch index the decay starts at (``initial_epoch`` of a later fit).
     """
+
     class CosineDecay(keras.callbacks.LearningRateScheduler):
         def __init__(self):
             super().__init__(self.rate)
@@ -110,9 +109,15 @@ def training_timer():
     return TrainingTimer()
 
 
-def standard_callbacks(run_dir: Optional[str], patience: int, monitor: str = "val_loss",
-                       fixed_epochs: Optional[int] = None, append: bool = False, first_epoch: int = 0,
-                       schedule_epochs: Optional[int] = None) -> List:
+def standard_callbacks(
+    run_dir: Optional[str],
+    patience: int,
+    monitor: str = "val_loss",
+    fixed_epochs: Optional[int] = None,
+    append: bool = False,
+    first_epoch: int = 0,
+    schedule_epochs: Optional[int] = None,
+) -> List:
     """Divergence stop, learning-rate schedule, early stopping, TensorBoard and CSV logs of a run or a trial.
 
     ``TerminateOnNaN`` ends training at the first non-finite batch loss; ``check_finite``
@@ -127,9 +132,14 @@ def standard_callbacks(run_dir: Optional[str], patience: int, monitor: str = "va
     continues an existing ``history.csv`` (a second phase of the same run).
     """
     cosine_epochs = fixed_epochs or schedule_epochs
-    callbacks = [keras.callbacks.TerminateOnNaN(), cosine_schedule(cosine_epochs, first_epoch) if cosine_epochs else
-                 keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=PLATEAU_FACTOR, patience=max(1, patience // 2),
-                                                   min_lr=1e-5)]
+    callbacks = [
+        keras.callbacks.TerminateOnNaN(),
+        cosine_schedule(cosine_epochs, first_epoch)
+        if cosine_epochs
+        else keras.callbacks.ReduceLROnPlateau(
+            monitor=monitor, factor=PLATEAU_FACTOR, patience=max(1, patience // 2), min_lr=1e-5
+        ),
+    ]
     if fixed_epochs is None:
         callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=True))
     if run_dir is not None:
@@ -156,4 +166,5 @@ def check_finite(history: Mapping[str, Sequence[Any]], what: str = "Training") -
                 raise TrainingDiverged(
                     f"{what} diverged: {key} became {value} in epoch {epoch}, so the model's weights are not "
                     "usable and nothing was saved. Lower the learning rate (--hp learning_rate=..., "
-                    "--fine-tune-lr-scale) or turn on batch norm, and run again.")
+                    "--fine-tune-lr-scale) or turn on batch norm, and run again."
+                )

@@ -42,8 +42,7 @@ def batch_size_hp(hp, default: int) -> int:
     return hp.Choice("batch_size", sorted(set(BATCH_SIZES) | {int(default)}), default=int(default))
 
 
-def hyperparameter_space(model_name, input_shape: Sequence[int], num_classes: int,
-                         batch_size: Optional[int] = None):
+def hyperparameter_space(model_name, input_shape: Sequence[int], num_classes: int, batch_size: Optional[int] = None):
     """Every hyperparameter a model (and its compilation) declares, with defaults.
 
     Args:
@@ -110,15 +109,21 @@ def _off_step(config: Mapping[str, Any], value: float) -> Optional[str]:
         grid = "min + k x step"
     if abs(k - round(k)) <= 1e-6:
         return None
-    near = [low + math.floor(k) * step, low + (math.floor(k) + 1) * step] if config.get("sampling") != "log" else [
-        low * step ** math.floor(k), low * step ** math.ceil(k)]
+    near = (
+        [low + math.floor(k) * step, low + (math.floor(k) + 1) * step]
+        if config.get("sampling") != "log"
+        else [low * step ** math.floor(k), low * step ** math.ceil(k)]
+    )
     near = [v for v in near if low <= v <= high] or [low]
-    return (f"on the declared step grid ({grid}: step {step} from {low} to {high}), e.g. "
-            f"{' or '.join(f'{v:g}' for v in near)}")
+    return (
+        f"on the declared step grid ({grid}: step {step} from {low} to {high}), e.g. "
+        f"{' or '.join(f'{v:g}' for v in near)}"
+    )
 
 
-def make_hyperparameters(model_name, overrides: Mapping[str, Any], input_shape: Sequence[int], num_classes: int,
-                         label: Optional[str] = None):
+def make_hyperparameters(
+    model_name, overrides: Mapping[str, Any], input_shape: Sequence[int], num_classes: int, label: Optional[str] = None
+):
     """``HyperParameters`` with ``overrides`` fixed, after checking names and ranges.
 
     Args:
@@ -164,8 +169,9 @@ def parse_space_value(text: str) -> Any:
     return parse_hp_value(text)
 
 
-def make_search_space(model_name: str, overrides: Mapping[str, Any], input_shape: Sequence[int], num_classes: int,
-                      batch_size: int):
+def make_search_space(
+    model_name: str, overrides: Mapping[str, Any], input_shape: Sequence[int], num_classes: int, batch_size: int
+):
     """The ``HyperParameters`` a search starts from: ``overrides`` fix or narrow the model's own space.
 
     Each override is a value (fixed), a list (choices, each checked against the declared
@@ -181,16 +187,19 @@ def make_search_space(model_name: str, overrides: Mapping[str, Any], input_shape
     hp = keras_tuner.HyperParameters()
     for name, spec in overrides.items():
         if name not in known:
-            raise ValueError(f"Search space of {model_name!r} has no hyperparameter {name!r}; it has: "
-                             f"{', '.join(sorted(known))}.")
+            raise ValueError(
+                f"Search space of {model_name!r} has no hyperparameter {name!r}; it has: {', '.join(sorted(known))}."
+            )
         entry, kind = known[name], type(known[name]).__name__
         config = entry.get_config()
         values = spec if isinstance(spec, list) else [spec["min"], spec["max"]] if isinstance(spec, dict) else [spec]
         if not values:
             raise ValueError(f"--space {name}: give at least one value.")
         if isinstance(spec, dict) and kind not in ("Int", "Float"):
-            raise ValueError(f"--space {name}: a min..max range needs a numeric hyperparameter; {name} is a "
-                             f"{kind}, give a list of choices instead.")
+            raise ValueError(
+                f"--space {name}: a min..max range needs a numeric hyperparameter; {name} is a "
+                f"{kind}, give a list of choices instead."
+            )
         for value in values:
             problem = _check_value(entry, value)
             if problem:

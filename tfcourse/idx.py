@@ -58,12 +58,13 @@ def read_idx(path: str) -> np.ndarray:
         raise ValueError(f"IDX file {path} is empty. Download or reinstall it.")
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
         raise ValueError(
-            f"{path} is not an IDX file (bad magic number {raw[:4].hex()}); "
-            "expected the (Fashion-)MNIST IDX format."
+            f"{path} is not an IDX file (bad magic number {raw[:4].hex()}); expected the (Fashion-)MNIST IDX format."
         )
     dtype_code, ndim = raw[2], raw[3]
     if dtype_code != UBYTE:
-        raise ValueError(f"IDX file {path} holds data type 0x{dtype_code:02x}; only unsigned bytes (0x08) are supported.")
+        raise ValueError(
+            f"IDX file {path} holds data type 0x{dtype_code:02x}; only unsigned bytes (0x08) are supported."
+        )
     if ndim == 0:
         raise ValueError(f"IDX file {path} declares zero dimensions.")
     header_size = 4 + 4 * ndim

@@ -57,8 +57,9 @@ def numeric_hyperparameters(rows: Sequence[Dict[str, Any]]) -> List[str]:
     return names
 
 
-def plot_search(rows: Sequence[Dict[str, Any]], out_dir: str, objective: str = "score",
-                direction: str = "max") -> List[str]:
+def plot_search(
+    rows: Sequence[Dict[str, Any]], out_dir: str, objective: str = "score", direction: str = "max"
+) -> List[str]:
     """Draws a search's trials.
 
     Writes ``search_progress.png`` (each trial's score in trial order, failed trials marked,
@@ -73,7 +74,11 @@ def plot_search(rows: Sequence[Dict[str, Any]], out_dir: str, objective: str = "
     order = list(range(1, len(rows) + 1))
     scores = [row.get("score") for row in rows]
     scored = [(i, s) for i, s in zip(order, scores) if _is_number(s)]
-    failed = [i for i, row in zip(order, rows) if row.get("status") not in ("COMPLETED", None) and not _is_number(row.get("score"))]
+    failed = [
+        i
+        for i, row in zip(order, rows)
+        if row.get("status") not in ("COMPLETED", None) and not _is_number(row.get("score"))
+    ]
     pick = max if direction == "max" else min
 
     # Hyperband scores trials after different numbers of epochs: one colour per budget
@@ -113,8 +118,13 @@ def plot_search(rows: Sequence[Dict[str, Any]], out_dir: str, objective: str = "
         fig, axes = plt.subplots(lines, columns, figsize=(4 * columns, 3.2 * lines), squeeze=False)
         for index, (ax, name) in enumerate(zip(axes.flat, names)):
             for color, group in zip(_colors(len(groups)), groups):
-                points = [(row[name], row["score"]) for row in rows if row.get("hp/tuner/epochs") == group
-                          and _is_number(row.get(name)) and _is_number(row.get("score"))]
+                points = [
+                    (row[name], row["score"])
+                    for row in rows
+                    if row.get("hp/tuner/epochs") == group
+                    and _is_number(row.get(name))
+                    and _is_number(row.get("score"))
+                ]
                 if points:
                     ax.scatter(*zip(*points), color=color, label=label(group))
             xs = [row[name] for row in rows if _is_number(row.get(name)) and _is_number(row.get("score"))]
@@ -125,7 +135,7 @@ def plot_search(rows: Sequence[Dict[str, Any]], out_dir: str, objective: str = "
             ax.set_xlabel(name[3:])
             ax.set_ylabel(objective)
             ax.grid(alpha=0.3)
-        for ax in list(axes.flat)[len(names):]:
+        for ax in list(axes.flat)[len(names) :]:
             ax.set_visible(False)
         fig.suptitle(f"{objective} against each numeric hyperparameter")
         _finish(fig, os.path.join(out_dir, SCORE_VS_HP))
@@ -149,8 +159,7 @@ def _show_image(ax, image) -> None:
     ax.set_yticks([])
 
 
-def plot_history(history: Dict[str, List[float]], path: str, title: str = "",
-                 phase_starts: Sequence[int] = ()) -> str:
+def plot_history(history: Dict[str, List[float]], path: str, title: str = "", phase_starts: Sequence[int] = ()) -> str:
     """Training and validation loss and accuracy per epoch, best validation epoch marked.
 
     Args:
@@ -199,14 +208,28 @@ def plot_confusion_matrix(matrix, class_names: Sequence[str], path: str, title: 
     if len(class_names) <= 20:
         for t in ticks:
             for p in ticks:
-                ax.text(p, t, str(int(matrix[t, p])), ha="center", va="center", fontsize=8,
-                        color="white" if fractions[t, p] > 0.5 else "black")
+                ax.text(
+                    p,
+                    t,
+                    str(int(matrix[t, p])),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if fractions[t, p] > 0.5 else "black",
+                )
     ax.set_title(title or "confusion matrix (test split)")
     return _finish(fig, path)
 
 
-def _image_grid(images, titles: Sequence[str], path: str, title: str, columns: int, title_height: float,
-                colors: Optional[Sequence[str]] = None) -> str:
+def _image_grid(
+    images,
+    titles: Sequence[str],
+    path: str,
+    title: str,
+    columns: int,
+    title_height: float,
+    colors: Optional[Sequence[str]] = None,
+) -> str:
     """Images in rows of ``columns``, each with a small title (optionally coloured); spare cells hidden."""
     plt = _pyplot()
     count = len(images)
@@ -223,8 +246,15 @@ def _image_grid(images, titles: Sequence[str], path: str, title: str, columns: i
     return _finish(fig, path)
 
 
-def plot_predictions(images, true_names: Sequence[str], predicted_names: Sequence[str], path: str,
-                     confidences: Optional[Sequence[float]] = None, title: str = "", columns: int = 8) -> str:
+def plot_predictions(
+    images,
+    true_names: Sequence[str],
+    predicted_names: Sequence[str],
+    path: str,
+    confidences: Optional[Sequence[float]] = None,
+    title: str = "",
+    columns: int = 8,
+) -> str:
     """A grid of images titled ``predicted (confidence) / true``; green when right, red when wrong."""
     titles, colors = [], []
     for index, (true, predicted) in enumerate(zip(true_names, predicted_names)):
@@ -234,14 +264,17 @@ def plot_predictions(images, true_names: Sequence[str], predicted_names: Sequenc
     return _image_grid(images, titles, path, title or "predictions (predicted / true)", columns, 1.9, colors)
 
 
-def plot_per_class_accuracy(per_class: Dict[str, Optional[float]], path: str, overall: Optional[float] = None,
-                            title: str = "") -> str:
+def plot_per_class_accuracy(
+    per_class: Dict[str, Optional[float]], path: str, overall: Optional[float] = None, title: str = ""
+) -> str:
     """Horizontal bars of each class's test accuracy, the overall accuracy as a line."""
     plt = _pyplot()
     names = list(per_class)
     values = [per_class[n] if per_class[n] is not None else 0.0 for n in names]
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(names) + 1.4))
-    bars = ax.barh(names, values, color=["tab:red" if overall is not None and v < overall else "tab:blue" for v in values])
+    bars = ax.barh(
+        names, values, color=["tab:red" if overall is not None and v < overall else "tab:blue" for v in values]
+    )
     ax.invert_yaxis()
     for bar, value in zip(bars, values):
         ax.text(bar.get_width() + 0.005, bar.get_y() + bar.get_height() / 2, f"{value:.1%}", va="center", fontsize=8)
@@ -276,8 +309,9 @@ def plot_class_counts(counts: Dict[str, Dict[str, int]], path: str, title: str =
     return _finish(fig, path)
 
 
-def plot_class_samples(images_by_class: Dict[str, Any], path: str, mean_images: Optional[Dict[str, Any]] = None,
-                       title: str = "") -> str:
+def plot_class_samples(
+    images_by_class: Dict[str, Any], path: str, mean_images: Optional[Dict[str, Any]] = None, title: str = ""
+) -> str:
     """One row per class: a few training images, and the class's mean image in the first column."""
     plt = _pyplot()
     names = list(images_by_class)
@@ -314,8 +348,7 @@ def plot_pixel_histogram(histograms: Dict[str, Any], path: str, title: str = "")
 # ----------------------------------------------------------------------------- explanations
 
 
-def plot_explanations(images, maps, row_titles: Sequence[str], path: str, title: str = "",
-                      overlay: bool = True) -> str:
+def plot_explanations(images, maps, row_titles: Sequence[str], path: str, title: str = "", overlay: bool = True) -> str:
     """One row per example: the input, the map alone, and the map over the input.
 
     Args:
@@ -325,8 +358,9 @@ def plot_explanations(images, maps, row_titles: Sequence[str], path: str, title:
     """
     plt = _pyplot()
     columns = 3 if overlay else 2
-    fig, axes = plt.subplots(len(images), columns, figsize=(2.0 * columns + 1.5, 2.0 * len(images) + 0.4),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(images), columns, figsize=(2.0 * columns + 1.5, 2.0 * len(images) + 0.4), squeeze=False
+    )
     for row, image, heat, name in zip(axes, images, maps, row_titles):
         _show_image(row[0], image)
         row[0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
@@ -344,8 +378,9 @@ def plot_explanations(images, maps, row_titles: Sequence[str], path: str, title:
     return _finish(fig, path)
 
 
-def plot_attention(images, matrices, maps, row_titles: Sequence[str], path: str, title: str = "",
-                   class_token: bool = False) -> str:
+def plot_attention(
+    images, matrices, maps, row_titles: Sequence[str], path: str, title: str = "", class_token: bool = False
+) -> str:
     """One row per example: the input, one head's attention matrix (query tokens down, key tokens
     across; with a class token it is token 0), the attention over patches, and that over the input.
 
@@ -385,8 +420,9 @@ def plot_image_row(images, titles: Sequence[str], path: str, title: str = "", co
 # ----------------------------------------------------------------------------- comparing runs
 
 
-def plot_compare_runs(histories: Dict[str, Dict[str, List[float]]], accuracies: Dict[str, float], path: str,
-                      title: str = "") -> str:
+def plot_compare_runs(
+    histories: Dict[str, Dict[str, List[float]]], accuracies: Dict[str, float], path: str, title: str = ""
+) -> str:
     """Several runs side by side: validation accuracy per epoch, and test accuracy bars."""
     plt = _pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [3, 2]})
@@ -395,18 +431,24 @@ def plot_compare_runs(histories: Dict[str, Dict[str, List[float]]], accuracies: 
         key = "val_accuracy" if any(_is_number(v) for v in history.get("val_accuracy") or []) else "accuracy"
         points = [(i + 1, v) for i, v in enumerate(history.get(key) or []) if _is_number(v)]
         if points:
-            left.plot(*zip(*points), "-o", markersize=3, color=color,
-                      label=name + ("" if key == "val_accuracy" else " (training)"))
+            left.plot(
+                *zip(*points),
+                "-o",
+                markersize=3,
+                color=color,
+                label=name + ("" if key == "val_accuracy" else " (training)"),
+            )
     left.set_xlabel("epoch")
     left.set_ylabel("validation accuracy")
     left.grid(alpha=0.3)
     left.legend(loc="lower right", fontsize="small")
     names = list(accuracies)
-    bars = right.barh(names, [accuracies[n] for n in names], color=colors[:len(names)])
+    bars = right.barh(names, [accuracies[n] for n in names], color=colors[: len(names)])
     right.invert_yaxis()
     for bar, name in zip(bars, names):
-        right.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {accuracies[name]:.2%}", va="center",
-                   fontsize=8)
+        right.text(
+            bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {accuracies[name]:.2%}", va="center", fontsize=8
+        )
     low = min(accuracies.values(), default=0.0)
     right.set_xlim(max(0.0, low - 0.1), 1.0)
     right.set_xlabel("test accuracy")

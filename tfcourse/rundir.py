@@ -161,8 +161,10 @@ def check_writable_folder(path: str, flag: str) -> None:
     if not os.path.isdir(probe):
         raise ValueError(f"{flag} {path}: {probe} is a file, not a folder; pass a folder path.")
     if not os.access(probe, os.W_OK | os.X_OK):
-        raise ValueError(f"{flag} {path}: cannot write into {probe} (permission denied or read-only); "
-                         "pass a folder you can write to.")
+        raise ValueError(
+            f"{flag} {path}: cannot write into {probe} (permission denied or read-only); "
+            "pass a folder you can write to."
+        )
 
 
 def process_alive(pid: int) -> bool:
@@ -226,8 +228,11 @@ def sigterm_unwinds():
 def interrupted_exit(parser, error: KeyboardInterrupt) -> None:
     """Exit status 143 for SIGTERM and 130 for Ctrl-C, as a shell reports them, with one line saying so."""
     terminated = isinstance(error, Terminated)
-    parser.exit(143 if terminated else 130, f"{parser.prog}: {'terminated (SIGTERM)' if terminated else 'interrupted'}"
-                                            "; unfinished output was removed, finished work is kept\n")
+    parser.exit(
+        143 if terminated else 130,
+        f"{parser.prog}: {'terminated (SIGTERM)' if terminated else 'interrupted'}"
+        "; unfinished output was removed, finished work is kept\n",
+    )
 
 
 @contextlib.contextmanager

@@ -21,10 +21,11 @@ import numpy as np
 import tensorflow as tf
 
 import tfcourse
-from tfcourse import artifacts, cost, data, evaluate, export, fit, hparams, report, rundir, transfer
+from tfcourse import artifacts, cost, data, evaluate, export, fit, hparams, rundir, transfer
 from tfcourse import config as config_lib
 from tfcourse.config import TrainConfig
 from tfcourse.models import get_spec, load_keras_model
+from tfcourse.report import run_page
 from tfcourse.rundir import MODEL_FILE, write_json, write_text
 
 
@@ -49,35 +50,60 @@ class Trained:
 
 
 def default_run_dir(config: TrainConfig) -> str:
-    return os.path.join("runs", f"{config.model}-{rundir.safe_name(config.data.dataset)}-{time.strftime('%Y%m%d-%H%M%S')}")
+    return os.path.join(
+        "runs", f"{config.model}-{rundir.safe_name(config.data.dataset)}-{time.strftime('%Y%m%d-%H%M%S')}"
+    )
 
 
 def validate_config(config: TrainConfig) -> None:
     """Raises ``ValueError`` for settings that cannot work, before any data is loaded."""
     if config.base is None:
         get_spec(config.model)
-    transfer.check_arguments(config.base, config.freeze_base, config.fine_tune_at, config.base_weights,
-                             model_given=config.base is not None and config.model != config_lib.TRANSFER_MODEL)
+    transfer.check_arguments(
+        config.base,
+        config.freeze_base,
+        config.fine_tune_at,
+        config.base_weights,
+        model_given=config.base is not None and config.model != config_lib.TRANSFER_MODEL,
+    )
     checks = [
         (config.epochs >= 1, f"epochs must be at least 1, got {config.epochs}"),
         (config.fine_tune_epochs >= 1, f"fine-tune epochs must be at least 1, got {config.fine_tune_epochs}"),
-        (math.isfinite(config.fine_tune_lr_scale) and config.fine_tune_lr_scale > 0,
-         f"fine-tune learning-rate scale must be a positive finite number, got {config.fine_tune_lr_scale}"),
+        (
+            math.isfinite(config.fine_tune_lr_scale) and config.fine_tune_lr_scale > 0,
+            f"fine-tune learning-rate scale must be a positive finite number, got {config.fine_tune_lr_scale}",
+        ),
         (config.patience >= 0, f"patience must be 0 or more, got {config.patience}"),
         (config.data.batch_size >= 1, f"batch size must be at least 1, got {config.data.batch_size}"),
         (config.steps_per_execution >= 1, f"steps per execution must be at least 1, got {config.steps_per_execution}"),
-        (config.data.split in config_lib.SPLIT_PROTOCOLS, f"split must be one of {config_lib.SPLIT_PROTOCOLS}, got {config.data.split!r}"),
-        (config.train_on in config_lib.TRAIN_ON, f"train_on must be one of {config_lib.TRAIN_ON}, got {config.train_on!r}"),
-        (config.lr_schedule in config_lib.LR_SCHEDULES,
-         f"lr_schedule must be one of {config_lib.LR_SCHEDULES}, got {config.lr_schedule!r}"),
-        (config.data.normalization in config_lib.NORMALIZATIONS,
-         f"normalization must be one of {config_lib.NORMALIZATIONS}, got {config.data.normalization!r}"),
+        (
+            config.data.split in config_lib.SPLIT_PROTOCOLS,
+            f"split must be one of {config_lib.SPLIT_PROTOCOLS}, got {config.data.split!r}",
+        ),
+        (
+            config.train_on in config_lib.TRAIN_ON,
+            f"train_on must be one of {config_lib.TRAIN_ON}, got {config.train_on!r}",
+        ),
+        (
+            config.lr_schedule in config_lib.LR_SCHEDULES,
+            f"lr_schedule must be one of {config_lib.LR_SCHEDULES}, got {config.lr_schedule!r}",
+        ),
+        (
+            config.data.normalization in config_lib.NORMALIZATIONS,
+            f"normalization must be one of {config_lib.NORMALIZATIONS}, got {config.data.normalization!r}",
+        ),
     ]
     pretrained_rgb = config.hp.get("weights", "none") != "none" or (
-        config.base is not None and transfer.is_application(config.base) and config.base_weights != "none")
+        config.base is not None and transfer.is_application(config.base) and config.base_weights != "none"
+    )
     if pretrained_rgb and config.data.normalization != "unit":
-        checks.append((False, "ImageNet-style weights come with ImageNet preprocessing, which expects pixels scaled "
-                              "to [0, 1]; use --normalization unit"))
+        checks.append(
+            (
+                False,
+                "ImageNet-style weights come with ImageNet preprocessing, which expects pixels scaled "
+                "to [0, 1]; use --normalization unit",
+            )
+        )
     for ok, message in checks:
         if not ok:
             raise ValueError(message + ".")
@@ -112,8 +138,13 @@ def space_rows(config: TrainConfig, download: bool = True):
     return shape, dataset.num_classes, hparams.describe_space(space)
 
 
-def train_and_evaluate(config: TrainConfig, download: bool = True, verbose: Any = "auto",
-                       verify_export: bool = True, record_extra: Optional[Dict[str, Any]] = None) -> RunResult:
+def train_and_evaluate(
+    config: TrainConfig,
+    download: bool = True,
+    verbose: Any = "auto",
+    verify_export: bool = True,
+    record_extra: Optional[Dict[str, Any]] = None,
+) -> RunResult:
     """Loads data, builds, trains, evaluates and saves one model; exports it if asked.
 
     Args:
@@ -138,34 +169,58 @@ def train_and_evaluate(config: TrainConfig, download: bool = True, verbose: Any 
     dataset, splits, pipelines = _load_data(config, download)
     model, hp = _build_model(config, pipelines)
 
-    staging = os.path.join(os.path.dirname(os.path.abspath(run_dir)),
-                           f".{os.path.basename(run_dir)}.partial-{os.getpid()}")
+    staging = os.path.join(
+        os.path.dirname(os.path.abspath(run_dir)), f".{os.path.basename(run_dir)}.partial-{os.getpid()}"
+    )
     os.makedirs(os.path.dirname(staging), exist_ok=True)  # only now: a refused run leaves no folder behind
     os.makedirs(staging)
     try:
         trained = _train(model, hp, pipelines, config, staging, verbose)
         outputs, metrics, model_cost = _evaluate(model, pipelines, splits, trained)
         record = _run_record(config, hp, dataset, splits, pipelines, record_extra)
-        _write_run_folder(staging, config, record, trained.history, metrics, model_cost, outputs, model, splits,
-                          dataset.source)
+        _write_run_folder(
+            staging, config, record, trained.history, metrics, model_cost, outputs, model, splits, dataset.source
+        )
         if config.report:
-            _write_report(artifacts.Run.from_training(staging, os.path.basename(run_dir), record, model, dataset,
-                                                      splits, metrics, trained.history, outputs))
+            _write_report(
+                artifacts.Run.from_training(
+                    staging,
+                    os.path.basename(run_dir),
+                    record,
+                    model,
+                    dataset,
+                    splits,
+                    metrics,
+                    trained.history,
+                    outputs,
+                )
+            )
         os.rename(staging, run_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    print(f"tfcourse: test accuracy {metrics['test_accuracy']:.4f} (loss {metrics['test_loss']:.4f}) "
-          f"after {metrics['epochs_trained']} epochs in {trained.seconds:.1f}s; run folder {run_dir}", flush=True)
-    if os.path.isfile(os.path.join(run_dir, report.REPORT_HTML)):
-        print(f"tfcourse: report {os.path.join(run_dir, report.REPORT_HTML)}", flush=True)
+    print(
+        f"tfcourse: test accuracy {metrics['test_accuracy']:.4f} (loss {metrics['test_loss']:.4f}) "
+        f"after {metrics['epochs_trained']} epochs in {trained.seconds:.1f}s; run folder {run_dir}",
+        flush=True,
+    )
+    if os.path.isfile(os.path.join(run_dir, run_page.REPORT_HTML)):
+        print(f"tfcourse: report {os.path.join(run_dir, run_page.REPORT_HTML)}", flush=True)
 
     export_dir = None
     if config.export:
         x, _ = dataset.pooled()
-        export_dir = export_run(model, run_dir, config.export_dir, config.model, pipelines.class_names,
-                                pipelines.normalization, x[splits.test[:32]], metrics["test_accuracy"],
-                                verify=verify_export)
+        export_dir = export_run(
+            model,
+            run_dir,
+            config.export_dir,
+            config.model,
+            pipelines.class_names,
+            pipelines.normalization,
+            x[splits.test[:32]],
+            metrics["test_accuracy"],
+            verify=verify_export,
+        )
     return RunResult(run_dir, metrics, trained.history, export_dir, model)
 
 
@@ -189,17 +244,26 @@ def _claim_run_dir(config: TrainConfig) -> str:
 
 def _load_data(config: TrainConfig, download: bool):
     print(f"tfcourse: loading {config.data.dataset} ...", flush=True)
-    dataset, splits, pipelines = data.load_pipelines(config.data, config.seed, download=download,
-                                                     train_on=config.train_on)
-    print(f"tfcourse: {dataset.source}: {pipelines.num_classes} classes, images {pipelines.input_shape}, "
-          f"split {splits.protocol} {splits.sizes()}, fitting on {config.train_on}", flush=True)
+    dataset, splits, pipelines = data.load_pipelines(
+        config.data, config.seed, download=download, train_on=config.train_on
+    )
+    print(
+        f"tfcourse: {dataset.source}: {pipelines.num_classes} classes, images {pipelines.input_shape}, "
+        f"split {splits.protocol} {splits.sizes()}, fitting on {config.train_on}",
+        flush=True,
+    )
     return dataset, splits, pipelines
 
 
 def _build_model(config: TrainConfig, pipelines):
     """The compiled model and its hyperparameters (defaults plus ``--hp``)."""
-    hp = hparams.make_hyperparameters(model_builder(config, for_space=True), config.hp, pipelines.input_shape,
-                                      pipelines.num_classes, label=config.model)
+    hp = hparams.make_hyperparameters(
+        model_builder(config, for_space=True),
+        config.hp,
+        pipelines.input_shape,
+        pipelines.num_classes,
+        label=config.model,
+    )
     model = model_builder(config)(hp, pipelines.input_shape, pipelines.num_classes)
     if config.fine_tune_at is not None:
         transfer.fine_tune_start(model, config.fine_tune_at)  # a wrong layer fails now, not after training the head
@@ -218,19 +282,32 @@ def _train(model, hp, pipelines, config: TrainConfig, staging: str, verbose) -> 
         phases.append(_phase("head" if config.freeze_base else "all", model, history, frozen_before, hp))
     if config.fine_tune_at is not None:
         unfrozen = transfer.unfreeze_from(model, config.fine_tune_at)
-        print(f"tfcourse: fine-tuning {len(unfrozen)} base layers from {config.fine_tune_at!r} at "
-              f"{config.fine_tune_lr_scale}x the learning rate for {config.fine_tune_epochs} epochs", flush=True)
-        fit.compile_model(model, hp, steps_per_execution=config.steps_per_execution,
-                          learning_rate_scale=config.fine_tune_lr_scale)
+        print(
+            f"tfcourse: fine-tuning {len(unfrozen)} base layers from {config.fine_tune_at!r} at "
+            f"{config.fine_tune_lr_scale}x the learning rate for {config.fine_tune_epochs} epochs",
+            flush=True,
+        )
+        fit.compile_model(
+            model, hp, steps_per_execution=config.steps_per_execution, learning_rate_scale=config.fine_tune_lr_scale
+        )
         frozen_before = _frozen_weights(model)
         done = len(history["loss"])
-        more, more_seconds = _fit(model, pipelines, config, staging, verbose, initial_epoch=done,
-                                  epochs=config.fine_tune_epochs, append=True)
-        phases.append(_phase("fine_tune", model, more, frozen_before, hp, learning_rate_scale=config.fine_tune_lr_scale))
+        more, more_seconds = _fit(
+            model, pipelines, config, staging, verbose, initial_epoch=done, epochs=config.fine_tune_epochs, append=True
+        )
+        phases.append(
+            _phase("fine_tune", model, more, frozen_before, hp, learning_rate_scale=config.fine_tune_lr_scale)
+        )
         history = {key: history.get(key, [None] * done) + values for key, values in more.items()}
         epoch_seconds = epoch_seconds + more_seconds
-    described = {**transfer.describe(config.base, config.base_weights, config.freeze_base, config.fine_tune_at),
-                 "phases": phases} if phases else None
+    described = (
+        {
+            **transfer.describe(config.base, config.base_weights, config.freeze_base, config.fine_tune_at),
+            "phases": phases,
+        }
+        if phases
+        else None
+    )
     return Trained(history, epoch_seconds, time.perf_counter() - start, described)
 
 
@@ -240,8 +317,10 @@ def _evaluate(model, pipelines, splits, trained: Trained):
     outputs = evaluate.predict(model, pipelines.test)
     metrics = evaluate.evaluate_predictions(outputs["labels"], outputs["logits"], pipelines.class_names, splits.test)
     if not math.isfinite(metrics["test_loss"]):
-        raise fit.TrainingDiverged(f"The trained model's test loss is {metrics['test_loss']} (non-finite logits), "
-                                   "so nothing was saved. Lower the learning rate and run again.")
+        raise fit.TrainingDiverged(
+            f"The trained model's test loss is {metrics['test_loss']} (non-finite logits), "
+            "so nothing was saved. Lower the learning rate and run again."
+        )
     val_losses = [v for v in trained.history.get("val_loss", []) if v is not None]
     model_cost = cost.cost_report(model)
     # pipelines.sizes["train"] already holds val when fitting on train+val
@@ -283,23 +362,33 @@ def _run_record(config: TrainConfig, hp, dataset, splits, pipelines, extra) -> D
     }
 
 
-def _write_run_folder(staging: str, config: TrainConfig, record, history, metrics, model_cost, outputs, model,
-                      splits, source: str) -> None:
+def _write_run_folder(
+    staging: str, config: TrainConfig, record, history, metrics, model_cost, outputs, model, splits, source: str
+) -> None:
     """Every file of the run folder but the report, into its staging folder."""
     write_json(os.path.join(staging, rundir.CONFIG_FILE), record)
     write_json(os.path.join(staging, rundir.HISTORY_FILE), history)
     write_json(os.path.join(staging, rundir.COST_JSON), model_cost)
     write_text(os.path.join(staging, rundir.COST_MD), cost.format_report(model_cost))
-    evaluate.write_evaluation(staging, metrics, outputs["labels"], outputs["logits"], splits.test,
-                              f"{config.model} on {source}")
+    evaluate.write_evaluation(
+        staging, metrics, outputs["labels"], outputs["logits"], splits.test, f"{config.model} on {source}"
+    )
     model.save(os.path.join(staging, MODEL_FILE))
 
 
 # ----------------------------------------------------------------------------- helpers
 
 
-def _fit(model, pipelines, config: TrainConfig, run_dir: str, verbose, initial_epoch: int = 0,
-         epochs: Optional[int] = None, append: bool = False):
+def _fit(
+    model,
+    pipelines,
+    config: TrainConfig,
+    run_dir: str,
+    verbose,
+    initial_epoch: int = 0,
+    epochs: Optional[int] = None,
+    append: bool = False,
+):
     """One ``model.fit`` with the standard callbacks; returns (history dict, training-step seconds per epoch)."""
     with_val = config.train_on == "train"
     epochs = epochs or config.epochs
@@ -309,9 +398,15 @@ def _fit(model, pipelines, config: TrainConfig, run_dir: str, verbose, initial_e
         validation_data=pipelines.val if with_val else None,
         initial_epoch=initial_epoch,
         epochs=initial_epoch + epochs,
-        callbacks=[timer] + fit.standard_callbacks(run_dir, config.patience, fixed_epochs=None if with_val else epochs,
-                                                   append=append, first_epoch=initial_epoch,
-                                                   schedule_epochs=epochs if config.lr_schedule == "cosine" else None),
+        callbacks=[timer]
+        + fit.standard_callbacks(
+            run_dir,
+            config.patience,
+            fixed_epochs=None if with_val else epochs,
+            append=append,
+            first_epoch=initial_epoch,
+            schedule_epochs=epochs if config.lr_schedule == "cosine" else None,
+        ),
         shuffle=False,  # the training pipeline shuffles, with the run's seed
         verbose=verbose,
     )
@@ -343,20 +438,32 @@ def _write_report(run: artifacts.Run) -> None:
     """The run report, from the in-memory model and data. A failure here must not throw away the
     trained model: it is reported, the report's partial files are removed, and the run goes on."""
     try:
-        report.write_report(run.run_dir, run=run, progress=True)
+        run_page.write_report(run.run_dir, run=run, progress=True)
     except Exception as error:  # noqa: BLE001  (the run itself is complete and worth keeping)
-        for leftover in (report.REPORT_HTML, report.REPORT_MD, report.FIGURES_DIR):
+        for leftover in (run_page.REPORT_HTML, run_page.REPORT_MD, run_page.FIGURES_DIR):
             path = os.path.join(run.run_dir, leftover)
             if os.path.isdir(path):
                 shutil.rmtree(path, ignore_errors=True)
             elif os.path.exists(path):
                 os.remove(path)
-        print(f"tfcourse: warning: the report failed ({type(error).__name__}: {error}); the run is kept. Retry with "
-              f"python -m tfcourse.report {run.name}", flush=True)
+        print(
+            f"tfcourse: warning: the report failed ({type(error).__name__}: {error}); the run is kept. Retry with "
+            f"python -m tfcourse.report {run.name}",
+            flush=True,
+        )
 
 
-def export_run(model, run_dir: str, export_root: str, model_name: str, class_names, normalization, images,
-               test_accuracy: Optional[float], verify: bool = True) -> str:
+def export_run(
+    model,
+    run_dir: str,
+    export_root: str,
+    model_name: str,
+    class_names,
+    normalization,
+    images,
+    test_accuracy: Optional[float],
+    verify: bool = True,
+) -> str:
     """Exports a finished run's model (checked in a fresh process before it gets a version number)
     and records where in ``export.json``.
 
@@ -366,15 +473,27 @@ def export_run(model, run_dir: str, export_root: str, model_name: str, class_nam
     """
     try:
         export_dir, difference = export.export_checked(
-            model, export_root, model_name, class_names, normalization, images,
-            metadata={"run_dir": os.path.abspath(run_dir), "test_accuracy": test_accuracy}, verify=verify)
+            model,
+            export_root,
+            model_name,
+            class_names,
+            normalization,
+            images,
+            metadata={"run_dir": os.path.abspath(run_dir), "test_accuracy": test_accuracy},
+            verify=verify,
+        )
     except Exception as error:  # noqa: BLE001  (disk full, permissions, a failed check: the run is kept)
-        raise ValueError(f"The export failed ({type(error).__name__}: {str(error).strip()[:500]}). The run folder "
-                         f"{run_dir} is complete; export it again with: python -m tfcourse.export {run_dir} "
-                         f"--export-dir {export_root}") from error
+        raise ValueError(
+            f"The export failed ({type(error).__name__}: {str(error).strip()[:500]}). The run folder "
+            f"{run_dir} is complete; export it again with: python -m tfcourse.export {run_dir} "
+            f"--export-dir {export_root}"
+        ) from error
     write_json(os.path.join(run_dir, rundir.EXPORT_FILE), {"export_dir": os.path.abspath(export_dir)})
     print(f"tfcourse: exported SavedModel to {export_dir}", flush=True)
     if difference is not None:
-        print(f"tfcourse: export verified in a fresh process before it got its version number (max |dp| = "
-              f"{difference:.1e} on {len(images)} test images)", flush=True)
+        print(
+            f"tfcourse: export verified in a fresh process before it got its version number (max |dp| = "
+            f"{difference:.1e} on {len(images)} test images)",
+            flush=True,
+        )
     return export_dir

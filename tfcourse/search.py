@@ -21,8 +21,22 @@ from tfcourse.config import TrainConfig, TuneConfig
 from tfcourse.models import get_spec
 
 # Settings that define a search: resuming with any of them changed would mix two searches.
-IDENTITY_KEYS = ("model", "tuner", "objective", "seed", "space", "executions_per_trial", "lr_schedule", "dataset",
-                 "split", "val_fraction", "test_fraction", "normalization", "augment", "image_size")
+IDENTITY_KEYS = (
+    "model",
+    "tuner",
+    "objective",
+    "seed",
+    "space",
+    "executions_per_trial",
+    "lr_schedule",
+    "dataset",
+    "split",
+    "val_fraction",
+    "test_fraction",
+    "normalization",
+    "augment",
+    "image_size",
+)
 IDENTITY_DEFAULTS = {"lr_schedule": "plateau"}  # what a search.json written before the key existed ran with
 HYPERBAND_KEYS = ("max_epochs", "factor")  # Hyperband's budget; the others train each trial for --epochs
 EPOCH_KEYS = ("epochs",)
@@ -51,8 +65,11 @@ def search_record(config: TuneConfig, input_shape, num_classes: int) -> Dict[str
     record = {key: value for key, value in config_lib.to_dict(config).items() if key != "data"}
     record.update({key: value for key, value in config_lib.to_dict(config.data).items()})
     record["image_size"] = list(config.data.image_size) if config.data.image_size else None
-    record.update(direction=tuners.objective_direction(config.objective), input_shape=list(input_shape),
-                  num_classes=int(num_classes))
+    record.update(
+        direction=tuners.objective_direction(config.objective),
+        input_shape=list(input_shape),
+        num_classes=int(num_classes),
+    )
     return record
 
 
@@ -75,8 +92,10 @@ def check_project_name(name: Optional[str]) -> None:
         return
     separators = [sep for sep in (os.sep, os.altsep, "/") if sep]
     if not name.strip() or name in (".", "..") or any(sep in name for sep in separators) or os.path.isabs(name):
-        raise ValueError(f"--project-name {name!r} must be one plain folder name (no '/', not '.' or '..'); "
-                         "put the folder it lives in into --directory.")
+        raise ValueError(
+            f"--project-name {name!r} must be one plain folder name (no '/', not '.' or '..'); "
+            "put the folder it lives in into --directory."
+        )
 
 
 def check_project(directory: str, record: Dict[str, Any], overwrite: bool) -> None:
@@ -97,9 +116,11 @@ def check_project(directory: str, record: Dict[str, Any], overwrite: bool) -> No
         return
     existing = tuners.read_search_record(directory)
     if existing is None:
-        raise ValueError(f"{directory} is not empty and holds no tfcourse search.json (another project or other "
-                         "files?); --overwrite only replaces a tfcourse search. Pass another --project-name, or move "
-                         "that folder away yourself.")
+        raise ValueError(
+            f"{directory} is not empty and holds no tfcourse search.json (another project or other "
+            "files?); --overwrite only replaces a tfcourse search. Pass another --project-name, or move "
+            "that folder away yourself."
+        )
     if overwrite:
         return
     tuners.check_state(directory)
@@ -115,21 +136,38 @@ def validate(config: TuneConfig) -> None:
     get_spec(config.model)
     check_project_name(config.project_name)
     checks = [
-        (config.tuner in config_lib.TUNER_KINDS, f"tuner must be one of {config_lib.TUNER_KINDS}, got {config.tuner!r}"),
+        (
+            config.tuner in config_lib.TUNER_KINDS,
+            f"tuner must be one of {config_lib.TUNER_KINDS}, got {config.tuner!r}",
+        ),
         (config.max_trials >= 1, f"max trials must be at least 1, got {config.max_trials}"),
         (config.epochs >= 1, f"epochs must be at least 1, got {config.epochs}"),
         (config.max_epochs >= 1, f"max epochs must be at least 1, got {config.max_epochs}"),
         (config.factor >= 2, f"factor must be at least 2, got {config.factor}"),
-        (config.executions_per_trial >= 1, f"executions per trial must be at least 1, got {config.executions_per_trial}"),
-        (config.objective in config_lib.OBJECTIVES, f"objective must be one of {config_lib.OBJECTIVES} (trials are "
-                                                     f"scored on the validation split), got {config.objective!r}"),
-        (config.max_minutes is None or config.max_minutes > 0, f"max minutes must be positive, got {config.max_minutes}"),
+        (
+            config.executions_per_trial >= 1,
+            f"executions per trial must be at least 1, got {config.executions_per_trial}",
+        ),
+        (
+            config.objective in config_lib.OBJECTIVES,
+            f"objective must be one of {config_lib.OBJECTIVES} (trials are "
+            f"scored on the validation split), got {config.objective!r}",
+        ),
+        (
+            config.max_minutes is None or config.max_minutes > 0,
+            f"max minutes must be positive, got {config.max_minutes}",
+        ),
     ]
     for ok, message in checks:
         if not ok:
             raise ValueError(message + ".")
-    probe = TrainConfig(model=config.model, seed=config.seed, steps_per_execution=config.steps_per_execution,
-                        lr_schedule=config.lr_schedule, data=config.data)
+    probe = TrainConfig(
+        model=config.model,
+        seed=config.seed,
+        steps_per_execution=config.steps_per_execution,
+        lr_schedule=config.lr_schedule,
+        data=config.data,
+    )
     runs.validate_config(probe)
 
 
@@ -144,13 +182,23 @@ def space_rows(config: TuneConfig, download: bool = True):
     dataset, _ = data.load_splits(config.data, config.seed, download)
     shape, classes, batch = dataset.input_shape, dataset.num_classes, config.data.batch_size
     declared = hparams.describe_space(hparams.hyperparameter_space(config.model, shape, classes, batch))
-    narrowed = {entry["name"]: entry for entry in hparams.describe_space(
-        hparams.make_search_space(config.model, config.space, shape, classes, batch))}
+    narrowed = {
+        entry["name"]: entry
+        for entry in hparams.describe_space(
+            hparams.make_search_space(config.model, config.space, shape, classes, batch)
+        )
+    }
     return shape, classes, [narrowed.get(entry["name"], entry) for entry in declared]
 
 
-def run_search(config: TuneConfig, download: bool = True, verbose: Any = "auto", role: Optional[str] = None,
-               distribution_strategy=None, top: int = 5) -> SearchResult:
+def run_search(
+    config: TuneConfig,
+    download: bool = True,
+    verbose: Any = "auto",
+    role: Optional[str] = None,
+    distribution_strategy=None,
+    top: int = 5,
+) -> SearchResult:
     """Loads the data, builds the search space and the tuner, searches, and writes the summaries.
 
     Args:
@@ -171,22 +219,41 @@ def run_search(config: TuneConfig, download: bool = True, verbose: Any = "auto",
     keras.utils.set_random_seed(config.seed)
     print(f"tfcourse: loading {config.data.dataset} ...", flush=True)
     dataset, splits, pipelines = data.load_pipelines(config.data, config.seed, download=download)
-    print(f"tfcourse: {dataset.source}: {pipelines.num_classes} classes, images {pipelines.input_shape}, "
-          f"split {splits.protocol} {splits.sizes()}; the test split is not used by the search", flush=True)
-    hyperparameters = hparams.make_search_space(config.model, config.space, pipelines.input_shape,
-                                                pipelines.num_classes, batch_size=config.data.batch_size)
+    print(
+        f"tfcourse: {dataset.source}: {pipelines.num_classes} classes, images {pipelines.input_shape}, "
+        f"split {splits.protocol} {splits.sizes()}; the test split is not used by the search",
+        flush=True,
+    )
+    hyperparameters = hparams.make_search_space(
+        config.model, config.space, pipelines.input_shape, pipelines.num_classes, batch_size=config.data.batch_size
+    )
 
     directory = project_dir(config)
     record = search_record(config, pipelines.input_shape, pipelines.num_classes)
     check_project(directory, record, config.overwrite and role != "worker")
-    hypermodel = tuners.make_hypermodel(config.model, pipelines.input_shape, pipelines.num_classes,
-                                        config.steps_per_execution, make_train=pipelines.make_train,
-                                        batch_size=pipelines.batch_size, seed=config.seed)
+    hypermodel = tuners.make_hypermodel(
+        config.model,
+        pipelines.input_shape,
+        pipelines.num_classes,
+        config.steps_per_execution,
+        make_train=pipelines.make_train,
+        batch_size=pipelines.batch_size,
+        seed=config.seed,
+    )
     tuner = tuners.make_tuner(
-        config.tuner, hypermodel, objective=config.objective, max_trials=config.max_trials,
-        max_epochs=config.max_epochs, factor=config.factor, executions_per_trial=config.executions_per_trial,
-        directory=config.directory, project_name=project_name(config), overwrite=config.overwrite and role != "worker",
-        seed=config.seed, hyperparameters=hyperparameters, distribution_strategy=distribution_strategy,
+        config.tuner,
+        hypermodel,
+        objective=config.objective,
+        max_trials=config.max_trials,
+        max_epochs=config.max_epochs,
+        factor=config.factor,
+        executions_per_trial=config.executions_per_trial,
+        directory=config.directory,
+        project_name=project_name(config),
+        overwrite=config.overwrite and role != "worker",
+        seed=config.seed,
+        hyperparameters=hyperparameters,
+        distribution_strategy=distribution_strategy,
         max_minutes=config.max_minutes,
     )
     if role != "worker":
@@ -196,10 +263,20 @@ def run_search(config: TuneConfig, download: bool = True, verbose: Any = "auto",
     if role == "worker":  # the oracle is the chief's, behind gRPC
         print(f"tfcourse: worker {tuner.tuner_id} asking the chief for trials of {directory}", flush=True)
     else:
-        print(f"tfcourse: {config.tuner} search of {config.model} in {directory} "
-              f"({len(tuner.oracle.trials)} trials there already)", flush=True)
-    finished = tuners.run_search(tuner, pipelines, epochs=config.epochs, patience=config.patience, verbose=verbose,
-                                 log_dir=os.path.join(directory, "logs"), lr_schedule=config.lr_schedule)
+        print(
+            f"tfcourse: {config.tuner} search of {config.model} in {directory} "
+            f"({len(tuner.oracle.trials)} trials there already)",
+            flush=True,
+        )
+    finished = tuners.run_search(
+        tuner,
+        pipelines,
+        epochs=config.epochs,
+        patience=config.patience,
+        verbose=verbose,
+        log_dir=os.path.join(directory, "logs"),
+        lr_schedule=config.lr_schedule,
+    )
     if not finished:
         print(f"tfcourse: time budget of {config.max_minutes} min spent; no new trials started", flush=True)
     if role == "worker":
@@ -226,13 +303,27 @@ def best_trial_settings(project_directory: str) -> Dict[str, Any]:
     if not rows:
         raise ValueError(f"{project_directory} has no completed trial to retrain; run the search first.")
     best = sorted(rows, key=lambda row: row["score"], reverse=direction == "max")[0]
-    values = {key[3:]: value for key, value in best.items() if key.startswith("hp/") and not key.startswith("hp/tuner/")}
-    return {"trial_id": best["trial_id"], "score": best["score"], "best_epoch": best["best_epoch"], "hyperparameters": values}
+    values = {
+        key[3:]: value for key, value in best.items() if key.startswith("hp/") and not key.startswith("hp/tuner/")
+    }
+    return {
+        "trial_id": best["trial_id"],
+        "score": best["score"],
+        "best_epoch": best["best_epoch"],
+        "hyperparameters": values,
+    }
 
 
-def retrain_best(config: TuneConfig, project_directory: str, train_on: str = "train", epochs: Optional[int] = None,
-                 output_dir: Optional[str] = None, export_dir: str = "saved_models", download: bool = True,
-                 verbose: Any = "auto"):
+def retrain_best(
+    config: TuneConfig,
+    project_directory: str,
+    train_on: str = "train",
+    epochs: Optional[int] = None,
+    output_dir: Optional[str] = None,
+    export_dir: str = "saved_models",
+    download: bool = True,
+    verbose: Any = "auto",
+):
     """Trains the best trial's hyperparameters afresh, evaluates once on test, and exports a SavedModel.
 
     The model trains for the best trial's best epoch count (``epochs`` overrides it) on
@@ -248,15 +339,28 @@ def retrain_best(config: TuneConfig, project_directory: str, train_on: str = "tr
     batch_size = int(values.pop("batch_size", config.data.batch_size))
     run_epochs = epochs or best["best_epoch"]
     train_config = TrainConfig(
-        model=config.model, epochs=run_epochs, patience=config.patience, seed=config.seed, hp=values,
-        output_dir=output_dir, export=True, export_dir=export_dir,
-        steps_per_execution=config.steps_per_execution, train_on=train_on, lr_schedule=config.lr_schedule,
+        model=config.model,
+        epochs=run_epochs,
+        patience=config.patience,
+        seed=config.seed,
+        hp=values,
+        output_dir=output_dir,
+        export=True,
+        export_dir=export_dir,
+        steps_per_execution=config.steps_per_execution,
+        train_on=train_on,
+        lr_schedule=config.lr_schedule,
         data=dataclasses.replace(config.data, batch_size=batch_size),
     )
-    print(f"tfcourse: retraining trial {best['trial_id']} (val score {best['score']:.4f}, best epoch "
-          f"{best['best_epoch']}) for {run_epochs} epochs on {train_on}, batch size {batch_size}", flush=True)
+    print(
+        f"tfcourse: retraining trial {best['trial_id']} (val score {best['score']:.4f}, best epoch "
+        f"{best['best_epoch']}) for {run_epochs} epochs on {train_on}, batch size {batch_size}",
+        flush=True,
+    )
     return runs.train_and_evaluate(
-        train_config, download=download, verbose=verbose,
+        train_config,
+        download=download,
+        verbose=verbose,
         record_extra={"tuned_from": {"project_dir": os.path.abspath(project_directory), **best}},
     )
 
@@ -269,6 +373,15 @@ def load_tuner(project_directory: str):
         return None
     hypermodel = tuners.make_hypermodel(record["model"], record["input_shape"], record["num_classes"])
     parent, name = os.path.split(os.path.normpath(project_directory))
-    return tuners.make_tuner(record["tuner"], hypermodel, objective=record["objective"],
-                             max_trials=record["max_trials"], max_epochs=record["max_epochs"], factor=record["factor"],
-                             directory=parent or ".", project_name=name, overwrite=False, seed=record["seed"])
+    return tuners.make_tuner(
+        record["tuner"],
+        hypermodel,
+        objective=record["objective"],
+        max_trials=record["max_trials"],
+        max_epochs=record["max_epochs"],
+        factor=record["factor"],
+        directory=parent or ".",
+        project_name=name,
+        overwrite=False,
+        seed=record["seed"],
+    )

@@ -11,59 +11,109 @@ import sys
 from typing import List, Optional
 
 from tfcourse.cli_args import (
-    DEFAULTS, add_data_arguments, data_config_from_args, hp_override, layer, positive_float, positive_int, print_space, verbosity,
+    DEFAULTS,
+    add_data_arguments,
+    data_config_from_args,
+    hp_override,
+    layer,
+    positive_float,
+    positive_int,
+    print_space,
+    verbosity,
 )
 from tfcourse.config import LR_SCHEDULES, TRANSFER_MODEL, TrainConfig
 from tfcourse.models import MODELS
 from tfcourse.rundir import cli_errors
 
 
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tfcourse.train",
         description="Train a model on an image dataset, evaluate it on the test split, save a run folder "
-                    "(config.json, history.json, history.csv, metrics.json, model.keras, TensorBoard logs/) "
-                    "and optionally export a TensorFlow Serving SavedModel.",
+        "(config.json, history.json, history.csv, metrics.json, model.keras, TensorBoard logs/) "
+        "and optionally export a TensorFlow Serving SavedModel.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--model", default=None, choices=sorted(MODELS),
-                        help=f"registered model to train (default {DEFAULTS.model})")
+    parser.add_argument(
+        "--model", default=None, choices=sorted(MODELS), help=f"registered model to train (default {DEFAULTS.model})"
+    )
     add_data_arguments(parser)
     parser.add_argument("--epochs", type=positive_int, default=DEFAULTS.epochs, help="maximum epochs")
-    parser.add_argument("--patience", type=int, default=DEFAULTS.patience,
-                        help="early stopping: epochs without val_loss improvement")
-    parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=DEFAULTS.lr_schedule,
-                        help="plateau: cut the learning rate to 30%% after patience/2 epochs without val_loss "
-                             "improvement; cosine: decay it to ~0 over --epochs (usual for the attention model)")
+    parser.add_argument(
+        "--patience", type=int, default=DEFAULTS.patience, help="early stopping: epochs without val_loss improvement"
+    )
+    parser.add_argument(
+        "--lr-schedule",
+        choices=LR_SCHEDULES,
+        default=DEFAULTS.lr_schedule,
+        help="plateau: cut the learning rate to 30%% after patience/2 epochs without val_loss "
+        "improvement; cosine: decay it to ~0 over --epochs (usual for the attention model)",
+    )
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed, help="fixes splits, initialisation and shuffling")
     parser.add_argument("--deterministic", action="store_true", help="also force deterministic TensorFlow kernels")
-    parser.add_argument("--steps-per-execution", type=positive_int, default=DEFAULTS.steps_per_execution,
-                        help="training steps per graph call")
-    parser.add_argument("--hp", type=hp_override, action="append", default=[], metavar="KEY=VALUE",
-                        help="fix a hyperparameter, e.g. --hp conv_blocks=3 --hp dropout=0.3 (repeatable)")
+    parser.add_argument(
+        "--steps-per-execution",
+        type=positive_int,
+        default=DEFAULTS.steps_per_execution,
+        help="training steps per graph call",
+    )
+    parser.add_argument(
+        "--hp",
+        type=hp_override,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="fix a hyperparameter, e.g. --hp conv_blocks=3 --hp dropout=0.3 (repeatable)",
+    )
     transfer = parser.add_argument_group("transfer learning")
-    transfer.add_argument("--base", default=None, metavar="MODEL_OR_PATH",
-                          help="pretrained base: ResNet50 or VGG16 (keras.applications), or a run folder / .keras file "
-                               "of a trained model; its convolutional base gets a new dense head (model 'transfer')")
-    transfer.add_argument("--base-weights", default=DEFAULTS.base_weights,
-                          help="weights of a ResNet50/VGG16 base: imagenet, none, or a local no-top weights file")
+    transfer.add_argument(
+        "--base",
+        default=None,
+        metavar="MODEL_OR_PATH",
+        help="pretrained base: ResNet50 or VGG16 (keras.applications), or a run folder / .keras file "
+        "of a trained model; its convolutional base gets a new dense head (model 'transfer')",
+    )
+    transfer.add_argument(
+        "--base-weights",
+        default=DEFAULTS.base_weights,
+        help="weights of a ResNet50/VGG16 base: imagenet, none, or a local no-top weights file",
+    )
     transfer.add_argument("--freeze-base", action="store_true", help="train only the new head; the base stays as it is")
-    transfer.add_argument("--fine-tune-at", type=layer, default=None, metavar="LAYER",
-                          help="after training the head, unfreeze the base from this layer (name or index) up")
-    transfer.add_argument("--fine-tune-epochs", type=positive_int, default=DEFAULTS.fine_tune_epochs,
-                          help="epochs of fine-tuning after --fine-tune-at")
-    transfer.add_argument("--fine-tune-lr-scale", type=positive_float, default=DEFAULTS.fine_tune_lr_scale,
-                          help="fine-tuning learning rate = learning_rate times this")
+    transfer.add_argument(
+        "--fine-tune-at",
+        type=layer,
+        default=None,
+        metavar="LAYER",
+        help="after training the head, unfreeze the base from this layer (name or index) up",
+    )
+    transfer.add_argument(
+        "--fine-tune-epochs",
+        type=positive_int,
+        default=DEFAULTS.fine_tune_epochs,
+        help="epochs of fine-tuning after --fine-tune-at",
+    )
+    transfer.add_argument(
+        "--fine-tune-lr-scale",
+        type=positive_float,
+        default=DEFAULTS.fine_tune_lr_scale,
+        help="fine-tuning learning rate = learning_rate times this",
+    )
     parser.add_argument("--list-hp", action="store_true", help="print the model's hyperparameters and exit")
     parser.add_argument("--output-dir", default=None, help="run folder (default runs/<model>-<dataset>-<time>)")
-    parser.add_argument("--no-report", action="store_true",
-                        help="skip report.html/report.md (figures, Grad-CAM gallery); python -m tfcourse.report RUN "
-                             "writes it later")
+    parser.add_argument(
+        "--no-report",
+        action="store_true",
+        help="skip report.html/report.md (figures, Grad-CAM gallery); python -m tfcourse.report RUN writes it later",
+    )
     parser.add_argument("--export", action="store_true", help="export a TensorFlow Serving SavedModel")
     parser.add_argument("--export-dir", default=DEFAULTS.export_dir, help="export root: <dir>/<model>/<version>/")
-    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
-                        help="Keras progress output (default: bar on a terminal, a line per epoch otherwise)")
+    parser.add_argument(
+        "--verbose",
+        type=int,
+        choices=(0, 1, 2),
+        default=None,
+        help="Keras progress output (default: bar on a terminal, a line per epoch otherwise)",
+    )
     return parser
 
 
@@ -71,12 +121,24 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     data = data_config_from_args(args)
     model = args.model or (TRANSFER_MODEL if args.base else DEFAULTS.model)
     return TrainConfig(
-        model=model, base=args.base, base_weights=args.base_weights, freeze_base=args.freeze_base,
-        fine_tune_at=args.fine_tune_at, fine_tune_epochs=args.fine_tune_epochs,
-        fine_tune_lr_scale=args.fine_tune_lr_scale, epochs=args.epochs, patience=args.patience,
-        lr_schedule=args.lr_schedule, seed=args.seed, hp=dict(args.hp),
-        output_dir=args.output_dir, export=args.export, export_dir=args.export_dir,
-        steps_per_execution=args.steps_per_execution, deterministic=args.deterministic, report=not args.no_report,
+        model=model,
+        base=args.base,
+        base_weights=args.base_weights,
+        freeze_base=args.freeze_base,
+        fine_tune_at=args.fine_tune_at,
+        fine_tune_epochs=args.fine_tune_epochs,
+        fine_tune_lr_scale=args.fine_tune_lr_scale,
+        epochs=args.epochs,
+        patience=args.patience,
+        lr_schedule=args.lr_schedule,
+        seed=args.seed,
+        hp=dict(args.hp),
+        output_dir=args.output_dir,
+        export=args.export,
+        export_dir=args.export_dir,
+        steps_per_execution=args.steps_per_execution,
+        deterministic=args.deterministic,
+        report=not args.no_report,
         data=data,
     )
 

@@ -61,10 +61,13 @@ def feature_extractor(model, name: str = BASE_NAME):
         candidates = [layer for layer in layers if type(layer).__name__ in FEATURE_TYPES]
         feature = candidates[-1] if candidates else None
     has_conv = feature is not None and any(
-        isinstance(layer, keras.layers.Conv2D) for layer in layers[: layers.index(feature)])
+        isinstance(layer, keras.layers.Conv2D) for layer in layers[: layers.index(feature)]
+    )
     if not has_conv:
-        raise ValueError(f"Model {model.name!r} has no convolutional base (convolutions followed by a Flatten or "
-                         "global pooling layer); transfer learning needs a CNN such as vgg, cnn or resnet_small.")
+        raise ValueError(
+            f"Model {model.name!r} has no convolutional base (convolutions followed by a Flatten or "
+            "global pooling layer); transfer learning needs a CNN such as vgg, cnn or resnet_small."
+        )
     return keras.Model(model.inputs, feature.output, name=name)
 
 
@@ -92,8 +95,10 @@ def build(hp, input_shape, num_classes, base: str, base_weights: str = "imagenet
         trained = load_keras_model(resolve_base_path(base), compile=False)
         base_model = feature_extractor(trained)
         if tuple(base_model.input_shape[1:]) != tuple(input_shape):
-            raise ValueError(f"Base {base} takes images of shape {tuple(base_model.input_shape[1:])}, the data has "
-                             f"{tuple(input_shape)}; use a dataset of that shape (or --image-size for a folder).")
+            raise ValueError(
+                f"Base {base} takes images of shape {tuple(base_model.input_shape[1:])}, the data has "
+                f"{tuple(input_shape)}; use a dataset of that shape (or --image-size for a folder)."
+            )
         x = inputs
     base_model.trainable = not freeze_base
     x = base_model(x, training=False)
@@ -126,8 +131,9 @@ def fine_tune_start(model, layer) -> int:
     if layer in names:
         return names.index(layer)
     weighted = [item.name for item in base.layers if item.weights]
-    raise ValueError(f"--fine-tune-at {layer!r} is not a layer of the base; its layers with weights are: "
-                     f"{', '.join(weighted)}.")
+    raise ValueError(
+        f"--fine-tune-at {layer!r} is not a layer of the base; its layers with weights are: {', '.join(weighted)}."
+    )
 
 
 def unfreeze_from(model, layer) -> List[str]:
@@ -157,8 +163,13 @@ def trainable_layers(model) -> Dict[str, Any]:
             if hasattr(layer, "layers") and layer.layers and layer.name == BASE_NAME:
                 walk(layer.layers, f"{prefix}{layer.name}/")
             elif layer.weights:
-                rows.append((prefix + layer.name, bool(layer.trainable_weights),
-                             sum(math.prod(w.shape) for w in layer.trainable_weights)))
+                rows.append(
+                    (
+                        prefix + layer.name,
+                        bool(layer.trainable_weights),
+                        sum(math.prod(w.shape) for w in layer.trainable_weights),
+                    )
+                )
 
     walk(model.layers, "")
     return {
@@ -170,13 +181,17 @@ def trainable_layers(model) -> Dict[str, Any]:
 
 
 def describe(base: str, base_weights: Optional[str], freeze_base: bool, fine_tune_at: Optional[str]) -> Dict[str, Any]:
-    return {"base": base if is_application(base) else os.path.abspath(resolve_base_path(base)),
-            "base_weights": base_weights if is_application(base) else "trained model",
-            "freeze_base": freeze_base, "fine_tune_at": fine_tune_at}
+    return {
+        "base": base if is_application(base) else os.path.abspath(resolve_base_path(base)),
+        "base_weights": base_weights if is_application(base) else "trained model",
+        "freeze_base": freeze_base,
+        "fine_tune_at": fine_tune_at,
+    }
 
 
-def check_arguments(base: Optional[str], freeze_base: bool, fine_tune_at: Optional[str],
-                    base_weights: str, model_given: bool) -> None:
+def check_arguments(
+    base: Optional[str], freeze_base: bool, fine_tune_at: Optional[str], base_weights: str, model_given: bool
+) -> None:
     """Raises ``ValueError`` for transfer settings that cannot work together."""
     if base is None:
         if freeze_base or fine_tune_at is not None:
@@ -185,8 +200,10 @@ def check_arguments(base: Optional[str], freeze_base: bool, fine_tune_at: Option
     if model_given:
         raise ValueError("--base replaces --model (the new model is the base plus a new head); drop --model.")
     if fine_tune_at is not None and not freeze_base:
-        raise ValueError("--fine-tune-at unfreezes part of a frozen base; add --freeze-base (without it the whole "
-                         "base trains from the start).")
+        raise ValueError(
+            "--fine-tune-at unfreezes part of a frozen base; add --freeze-base (without it the whole "
+            "base trains from the start)."
+        )
     if is_application(base):
         if base_weights not in ("imagenet", "none") and not os.path.isfile(base_weights):
             raise ValueError(f"--base-weights {base_weights!r}: give imagenet, none or an existing weights file.")

@@ -12,13 +12,18 @@ import socket
 import sys
 from typing import Any, Dict, List, Optional
 
+from tfcourse import rundir
+from tfcourse.cli_args import (
+    add_data_arguments,
+    data_config_from_args,
+    positive_float,
+    positive_int,
+    print_space,
+    verbosity,
+)
 from tfcourse.config import LR_SCHEDULES, OBJECTIVES, TRAIN_ON, TUNER_KINDS, TuneConfig
 from tfcourse.models import MODELS
-from tfcourse import rundir
 from tfcourse.rundir import cli_errors
-from tfcourse.cli_args import (
-    add_data_arguments, data_config_from_args, positive_float, positive_int, print_space, verbosity,
-)
 
 DEFAULTS = TuneConfig()
 
@@ -47,8 +52,9 @@ def load_space(items) -> Dict[str, Any]:
         if key != "@file":
             space[key] = value
             continue
-        loaded = rundir.read_json(value, "search-space file",
-                                  "Give a JSON object of name -> value, list or range (docs/tuning.md).")
+        loaded = rundir.read_json(
+            value, "search-space file", "Give a JSON object of name -> value, list or range (docs/tuning.md)."
+        )
         if not isinstance(loaded, dict):
             raise ValueError(f"Search-space file {value} must hold a JSON object of name -> value, list or range.")
         space.update(loaded)
@@ -66,73 +72,162 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tfcourse.tune",
         description="Search a model's hyperparameters with KerasTuner (trials train on the train split and are "
-                    "scored on the validation split), write trials.csv/trials.json/summary.md and plots, and "
-                    "optionally retrain the best trial, evaluate it once on test and export it.",
+        "scored on the validation split), write trials.csv/trials.json/summary.md and plots, and "
+        "optionally retrain the best trial, evaluate it once on test and export it.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--model", default=DEFAULTS.model, choices=sorted(MODELS), help="registered model to tune")
-    parser.add_argument("--tuner", default=DEFAULTS.tuner, choices=TUNER_KINDS,
-                        help="RandomSearch, Hyperband or BayesianOptimization")
-    parser.add_argument("--max-trials", type=positive_int, default=DEFAULTS.max_trials,
-                        help="trials (random, bayesian); Hyperband sizes itself from --max-epochs and --factor")
-    parser.add_argument("--epochs", type=positive_int, default=DEFAULTS.epochs,
-                        help="epochs per trial (random, bayesian), early stopping may end a trial sooner")
-    parser.add_argument("--max-epochs", type=positive_int, default=DEFAULTS.max_epochs,
-                        help="Hyperband: epochs of the models that reach the last round")
+    parser.add_argument(
+        "--tuner", default=DEFAULTS.tuner, choices=TUNER_KINDS, help="RandomSearch, Hyperband or BayesianOptimization"
+    )
+    parser.add_argument(
+        "--max-trials",
+        type=positive_int,
+        default=DEFAULTS.max_trials,
+        help="trials (random, bayesian); Hyperband sizes itself from --max-epochs and --factor",
+    )
+    parser.add_argument(
+        "--epochs",
+        type=positive_int,
+        default=DEFAULTS.epochs,
+        help="epochs per trial (random, bayesian), early stopping may end a trial sooner",
+    )
+    parser.add_argument(
+        "--max-epochs",
+        type=positive_int,
+        default=DEFAULTS.max_epochs,
+        help="Hyperband: epochs of the models that reach the last round",
+    )
     parser.add_argument("--factor", type=int, default=DEFAULTS.factor, help="Hyperband: reduction factor")
-    parser.add_argument("--executions-per-trial", type=positive_int, default=DEFAULTS.executions_per_trial,
-                        help="models trained per trial (scores averaged)")
-    parser.add_argument("--objective", default=DEFAULTS.objective, choices=OBJECTIVES,
-                        help="validation metric to optimise")
-    parser.add_argument("--patience", type=int, default=DEFAULTS.patience,
-                        help="early stopping inside a trial: epochs without val_loss improvement")
-    parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=DEFAULTS.lr_schedule,
-                        help="plateau: cut the learning rate on val_loss plateaus; cosine: decay it to ~0 over --epochs "
-                             "(Hyperband: --max-epochs), in every trial and in the retrained model")
-    parser.add_argument("--space", type=_space_item, action="append", default=[], metavar="KEY=VALUE|FILE.json",
-                        help="fix (filters=64), give choices (filters=[64,128]) or narrow (learning_rate=1e-4..3e-3) "
-                             "a hyperparameter, or read such entries from a JSON file (repeatable)")
-    parser.add_argument("--show-space", action="store_true", help="print the search space (with --space applied) and exit")
-    parser.add_argument("--max-minutes", type=positive_float, default=None,
-                        help="start no new trial after this many minutes (a time budget)")
+    parser.add_argument(
+        "--executions-per-trial",
+        type=positive_int,
+        default=DEFAULTS.executions_per_trial,
+        help="models trained per trial (scores averaged)",
+    )
+    parser.add_argument(
+        "--objective", default=DEFAULTS.objective, choices=OBJECTIVES, help="validation metric to optimise"
+    )
+    parser.add_argument(
+        "--patience",
+        type=int,
+        default=DEFAULTS.patience,
+        help="early stopping inside a trial: epochs without val_loss improvement",
+    )
+    parser.add_argument(
+        "--lr-schedule",
+        choices=LR_SCHEDULES,
+        default=DEFAULTS.lr_schedule,
+        help="plateau: cut the learning rate on val_loss plateaus; cosine: decay it to ~0 over --epochs "
+        "(Hyperband: --max-epochs), in every trial and in the retrained model",
+    )
+    parser.add_argument(
+        "--space",
+        type=_space_item,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE|FILE.json",
+        help="fix (filters=64), give choices (filters=[64,128]) or narrow (learning_rate=1e-4..3e-3) "
+        "a hyperparameter, or read such entries from a JSON file (repeatable)",
+    )
+    parser.add_argument(
+        "--show-space", action="store_true", help="print the search space (with --space applied) and exit"
+    )
+    parser.add_argument(
+        "--max-minutes",
+        type=positive_float,
+        default=None,
+        help="start no new trial after this many minutes (a time budget)",
+    )
     parser.add_argument("--directory", default=DEFAULTS.directory, help="root of the search directories")
-    parser.add_argument("--project-name", default=None, help="search directory name (default <model>-<dataset>-<tuner>)")
+    parser.add_argument(
+        "--project-name", default=None, help="search directory name (default <model>-<dataset>-<tuner>)"
+    )
     parser.add_argument("--overwrite", action="store_true", help="start afresh instead of resuming an existing search")
-    parser.add_argument("--summary", metavar="DIR", default=None,
-                        help="only (re)write the summaries and plots of an existing search directory, and print them")
+    parser.add_argument(
+        "--summary",
+        metavar="DIR",
+        default=None,
+        help="only (re)write the summaries and plots of an existing search directory, and print them",
+    )
     parser.add_argument("--top", type=positive_int, default=5, help="trials listed in the summaries")
     add_data_arguments(parser)
-    parser.add_argument("--seed", type=int, default=DEFAULTS.seed,
-                        help="fixes the split, the tuner's sampling and each trial's initialisation")
-    parser.add_argument("--steps-per-execution", type=positive_int, default=DEFAULTS.steps_per_execution,
-                        help="training steps per graph call")
-    parser.add_argument("--retrain", action="store_true",
-                        help="after the search, retrain the best trial, evaluate on test once and export it")
-    parser.add_argument("--retrain-on", default="train", choices=TRAIN_ON,
-                        help="what the retrained model fits on")
-    parser.add_argument("--retrain-epochs", type=positive_int, default=None,
-                        help="epochs for the retrained model (default: the best trial's best epoch count)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=DEFAULTS.seed,
+        help="fixes the split, the tuner's sampling and each trial's initialisation",
+    )
+    parser.add_argument(
+        "--steps-per-execution",
+        type=positive_int,
+        default=DEFAULTS.steps_per_execution,
+        help="training steps per graph call",
+    )
+    parser.add_argument(
+        "--retrain",
+        action="store_true",
+        help="after the search, retrain the best trial, evaluate on test once and export it",
+    )
+    parser.add_argument("--retrain-on", default="train", choices=TRAIN_ON, help="what the retrained model fits on")
+    parser.add_argument(
+        "--retrain-epochs",
+        type=positive_int,
+        default=None,
+        help="epochs for the retrained model (default: the best trial's best epoch count)",
+    )
     parser.add_argument("--output-dir", default=None, help="run folder of the retrained model (default runs/...)")
     parser.add_argument("--export-dir", default="saved_models", help="export root of the retrained model")
-    parser.add_argument("--role", choices=("chief", "worker"), default=None,
-                        help="KerasTuner distributed mode: the chief hands out trials, workers train them")
-    parser.add_argument("--oracle", type=_oracle_address, default=None, metavar="HOST:PORT",
-                        help="the chief's address (the chief listens on it); needed with --role")
+    parser.add_argument(
+        "--role",
+        choices=("chief", "worker"),
+        default=None,
+        help="KerasTuner distributed mode: the chief hands out trials, workers train them",
+    )
+    parser.add_argument(
+        "--oracle",
+        type=_oracle_address,
+        default=None,
+        metavar="HOST:PORT",
+        help="the chief's address (the chief listens on it); needed with --role",
+    )
     parser.add_argument("--tuner-id", default=None, help="a worker's unique name (default worker-<host>-<pid>)")
-    parser.add_argument("--distribution", choices=("none", "mirrored"), default="none",
-                        help="mirrored: train each trial's model with tf.distribute.MirroredStrategy over local devices")
-    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
-                        help="Keras progress output (default: bar on a terminal, a line per epoch otherwise)")
+    parser.add_argument(
+        "--distribution",
+        choices=("none", "mirrored"),
+        default="none",
+        help="mirrored: train each trial's model with tf.distribute.MirroredStrategy over local devices",
+    )
+    parser.add_argument(
+        "--verbose",
+        type=int,
+        choices=(0, 1, 2),
+        default=None,
+        help="Keras progress output (default: bar on a terminal, a line per epoch otherwise)",
+    )
     return parser
 
 
 def config_from_args(args: argparse.Namespace) -> TuneConfig:
     return TuneConfig(
-        model=args.model, tuner=args.tuner, max_trials=args.max_trials, epochs=args.epochs,
-        max_epochs=args.max_epochs, factor=args.factor, executions_per_trial=args.executions_per_trial,
-        objective=args.objective, patience=args.patience, space=load_space(args.space), directory=args.directory,
-        project_name=args.project_name, overwrite=args.overwrite, max_minutes=args.max_minutes, seed=args.seed,
-        steps_per_execution=args.steps_per_execution, lr_schedule=args.lr_schedule, data=data_config_from_args(args),
+        model=args.model,
+        tuner=args.tuner,
+        max_trials=args.max_trials,
+        epochs=args.epochs,
+        max_epochs=args.max_epochs,
+        factor=args.factor,
+        executions_per_trial=args.executions_per_trial,
+        objective=args.objective,
+        patience=args.patience,
+        space=load_space(args.space),
+        directory=args.directory,
+        project_name=args.project_name,
+        overwrite=args.overwrite,
+        max_minutes=args.max_minutes,
+        seed=args.seed,
+        steps_per_execution=args.steps_per_execution,
+        lr_schedule=args.lr_schedule,
+        data=data_config_from_args(args),
     )
 
 
@@ -191,12 +286,25 @@ def main(argv: Optional[List[str]] = None) -> int:
 
             strategy = tf.distribute.MirroredStrategy()
             print(f"tfcourse: MirroredStrategy over {strategy.num_replicas_in_sync} device(s)", flush=True)
-        result = search.run_search(config, download=not args.no_download, verbose=verbosity(args), role=args.role,
-                                   distribution_strategy=strategy, top=args.top)
+        result = search.run_search(
+            config,
+            download=not args.no_download,
+            verbose=verbosity(args),
+            role=args.role,
+            distribution_strategy=strategy,
+            top=args.top,
+        )
         if args.retrain and args.role != "worker":
-            search.retrain_best(config, result.project_dir, train_on=args.retrain_on, epochs=args.retrain_epochs,
-                                output_dir=args.output_dir, export_dir=args.export_dir,
-                                download=not args.no_download, verbose=verbosity(args))
+            search.retrain_best(
+                config,
+                result.project_dir,
+                train_on=args.retrain_on,
+                epochs=args.retrain_epochs,
+                output_dir=args.output_dir,
+                export_dir=args.export_dir,
+                download=not args.no_download,
+                verbose=verbosity(args),
+            )
     return 0
 
 

@@ -25,8 +25,8 @@ import keras
 import keras_tuner as kt
 
 from tfcourse import fit, hparams, plots, rundir
-from tfcourse.models import build_model, get_spec
 from tfcourse.config import TUNER_KINDS
+from tfcourse.models import build_model, get_spec
 
 TRIAL_STATS_FILE = "tfcourse_trial.json"
 SEARCH_FILE = "search.json"  # tfcourse's record of a search's settings (written by tfcourse.search)
@@ -36,8 +36,15 @@ class BudgetSpent(Exception):
     """Raised between trials once a search's time budget is used up."""
 
 
-def make_hypermodel(model_name: str, input_shape: Sequence[int], num_classes: int, steps_per_execution: int = 8,
-                    make_train: Optional[Callable[[int], Any]] = None, batch_size: Optional[int] = None, seed: int = 42):
+def make_hypermodel(
+    model_name: str,
+    input_shape: Sequence[int],
+    num_classes: int,
+    steps_per_execution: int = 8,
+    make_train: Optional[Callable[[int], Any]] = None,
+    batch_size: Optional[int] = None,
+    seed: int = 42,
+):
     """A ``keras_tuner.HyperModel`` whose ``build(hp)`` is the registry builder plus ``fit.compile_model``.
 
     Args:
@@ -101,8 +108,9 @@ def _best_index(values: Sequence[float], direction: str) -> int:
     return pick(range(len(values)), key=values.__getitem__)
 
 
-def best_epoch(records: Sequence[Dict[str, Sequence[float]]], objective: str, direction: str,
-               initial_epoch: int = 0) -> Optional[int]:
+def best_epoch(
+    records: Sequence[Dict[str, Sequence[float]]], objective: str, direction: str, initial_epoch: int = 0
+) -> Optional[int]:
     """The 1-based epoch a trial's models were best at, counted from the search's first epoch.
 
     With several executions per trial it is KerasTuner's own choice (``get_best_step``: the
@@ -166,10 +174,24 @@ def _tuner_class(kind: str):
     return CourseTuner
 
 
-def make_tuner(kind: str, hypermodel, *, objective: str = "val_accuracy", max_trials: int = 10, max_epochs: int = 10,
-               factor: int = 3, executions_per_trial: int = 1, directory: str = "tuning", project_name: str = "search",
-               overwrite: bool = False, seed: int = 42, hyperparameters=None, max_consecutive_failed_trials: int = 3,
-               distribution_strategy=None, max_minutes: Optional[float] = None):
+def make_tuner(
+    kind: str,
+    hypermodel,
+    *,
+    objective: str = "val_accuracy",
+    max_trials: int = 10,
+    max_epochs: int = 10,
+    factor: int = 3,
+    executions_per_trial: int = 1,
+    directory: str = "tuning",
+    project_name: str = "search",
+    overwrite: bool = False,
+    seed: int = 42,
+    hyperparameters=None,
+    max_consecutive_failed_trials: int = 3,
+    distribution_strategy=None,
+    max_minutes: Optional[float] = None,
+):
     """Builds a KerasTuner tuner.
 
     Args:
@@ -190,9 +212,15 @@ def make_tuner(kind: str, hypermodel, *, objective: str = "val_accuracy", max_tr
     """
     common = dict(
         objective=kt.Objective(objective, direction=objective_direction(objective)),
-        executions_per_trial=executions_per_trial, directory=directory, project_name=project_name,
-        overwrite=overwrite, seed=seed, hyperparameters=hyperparameters, tune_new_entries=True,
-        max_consecutive_failed_trials=max_consecutive_failed_trials, distribution_strategy=distribution_strategy,
+        executions_per_trial=executions_per_trial,
+        directory=directory,
+        project_name=project_name,
+        overwrite=overwrite,
+        seed=seed,
+        hyperparameters=hyperparameters,
+        tune_new_entries=True,
+        max_consecutive_failed_trials=max_consecutive_failed_trials,
+        distribution_strategy=distribution_strategy,
     )
     tuner_class = _tuner_class(kind)
     if kind == "hyperband":
@@ -214,8 +242,9 @@ def _write_oracle_state_atomically(oracle) -> None:
         rundir.write_text(oracle._get_oracle_fname(), json.dumps(oracle.get_state()))
 
     def save_trial(trial):
-        rundir.write_text(os.path.join(oracle._get_trial_dir(trial.trial_id), "trial.json"),
-                          json.dumps(trial.get_state()))
+        rundir.write_text(
+            os.path.join(oracle._get_trial_dir(trial.trial_id), "trial.json"), json.dumps(trial.get_state())
+        )
 
     oracle.save = save
     oracle._save_trial = save_trial
@@ -244,11 +273,15 @@ def unreadable_state(project_dir: str) -> List[Dict[str, str]]:
             except ValueError as error:
                 name = os.path.basename(path)
                 if name == "trial.json":
-                    fix = (f"remove that trial's folder (rm -r {os.path.dirname(path)}) and run the same command "
-                           "again: that trial is trained again")
+                    fix = (
+                        f"remove that trial's folder (rm -r {os.path.dirname(path)}) and run the same command "
+                        "again: that trial is trained again"
+                    )
                 elif name == "oracle.json":
-                    fix = ("the trials' own files are intact (--summary still reports them); to search again start "
-                           "afresh with --overwrite, or use another --project-name")
+                    fix = (
+                        "the trials' own files are intact (--summary still reports them); to search again start "
+                        "afresh with --overwrite, or use another --project-name"
+                    )
                 else:
                     fix = f"remove {path} (it holds only that tuner's own bookkeeping) and run again"
                 found.append({"path": path, "problem": str(error), "fix": fix})
@@ -263,8 +296,10 @@ def check_state(project_dir: str) -> None:
     """
     problems = unreadable_state(project_dir)
     if problems:
-        raise ValueError("Cannot resume the search: " + " ".join(
-            f"{problem['problem']} Fix: {problem['fix']}." for problem in problems))
+        raise ValueError(
+            "Cannot resume the search: "
+            + " ".join(f"{problem['problem']} Fix: {problem['fix']}." for problem in problems)
+        )
 
 
 def objective_direction(objective: str) -> str:
@@ -335,10 +370,15 @@ def read_search_record(project_dir: str) -> Optional[Dict[str, Any]]:
     path = os.path.join(project_dir, SEARCH_FILE)
     if not os.path.isfile(path):
         return None
-    record = rundir.read_json(path, "search record", "tfcourse writes it atomically, so something else changed it; "
-                                                      "restore it, or start afresh with --overwrite.")
+    record = rundir.read_json(
+        path,
+        "search record",
+        "tfcourse writes it atomically, so something else changed it; restore it, or start afresh with --overwrite.",
+    )
     if not isinstance(record, dict):
-        raise ValueError(f"{path}: the search record holds no JSON object; restore it, or start afresh with --overwrite.")
+        raise ValueError(
+            f"{path}: the search record holds no JSON object; restore it, or start afresh with --overwrite."
+        )
     return record
 
 
@@ -372,15 +412,26 @@ def summarize(project_dir: str, direction: Optional[str] = None, top: int = 5) -
     hp_columns = sorted((key for key in columns if key.startswith("hp/")), key=lambda key: key.startswith("hp/tuner/"))
     lines = [f"# Search summary: {os.path.basename(os.path.normpath(project_dir))}", ""]
     if record:
-        lines += [f"{record.get('tuner')} search over model `{record.get('model')}` on `{record.get('dataset')}` "
-                  f"(split {record.get('split')}), objective `{objective}` ({direction}imised on the validation "
-                  "split).", ""]
-        budget = (f"Hyperband rounds up to {record.get('max_epochs')} epochs (factor {record.get('factor')})"
-                  if record.get("tuner") == "hyperband" else f"up to {record.get('epochs')} epochs per trial")
-        lines += [f"Training: {budget}, early stopping after {record.get('patience')} epochs without val_loss "
-                  f"improvement, learning rate schedule `{record.get('lr_schedule', 'plateau')}`, "
-                  f"{record.get('executions_per_trial', 1)} model(s) per trial, seed {record.get('seed')}.", ""]
-    counts = {status: sum(row["status"] == status for row in rows) for status in sorted({row["status"] for row in rows})}
+        lines += [
+            f"{record.get('tuner')} search over model `{record.get('model')}` on `{record.get('dataset')}` "
+            f"(split {record.get('split')}), objective `{objective}` ({direction}imised on the validation "
+            "split).",
+            "",
+        ]
+        budget = (
+            f"Hyperband rounds up to {record.get('max_epochs')} epochs (factor {record.get('factor')})"
+            if record.get("tuner") == "hyperband"
+            else f"up to {record.get('epochs')} epochs per trial"
+        )
+        lines += [
+            f"Training: {budget}, early stopping after {record.get('patience')} epochs without val_loss "
+            f"improvement, learning rate schedule `{record.get('lr_schedule', 'plateau')}`, "
+            f"{record.get('executions_per_trial', 1)} model(s) per trial, seed {record.get('seed')}.",
+            "",
+        ]
+    counts = {
+        status: sum(row["status"] == status for row in rows) for status in sorted({row["status"] for row in rows})
+    }
     lines.append(f"{len(rows)} trials: " + ", ".join(f"{n} {status.lower()}" for status, n in counts.items()) + ".")
     for problem in unreadable:
         lines.append(f"Left out, unreadable: {problem['problem']} Fix: {problem['fix']}.")
@@ -411,8 +462,15 @@ def summarize(project_dir: str, direction: Optional[str] = None, top: int = 5) -
     return paths
 
 
-def run_search(tuner, pipelines, epochs: int, patience: int = 3, verbose: Any = "auto",
-               log_dir: Optional[str] = None, lr_schedule: str = "plateau") -> bool:
+def run_search(
+    tuner,
+    pipelines,
+    epochs: int,
+    patience: int = 3,
+    verbose: Any = "auto",
+    log_dir: Optional[str] = None,
+    lr_schedule: str = "plateau",
+) -> bool:
     """Runs ``tuner.search`` on the train pipeline, scored on validation (never on test).
 
     Each trial gets ``fit.standard_callbacks`` (learning-rate cut on plateau, or with

@@ -58,8 +58,9 @@ def layer_macs(layer, input_shapes: List[tuple], output_shape: Optional[tuple]) 
         return 0
     x = input_shapes[0]
     if isinstance(layer, layers.SeparableConv2D) or isinstance(layer, getattr(layers, "SeparableConv1D", ())):
-        depthwise = conv_macs(output_shape[1:-1], layer.kernel_size, x[-1], x[-1] * layer.depth_multiplier,
-                              groups=x[-1])
+        depthwise = conv_macs(
+            output_shape[1:-1], layer.kernel_size, x[-1], x[-1] * layer.depth_multiplier, groups=x[-1]
+        )
         return depthwise + math.prod(output_shape[1:-1]) * x[-1] * layer.depth_multiplier * layer.filters
     if isinstance(layer, (layers.DepthwiseConv2D, getattr(layers, "DepthwiseConv1D", ()))):
         return math.prod(output_shape[1:-1]) * x[-1] * layer.depth_multiplier * math.prod(layer.kernel_size)
@@ -75,8 +76,12 @@ def layer_macs(layer, input_shapes: List[tuple], output_shape: Optional[tuple]) 
         q_len, kv_len = math.prod(query[1:-1]), math.prod(value[1:-1])
         heads, key_dim = layer.num_heads, layer.key_dim
         value_dim = layer.value_dim or key_dim
-        projections = (q_len * query[-1] * heads * key_dim + kv_len * key[-1] * heads * key_dim
-                       + kv_len * value[-1] * heads * value_dim + q_len * heads * value_dim * output_shape[-1])
+        projections = (
+            q_len * query[-1] * heads * key_dim
+            + kv_len * key[-1] * heads * key_dim
+            + kv_len * value[-1] * heads * value_dim
+            + q_len * heads * value_dim * output_shape[-1]
+        )
         return projections + q_len * kv_len * heads * (key_dim + value_dim)
     return 0
 
@@ -95,14 +100,16 @@ def _rows(model, prefix: str = "") -> List[Dict[str, Any]]:
             output_shape = None
         input_shapes = _input_shapes(layer)
         own_params = sum(math.prod(w.shape) for w in layer.weights)
-        rows.append({
-            "name": prefix + layer.name,
-            "type": type(layer).__name__,
-            "output_shape": list(output_shape[1:]) if output_shape else None,
-            "params": int(own_params),
-            "trainable_params": int(sum(math.prod(w.shape) for w in layer.trainable_weights)),
-            "macs": int(layer_macs(layer, input_shapes, output_shape)),
-        })
+        rows.append(
+            {
+                "name": prefix + layer.name,
+                "type": type(layer).__name__,
+                "output_shape": list(output_shape[1:]) if output_shape else None,
+                "params": int(own_params),
+                "trainable_params": int(sum(math.prod(w.shape) for w in layer.trainable_weights)),
+                "macs": int(layer_macs(layer, input_shapes, output_shape)),
+            }
+        )
     return rows
 
 

@@ -22,19 +22,33 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tfcourse.cost",
         description="Print a model's cost report: per layer output shape, parameters and multiply-adds, "
-                    "totals and estimated training FLOPs per image.",
+        "totals and estimated training FLOPs per image.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--model", required=True,
-                        help="registered model name, or a .keras file, or a run folder with model.keras")
-    parser.add_argument("--input-shape", type=positive_int, nargs=3, metavar=("H", "W", "C"), default=(28, 28, 1),
-                        help="image shape to build a registered model for")
+    parser.add_argument(
+        "--model", required=True, help="registered model name, or a .keras file, or a run folder with model.keras"
+    )
+    parser.add_argument(
+        "--input-shape",
+        type=positive_int,
+        nargs=3,
+        metavar=("H", "W", "C"),
+        default=(28, 28, 1),
+        help="image shape to build a registered model for",
+    )
     parser.add_argument("--num-classes", type=positive_int, default=10, help="number of classes")
-    parser.add_argument("--hp", type=hp_override, action="append", default=[], metavar="KEY=VALUE",
-                        help="fix a hyperparameter of a registered model (repeatable)")
+    parser.add_argument(
+        "--hp",
+        type=hp_override,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="fix a hyperparameter of a registered model (repeatable)",
+    )
     parser.add_argument("--format", choices=("markdown", "json"), default="markdown", help="output format")
-    parser.add_argument("--summary-only", action="store_true",
-                        help="markdown: list only layers with parameters or multiply-adds")
+    parser.add_argument(
+        "--summary-only", action="store_true", help="markdown: list only layers with parameters or multiply-adds"
+    )
     return parser
 
 
@@ -49,8 +63,11 @@ def load_model_for_inspection(model: str, input_shape, num_classes: int, hp_over
     if os.path.isdir(model) or model.endswith(".keras"):
         path = model_file(model)
         if path is None:
-            raise ValueError(f"{model} is a folder without model.keras; give a run folder or a .keras file."
-                             if os.path.isdir(model) else f"Model file {model} does not exist.")
+            raise ValueError(
+                f"{model} is a folder without model.keras; give a run folder or a .keras file."
+                if os.path.isdir(model)
+                else f"Model file {model} does not exist."
+            )
         return models.load_keras_model(path, compile=False)
     hp = hparams.make_hyperparameters(model, dict(hp_overrides), input_shape, num_classes)
     return models.build_model(model, hp, input_shape, num_classes)

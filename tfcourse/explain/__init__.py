@@ -16,19 +16,42 @@ from __future__ import annotations
 from typing import Any, Dict, Optional, Sequence
 
 from tfcourse.explain.attention import (  # noqa: F401  (the package's face)
-    attention_layers, attention_maps, attention_rollout, attention_weights, patch_attention, token_grid,
     _attention_layer_index,
+    attention_layers,
+    attention_maps,
+    attention_rollout,
+    attention_weights,
+    patch_attention,
+    token_grid,
 )
 from tfcourse.explain.cams import (  # noqa: F401
-    CAM_METHODS, GRADIENT_METHODS, activation_maximization, feature_model, find_layer, gradcam, gradcam_tape,
-    last_conv_layer, normalize_maps, saliency, scorecam, _refuse_nested, _spatial_layer,
+    CAM_METHODS,
+    GRADIENT_METHODS,
+    _refuse_nested,
+    _spatial_layer,
+    activation_maximization,
+    feature_model,
+    find_layer,
+    gradcam,
+    gradcam_tape,
+    last_conv_layer,
+    normalize_maps,
+    saliency,
+    scorecam,
 )
 
 METHODS = CAM_METHODS + GRADIENT_METHODS + ("activation_max", "attention")
 
 
-def explain(model, method: str, images, class_ids: Sequence[int], layer: Optional[str] = None,
-            smooth_samples: int = 20, seed: int = 0) -> Dict[str, Any]:
+def explain(
+    model,
+    method: str,
+    images,
+    class_ids: Sequence[int],
+    layer: Optional[str] = None,
+    smooth_samples: int = 20,
+    seed: int = 0,
+) -> Dict[str, Any]:
     """Runs one method of ``CAM_METHODS + GRADIENT_METHODS``; returns ``{"maps": (N, H, W), "layer": name}``."""
     if method in CAM_METHODS:
         layer = _spatial_layer(model, layer)

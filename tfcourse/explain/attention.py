@@ -16,9 +16,11 @@ def attention_layers(model) -> List[Any]:
 
     layers = [layer for layer in model.layers if isinstance(layer, keras.layers.MultiHeadAttention)]
     if not layers:
-        raise ValueError(f"Model {model.name!r} has no MultiHeadAttention layer, so there are no attention "
-                         "weights to show; --method attention is for the attention and cnn_attention models "
-                         "(use gradcam or saliency here).")
+        raise ValueError(
+            f"Model {model.name!r} has no MultiHeadAttention layer, so there are no attention "
+            "weights to show; --method attention is for the attention and cnn_attention models "
+            "(use gradcam or saliency here)."
+        )
     return layers
 
 
@@ -28,24 +30,25 @@ def _attention_layer_index(model, layer: Optional[str]) -> int:
         return len(layers) - 1
     names = [entry.name for entry in layers]
     if layer not in names:
-        raise ValueError(f"{layer!r} is not a MultiHeadAttention layer of {model.name!r}; choose one of "
-                         f"{', '.join(names)}.")
+        raise ValueError(
+            f"{layer!r} is not a MultiHeadAttention layer of {model.name!r}; choose one of {', '.join(names)}."
+        )
     return names.index(layer)
 
 
 def token_grid(model) -> Dict[str, Any]:
     """How the attention tokens map onto the image: ``grid`` (rows, columns) of the patch/position
-    tokens and ``class_token`` (whether a learned class token comes first)."""
+    tokens and ``class_token`` (whether a learned class token comes first: ``models.layers.ClassToken``,
+    recognised by its class name so that explaining needs no import of the model builders)."""
     import keras
-
-    from tfcourse.models.layers import ClassToken
 
     for layer in model.layers:
         if isinstance(layer, keras.layers.Reshape) and len(layer.input.shape) == 4 and len(layer.output.shape) == 3:
             grid = (int(layer.input.shape[1]), int(layer.input.shape[2]))
-            return {"grid": grid, "class_token": any(isinstance(entry, ClassToken) for entry in model.layers)}
-    raise ValueError(f"Model {model.name!r} has no grid-to-tokens Reshape, so its attention cannot be placed on "
-                     "the image.")
+            return {"grid": grid, "class_token": any(type(entry).__name__ == "ClassToken" for entry in model.layers)}
+    raise ValueError(
+        f"Model {model.name!r} has no grid-to-tokens Reshape, so its attention cannot be placed on the image."
+    )
 
 
 def attention_weights(model, images, batch_size: int = 256) -> List[np.ndarray]:
@@ -57,7 +60,7 @@ def attention_weights(model, images, batch_size: int = 256) -> List[np.ndarray]:
     probe = keras.Model(model.inputs, [layer.output[1] for layer in layers])
     parts = [[] for _ in layers]
     for start in range(0, len(images), batch_size):
-        outputs = probe([np.asarray(images[start:start + batch_size], dtype=np.float32)], training=False)
+        outputs = probe([np.asarray(images[start : start + batch_size], dtype=np.float32)], training=False)
         for part, output in zip(parts, outputs if isinstance(outputs, (list, tuple)) else [outputs]):
             part.append(np.asarray(output))
     return [np.concatenate(part) for part in parts]
@@ -100,5 +103,12 @@ def attention_maps(model, images, layer: Optional[str] = None, rollout: bool = F
     else:
         upsampled = _resize_maps(patches, size)
     names = [entry.name for entry in attention_layers(model)]
-    return {"weights": weights, "layers": names, "index": index, "layer": "rollout" if rollout else names[index],
-            "patches": patches, "maps": normalize_maps(upsampled), **tokens}
+    return {
+        "weights": weights,
+        "layers": names,
+        "index": index,
+        "layer": "rollout" if rollout else names[index],
+        "patches": patches,
+        "maps": normalize_maps(upsampled),
+        **tokens,
+    }

@@ -46,7 +46,7 @@ def _last_conv_in(model) -> Optional[str]:
     size = tuple(last.output.shape[1:3])
     layers = list(model.layers)
     chosen = last
-    for layer in layers[layers.index(last) + 1:]:
+    for layer in layers[layers.index(last) + 1 :]:
         if not _is_spatial(layer):
             break
         if tuple(layer.output.shape[1:3]) != size or type(layer).__name__ in ("Dropout", "SpatialDropout2D"):
@@ -70,9 +70,11 @@ def last_conv_layer(model) -> str:
             inner = _last_conv_in(layer)
             if inner is not None:
                 return f"{layer.name}{_NESTED}{inner}"
-    raise ValueError(f"Model {model.name!r} has no convolutional layer, so class activation maps (Grad-CAM, "
-                     "Grad-CAM++, Score-CAM) do not apply to it; use --method saliency or smoothgrad, which work "
-                     "on any differentiable model.")
+    raise ValueError(
+        f"Model {model.name!r} has no convolutional layer, so class activation maps (Grad-CAM, "
+        "Grad-CAM++, Score-CAM) do not apply to it; use --method saliency or smoothgrad, which work "
+        "on any differentiable model."
+    )
 
 
 def find_layer(model, name: str):
@@ -84,16 +86,20 @@ def find_layer(model, name: str):
         return model.get_layer(name)
     except ValueError:
         names = [layer.name for layer in model.layers if _is_spatial(layer)]
-        raise ValueError(f"Model {model.name!r} has no layer {name!r}; layers with feature maps: "
-                         f"{', '.join(names)} (a nested model's layers as '<model>/<layer>').") from None
+        raise ValueError(
+            f"Model {model.name!r} has no layer {name!r}; layers with feature maps: "
+            f"{', '.join(names)} (a nested model's layers as '<model>/<layer>')."
+        ) from None
 
 
 def _spatial_layer(model, name: Optional[str]) -> str:
     name = name or last_conv_layer(model)
     layer = find_layer(model, name)
     if not _is_spatial(layer):
-        raise ValueError(f"Layer {name!r} outputs shape {tuple(layer.output.shape)}; class activation maps need a "
-                         "layer with feature maps (batch, height, width, channels), e.g. the last convolution.")
+        raise ValueError(
+            f"Layer {name!r} outputs shape {tuple(layer.output.shape)}; class activation maps need a "
+            "layer with feature maps (batch, height, width, channels), e.g. the last convolution."
+        )
     return name
 
 
@@ -111,8 +117,10 @@ def feature_model(model, layer_name: str):
     nested = model.get_layer(outer_name)
     inner = keras.Model(nested.inputs, [nested.get_layer(inner_name).output, nested.outputs[0]])
     if len(nested._inbound_nodes) != 1:
-        raise ValueError(f"The nested model {outer_name!r} is called {len(nested._inbound_nodes)} times; "
-                         "Grad-CAM needs exactly one call.")
+        raise ValueError(
+            f"The nested model {outer_name!r} is called {len(nested._inbound_nodes)} times; "
+            "Grad-CAM needs exactly one call."
+        )
     node = nested._inbound_nodes[0]
     entry, exit_ = node.input_tensors[0], node.output_tensors[0]
     before = None if entry is model.inputs[0] else keras.Model(model.inputs, entry)
@@ -133,7 +141,9 @@ def _resize_maps(maps: np.ndarray, size) -> np.ndarray:
     (h, w), (out_h, out_w) = maps.shape[1:3], size
     rows = np.linspace(0, h - 1, out_h)
     cols = np.linspace(0, w - 1, out_w)
-    along_rows = np.stack([[np.interp(rows, np.arange(h), m[:, j]) for j in range(w)] for m in maps], 0)  # (N, w, out_h)
+    along_rows = np.stack(
+        [[np.interp(rows, np.arange(h), m[:, j]) for j in range(w)] for m in maps], 0
+    )  # (N, w, out_h)
     return np.stack([[np.interp(cols, np.arange(w), line) for line in m.T] for m in along_rows], 0)  # (N, out_h, out_w)
 
 
@@ -204,8 +214,10 @@ def _score(class_ids):
 def _refuse_nested(layer: Optional[str], method: str) -> None:
     """tf-keras-vis looks layers up on the outer model only; ``outer/inner`` is out of its reach."""
     if layer is not None and _NESTED in layer:
-        raise ValueError(f"{method} runs through tf-keras-vis, which cannot reach {layer!r} inside a nested model; "
-                         "use --method gradcam or gradcam_tape for this model.")
+        raise ValueError(
+            f"{method} runs through tf-keras-vis, which cannot reach {layer!r} inside a nested model; "
+            "use --method gradcam or gradcam_tape for this model."
+        )
 
 
 def gradcam(model, images, class_ids: Sequence[int], layer: Optional[str] = None, plus_plus: bool = False):
@@ -223,7 +235,12 @@ def gradcam(model, images, class_ids: Sequence[int], layer: Optional[str] = None
     from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
 
     explainer = (GradcamPlusPlus if plus_plus else Gradcam)(model, clone=False)  # logits already: no modifier
-    maps = explainer(_score(class_ids), np.asarray(images, dtype=np.float32), penultimate_layer=layer, seek_penultimate_conv_layer=False)
+    maps = explainer(
+        _score(class_ids),
+        np.asarray(images, dtype=np.float32),
+        penultimate_layer=layer,
+        seek_penultimate_conv_layer=False,
+    )
     return np.asarray(maps, dtype=np.float32)
 
 
@@ -238,14 +255,19 @@ def scorecam(model, images, class_ids: Sequence[int], layer: Optional[str] = Non
     channels = int(find_layer(model, layer).output.shape[-1])
     max_n = -1 if max_channels is None or max_channels >= channels else int(max_channels)
     with _quiet_keras():
-        maps = Scorecam(model, clone=False)(_score(class_ids), np.asarray(images, dtype=np.float32),
-                                             penultimate_layer=layer, max_N=max_n,
-                                             seek_penultimate_conv_layer=False)
+        maps = Scorecam(model, clone=False)(
+            _score(class_ids),
+            np.asarray(images, dtype=np.float32),
+            penultimate_layer=layer,
+            max_N=max_n,
+            seek_penultimate_conv_layer=False,
+        )
     return np.asarray(maps, dtype=np.float32)
 
 
-def saliency(model, images, class_ids: Sequence[int], smooth_samples: int = 0, smooth_noise: float = 0.2,
-             seed: int = 0):
+def saliency(
+    model, images, class_ids: Sequence[int], smooth_samples: int = 0, smooth_noise: float = 0.2, seed: int = 0
+):
     """Vanilla saliency (|d logit_c / d x|, max over channels) or, with ``smooth_samples`` > 0,
     SmoothGrad (the average over noisy copies, noise std = ``smooth_noise`` x the input's range),
     by tf-keras-vis. (N, H, W) maps in [0, 1]. Works on any differentiable model."""
@@ -253,13 +275,24 @@ def saliency(model, images, class_ids: Sequence[int], smooth_samples: int = 0, s
     from tf_keras_vis.saliency import Saliency
 
     tf.random.set_seed(seed)  # SmoothGrad's noise
-    maps = Saliency(model, clone=False)(_score(class_ids), np.asarray(images, dtype=np.float32),
-                                        smooth_samples=smooth_samples, smooth_noise=smooth_noise)
+    maps = Saliency(model, clone=False)(
+        _score(class_ids),
+        np.asarray(images, dtype=np.float32),
+        smooth_samples=smooth_samples,
+        smooth_noise=smooth_noise,
+    )
     return np.asarray(maps, dtype=np.float32)
 
 
-def activation_maximization(model, layer: Optional[str] = None, units: Sequence[int] = (0, 1, 2, 3),
-                            seed_images=None, input_range=(0.0, 1.0), steps: int = 100, seed: int = 0):
+def activation_maximization(
+    model,
+    layer: Optional[str] = None,
+    units: Sequence[int] = (0, 1, 2, 3),
+    seed_images=None,
+    input_range=(0.0, 1.0),
+    steps: int = 100,
+    seed: int = 0,
+):
     """Inputs that maximise a layer's filters (filter visualisation) or, with no layer, class logits.
 
     Gradient ascent by tf-keras-vis (Adam, jitter of 1/8 of the image side and 1-degree rotations
@@ -299,7 +332,11 @@ def activation_maximization(model, layer: Optional[str] = None, units: Sequence[
     maximizer = ActivationMaximization(model, model_modifier=modifier, clone=modifier is not None)
     # tf-keras-vis jitters by 4 pixels, made for 224x224 inputs; half of an 8x8 digit would drown the signal
     jitter = max(1, min(shape[1:3]) // 8)
-    result = maximizer(_score(units), seed_input=start.copy(), steps=steps,
-                       input_range=(float(low.min()), float(high.max())),
-                       input_modifiers=[Jitter(jitter=jitter), Rotate2D(degree=1)])
+    result = maximizer(
+        _score(units),
+        seed_input=start.copy(),
+        steps=steps,
+        input_range=(float(low.min()), float(high.max())),
+        input_modifiers=[Jitter(jitter=jitter), Rotate2D(degree=1)],
+    )
     return np.clip(np.asarray(result, dtype=np.float32), low, high), start

@@ -7,8 +7,8 @@ import os
 import sys
 from typing import List, Optional
 
-from tfcourse import artifacts, rundir
-from tfcourse.explain import CAM_METHODS, METHODS, check_method, gallery, method_applies
+from tfcourse import rundir
+from tfcourse.explain import CAM_METHODS, METHODS, check_method, method_applies
 
 
 def parse_units(text: str) -> List[int]:
@@ -21,8 +21,10 @@ def parse_units(text: str) -> List[int]:
     for part in text.split(","):
         part = part.strip()
         if not part.isdigit():
-            raise ValueError(f"--units {text!r}: {part!r} is not a filter or class index; give non-negative "
-                             "integers separated by commas, e.g. --units 0,1,2.")
+            raise ValueError(
+                f"--units {text!r}: {part!r} is not a filter or class index; give non-negative "
+                "integers separated by commas, e.g. --units 0,1,2."
+            )
         units.append(int(part))
     return units
 
@@ -30,26 +32,44 @@ def parse_units(text: str) -> List[int]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tfcourse.explain",
-        description="Explain a trained model: heatmaps (.npz) and figures for one test example per class.")
+        description="Explain a trained model: heatmaps (.npz) and figures for one test example per class.",
+    )
     parser.add_argument("target", help="a run folder (model.keras + config.json) or a SavedModel export folder")
-    parser.add_argument("--method", action="append", choices=METHODS + ("all",), default=None,
-                        help="repeatable; default gradcam. 'all' = every method that applies to the model")
-    parser.add_argument("--layer", default=None,
-                        help="feature layer for CAM methods (default: the last convolutional block), the layer "
-                             "whose filters activation_max visualises (default: the logits, one image per class), "
-                             "or the MultiHeadAttention layer attention draws (default: the last)")
+    parser.add_argument(
+        "--method",
+        action="append",
+        choices=METHODS + ("all",),
+        default=None,
+        help="repeatable; default gradcam. 'all' = every method that applies to the model",
+    )
+    parser.add_argument(
+        "--layer",
+        default=None,
+        help="feature layer for CAM methods (default: the last convolutional block), the layer "
+        "whose filters activation_max visualises (default: the logits, one image per class), "
+        "or the MultiHeadAttention layer attention draws (default: the last)",
+    )
     parser.add_argument("--examples-per-class", type=int, default=1)
     parser.add_argument("--units", default=None, help="activation_max: comma-separated filter/class indices")
-    parser.add_argument("--start", choices=("noise", "image"), default="noise",
-                        help="activation_max: start from random noise (default) or from the test examples")
+    parser.add_argument(
+        "--start",
+        choices=("noise", "image"),
+        default="noise",
+        help="activation_max: start from random noise (default) or from the test examples",
+    )
     parser.add_argument("--steps", type=int, default=100, help="activation_max: gradient-ascent steps")
     parser.add_argument("--smooth-samples", type=int, default=20, help="SmoothGrad's noisy copies")
     parser.add_argument("--head", type=int, default=0, help="attention: the head whose attention matrix is drawn")
-    parser.add_argument("--rollout", action="store_true",
-                        help="attention: map the attention rollout through all layers instead of one layer")
-    parser.add_argument("--keras-model", default=None,
-                        help="for an export: the .keras model to take gradients of (default: the run folder "
-                             "recorded in the export)")
+    parser.add_argument(
+        "--rollout",
+        action="store_true",
+        help="attention: map the attention rollout through all layers instead of one layer",
+    )
+    parser.add_argument(
+        "--keras-model",
+        default=None,
+        help="for an export: the .keras model to take gradients of (default: the run folder recorded in the export)",
+    )
     parser.add_argument("--output-dir", default=None, help="default: <run folder>/explain")
     parser.add_argument("--seed", type=int, default=0)
     return parser
@@ -65,8 +85,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"tfcourse.explain: error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # an output folder that cannot be written (read-only, full disk)
-        print(f"tfcourse.explain: error: cannot write {error.filename or 'the output'}: {error.strerror}; pass "
-              "another --output-dir.", file=sys.stderr)
+        print(
+            f"tfcourse.explain: error: cannot write {error.filename or 'the output'}: {error.strerror}; pass "
+            "another --output-dir.",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt as error:
         rundir.interrupted_exit(parser, error)
@@ -77,6 +100,9 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def _explain_command(args) -> List[str]:
     """The explanations ``args`` ask for, written; returns the paths."""
+    from tfcourse import artifacts  # TensorFlow loads here, after the flags are read
+    from tfcourse.explain import gallery
+
     run = artifacts.load(args.target, keras_model=args.keras_model)
     model = run.keras_model(required_for="explanations need gradients")
     methods = args.method or ["gradcam"]
@@ -89,10 +115,22 @@ def _explain_command(args) -> List[str]:
     units = parse_units(args.units) if args.units else None
     out_dir = args.output_dir or os.path.join(run.run_dir or ".", "explain")
     rundir.check_writable_folder(out_dir, "--output-dir")
-    written = gallery.write_explanations(run, model, methods, out_dir, layer=args.layer,
-                                         per_class=args.examples_per_class, units=units, start=args.start,
-                                        steps=args.steps, smooth_samples=args.smooth_samples,
-                                        seed=args.seed, progress=True, head=args.head, rollout=args.rollout)
+    written = gallery.write_explanations(
+        run,
+        model,
+        methods,
+        out_dir,
+        layer=args.layer,
+        per_class=args.examples_per_class,
+        units=units,
+        start=args.start,
+        steps=args.steps,
+        smooth_samples=args.smooth_samples,
+        seed=args.seed,
+        progress=True,
+        head=args.head,
+        rollout=args.rollout,
+    )
     return written
 
 

@@ -81,9 +81,16 @@ def _publish(staging: str, model_dir: str, version: Optional[int], write_metadat
     raise RuntimeError(f"Could not find a free version under {model_dir} after 100 tries.")
 
 
-def export_saved_model(model, export_root: str, model_name: str, class_names: Sequence[str], normalization,
-                       metadata: Optional[Dict[str, Any]] = None, version: Optional[int] = None,
-                       check: Optional[Callable[[str], Any]] = None) -> str:
+def export_saved_model(
+    model,
+    export_root: str,
+    model_name: str,
+    class_names: Sequence[str],
+    normalization,
+    metadata: Optional[Dict[str, Any]] = None,
+    version: Optional[int] = None,
+    check: Optional[Callable[[str], Any]] = None,
+) -> str:
     """Writes a TF Serving SavedModel and returns its version folder.
 
     Args:
@@ -109,7 +116,9 @@ def export_saved_model(model, export_root: str, model_name: str, class_names: Se
     if any(dim is None for dim in input_shape):
         raise ValueError(f"Export needs a fixed input shape; the model takes {input_shape}.")
     if model.outputs[0].shape[-1] != len(class_names):
-        raise ValueError(f"The model has {model.outputs[0].shape[-1]} outputs but {len(class_names)} class names were given.")
+        raise ValueError(
+            f"The model has {model.outputs[0].shape[-1]} outputs but {len(class_names)} class names were given."
+        )
 
     model_dir = os.path.join(export_root, model_name)
     os.makedirs(model_dir, exist_ok=True)
@@ -117,15 +126,21 @@ def export_saved_model(model, export_root: str, model_name: str, class_names: Se
     for leftover in rundir.sweep_stale_partials(model_dir, STAGING_PATTERN):
         print(f"tfcourse: removed {leftover}, an unfinished export of a process that is gone", flush=True)
     if version is not None and os.path.exists(os.path.join(model_dir, str(int(version)))):
-        raise ValueError(f"Export version {os.path.join(model_dir, str(int(version)))} exists already; choose "
-                         "another version or leave it out.")
+        raise ValueError(
+            f"Export version {os.path.join(model_dir, str(int(version)))} exists already; choose "
+            "another version or leave it out."
+        )
     staging = tempfile.mkdtemp(prefix=f".tmp-{os.getpid()}-", dir=model_dir)
     try:
         serve = _serving_module(model, normalization, class_names)
         archive = ExportArchive()
         archive.track(model)
-        archive.add_endpoint(SIGNATURE_FLOAT, serve, input_signature=[tf.TensorSpec((None,) + input_shape, tf.float32, name="images")])
-        archive.add_endpoint(SIGNATURE_UINT8, serve, input_signature=[tf.TensorSpec((None,) + input_shape, tf.uint8, name="images")])
+        archive.add_endpoint(
+            SIGNATURE_FLOAT, serve, input_signature=[tf.TensorSpec((None,) + input_shape, tf.float32, name="images")]
+        )
+        archive.add_endpoint(
+            SIGNATURE_UINT8, serve, input_signature=[tf.TensorSpec((None,) + input_shape, tf.uint8, name="images")]
+        )
         archive.write_out(staging, verbose=False)
         # assets/ is part of the SavedModel folder and travels with it; the serving
         # functions carry the names too (the ``classes`` output), so nothing reads this file at serve time.
@@ -142,8 +157,11 @@ def export_saved_model(model, export_root: str, model_name: str, class_names: Se
                 "version": number,
                 "class_names": list(class_names),
                 "input_shape": list(input_shape),
-                "normalization": {"mode": normalization.mode, "mean": list(normalization.mean),
-                                  "std": list(normalization.std)},
+                "normalization": {
+                    "mode": normalization.mode,
+                    "mean": list(normalization.mean),
+                    "std": list(normalization.std),
+                },
                 "signatures": {SIGNATURE_FLOAT: "images float32 0..255", SIGNATURE_UINT8: "images uint8"},
                 **(metadata or {}),
             }
@@ -158,8 +176,16 @@ def export_saved_model(model, export_root: str, model_name: str, class_names: Se
     return final_dir
 
 
-def export_checked(model, export_root: str, model_name: str, class_names: Sequence[str], normalization, images,
-                   metadata: Optional[Dict[str, Any]] = None, verify: bool = True):
+def export_checked(
+    model,
+    export_root: str,
+    model_name: str,
+    class_names: Sequence[str],
+    normalization,
+    images,
+    metadata: Optional[Dict[str, Any]] = None,
+    verify: bool = True,
+):
     """``export_saved_model`` with ``verify_export`` run on the finished export before it gets its version.
 
     Args:
@@ -174,8 +200,9 @@ def export_checked(model, export_root: str, model_name: str, class_names: Sequen
     def check(staging: str) -> None:
         found["difference"] = verify_export(model, staging, images, normalization)
 
-    final_dir = export_saved_model(model, export_root, model_name, class_names, normalization, metadata=metadata,
-                                   check=check if verify else None)
+    final_dir = export_saved_model(
+        model, export_root, model_name, class_names, normalization, metadata=metadata, check=check if verify else None
+    )
     return final_dir, found.get("difference")
 
 
@@ -223,8 +250,12 @@ def serve_in_fresh_process(export_dir: str, images) -> Dict[str, Any]:
         outputs_path = os.path.join(scratch, "outputs.npz")
         np.save(inputs_path, np.asarray(images, dtype=np.uint8))
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-        done = subprocess.run([sys.executable, "-c", _FRESH_PROCESS_SCRIPT, export_dir, inputs_path, outputs_path],
-                              capture_output=True, text=True, env=env)
+        done = subprocess.run(
+            [sys.executable, "-c", _FRESH_PROCESS_SCRIPT, export_dir, inputs_path, outputs_path],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
         if done.returncode != 0:
             raise RuntimeError(f"Loading {export_dir} in a fresh process failed:\n{done.stderr[-3000:]}")
         with np.load(outputs_path) as outputs:
@@ -252,8 +283,11 @@ def verify_export(model, export_dir: str, images, normalization, tolerance: floa
 
     served = serve_in_fresh_process(export_dir, images)
     expected = keras.ops.convert_to_numpy(keras.ops.softmax(model(normalization.apply(images), training=False)))
-    difference = max(float(np.abs(served[f"{name}/probabilities"] - expected).max())
-                     for name in (SIGNATURE_FLOAT, SIGNATURE_UINT8))
+    difference = max(
+        float(np.abs(served[f"{name}/probabilities"] - expected).max()) for name in (SIGNATURE_FLOAT, SIGNATURE_UINT8)
+    )
     if not difference <= tolerance:  # NaN-safe: a NaN difference fails too
-        raise RuntimeError(f"The export at {export_dir} disagrees with the trained model (max |dp| = {difference:.2e}).")
+        raise RuntimeError(
+            f"The export at {export_dir} disagrees with the trained model (max |dp| = {difference:.2e})."
+        )
     return difference

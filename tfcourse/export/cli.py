@@ -17,13 +17,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tfcourse.export",
         description="Export a run folder's model as a TensorFlow Serving SavedModel (<export-dir>/<model>/<version>/), "
-                    "checked in a fresh process before it gets its version number; records it in RUN/export.json.",
+        "checked in a fresh process before it gets its version number; records it in RUN/export.json.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("run", metavar="RUN", help="a run folder written by python -m tfcourse.train")
     parser.add_argument("--export-dir", default="saved_models", help="export root: <dir>/<model>/<version>/")
-    parser.add_argument("--model-name", default=None, help="the model's name under the export root (default: the "
-                                                           "run's model)")
+    parser.add_argument(
+        "--model-name", default=None, help="the model's name under the export root (default: the run's model)"
+    )
     parser.add_argument("--no-verify", action="store_true", help="skip the fresh-process check")
     return parser
 
@@ -55,16 +56,28 @@ def export_run_folder(run_dir: str, export_root: str, model_name: Optional[str] 
         images = np.random.default_rng(0).integers(0, 256, size=(32,) + shape, dtype=np.uint8)
         print("tfcourse: the run's data is not available here; checking the export on 32 random images", flush=True)
     name = model_name or (run.record.get("config") or {}).get("model") or "model"
-    return export_run(model, run_dir, export_root, name, run.class_names, run.normalization, images,
-                      run.metrics.get("test_accuracy"), verify=verify)
+    return export_run(
+        model,
+        run_dir,
+        export_root,
+        name,
+        run.class_names,
+        run.normalization,
+        images,
+        run.metrics.get("test_accuracy"),
+        verify=verify,
+    )
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not os.path.isdir(args.run):
-        parser.exit(2, f"{parser.prog}: error: {args.run} is not a folder; pass a run folder written by "
-                       "python -m tfcourse.train.\n")
+        parser.exit(
+            2,
+            f"{parser.prog}: error: {args.run} is not a folder; pass a run folder written by "
+            "python -m tfcourse.train.\n",
+        )
     from tfcourse.rundir import cli_errors
 
     with cli_errors(parser):

@@ -34,19 +34,26 @@ class ModelSpec:
 
 MODELS = {
     "mlp": ModelSpec("mlp", "build", "Multi-layer perceptron over flattened pixels (flattens inside the model)."),
-    "cnn": ModelSpec("cnn", "build",
-                     "Simple CNN: conv blocks (conv, batch norm, ReLU, pooling, dropout) and a dense head."),
-    "vgg": ModelSpec("vgg", "build",
-                     "VGG-style: blocks of stacked 3x3 convs (2x32, 2x64, 2x128), max pooling, dense 256 head."),
+    "cnn": ModelSpec(
+        "cnn", "build", "Simple CNN: conv blocks (conv, batch norm, ReLU, pooling, dropout) and a dense head."
+    ),
+    "vgg": ModelSpec(
+        "vgg", "build", "VGG-style: blocks of stacked 3x3 convs (2x32, 2x64, 2x128), max pooling, dense 256 head."
+    ),
     "resnet_small": ModelSpec("resnet", "build_small", "CIFAR-style ResNet for small images (ResNet-20 by default)."),
-    "resnet50": ModelSpec("resnet", "build_resnet50",
-                          "keras.applications.ResNet50, input resized to 32x32+ and made RGB."),
-    "attention": ModelSpec("attention", "build_attention",
-                           "ViT-style: patch embedding, position embedding, class token, pre-LN MultiHeadAttention "
-                           "blocks."),
-    "cnn_attention": ModelSpec("attention", "build_cnn_attention",
-                               "Small CNN whose 7x7 grid of embeddings goes through MultiHeadAttention before the "
-                               "head."),
+    "resnet50": ModelSpec(
+        "resnet", "build_resnet50", "keras.applications.ResNet50, input resized to 32x32+ and made RGB."
+    ),
+    "attention": ModelSpec(
+        "attention",
+        "build_attention",
+        "ViT-style: patch embedding, position embedding, class token, pre-LN MultiHeadAttention blocks.",
+    ),
+    "cnn_attention": ModelSpec(
+        "attention",
+        "build_cnn_attention",
+        "Small CNN whose 7x7 grid of embeddings goes through MultiHeadAttention before the head.",
+    ),
 }
 
 
@@ -103,11 +110,14 @@ def load_keras_model(path: str, compile: bool = True):
     if not os.path.isfile(path):
         raise ValueError(f"{path}: no such model file; pass a run folder's model.keras.")
     if os.path.getsize(path) == 0:
-        raise ValueError(f"{path} is empty (0 bytes: a copy or a save was interrupted); train the run again or "
-                         "restore the file.")
+        raise ValueError(
+            f"{path} is empty (0 bytes: a copy or a save was interrupted); train the run again or restore the file."
+        )
     try:
         return keras.models.load_model(path, compile=compile)
     except Exception as error:  # noqa: BLE001  (zipfile, h5py, JSON and Keras errors all mean "not a model")
-        raise ValueError(f"{path} cannot be loaded as a Keras model ({type(error).__name__}: "
-                         f"{str(error).strip().splitlines()[0][:200] if str(error).strip() else 'no details'}); "
-                         "train the run again or restore the file.") from None
+        raise ValueError(
+            f"{path} cannot be loaded as a Keras model ({type(error).__name__}: "
+            f"{str(error).strip().splitlines()[0][:200] if str(error).strip() else 'no details'}); "
+            "train the run again or restore the file."
+        ) from None

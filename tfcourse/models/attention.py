@@ -32,16 +32,22 @@ def check_patch_size(input_shape: Sequence[int], patch_size: int) -> None:
     if patch_size >= 1 and height % patch_size == 0 and width % patch_size == 0:
         return
     fitting = [size for size in PATCH_SIZES if height % size == 0 and width % size == 0]
-    advice = (f"use one of {', '.join(map(str, fitting))} (e.g. --hp patch_size={fitting[0] if len(fitting) == 1 else fitting[1]})"
-              if fitting else f"none of {PATCH_SIZES} does; resize the images (--image-size) to a multiple of 4")
-    raise ValueError(f"patch_size={patch_size} does not divide the {height}x{width} input into whole patches; "
-                     f"{advice}.")
+    advice = (
+        f"use one of {', '.join(map(str, fitting))} (e.g. --hp patch_size={fitting[0] if len(fitting) == 1 else fitting[1]})"
+        if fitting
+        else f"none of {PATCH_SIZES} does; resize the images (--image-size) to a multiple of 4"
+    )
+    raise ValueError(
+        f"patch_size={patch_size} does not divide the {height}x{width} input into whole patches; {advice}."
+    )
 
 
 def check_heads(embed_dim: int, num_heads: int) -> None:
     if embed_dim % num_heads:
-        raise ValueError(f"embed_dim={embed_dim} is not a multiple of num_heads={num_heads}; each head gets "
-                         f"embed_dim / num_heads dimensions, so choose them so it divides.")
+        raise ValueError(
+            f"embed_dim={embed_dim} is not a multiple of num_heads={num_heads}; each head gets "
+            f"embed_dim / num_heads dimensions, so choose them so it divides."
+        )
 
 
 def grid_to_tokens(x, embed_dim: int, patch_size: int, name: str):
@@ -70,8 +76,9 @@ def transformer_block(x, num_heads: int, mlp_dim: int, dropout: float, name: str
     """Pre-LayerNorm block: ``x + MHA(LN(x))`` then ``x + MLP(LN(x))`` (GELU, dropout after each part)."""
     embed_dim = x.shape[-1]
     h = keras.layers.LayerNormalization(epsilon=1e-6, name=f"{name}_norm1")(x)
-    h, _ = keras.layers.MultiHeadAttention(num_heads, embed_dim // num_heads, dropout=dropout,
-                                           name=f"{name}_attention")(h, h, return_attention_scores=True)
+    h, _ = keras.layers.MultiHeadAttention(
+        num_heads, embed_dim // num_heads, dropout=dropout, name=f"{name}_attention"
+    )(h, h, return_attention_scores=True)
     if dropout > 0:
         h = keras.layers.Dropout(dropout, name=f"{name}_attention_dropout")(h)
     x = keras.layers.Add(name=f"{name}_add1")([x, h])
@@ -166,4 +173,3 @@ def build_cnn_attention(hp, input_shape, num_classes):
     dense_units = hp.Int("dense_units", 0, 512, step=64, default=128)
     outputs = dense_head(features, num_classes, 1 if dense_units else 0, dense_units, "relu", hp.get("dropout"))
     return keras.Model(inputs, outputs, name="cnn_attention")
-

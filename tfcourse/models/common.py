@@ -10,8 +10,9 @@ import keras
 BN_MOMENTUM = 0.9
 
 
-def check_poolings(input_shape, halvings: int, setting: str, unit: str = "blocks", offset: int = 0,
-                   fewest: int = 1) -> None:
+def check_poolings(
+    input_shape, halvings: int, setting: str, unit: str = "blocks", offset: int = 0, fewest: int = 1
+) -> None:
     """Raises ``ValueError`` if ``halvings`` 2x downsamplings would shrink ``input_shape`` below 1x1.
 
     Args:
@@ -24,12 +25,15 @@ def check_poolings(input_shape, halvings: int, setting: str, unit: str = "blocks
     if min(height, width) >> halvings < 1:
         most = max(min(height, width).bit_length() - 1, 0) + offset
         if most < fewest:
-            raise ValueError(f"A {height}x{width} input is too small for this model ({setting} halves it below 1x1, "
-                             f"and so would the fewest it allows, {fewest} {unit}); use images of at least "
-                             f"{2 ** (fewest - offset)}x{2 ** (fewest - offset)} (--image-size for an image folder) or the "
-                             "mlp model.")
-        raise ValueError(f"{setting} halves a {height}x{width} input below 1x1; "
-                         f"use at most {most} {unit} for this input size.")
+            raise ValueError(
+                f"A {height}x{width} input is too small for this model ({setting} halves it below 1x1, "
+                f"and so would the fewest it allows, {fewest} {unit}); use images of at least "
+                f"{2 ** (fewest - offset)}x{2 ** (fewest - offset)} (--image-size for an image folder) or the "
+                "mlp model."
+            )
+        raise ValueError(
+            f"{setting} halves a {height}x{width} input below 1x1; use at most {most} {unit} for this input size."
+        )
 
 
 def conv_bn_activation(x, filters: int, kernel_size: int, batch_norm: bool, activation: str, name: str):

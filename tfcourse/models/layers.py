@@ -67,8 +67,11 @@ class ClassToken(keras.layers.Layer):
         self.stddev = float(stddev)
 
     def build(self, input_shape):
-        self.token = self.add_weight(name="token", shape=(1, 1, input_shape[-1]),
-                                     initializer=keras.initializers.TruncatedNormal(stddev=self.stddev))
+        self.token = self.add_weight(
+            name="token",
+            shape=(1, 1, input_shape[-1]),
+            initializer=keras.initializers.TruncatedNormal(stddev=self.stddev),
+        )
 
     def call(self, inputs):
         batch = keras.ops.shape(inputs)[0]
@@ -98,8 +101,11 @@ class PositionEmbedding(keras.layers.Layer):
     def build(self, input_shape):
         if input_shape[1] is None:
             raise ValueError("PositionEmbedding needs a fixed number of tokens, got None.")
-        self.embedding = self.add_weight(name="embedding", shape=(1, input_shape[1], input_shape[2]),
-                                         initializer=keras.initializers.TruncatedNormal(stddev=self.stddev))
+        self.embedding = self.add_weight(
+            name="embedding",
+            shape=(1, input_shape[1], input_shape[2]),
+            initializer=keras.initializers.TruncatedNormal(stddev=self.stddev),
+        )
 
     def call(self, inputs):
         return inputs + keras.ops.cast(self.embedding, inputs.dtype)

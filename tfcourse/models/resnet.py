@@ -27,8 +27,9 @@ def _regularizer(weight_decay: float):
 
 
 def _basic_block(x, filters: int, stride: int, name: str, weight_decay: float):
-    conv = dict(padding="same", use_bias=False, kernel_initializer="he_normal",
-                kernel_regularizer=_regularizer(weight_decay))
+    conv = dict(
+        padding="same", use_bias=False, kernel_initializer="he_normal", kernel_regularizer=_regularizer(weight_decay)
+    )
     shortcut = x
     y = keras.layers.Conv2D(filters, 3, strides=stride, name=f"{name}_conv1", **conv)(x)
     y = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn1")(y)
@@ -61,8 +62,15 @@ def build_small(hp, input_shape, num_classes):
     check_poolings(input_shape, stages - 1, f"stages={stages}", unit="stages", offset=1, fewest=2)
 
     inputs = keras.Input(shape=input_shape, name="image")
-    x = keras.layers.Conv2D(width, 3, padding="same", use_bias=False, kernel_initializer="he_normal",
-                            kernel_regularizer=_regularizer(weight_decay), name="stem_conv")(inputs)
+    x = keras.layers.Conv2D(
+        width,
+        3,
+        padding="same",
+        use_bias=False,
+        kernel_initializer="he_normal",
+        kernel_regularizer=_regularizer(weight_decay),
+        name="stem_conv",
+    )(inputs)
     x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name="stem_bn")(x)
     x = keras.layers.Activation("relu", name="stem_relu")(x)
     for stage in range(stages):
@@ -116,14 +124,19 @@ def load_application(name: str, input_tensor, weights: str):
     if name.lower() not in constructors:
         raise ValueError(f"Unknown keras.applications base {name!r}; choose one of ResNet50, VGG16.")
     if weights not in ("none", "imagenet") and not os.path.isfile(weights):
-        raise ValueError(f"Weights file {weights!r} does not exist; give 'none', 'imagenet' or the path of a "
-                         f"no-top {name} weights file (e.g. saved with model.save_weights).")
+        raise ValueError(
+            f"Weights file {weights!r} does not exist; give 'none', 'imagenet' or the path of a "
+            f"no-top {name} weights file (e.g. saved with model.save_weights)."
+        )
     try:
-        return constructors[name.lower()](include_top=False, weights=None if weights == "none" else weights,
-                                          input_tensor=input_tensor, pooling="avg")
+        return constructors[name.lower()](
+            include_top=False, weights=None if weights == "none" else weights, input_tensor=input_tensor, pooling="avg"
+        )
     except Exception as error:  # a failed download surfaces as several exception types
         if weights != "imagenet":
             raise
-        raise ValueError(f"Could not get {name} ImageNet weights ({type(error).__name__}: {error}). Without "
-                         "internet, download the no-top weights file elsewhere and pass its path instead of "
-                         "'imagenet', or use 'none'.") from error
+        raise ValueError(
+            f"Could not get {name} ImageNet weights ({type(error).__name__}: {error}). Without "
+            "internet, download the no-top weights file elsewhere and pass its path instead of "
+            "'imagenet', or use 'none'."
+        ) from error

@@ -87,19 +87,26 @@ def render_html(blocks, title: str) -> str:
             body.append(f"<p>{html.escape(block[1])}</p>")
         elif kind == "table":
             head = "".join(f"<th>{html.escape(h)}</th>" for h in block[1])
-            rows = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>" for row in block[2])
+            rows = "".join(
+                "<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>" for row in block[2]
+            )
             body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
         elif kind == "figure":
             with open(block[1], "rb") as handle:
                 data = base64.b64encode(handle.read()).decode("ascii")
-            body.append(f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(block[2])}">'
-                        f"<figcaption>{html.escape(block[2])}</figcaption></figure>")
+            body.append(
+                f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(block[2])}">'
+                f"<figcaption>{html.escape(block[2])}</figcaption></figure>"
+            )
         elif kind == "pre":
             body.append(f"<pre>{html.escape(block[1])}</pre>")
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            '<link rel="icon" href="data:,">'  # no favicon request (it would log an error)
-            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>\n<body>\n"
-            + "\n".join(body) + "\n</body></html>\n")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<link rel="icon" href="data:,">'  # no favicon request (it would log an error)
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body></html>\n"
+    )
 
 
 def write_pages(blocks, out_dir: str, title: str, html_name: str, md_name: str) -> Dict[str, str]:

@@ -54,8 +54,14 @@ def _driver(binary: str, chromedriver: str, width: int, timeout: float):
         raise ValueError("the page check needs Selenium: pip install 'tfcourse[browser]'.") from None
     options = Options()
     options.binary_location = binary
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--hide-scrollbars", f"--window-size={width},900"):
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--hide-scrollbars",
+        f"--window-size={width},900",
+    ):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # console messages, for get_log("browser")
     # Both paths given: Selenium Manager (which would go online to find a driver) is never asked.
@@ -83,10 +89,13 @@ def check_page(path: str, screenshot: Optional[str] = None, width: int = 1200, t
     """
     binary, chromedriver = find_chromium(), find_chromedriver()
     if binary is None or chromedriver is None:
-        missing = " and ".join(name for name, found in (("chromium", binary), ("chromium-driver", chromedriver))
-                               if found is None)
-        raise ValueError(f"headless Chromium was not found; install it (Debian: apt-get install {missing}) or set "
-                         f"{ENV_BINARY} / {ENV_DRIVER} to the executables.")
+        missing = " and ".join(
+            name for name, found in (("chromium", binary), ("chromium-driver", chromedriver)) if found is None
+        )
+        raise ValueError(
+            f"headless Chromium was not found; install it (Debian: apt-get install {missing}) or set "
+            f"{ENV_BINARY} / {ENV_DRIVER} to the executables."
+        )
     if not os.path.isfile(path):
         raise ValueError(f"No such page: {path}.")
     driver = _driver(binary, chromedriver, width, timeout)
@@ -96,18 +105,33 @@ def check_page(path: str, screenshot: Optional[str] = None, width: int = 1200, t
         title = driver.title
         if screenshot:
             size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
-            shot = driver.execute_cdp_cmd("Page.captureScreenshot", {
-                "format": "png", "captureBeyondViewport": True,
-                "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}})
+            shot = driver.execute_cdp_cmd(
+                "Page.captureScreenshot",
+                {
+                    "format": "png",
+                    "captureBeyondViewport": True,
+                    "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1},
+                },
+            )
             write_bytes(screenshot, base64.b64decode(shot["data"]))
         # SEVERE: console.error, uncaught exceptions and resources that failed to load
-        errors = [f"{entry.get('source', 'console')}: {entry['message']}" for entry in driver.get_log("browser")
-                  if entry.get("level") == "SEVERE"]
+        errors = [
+            f"{entry.get('source', 'console')}: {entry['message']}"
+            for entry in driver.get_log("browser")
+            if entry.get("level") == "SEVERE"
+        ]
     finally:
         driver.quit()
     broken = [image["alt"] or "(no alt)" for image in images if not image["complete"] or image["width"] == 0]
     problems = [f"image not loaded: {alt}" for alt in broken] + errors
     if not images:
         problems.append("the page has no images")
-    return {"ok": not problems, "images": len(images), "images_loaded": len(images) - len(broken), "broken": broken,
-            "errors": errors, "problems": problems, "title": title}
+    return {
+        "ok": not problems,
+        "images": len(images),
+        "images_loaded": len(images) - len(broken),
+        "broken": broken,
+        "errors": errors,
+        "problems": problems,
+        "title": title,
+    }

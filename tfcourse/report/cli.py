@@ -14,28 +14,37 @@ from typing import List, Optional
 
 from tfcourse import rundir
 from tfcourse.report import browser
-from tfcourse.report.compare_page import write_comparison
-from tfcourse.report.run_page import write_report
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m tfcourse.report",
-                                     description="Write a run's report (report.html + report.md), or compare runs.")
+    parser = argparse.ArgumentParser(
+        prog="python -m tfcourse.report", description="Write a run's report (report.html + report.md), or compare runs."
+    )
     parser.add_argument("runs", nargs="+", help="a run folder or export (or, with --compare, two or more)")
     parser.add_argument("--compare", action="store_true", help="one page putting the runs side by side")
-    parser.add_argument("--output-dir", default=None,
-                        help="default: the run folder (with --compare: runs/compare-<time>)")
+    parser.add_argument(
+        "--output-dir", default=None, help="default: the run folder (with --compare: runs/compare-<time>)"
+    )
     parser.add_argument("--no-explanations", action="store_true", help="leave out the Grad-CAM gallery")
-    parser.add_argument("--check", action="store_true",
-                        help="open the page in headless Chromium; fail unless every image loads without console errors")
-    parser.add_argument("--screenshot", action="store_true",
-                        help="with the check, keep a full-page screenshot (report.png) beside the page")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="open the page in headless Chromium; fail unless every image loads without console errors",
+    )
+    parser.add_argument(
+        "--screenshot",
+        action="store_true",
+        help="with the check, keep a full-page screenshot (report.png) beside the page",
+    )
     return parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from tfcourse.report.compare_page import write_comparison  # TensorFlow loads here, after the flags are read
+    from tfcourse.report.run_page import write_report
+
     created = None
     try:
         with rundir.sigterm_unwinds():
@@ -51,12 +60,17 @@ def main(argv: Optional[List[str]] = None) -> int:
                     raise ValueError("Give one run folder (or add --compare for several).")
                 if args.output_dir and not os.path.isdir(args.output_dir):
                     created = args.output_dir
-                paths = write_report(args.runs[0], args.output_dir, explanations=not args.no_explanations, progress=True)
+                paths = write_report(
+                    args.runs[0], args.output_dir, explanations=not args.no_explanations, progress=True
+                )
             if args.check or args.screenshot:
                 shot = os.path.splitext(paths["html"])[0] + ".png" if args.screenshot else None
                 result = browser.check_page(paths["html"], screenshot=shot)
-                print(f"tfcourse: Chromium: {result['images_loaded']}/{result['images']} images loaded, "
-                      f"{len(result['errors'])} console errors" + (f"; screenshot {shot}" if shot else ""), flush=True)
+                print(
+                    f"tfcourse: Chromium: {result['images_loaded']}/{result['images']} images loaded, "
+                    f"{len(result['errors'])} console errors" + (f"; screenshot {shot}" if shot else ""),
+                    flush=True,
+                )
                 if not result["ok"]:
                     raise ValueError("the page did not render cleanly: " + "; ".join(result["problems"]))
     except KeyboardInterrupt as error:  # Ctrl-C or SIGTERM (rundir.sigterm_unwinds)
@@ -66,8 +80,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (ValueError, OSError) as error:  # OSError: an output folder that cannot be written
         if created and os.path.isdir(created):
             shutil.rmtree(created, ignore_errors=True)
-        message = error if isinstance(error, ValueError) else (
-            f"cannot write {error.filename or 'the report'}: {error.strerror}; pass another --output-dir")
+        message = (
+            error
+            if isinstance(error, ValueError)
+            else (f"cannot write {error.filename or 'the report'}: {error.strerror}; pass another --output-dir")
+        )
         print(f"tfcourse.report: error: {message}", file=sys.stderr)
         return 2
     print(paths["html"])
