@@ -261,6 +261,18 @@ def test_list_hp_prints_the_space(capsys):
     assert "conv_blocks" in out and "learning_rate" in out and "'sampling': 'log'" in out
 
 
+def test_list_hp_declares_the_space_for_the_dataset_named(image_folder, capsys):
+    assert run_cli("--model", "cnn", "--dataset", "digits", "--list-hp") == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "# cnn for 8x8x1 inputs and 10 classes (digits)" and out[1].startswith("conv_blocks")
+    assert run_cli("--model", "mlp", "--dataset", str(image_folder), "--list-hp") == 0
+    assert capsys.readouterr().out.startswith(f"# mlp for 12x10x3 inputs and 3 classes ({image_folder})")
+    # defaults that cannot be built for these images are refused with what fits (not listed for 28x28x1)
+    with pytest.raises(SystemExit) as done:
+        run_cli("--model", "attention", "--dataset", str(image_folder), "--list-hp")
+    assert done.value.code == 2 and "does not divide the 12x10 input" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_module_entry_point_runs():
     done = subprocess.run([sys.executable, "-m", "tfcourse.train", "--model", "nope"], capture_output=True, text=True)

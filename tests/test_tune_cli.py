@@ -287,6 +287,9 @@ def test_show_space_and_space_file(tmp_path, capsys):
     assert "'min_value': 0.1" in lines["dropout"] and "'max_value': 0.2" in lines["dropout"]
     assert "Fixed" in lines["activation"] and "tanh" in lines["activation"]
     assert "batch_size" in lines and "learning_rate" in lines
+    assert out.splitlines()[0] == "# mlp for 28x28x1 inputs and 10 classes (fashion_mnist)"
+    assert run_tune("--model", "cnn", "--dataset", "digits", "--show-space") == 0
+    assert capsys.readouterr().out.startswith("# cnn for 8x8x1 inputs and 10 classes (digits)\n")
 
 
 @pytest.mark.parametrize(
