@@ -42,7 +42,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @dataclasses.dataclass
 class Case:
     name: str
-    cli: str  # train, tune, explain, report, export, inspect
+    cli: str  # train, tune, explain, report, export, cost
     argv: List[str]  # "{scratch}" is replaced by the case's scratch folder
     expect: str  # a regular expression the stderr must match
     plant: Callable[[str], None] = lambda scratch: None
@@ -289,7 +289,7 @@ CASES = [
     ),
     Case("worker without an oracle", "tune", TUNE + ["--role", "worker"], r"needs --oracle"),
     Case("negative time budget", "tune", TUNE + ["--max-minutes", "-1"], r"positive number"),
-    # explain, report, export, inspect
+    # explain, report, export, cost
     Case("explain a missing run", "explain", ["no/such"], r"is not a folder"),
     Case("Grad-CAM on an MLP", "explain", ["run", "--method", "gradcam"], r"no convolution|saliency", _run()),
     Case(
