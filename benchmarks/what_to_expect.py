@@ -4,7 +4,7 @@ Runs each command with the real ``python -m tfcourse.train`` in its own process 
 a run folder of exactly this configuration is reused) into ``<results>/<name>/`` and tabulates
 test accuracy, epochs, training seconds and the whole command's wall time.
 
-    python benchmarks/what_to_expect.py          # ~13 min on 2 cores (the cnn on Fashion-MNIST is most of it)
+    python benchmarks/what_to_expect.py          # ~40 min on 2 slow cores (the cnn on Fashion-MNIST is most of it)
 Writes benchmarks/results/what_to_expect.md (or --out).
 """
 
