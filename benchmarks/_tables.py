@@ -62,3 +62,20 @@ def publish(text: str, out: str, command=None) -> None:
     with open(staging, "w", encoding="utf-8") as handle:
         handle.write(text)
     os.replace(staging, out)
+
+
+def blas_line() -> str:
+    """The BLAS NumPy calls, with its kernel and threads (threadpoolctl), for the NumPy benchmarks."""
+    import numpy as np
+
+    try:
+        from threadpoolctl import threadpool_info
+
+        pools = [p for p in threadpool_info() if p.get("user_api") == "blas"]
+    except ImportError:
+        pools = []
+    described = ", ".join(
+        f"{p.get('internal_api')} {p.get('version')} ({p.get('architecture')} kernels, {p.get('num_threads')} threads)"
+        for p in pools
+    )
+    return f"NumPy {np.__version__} on {described or 'an unknown BLAS'}"

@@ -80,8 +80,13 @@ def layer(text: str):
     return int(text) if text.lstrip("-").isdigit() else text
 
 
-def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    """The data flags ``tfcourse.train`` and ``tfcourse.tune`` share (see ``data_config_from_args``)."""
+def add_data_arguments(parser: argparse.ArgumentParser, pipeline: bool = True) -> None:
+    """The data flags ``tfcourse.train`` and ``tfcourse.tune`` share (see ``data_config_from_args``).
+
+    Args:
+        pipeline: Also the tf.data flags (``--augment``, ``--batch-size``); ``tfcourse.numpy_mlp``
+            reads the same sources and splits but feeds NumPy arrays.
+    """
     parser.add_argument(
         "--dataset",
         default=DEFAULTS.data.dataset,
@@ -118,7 +123,8 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="resize an image folder to this size (default: size of its first image)",
     )
-    parser.add_argument("--augment", action="store_true", help="random flips and shifts on the training split")
+    if pipeline:
+        parser.add_argument("--augment", action="store_true", help="random flips and shifts on the training split")
     parser.add_argument(
         "--classes",
         type=classes,
@@ -133,7 +139,10 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="train on a stratified, seeded subset of N training examples (default: all)",
     )
-    parser.add_argument("--batch-size", type=positive_int, default=DEFAULTS.data.batch_size, help="examples per batch")
+    if pipeline:
+        parser.add_argument(
+            "--batch-size", type=positive_int, default=DEFAULTS.data.batch_size, help="examples per batch"
+        )
     parser.add_argument("--no-download", action="store_true", help="never let tfds download a missing dataset")
 
 
@@ -145,8 +154,8 @@ def data_config_from_args(args: argparse.Namespace) -> DataConfig:
         val_fraction=args.val_fraction,
         test_fraction=args.test_fraction,
         normalization=args.normalization,
-        batch_size=args.batch_size,
-        augment=args.augment,
+        batch_size=getattr(args, "batch_size", DEFAULTS.data.batch_size),
+        augment=getattr(args, "augment", False),
         image_size=tuple(args.image_size) if args.image_size else None,
         classes=args.classes,
         train_limit=args.train_limit,

@@ -166,6 +166,48 @@ class TuneConfig:
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
 
 
+NUMPY_ACTIVATIONS = ("relu", "sigmoid", "tanh", "linear")  # as tfcourse.numpy_nn.ACTIVATIONS
+NUMPY_INITS = ("zero", "random", "normal", "he", "glorot")  # as tfcourse.numpy_nn.INITIALIZERS
+
+
+@dataclasses.dataclass(frozen=True)
+class NumpyExperimentConfig:
+    """The course's by-hand experiment (``python -m tfcourse.numpy_mlp``): ``NumpyMLP`` and
+    scikit-learn's ``MLPClassifier`` trained alike, one pair per activation.
+
+    Attributes:
+        activations: Hidden activations to run, one network pair each.
+        hidden: Hidden-layer widths (input and output sizes come from the data).
+        learning_rate: NumpyMLP's SGD step.
+        sklearn_learning_rate: MLPClassifier's ``learning_rate_init`` (``None``: the same as NumpyMLP's).
+        batch_size: Examples per SGD step, both implementations.
+        weight_init: NumpyMLP's initialisation (MLPClassifier has its own, Glorot-style).
+        epochs: Epochs of both.
+        checkpoint_every: Save (and test) both every this many epochs.
+        momentum: SGD momentum of both (0: plain SGD, the course's).
+        batch_norm: Batch norm in NumpyMLP's hidden layers (MLPClassifier has none).
+        sklearn: Also train MLPClassifier.
+        seed: Fixes the split, both initialisations and every shuffle.
+        output_dir: The experiment folder (``None``: ``runs/numpy_mlp-<dataset>``).
+        data: Where the data comes from and how it is split (``batch_size`` there is unused).
+    """
+
+    activations: Tuple[str, ...] = NUMPY_ACTIVATIONS
+    hidden: Tuple[int, ...] = (256, 128, 64)
+    learning_rate: float = 0.1
+    sklearn_learning_rate: Optional[float] = None
+    batch_size: int = 32
+    weight_init: str = "normal"
+    epochs: int = 100
+    checkpoint_every: int = 50
+    momentum: float = 0.0
+    batch_norm: bool = False
+    sklearn: bool = True
+    seed: int = 42
+    output_dir: Optional[str] = None
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+
+
 def to_dict(config: Any) -> dict:
     """Returns a JSON-ready dict of a (nested) config dataclass."""
     return dataclasses.asdict(config)

@@ -454,3 +454,31 @@ def plot_compare_runs(
     right.set_xlabel("test accuracy")
     fig.suptitle(title or "runs compared")
     return _finish(fig, path)
+
+
+def plot_implementations(histories: Dict[str, Dict[str, List[float]]], path: str, title: str = "") -> str:
+    """Two or more trainings of one network side by side: training (solid) and validation (dashed)
+    loss on the left, accuracy on the right, one colour per implementation.
+
+    Args:
+        histories: ``{label: history}`` with ``loss``, ``val_loss``, ``accuracy``, ``val_accuracy`` lists
+            per epoch (missing or non-finite values are skipped); ``train_accuracy_label`` in a history
+            names how its training accuracy was measured.
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for (name, history), color in zip(histories.items(), _colors(len(histories))):
+        for ax, metric in zip(axes, ("loss", "accuracy")):
+            train_label = history.get(f"train_{metric}_label", "training")
+            for key, label, style in ((metric, train_label, "-"), (f"val_{metric}", "validation", "--")):
+                points = [(i + 1, v) for i, v in enumerate(history.get(key) or []) if _is_number(v)]
+                if points:
+                    ax.plot(*zip(*points), style, color=color, linewidth=1.4, label=f"{name}: {label}")
+    for ax, metric in zip(axes, ("cross-entropy loss", "accuracy")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best", fontsize="small")
+    axes[0].set_yscale("log")
+    fig.suptitle(title or "implementations compared")
+    return _finish(fig, path)

@@ -1,0 +1,63 @@
+"""The course's NumPy-by-hand experiment on Fashion-MNIST, as ``python -m tfcourse.numpy_mlp`` runs it
+with its defaults (coursework 80/10/10 split, 784-256-128-64-10, learning rate 0.1, batch 32, normal
+init, 100 epochs, relu/sigmoid/tanh/linear; scikit-learn's MLPClassifier alike), tabulated.
+
+    python benchmarks/numpy_mlp_course.py            # ~35 min on 2 cores (MLPClassifier is most of it)
+    python benchmarks/numpy_mlp_course.py --dataset digits --out /tmp/digits.md   # ~30 s
+
+The experiment folder (``--results``) resumes: a finished activation is kept, so an interrupted
+run picks up where it stopped. Writes benchmarks/results/numpy_mlp_course.md (or --out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from _tables import blas_line, publish  # benchmarks/ is on sys.path when a script in it runs
+
+from tfcourse import numpy_experiment
+from tfcourse.config import DataConfig, NumpyExperimentConfig
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="fashion_mnist")
+    parser.add_argument("--epochs", type=int, default=NumpyExperimentConfig.epochs)
+    parser.add_argument(
+        "--results", default=None, help="experiment folder (default results/numpy_mlp_course-<dataset>)"
+    )
+    parser.add_argument("--out", default=os.path.join(HERE, "results", "numpy_mlp_course.md"))
+    args = parser.parse_args(argv)
+    results = args.results or os.path.join(HERE, "results", f"numpy_mlp_course-{args.dataset}")
+    config = NumpyExperimentConfig(epochs=args.epochs, output_dir=results, data=DataConfig(dataset=args.dataset))
+    start = time.perf_counter()
+    report = numpy_experiment.run_experiment(config, verbose=1)
+    wall = time.perf_counter() - start
+    resumed = report["resumed"]
+    lines = [
+        f"`python -m tfcourse.numpy_mlp --dataset {args.dataset} --epochs {args.epochs}` (the course experiment; "
+        f"experiment folder `{os.path.relpath(results, os.path.dirname(HERE))}`, "
+        + (f"reused from it: {', '.join(resumed)}; " if resumed else "")
+        + f"this command {wall:.0f} s"
+        + f"). {blas_line()}.",
+        "",
+        "<!-- the table -->",
+        report["table"],
+        "",
+        *[f"- {line}" for line in report["findings"]],
+        "",
+        "Test accuracy: each checkpoint reloaded from its .npz files and scored on the test split. s/epoch: the "
+        "SGD pass alone, median over the epochs, both programs sharing the machine with nothing else of this run.",
+    ]
+    publish("\n".join(lines) + "\n", args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
