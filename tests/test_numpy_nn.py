@@ -12,8 +12,15 @@ import zipfile
 import numpy as np
 import pytest
 
-from tfcourse.numpy_nn import ACTIVATIONS, INITIALIZERS, BatchNorm, NumpyMLP, SymmetryWarning, TrainingDiverged
-from tfcourse.numpy_nn import checkpoints
+from tfcourse.numpy_nn import (
+    ACTIVATIONS,
+    INITIALIZERS,
+    BatchNorm,
+    NumpyMLP,
+    SymmetryWarning,
+    TrainingDiverged,
+    checkpoints,
+)
 from tfcourse.numpy_nn.layers import activate, activation_backward, init_weights, softmax_cross_entropy
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
