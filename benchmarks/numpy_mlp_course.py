@@ -53,7 +53,8 @@ def main(argv=None):
         *[f"- {line}" for line in report["findings"]],
         "",
         "Test accuracy: each checkpoint reloaded from its .npz files and scored on the test split. s/epoch: the "
-        "SGD pass alone, median over the epochs, both programs sharing the machine with nothing else of this run.",
+        "SGD pass alone (validation and test scoring not included), median over the epochs, so a few epochs slowed "
+        "by other work on the machine do not move it; numpy_mlp_speed.md compares the speed properly (interleaved).",
     ]
     publish("\n".join(lines) + "\n", args.out)
     return 0

@@ -21,6 +21,7 @@ CLI_MODULES = {
     "tfcourse.export.cli",
     "tfcourse.explain.cli",
     "tfcourse.report.cli",
+    "tfcourse.numpy_mlp",
 }
 
 
@@ -135,7 +136,15 @@ def test_library_modules_import_the_package_at_the_top():
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "command",
-    ["tfcourse.train", "tfcourse.tune", "tfcourse.cost", "tfcourse.export", "tfcourse.explain", "tfcourse.report"],
+    [
+        "tfcourse.train",
+        "tfcourse.tune",
+        "tfcourse.cost",
+        "tfcourse.export",
+        "tfcourse.explain",
+        "tfcourse.report",
+        "tfcourse.numpy_mlp",
+    ],
 )
 def test_help_does_not_load_tensorflow(command):
     probe = (

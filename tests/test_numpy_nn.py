@@ -121,7 +121,8 @@ def test_gradients_agree_with_central_finite_differences(activation, batch_norm)
 
 
 def keras_twin(model):
-    """The same network in Keras (float64), with ``model``'s parameters: Dense, BatchNormalization, Activation."""
+    """The same network in Keras (float64), with ``model``'s parameters: Dense, BatchNormalization, Activation;
+    ``model.l2`` as Keras' ``L2(l2 / 2)`` kernel regulariser (Keras' L2 adds ``l * sum(w^2)``)."""
     import keras
 
     keras_activation = {"relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh", "linear": "linear"}[model.activation]
@@ -130,7 +131,10 @@ def keras_twin(model):
     layers = []
     for i, (w, b) in enumerate(zip(model.coefs_, model.intercepts_)):
         hidden = i < len(model.coefs_) - 1
-        dense = keras.layers.Dense(w.shape[1], use_bias=model._has_bias(i), dtype="float64")
+        regularizer = keras.regularizers.L2(model.l2 / 2) if model.l2 else None
+        dense = keras.layers.Dense(
+            w.shape[1], use_bias=model._has_bias(i), kernel_regularizer=regularizer, dtype="float64"
+        )
         h = dense(h)
         dense.set_weights([w, b] if model._has_bias(i) else [w])
         layers.append(dense)
@@ -350,6 +354,32 @@ def test_a_seed_fixes_initialisation_and_shuffling():
     np.testing.assert_array_equal(unshuffled.coefs_[0], NumpyMLP(seed=3, **params).initialize().coefs_[0])
 
 
+def test_every_epoch_is_freshly_shuffled():
+    """Rows sorted by class: SGD in that order ends every epoch on the last classes and forgets the
+    first ones; reshuffled every epoch it learns them all. And each epoch's order is a new permutation."""
+    x, y = digits(600)
+    order = np.argsort(y, kind="stable")
+    x, y = x[order], y[order]
+    orders = []
+
+    class Recording(NumpyMLP):
+        def _epoch_order(self, n):
+            orders.append(super()._epoch_order(n))
+            return orders[-1]
+
+    model = Recording(n_layers=3, layer_sizes=(64, 32, 10), weight_init="he", num_epochs=6, batch_size=20).fit(x, y)
+    assert model.score(x, y) > 0.85
+    assert len(orders) == 6 and all(sorted(o) == list(range(600)) for o in orders)
+    assert all(not np.array_equal(a, b) for a, b in zip(orders, orders[1:]))
+
+    class Unshuffled(NumpyMLP):
+        def _epoch_order(self, n):
+            return np.arange(n)
+
+    sorted_sgd = Unshuffled(n_layers=3, layer_sizes=(64, 32, 10), weight_init="he", num_epochs=6, batch_size=20)
+    assert sorted_sgd.fit(x, y).score(x, y) < 0.6
+
+
 def test_sklearn_clone_and_grid_search_work_on_it():
     from sklearn.base import clone, is_classifier
     from sklearn.model_selection import GridSearchCV
@@ -518,3 +548,31 @@ def test_a_diverging_run_stops_with_the_epoch_and_keeps_its_checkpoints(tmp_path
     for name in kept:  # only finite checkpoints were written, and each one loads
         if name.endswith("_weights.npz"):
             NumpyMLP.load(str(tmp_path / name))
+
+
+@pytest.mark.parametrize(
+    "momentum, nesterov, l2",
+    [(0.0, False, 0.0), (0.875, False, 0.0), (0.875, True, 0.01)],
+    ids=["sgd", "momentum", "nesterov-l2"],
+)
+def test_sgd_steps_equal_keras_sgd(momentum, nesterov, l2):
+    """Three full-batch steps (the shuffle cannot matter) against keras.optimizers.SGD on the twin network.
+    Rates that float32 holds exactly (0.125, 0.875): Keras keeps its hyperparameters in float32."""
+    import keras
+    import tensorflow as tf
+
+    x, y = batch(rows=12, seed=3)
+    model = tiny("tanh", l2=l2, momentum=momentum, nesterov=nesterov, learning_rate=0.125, batch_size=12, num_epochs=3)
+    twin = keras_twin(model.initialize())
+    optimizer = keras.optimizers.SGD(0.125, momentum=momentum, nesterov=nesterov)
+    for _ in range(3):  # Keras' own step on float64 gradients (its compiled losses compute in float32)
+        with tf.GradientTape() as tape:
+            logits = twin(tf.constant(x), training=True)
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(tf.constant(y), logits))
+            loss += tf.add_n(twin.losses) if twin.losses else 0.0
+        optimizer.apply_gradients(zip(tape.gradient(loss, twin.trainable_variables), twin.trainable_variables))
+    model.fit(x, y)
+    dense = [layer for layer in twin.layers if isinstance(layer, keras.layers.Dense)]
+    for ours, theirs in zip(model.coefs_ + model.intercepts_, [d.kernel for d in dense] + [d.bias for d in dense]):
+        np.testing.assert_allclose(ours, theirs.numpy(), rtol=1e-8, atol=1e-12)
+    assert not np.allclose(model.coefs_[0], NumpyMLP(**model.get_params()).initialize().coefs_[0])  # it moved

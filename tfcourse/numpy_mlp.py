@@ -60,14 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=_names,
         default=DEFAULTS.activations,
         metavar="LIST",
-        help=f"hidden activations to run, comma-separated (default {','.join(DEFAULTS.activations)})",
+        help="hidden activations to run, comma-separated",
     )
     parser.add_argument(
         "--hidden",
         type=_widths,
         default=DEFAULTS.hidden,
         metavar="WIDTHS",
-        help="hidden-layer widths; input and output sizes come from the data (default 256,128,64)",
+        help="hidden-layer widths, comma-separated; input and output sizes come from the data",
     )
     parser.add_argument(
         "--learning-rate", type=positive_float, default=DEFAULTS.learning_rate, help="NumpyMLP's SGD step"
@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--sklearn-learning-rate",
         type=positive_float,
         default=None,
-        help="MLPClassifier's learning_rate_init (default: the same as --learning-rate)",
+        help="MLPClassifier's learning_rate_init (None: the same as --learning-rate)",
     )
     parser.add_argument("--batch-size", type=positive_int, default=DEFAULTS.batch_size, help="examples per SGD step")
     parser.add_argument(

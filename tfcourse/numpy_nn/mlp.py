@@ -434,7 +434,7 @@ class NumpyMLP:
         progress = _Progress(self.num_epochs, enabled=bool(self.verbose))
         for epoch in range(1, self.num_epochs + 1):
             start = time.perf_counter()
-            order = self._rng.permutation(n)
+            order = self._epoch_order(n)
             np.take(X, order, axis=0, out=shuffled_x)
             np.take(y, order, out=shuffled_y)
             loss_sum, correct = 0.0, 0
@@ -469,6 +469,10 @@ class NumpyMLP:
             progress.update(epoch, record)
         progress.close()
         return self
+
+    def _epoch_order(self, n: int) -> np.ndarray:
+        """This epoch's order of the training rows: a fresh permutation from the seeded generator."""
+        return self._rng.permutation(n)
 
     # ------------------------------------------------------------------ inference
 
