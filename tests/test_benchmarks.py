@@ -43,3 +43,17 @@ def test_results_header_names_machine_date_and_command(tmp_path):
     assert lines[1].startswith("Date: 20") and lines[1].rstrip().endswith("UTC.")
     assert lines[2] == "Command: `python benchmarks/x.py --flag`"
     assert lines[-1] == "| 1 |"
+
+
+def test_numpy_mlp_speed_counts_the_flops_of_an_sgd_step_and_writes_its_table(tmp_path):
+    import numpy_mlp_speed
+
+    # 4-3-2: forward 2*(12+6), weight gradients 2*(12+6), the delta of the second layer only 2*6
+    assert numpy_mlp_speed.training_flops((4, 3, 2)) == 36 + 36 + 12
+    out = tmp_path / "speed.md"
+    argv = ["--dataset", "digits", "--rounds", "1", "--epochs-per-round", "2", "--out", str(out)]
+    assert numpy_mlp_speed.main(argv) == 0
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("Machine: ") and " threads)" in out.read_text()  # the BLAS and its threads
+    rows = [line for line in lines if line.startswith("| default") or line.startswith("| 1 ")]
+    assert len(rows) == 2 and all(cell.strip() for row in rows for cell in row.split("|")[1:-1])

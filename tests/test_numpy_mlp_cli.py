@@ -126,6 +126,7 @@ def test_kill_9_keeps_finished_activations_and_the_rerun_completes(tmp_path):
         (["--weight-init", "xavier"], "invalid choice: 'xavier'"),
         (["--dataset", "/no/such/folder"], "/no/such/folder"),
         (["--classes", "3"], "--classes"),
+        (["--sklearn-init", "numpy", "--momentum", "0.9"], "holds for plain SGD without batch norm only"),
     ],
 )
 def test_bad_input_exits_2_with_the_fix_and_writes_nothing(tmp_path, capsys, extra, message):
@@ -169,3 +170,20 @@ def test_the_report_renders_in_headless_chromium(experiment):
     result = browser.check_page(str(experiment / "report.html"))
     assert result["ok"], result["problems"]
     assert result["images"] == result["images_loaded"] == 2
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh", "linear"])
+def test_from_the_same_start_numpympl_and_mlpclassifier_take_the_same_steps(tmp_path, activation):
+    """--sklearn-init numpy with one full-batch step per epoch (so the shuffles cannot differ): the two
+    independent implementations of backpropagation and SGD must write the same weights."""
+    out = tmp_path / "same"
+    argv = ["--dataset", "digits", "--epochs", "3", "--checkpoint-every", "1", "--hidden", "24,12", "--quiet"]
+    argv += ["--batch-size", "1437", "--activations", activation, "--sklearn-init", "numpy", "--weight-init", "glorot"]
+    assert numpy_mlp.main(argv + ["--output-dir", str(out)]) == 0
+    for epoch in (1, 2, 3):
+        ours = NumpyMLP.load(str(out / activation / "numpy" / f"{epoch}_{activation}_weights.npz"))
+        theirs = NumpyMLP.load(str(out / activation / "sklearn" / f"{epoch}_{activation}_weights.npz"))
+        for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    start = NumpyMLP.load(str(out / activation / "numpy" / f"1_{activation}_weights.npz"))
+    assert not np.allclose(start.coefs_[0], ours.coefs_[0], atol=1e-5)  # they did move, three steps of it

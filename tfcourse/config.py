@@ -187,6 +187,9 @@ class NumpyExperimentConfig:
         momentum: SGD momentum of both (0: plain SGD, the course's).
         batch_norm: Batch norm in NumpyMLP's hidden layers (MLPClassifier has none).
         sklearn: Also train MLPClassifier.
+        sklearn_init: ``own``: MLPClassifier starts from its own initialisation, as a user runs it;
+            ``numpy``: from NumpyMLP's initial weights (copied into its public ``coefs_``/``intercepts_``
+            before its first epoch), so the two differ only in their code and their shuffles.
         seed: Fixes the split, both initialisations and every shuffle.
         output_dir: The experiment folder (``None``: ``runs/numpy_mlp-<dataset>``).
         data: Where the data comes from and how it is split (``batch_size`` there is unused).
@@ -203,9 +206,13 @@ class NumpyExperimentConfig:
     momentum: float = 0.0
     batch_norm: bool = False
     sklearn: bool = True
+    sklearn_init: str = "own"
     seed: int = 42
     output_dir: Optional[str] = None
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
+
+
+SKLEARN_INITS = ("own", "numpy")
 
 
 def to_dict(config: Any) -> dict:

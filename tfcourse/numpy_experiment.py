@@ -35,7 +35,7 @@ import numpy as np
 
 import tfcourse
 from tfcourse import data, plots, rundir
-from tfcourse.config import NUMPY_ACTIVATIONS, NUMPY_INITS, NumpyExperimentConfig, to_dict
+from tfcourse.config import NUMPY_ACTIVATIONS, NUMPY_INITS, SKLEARN_INITS, NumpyExperimentConfig, to_dict
 from tfcourse.numpy_nn import NumpyMLP, SymmetryWarning, TrainingDiverged, checkpoints, softmax_cross_entropy
 from tfcourse.report import blocks
 
@@ -79,6 +79,13 @@ def check_config(config: NumpyExperimentConfig) -> None:
             f"--checkpoint-every {config.checkpoint_every} is more than --epochs {config.epochs}: no checkpoint "
             "would be written or tested; give at most the number of epochs."
         )
+    if config.sklearn_init not in SKLEARN_INITS:
+        raise ValueError(f"Unknown --sklearn-init {config.sklearn_init!r}; use one of {', '.join(SKLEARN_INITS)}.")
+    if config.sklearn_init == "numpy" and (config.momentum or config.batch_norm):
+        raise ValueError(
+            "--sklearn-init numpy copies NumpyMLP's initial weights into MLPClassifier, which holds for plain SGD "
+            "without batch norm only; leave out --momentum/--batch-norm or use --sklearn-init own."
+        )
     if not 0 <= config.momentum < 1:
         raise ValueError(f"--momentum must be in [0, 1); got {config.momentum}.")
 
@@ -110,6 +117,17 @@ def _versions() -> Dict[str, str]:
     return {"tfcourse": tfcourse.__version__, "numpy": np.__version__, "scikit-learn": sklearn.__version__}
 
 
+def _machine() -> str:
+    """The CPU model (``/proc/cpuinfo``) and core count, for the report: timings mean nothing without it."""
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            model = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), model)
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores"
+
+
 def _claim_folder(out: str, record: Dict[str, Any], overwrite: bool) -> None:
     """Makes ``out`` or checks that it holds this very experiment (to resume); refuses anything else."""
     rundir.check_writable_folder(os.path.dirname(os.path.abspath(out)), "--output-dir")
@@ -129,8 +147,9 @@ def _claim_folder(out: str, record: Dict[str, Any], overwrite: bool) -> None:
             )
         if overwrite:
             shutil.rmtree(out)
-        elif existing.get("config") != record["config"]:
-            old, new = existing.get("config", {}), record["config"]
+        elif existing != record:  # other settings, or other library versions: not one experiment any more
+            old = {**existing.get("config", {}), **existing.get("versions", {})}
+            new = {**record["config"], **record["versions"]}
             changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
             raise ValueError(
                 f"--output-dir {out} holds an experiment with other settings (differs in: {', '.join(changed)}). "
@@ -145,10 +164,10 @@ def _median(values: List[float]) -> Optional[float]:
     return statistics.median(values) if values else None
 
 
-def train_numpy(config: NumpyExperimentConfig, activation: str, arrays: Arrays, folder: str, verbose: int) -> Dict:
-    """NumpyMLP for one activation; its checkpoints reloaded from disk and scored on the test split."""
+def numpy_model(config: NumpyExperimentConfig, activation: str, arrays: Arrays, folder: Optional[str]) -> NumpyMLP:
+    """The experiment's NumpyMLP for one activation (unfitted)."""
     sizes = (arrays.x_train.shape[1], *config.hidden, len(arrays.class_names))
-    model = NumpyMLP(
+    return NumpyMLP(
         n_layers=len(sizes),
         layer_sizes=sizes,
         activation=activation,
@@ -161,8 +180,12 @@ def train_numpy(config: NumpyExperimentConfig, activation: str, arrays: Arrays, 
         batch_norm=config.batch_norm,
         checkpoint_every=config.checkpoint_every,
         checkpoint_dir=folder,
-        verbose=verbose,
     )
+
+
+def train_numpy(config: NumpyExperimentConfig, activation: str, arrays: Arrays, folder: str, verbose: int) -> Dict:
+    """NumpyMLP for one activation; its checkpoints reloaded from disk and scored on the test split."""
+    model = numpy_model(config, activation, arrays, folder).set_params(verbose=verbose)
     diverged = None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SymmetryWarning)
@@ -207,6 +230,15 @@ def train_sklearn(config: NumpyExperimentConfig, activation: str, arrays: Arrays
         shuffle=True,
         random_state=config.seed,
     )
+    if config.sklearn_init == "numpy":
+        # One step on one example makes MLPClassifier build its layers, then its public coefs_ and
+        # intercepts_ are overwritten with NumpyMLP's initial weights (plain SGD keeps no other state).
+        start = numpy_model(config, activation, arrays, None).initialize()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "batch_size larger than sample size"
+            model.partial_fit(arrays.x_train[:1], arrays.y_train[:1], classes=classes)
+        for theirs, ours in zip(model.coefs_ + model.intercepts_, start.coefs_ + start.intercepts_):
+            theirs[...] = ours
     history = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": [], "seconds": []}
     tests, saved, diverged = {}, {}, None
     os.makedirs(folder, exist_ok=True)
@@ -341,8 +373,9 @@ def markdown_table(header, body) -> str:
     )
 
 
-def _findings(config, results: Dict[str, Dict], rows) -> List[str]:
-    """Sentences generated from the numbers: the best model, NumPy vs scikit-learn, speed, symmetry."""
+def _findings(config, results: Dict[str, Dict], rows, num_classes: int) -> List[str]:
+    """Sentences generated from the numbers: the best model, NumPy vs scikit-learn, speed, a slow start,
+    symmetry."""
     out = []
     best = best_row(rows)
     if best:
@@ -363,6 +396,19 @@ def _findings(config, results: Dict[str, Dict], rows) -> List[str]:
                 f"{activation}, epoch {last}: NumpyMLP {_pct(a)} vs MLPClassifier {_pct(b)} test accuracy "
                 f"({100 * (a - b):+.2f} points); {mine['seconds_per_epoch']:.2f} vs {theirs['seconds_per_epoch']:.2f} "
                 f"s per epoch ({theirs['seconds_per_epoch'] / mine['seconds_per_epoch']:.2f}x)."
+            )
+        starts = {
+            name: next(
+                (i + 1 for i, v in enumerate(part["history"].get("val_accuracy") or []) if v > 2 / num_classes), None
+            )
+            for name, part in (("NumpyMLP", mine), ("MLPClassifier", theirs))
+            if part
+        }
+        if starts.get("NumpyMLP") != 1:
+            out.append(
+                f"{activation}: the validation accuracy first passed twice chance ({2 / num_classes:.0%}): "
+                + ", ".join(f"{n} {f'at epoch {starts[n]}' if starts[n] else 'never'}" for n in starts)
+                + f"; NumpyMLP starts from the {config.weight_init} initialisation (tiny weights: a plateau to climb off)."
             )
         widths, distinct = mine["layer_widths"], mine["distinct_units"]
         stuck = [f"layer {i + 1}: {d} distinct of {w}" for i, (d, w) in enumerate(zip(distinct, widths)) if d < w]
@@ -395,7 +441,7 @@ def write_report(
             os.path.join(out, f"curves_{activation}.png"),
             f"{activation}: NumpyMLP vs MLPClassifier, {config.data.dataset}, batch {config.batch_size}",
         )
-    findings = _findings(config, results, rows)
+    findings = _findings(config, results, rows, len(arrays.class_names))
     sizes = (arrays.x_train.shape[1], *config.hidden, len(arrays.class_names))
     sk_rates = {r["sklearn"]["learning_rate"] for r in results.values() if "sklearn" in r}
     setup = (
@@ -406,7 +452,9 @@ def write_report(
         f"{config.epochs} epochs, every epoch reshuffled. NumpyMLP: learning rate {config.learning_rate}, "
         f"{config.weight_init} initialisation{', batch norm' if config.batch_norm else ''}. "
         + (
-            f"MLPClassifier (solver sgd, no momentum, alpha 0, its own Glorot-style initialisation): learning rate "
+            f"MLPClassifier (solver sgd, {f'momentum {config.momentum}' if config.momentum else 'no momentum'}, alpha 0, "
+            + ("its own Glorot-style initialisation" if config.sklearn_init == "own" else "NumpyMLP's initial weights")
+            + "): learning rate "
             f"{', '.join(map(str, sorted(sk_rates)))}. "
             if config.sklearn
             else ""
@@ -414,7 +462,7 @@ def write_report(
         + f"Checkpoints every {config.checkpoint_every} epochs, each reloaded from its files and scored on the test split. "
         f"Seconds per epoch: the SGD pass alone (median over epochs). Libraries: "
         + ", ".join(f"{k} {v}" for k, v in versions.items())
-        + f"; {platform.processor() or platform.machine()}, {os.cpu_count()} cores."
+        + f"; {_machine()}."
     )
     page = [
         blocks.heading(1, f"NumPy MLP by hand vs scikit-learn: {config.data.dataset}"),

@@ -13,7 +13,7 @@ import sys
 from typing import List, Optional
 
 from tfcourse.cli_args import add_data_arguments, data_config_from_args, number, positive_float, positive_int
-from tfcourse.config import NUMPY_ACTIVATIONS, NUMPY_INITS, NumpyExperimentConfig
+from tfcourse.config import NUMPY_ACTIVATIONS, NUMPY_INITS, SKLEARN_INITS, NumpyExperimentConfig
 from tfcourse.rundir import cli_errors
 
 DEFAULTS = NumpyExperimentConfig()
@@ -98,6 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--batch-norm", action="store_true", help="batch norm in NumpyMLP's hidden layers")
     parser.add_argument("--no-sklearn", action="store_true", help="train NumpyMLP only")
+    parser.add_argument(
+        "--sklearn-init",
+        choices=SKLEARN_INITS,
+        default=DEFAULTS.sklearn_init,
+        help="own: MLPClassifier's own initialisation; numpy: NumpyMLP's initial weights (the two then differ "
+        "only in their code and their shuffles; plain SGD without batch norm)",
+    )
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed, help="fixes the split, initialisation and shuffling")
     parser.add_argument(
         "--output-dir", default=None, help="experiment folder (default runs/numpy_mlp-<dataset>); a rerun resumes it"
@@ -122,6 +129,7 @@ def config_from_args(args: argparse.Namespace) -> NumpyExperimentConfig:
         momentum=args.momentum,
         batch_norm=args.batch_norm,
         sklearn=not args.no_sklearn,
+        sklearn_init=args.sklearn_init,
         seed=args.seed,
         output_dir=args.output_dir,
         data=data_config_from_args(args),
