@@ -65,13 +65,14 @@ def publish(text: str, out: str, command=None) -> None:
 
 
 def blas_line() -> str:
-    """The BLAS NumPy calls, with its kernel and threads (threadpoolctl), for the NumPy benchmarks."""
+    """The BLAS NumPy calls (not SciPy's own copy), with its kernel and threads (threadpoolctl), for the
+    NumPy benchmarks."""
     import numpy as np
 
     try:
         from threadpoolctl import threadpool_info
 
-        pools = [p for p in threadpool_info() if p.get("user_api") == "blas"]
+        pools = [p for p in threadpool_info() if p.get("user_api") == "blas" and "numpy" in p.get("filepath", "")]
     except ImportError:
         pools = []
     described = ", ".join(

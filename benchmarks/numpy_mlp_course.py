@@ -4,6 +4,8 @@ init, 100 epochs, relu/sigmoid/tanh/linear; scikit-learn's MLPClassifier alike),
 
     python benchmarks/numpy_mlp_course.py            # ~35 min on 2 cores (MLPClassifier is most of it)
     python benchmarks/numpy_mlp_course.py --dataset digits --out /tmp/digits.md   # ~30 s
+    python benchmarks/numpy_mlp_course.py --activations relu,tanh --sklearn-init numpy \
+        --out benchmarks/results/numpy_mlp_course-sklearn-init-numpy.md   # both from NumpyMLP's start, ~15 min
 
 The experiment folder (``--results``) resumes: a finished activation is kept, so an interrupted
 run picks up where it stopped. Writes benchmarks/results/numpy_mlp_course.md (or --out).
@@ -29,25 +31,38 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="fashion_mnist")
     parser.add_argument("--epochs", type=int, default=NumpyExperimentConfig.epochs)
+    parser.add_argument("--activations", default=",".join(NumpyExperimentConfig.activations))
+    parser.add_argument("--sklearn-init", default=NumpyExperimentConfig.sklearn_init, choices=("own", "numpy"))
     parser.add_argument(
-        "--results", default=None, help="experiment folder (default results/numpy_mlp_course-<dataset>)"
+        "--results", default=None, help="experiment folder (default results/numpy_mlp_course-<dataset>[-...])"
     )
     parser.add_argument("--out", default=os.path.join(HERE, "results", "numpy_mlp_course.md"))
     args = parser.parse_args(argv)
-    results = args.results or os.path.join(HERE, "results", f"numpy_mlp_course-{args.dataset}")
-    config = NumpyExperimentConfig(epochs=args.epochs, output_dir=results, data=DataConfig(dataset=args.dataset))
+    suffix = "" if args.sklearn_init == "own" else f"-sklearn-init-{args.sklearn_init}"
+    results = args.results or os.path.join(HERE, "results", f"numpy_mlp_course-{args.dataset}{suffix}")
+    config = NumpyExperimentConfig(
+        activations=tuple(args.activations.split(",")),
+        epochs=args.epochs,
+        sklearn_init=args.sklearn_init,
+        output_dir=results,
+        data=DataConfig(dataset=args.dataset),
+    )
+    flags = f"--dataset {args.dataset} --epochs {args.epochs}"
+    if config.activations != NumpyExperimentConfig.activations:
+        flags += f" --activations {args.activations}"
+    if args.sklearn_init != "own":
+        flags += f" --sklearn-init {args.sklearn_init}"
     start = time.perf_counter()
     report = numpy_experiment.run_experiment(config, verbose=1)
     wall = time.perf_counter() - start
     resumed = report["resumed"]
     lines = [
-        f"`python -m tfcourse.numpy_mlp --dataset {args.dataset} --epochs {args.epochs}` (the course experiment; "
+        f"`python -m tfcourse.numpy_mlp {flags}` (the course experiment; "
         f"experiment folder `{os.path.relpath(results, os.path.dirname(HERE))}`, "
         + (f"reused from it: {', '.join(resumed)}; " if resumed else "")
         + f"this command {wall:.0f} s"
         + f"). {blas_line()}.",
         "",
-        "<!-- the table -->",
         report["table"],
         "",
         *[f"- {line}" for line in report["findings"]],
