@@ -11,7 +11,7 @@ The limit: the same matrix products one SGD step of this network needs (forward,
 the deltas, batch 32), timed alone in a loop over one epoch of batches, and a large 2048x2048 product
 for the machine's float32 rate.
 
-    python benchmarks/numpy_mlp_speed.py            # ~4 min on 2 cores
+    python benchmarks/numpy_mlp_speed.py            # ~5 min on 2 cores
 Writes benchmarks/results/numpy_mlp_speed.md (or --out).
 """
 
@@ -102,7 +102,7 @@ def _timed(call):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
-    parser.add_argument("--epochs-per-round", type=int, default=2)
+    parser.add_argument("--epochs-per-round", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--dataset", default="fashion_mnist")
     parser.add_argument("--out", default=os.path.join(HERE, "results", "numpy_mlp_speed.md"))

@@ -187,3 +187,17 @@ def test_from_the_same_start_numpympl_and_mlpclassifier_take_the_same_steps(tmp_
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
     start = NumpyMLP.load(str(out / activation / "numpy" / f"1_{activation}_weights.npz"))
     assert not np.allclose(start.coefs_[0], ours.coefs_[0], atol=1e-5)  # they did move, three steps of it
+
+
+def test_a_diverging_activation_is_reported_not_hidden(tmp_path):
+    out = tmp_path / "diverged"
+    argv = QUICK + ["--output-dir", str(out), "--activations", "linear,tanh", "--learning-rate", "40"]
+    argv += ["--sklearn-learning-rate", "0.05", "--normalization", "standardize"]
+    assert numpy_mlp.main(argv) == 0  # one activation diverging does not sink the others
+    results = json.loads((out / "results.json").read_text())
+    diverged = [row for row in results["rows"] if row.get("diverged")]
+    assert [row["implementation"] for row in diverged] == ["NumpyMLP"]
+    assert "NumpyMLP linear: Training diverged at epoch" in " ".join(results["findings"])
+    assert "did not break symmetry" not in " ".join(results["findings"])  # NaN weights are not "identical units"
+    report = (out / "report.md").read_text()
+    assert "| NumpyMLP | linear | diverged | - | - |" in report

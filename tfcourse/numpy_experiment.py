@@ -203,7 +203,7 @@ def train_numpy(config: NumpyExperimentConfig, activation: str, arrays: Arrays, 
         "checkpoints": {e: [os.path.basename(p) for p in paths] for e, paths in model.checkpoints_.items()},
         "seconds_per_epoch": _median(model.history_["seconds"]),
         "diverged": diverged,
-        "distinct_units": model.distinct_units(),
+        "distinct_units": model.distinct_units() if diverged is None else None,  # a diverged model keeps no weights
         "layer_widths": list(config.hidden),
         "symmetry_warning": next((str(w.message) for w in caught if issubclass(w.category, SymmetryWarning)), None),
     }
@@ -351,16 +351,22 @@ def _pct(value: Optional[float]) -> str:
     return "-" if value is None else f"{100 * value:.2f}%"
 
 
+def _secs(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:.3f}" if value < 0.1 else f"{value:.2f}"
+
+
 def accuracy_table(rows: List[Dict[str, Any]]) -> Tuple[List[str], List[List[Any]]]:
     header = ["implementation", "activation", "epoch", "test accuracy", "validation accuracy", "s/epoch (median)"]
     body = []
     for row in rows:
         if row.get("diverged"):
-            body.append([row["implementation"], row["activation"], "diverged", "-", "-", row["seconds_per_epoch"]])
+            body.append(
+                [row["implementation"], row["activation"], "diverged", "-", "-", _secs(row["seconds_per_epoch"])]
+            )
             continue
         body.append(
             [row["implementation"], row["activation"], row["epoch"], _pct(row["test_accuracy"]),
-             _pct(row["val_accuracy"]), row["seconds_per_epoch"]]
+             _pct(row["val_accuracy"]), _secs(row["seconds_per_epoch"])]
         )  # fmt: skip
     return header, body
 
@@ -410,7 +416,7 @@ def _findings(config, results: Dict[str, Dict], rows, num_classes: int) -> List[
                 + ", ".join(f"{n} {f'at epoch {starts[n]}' if starts[n] else 'never'}" for n in starts)
                 + f"; NumpyMLP starts from the {config.weight_init} initialisation (tiny weights: a plateau to climb off)."
             )
-        widths, distinct = mine["layer_widths"], mine["distinct_units"]
+        widths, distinct = mine["layer_widths"], mine["distinct_units"] or []
         stuck = [f"layer {i + 1}: {d} distinct of {w}" for i, (d, w) in enumerate(zip(distinct, widths)) if d < w]
         if mine.get("symmetry_warning") or stuck:
             out.append(
