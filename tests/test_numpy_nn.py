@@ -576,3 +576,13 @@ def test_sgd_steps_equal_keras_sgd(momentum, nesterov, l2):
     for ours, theirs in zip(model.coefs_ + model.intercepts_, [d.kernel for d in dense] + [d.bias for d in dense]):
         np.testing.assert_allclose(ours, theirs.numpy(), rtol=1e-8, atol=1e-12)
     assert not np.allclose(model.coefs_[0], NumpyMLP(**model.get_params()).initialize().coefs_[0])  # it moved
+
+
+def test_verbose_draws_a_progress_line_over_the_epochs(capsys):
+    x, y = digits(300)
+    NumpyMLP(n_layers=3, layer_sizes=(64, 16, 10), weight_init="he", num_epochs=20, verbose=1).fit(x[:200], y[:200], x[200:], y[200:])
+    lines = capsys.readouterr().err.splitlines()  # not a terminal: one line every tenth of the run
+    assert len(lines) == 10 and lines[-1].startswith("[########################] epoch 20/20 loss ")
+    assert "val_acc " in lines[-1] and lines[-1].endswith("0 s left")
+    NumpyMLP(n_layers=3, layer_sizes=(64, 16, 10), num_epochs=2).fit(x, y)
+    assert capsys.readouterr().err == ""  # verbose=0: silent
