@@ -281,6 +281,12 @@ def test_softmax_cross_entropy_is_stable_and_its_gradient_fused():
     np.testing.assert_allclose(grad, (probabilities - np.eye(3)[labels]) / 3, atol=1e-12)
 
 
+def test_the_config_names_the_same_activations_and_initialisations():
+    from tfcourse import config
+
+    assert config.NUMPY_ACTIVATIONS == ACTIVATIONS and config.NUMPY_INITS == INITIALIZERS
+
+
 def test_every_initialisation_has_its_distribution():
     rng = np.random.default_rng(0)
     fan_in, fan_out = 400, 300
@@ -580,7 +586,9 @@ def test_sgd_steps_equal_keras_sgd(momentum, nesterov, l2):
 
 def test_verbose_draws_a_progress_line_over_the_epochs(capsys):
     x, y = digits(300)
-    NumpyMLP(n_layers=3, layer_sizes=(64, 16, 10), weight_init="he", num_epochs=20, verbose=1).fit(x[:200], y[:200], x[200:], y[200:])
+    NumpyMLP(n_layers=3, layer_sizes=(64, 16, 10), weight_init="he", num_epochs=20, verbose=1).fit(
+        x[:200], y[:200], x[200:], y[200:]
+    )
     lines = capsys.readouterr().err.splitlines()  # not a terminal: one line every tenth of the run
     assert len(lines) == 10 and lines[-1].startswith("[########################] epoch 20/20 loss ")
     assert "val_acc " in lines[-1] and lines[-1].endswith("0 s left")

@@ -168,6 +168,7 @@ class TuneConfig:
 
 NUMPY_ACTIVATIONS = ("relu", "sigmoid", "tanh", "linear")  # as tfcourse.numpy_nn.ACTIVATIONS
 NUMPY_INITS = ("zero", "random", "normal", "he", "glorot")  # as tfcourse.numpy_nn.INITIALIZERS
+SKLEARN_INITS = ("own", "numpy")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,7 +182,7 @@ class NumpyExperimentConfig:
         learning_rate: NumpyMLP's SGD step.
         sklearn_learning_rate: MLPClassifier's ``learning_rate_init`` (``None``: the same as NumpyMLP's).
         batch_size: Examples per SGD step, both implementations.
-        weight_init: NumpyMLP's initialisation (MLPClassifier has its own, Glorot-style).
+        weight_init: NumpyMLP's initialisation (MLPClassifier's too with ``sklearn_init="numpy"``).
         epochs: Epochs of both.
         checkpoint_every: Save (and test) both every this many epochs.
         momentum: SGD momentum of both (0: plain SGD, the course's).
@@ -210,9 +211,6 @@ class NumpyExperimentConfig:
     seed: int = 42
     output_dir: Optional[str] = None
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
-
-
-SKLEARN_INITS = ("own", "numpy")
 
 
 def to_dict(config: Any) -> dict:

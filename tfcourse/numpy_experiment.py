@@ -414,7 +414,12 @@ def _findings(config, results: Dict[str, Dict], rows, num_classes: int) -> List[
             out.append(
                 f"{activation}: the validation accuracy first passed twice chance ({2 / num_classes:.0%}): "
                 + ", ".join(f"{n} {f'at epoch {starts[n]}' if starts[n] else 'never'}" for n in starts)
-                + f"; NumpyMLP starts from the {config.weight_init} initialisation (tiny weights: a plateau to climb off)."
+                + (
+                    f"; the {config.weight_init} initialisation scales every weight by 0.01, so each layer's signal "
+                    "and gradient start tiny: a plateau to climb off."
+                    if config.weight_init in ("normal", "random")
+                    else "."
+                )
             )
         widths, distinct = mine["layer_widths"], mine["distinct_units"] or []
         stuck = [f"layer {i + 1}: {d} distinct of {w}" for i, (d, w) in enumerate(zip(distinct, widths)) if d < w]
