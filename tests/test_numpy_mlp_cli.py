@@ -201,3 +201,13 @@ def test_a_diverging_activation_is_reported_not_hidden(tmp_path):
     assert "did not break symmetry" not in " ".join(results["findings"])  # NaN weights are not "identical units"
     report = (out / "report.md").read_text()
     assert "| NumpyMLP | linear | diverged | - | - |" in report
+
+
+def test_the_summary_without_timings_has_no_seconds_anywhere(experiment):
+    config = numpy_mlp.config_from_args(numpy_mlp.build_parser().parse_args(QUICK))
+    results = {a: json.loads((experiment / a / "result.json").read_text()) for a in ("relu", "tanh")}
+    table, findings = numpy_experiment.summary(config, results, 10, timing=False)
+    assert table.splitlines()[0] == "| implementation | activation | epoch | test accuracy | validation accuracy |"
+    assert len(table.splitlines()) == 2 + 8 and not any(" s per epoch" in line for line in findings)
+    timed, with_speed = numpy_experiment.summary(config, results, 10)
+    assert "s/epoch (median)" in timed and any(" s per epoch" in line for line in with_speed)

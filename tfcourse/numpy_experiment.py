@@ -355,19 +355,18 @@ def _secs(value: Optional[float]) -> str:
     return "-" if value is None else f"{value:.3f}" if value < 0.1 else f"{value:.2f}"
 
 
-def accuracy_table(rows: List[Dict[str, Any]]) -> Tuple[List[str], List[List[Any]]]:
-    header = ["implementation", "activation", "epoch", "test accuracy", "validation accuracy", "s/epoch (median)"]
+def accuracy_table(rows: List[Dict[str, Any]], timing: bool = True) -> Tuple[List[str], List[List[Any]]]:
+    """Header and rows of the table of every checkpoint; ``timing`` adds the median seconds per epoch."""
+    header = ["implementation", "activation", "epoch", "test accuracy", "validation accuracy"]
+    header += ["s/epoch (median)"] if timing else []
     body = []
     for row in rows:
         if row.get("diverged"):
-            body.append(
-                [row["implementation"], row["activation"], "diverged", "-", "-", _secs(row["seconds_per_epoch"])]
-            )
-            continue
-        body.append(
-            [row["implementation"], row["activation"], row["epoch"], _pct(row["test_accuracy"]),
-             _pct(row["val_accuracy"]), _secs(row["seconds_per_epoch"])]
-        )  # fmt: skip
+            cells = [row["implementation"], row["activation"], "diverged", "-", "-"]
+        else:
+            cells = [row["implementation"], row["activation"], row["epoch"], _pct(row["test_accuracy"]),
+                     _pct(row["val_accuracy"])]  # fmt: skip
+        body.append(cells + ([_secs(row["seconds_per_epoch"])] if timing else []))
     return header, body
 
 
@@ -379,9 +378,17 @@ def markdown_table(header, body) -> str:
     )
 
 
-def _findings(config, results: Dict[str, Dict], rows, num_classes: int) -> List[str]:
-    """Sentences generated from the numbers: the best model, NumPy vs scikit-learn, speed, a slow start,
-    symmetry."""
+def summary(config, results: Dict[str, Dict], num_classes: int, timing: bool = True) -> Tuple[str, List[str]]:
+    """The table (Markdown) and the findings of finished results; ``timing=False`` leaves out every
+    seconds-per-epoch number (for a results file whose run shared the machine: speed has its own,
+    interleaved benchmark)."""
+    rows = result_rows(results)
+    return markdown_table(*accuracy_table(rows, timing)), _findings(config, results, rows, num_classes, timing)
+
+
+def _findings(config, results: Dict[str, Dict], rows, num_classes: int, timing: bool = True) -> List[str]:
+    """Sentences generated from the numbers: the best model, NumPy vs scikit-learn (and their speed), a
+    slow start, symmetry."""
     out = []
     best = best_row(rows)
     if best:
@@ -400,8 +407,13 @@ def _findings(config, results: Dict[str, Dict], rows, num_classes: int) -> List[
         if a is not None and b is not None:
             out.append(
                 f"{activation}, epoch {last}: NumpyMLP {_pct(a)} vs MLPClassifier {_pct(b)} test accuracy "
-                f"({100 * (a - b):+.2f} points); {mine['seconds_per_epoch']:.2f} vs {theirs['seconds_per_epoch']:.2f} "
-                f"s per epoch ({theirs['seconds_per_epoch'] / mine['seconds_per_epoch']:.2f}x)."
+                f"({100 * (a - b):+.2f} points)"
+                + (
+                    f"; {mine['seconds_per_epoch']:.2f} vs {theirs['seconds_per_epoch']:.2f} s per epoch "
+                    f"({theirs['seconds_per_epoch'] / mine['seconds_per_epoch']:.2f}x)."
+                    if timing
+                    else "."
+                )
             )
         starts = {
             name: next(
@@ -520,5 +532,5 @@ def run_experiment(
         if reused:
             resumed.append(activation)
     report = write_report(config, arrays, results, out, versions)
-    report.update(output_dir=out, results=results, resumed=resumed)
+    report.update(output_dir=out, results=results, resumed=resumed, classes=list(arrays.class_names))
     return report
