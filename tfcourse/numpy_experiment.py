@@ -483,7 +483,8 @@ def write_report(
             else ""
         )
         + f"Checkpoints every {config.checkpoint_every} epochs, each reloaded from its files and scored on the test split. "
-        f"Seconds per epoch: the SGD pass alone (median over epochs). Libraries: "
+        "Seconds per epoch: the SGD pass alone (median over epochs), the implementations one after the other, so "
+        "other load on the machine shifts them; benchmarks/numpy_mlp_speed.py compares the speed interleaved. Libraries: "
         + ", ".join(f"{k} {v}" for k, v in versions.items())
         + f"; {_machine()}."
     )
