@@ -211,3 +211,32 @@ def test_the_summary_without_timings_has_no_seconds_anywhere(experiment):
     assert len(table.splitlines()) == 2 + 8 and not any(" s per epoch" in line for line in findings)
     timed, with_speed = numpy_experiment.summary(config, results, 10)
     assert "s/epoch (median)" in timed and any(" s per epoch" in line for line in with_speed)
+
+
+def test_mini_batch_epochs_match_mlpclassifier_step_for_step_and_it_reshuffles_every_epoch():
+    """The experiment's MLPClassifier (``sklearn_model``) from NumpyMLP's start, and NumpyMLP fed the very
+    shuffles MLPClassifier draws (a copy of its generator, read through the private ``_random_state``):
+    three epochs of 45 mini-batches end at the same weights. If MLPClassifier drew the same shuffle every
+    epoch (an integer random_state is turned into a new generator on each partial_fit), it would not."""
+    import copy
+
+    from sklearn.utils import shuffle
+
+    argv = ["--dataset", "digits", "--hidden", "24,12", "--weight-init", "glorot", "--sklearn-init", "numpy"]
+    config = numpy_mlp.config_from_args(
+        numpy_mlp.build_parser().parse_args(argv + ["--epochs", "3", "--checkpoint-every", "3"])
+    )
+    arrays = numpy_experiment.load_arrays(config)
+    theirs = numpy_experiment.sklearn_model(config, "relu", arrays)
+    generator = copy.deepcopy(theirs._random_state)
+
+    class SameShuffles(NumpyMLP):
+        def _epoch_order(self, n):
+            return shuffle(np.arange(n), random_state=generator)
+
+    ours = numpy_experiment.numpy_model(config, "relu", arrays, None)
+    ours = SameShuffles(**ours.get_params()).fit(arrays.x_train, arrays.y_train)
+    for _ in range(3):
+        theirs.partial_fit(arrays.x_train, arrays.y_train)
+    for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)

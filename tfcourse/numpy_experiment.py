@@ -209,14 +209,11 @@ def train_numpy(config: NumpyExperimentConfig, activation: str, arrays: Arrays, 
     }
 
 
-def train_sklearn(config: NumpyExperimentConfig, activation: str, arrays: Arrays, folder: str, verbose: int) -> Dict:
-    """MLPClassifier with the same architecture, activation, batch size and plain SGD, one
-    ``partial_fit`` (one shuffled epoch) at a time; its weights saved in the same checkpoint format
-    every ``checkpoint_every`` epochs and scored on the test split."""
-    from sklearn.exceptions import ConvergenceWarning
+def sklearn_model(config: NumpyExperimentConfig, activation: str, arrays: Arrays):
+    """The experiment's MLPClassifier for one activation: the same architecture, activation, batch size and
+    plain SGD; with ``sklearn_init="numpy"`` already holding NumpyMLP's initial weights."""
     from sklearn.neural_network import MLPClassifier
 
-    classes = np.arange(len(arrays.class_names))
     model = MLPClassifier(
         hidden_layer_sizes=config.hidden,
         activation=SKLEARN_ACTIVATION[activation],
@@ -228,7 +225,9 @@ def train_sklearn(config: NumpyExperimentConfig, activation: str, arrays: Arrays
         alpha=0.0,
         batch_size=config.batch_size,
         shuffle=True,
-        random_state=config.seed,
+        # A RandomState, not the seed: MLPClassifier makes a new generator from an integer random_state on
+        # every partial_fit call, so each epoch would get the same shuffle. An instance is kept and goes on.
+        random_state=np.random.RandomState(config.seed),
     )
     if config.sklearn_init == "numpy":
         # One step on one example makes MLPClassifier build its layers, then its public coefs_ and
@@ -236,9 +235,19 @@ def train_sklearn(config: NumpyExperimentConfig, activation: str, arrays: Arrays
         start = numpy_model(config, activation, arrays, None).initialize()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "batch_size larger than sample size"
-            model.partial_fit(arrays.x_train[:1], arrays.y_train[:1], classes=classes)
+            model.partial_fit(arrays.x_train[:1], arrays.y_train[:1], classes=np.arange(len(arrays.class_names)))
         for theirs, ours in zip(model.coefs_ + model.intercepts_, start.coefs_ + start.intercepts_):
             theirs[...] = ours
+    return model
+
+
+def train_sklearn(config: NumpyExperimentConfig, activation: str, arrays: Arrays, folder: str, verbose: int) -> Dict:
+    """``sklearn_model`` trained one ``partial_fit`` (one shuffled epoch) at a time; its weights saved in the
+    same checkpoint format every ``checkpoint_every`` epochs and scored on the test split."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    classes = np.arange(len(arrays.class_names))
+    model = sklearn_model(config, activation, arrays)
     history = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": [], "seconds": []}
     tests, saved, diverged = {}, {}, None
     os.makedirs(folder, exist_ok=True)
