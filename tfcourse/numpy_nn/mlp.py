@@ -248,7 +248,8 @@ class NumpyMLP:
     # ------------------------------------------------------------------ parameters
 
     def initialize(self) -> "NumpyMLP":
-        """Draws fresh parameters from ``weight_init`` and ``seed`` (``fit`` calls it); returns ``self``."""
+        """Draws fresh parameters from ``weight_init`` and ``seed``, and their gradient buffers (``fit`` calls
+        it); returns ``self``."""
         sizes = self._check_params()
         self._sizes = sizes
         self._rng = np.random.default_rng(self.seed)
@@ -267,6 +268,7 @@ class NumpyMLP:
         self.classes_ = np.arange(sizes[-1])
         self.n_features_in_ = sizes[0]
         self._buffers = {}
+        self._make_grads()
         return self
 
     def _check_fitted(self):
@@ -277,9 +279,9 @@ class NumpyMLP:
         """Every trainable array with its gradient buffer, in a fixed order."""
         out = []
         for i, (w, b) in enumerate(zip(self.coefs_, self.intercepts_)):
-            out.append((f"W{i + 1}", w, self._grads[f"W{i + 1}"]))
-            if self._has_bias(i):
-                out.append((f"b{i + 1}", b, self._grads[f"b{i + 1}"]))
+            out.append((f"W{i + 1}", w, self._weight_grads[i]))
+            if self._bias_grads[i] is not None:
+                out.append((f"b{i + 1}", b, self._bias_grads[i]))
         for i, bn in enumerate(self.batch_norms_):
             out += [(f"gamma{i + 1}", bn.gamma, bn.dgamma), (f"beta{i + 1}", bn.beta, bn.dbeta)]
         return out
@@ -291,18 +293,20 @@ class NumpyMLP:
         return not self.batch_norms_ or layer == len(self.coefs_) - 1
 
     def _make_grads(self):
-        self._grads = {}
-        for i, (w, b) in enumerate(zip(self.coefs_, self.intercepts_)):
-            self._grads[f"W{i + 1}"] = np.zeros_like(w)
-            self._grads[f"b{i + 1}"] = np.zeros_like(b)
-        # Made once per fit, not per step: (parameter, gradient, velocity, scratch) for the update loop.
+        """Gradient buffers (none for a bias that is not trained) and, made once per fit rather than per
+        step, the update loop's (parameter, gradient, velocity, Nesterov scratch) slots."""
+        self._weight_grads = [np.zeros_like(w) for w in self.coefs_]
+        self._bias_grads = [np.zeros_like(b) if self._has_bias(i) else None for i, b in enumerate(self.intercepts_)]
+        self._l2_scratch = [np.empty_like(w) for w in self.coefs_] if self.l2 else []
         self._slots = [
-            (param, grad, np.zeros_like(param) if self.momentum else None, np.empty_like(param))
+            (
+                param,
+                grad,
+                np.zeros_like(param) if self.momentum else None,
+                np.empty_like(param) if self.momentum and self.nesterov else None,
+            )
             for _, param, grad in self._params_and_grads()
         ]
-        self._weight_grads = [self._grads[f"W{i + 1}"] for i in range(len(self.coefs_))]
-        self._bias_grads = [self._grads[f"b{i + 1}"] if self._has_bias(i) else None for i in range(len(self.coefs_))]
-        self._l2_scratch = [np.empty_like(w) for w in self.coefs_] if self.l2 else []
 
     # ------------------------------------------------------------------ forward and backward
 
@@ -384,8 +388,6 @@ class NumpyMLP:
         gradient with respect to every parameter (``W1, b1, ..., gamma1, beta1, ...``), without updating
         anything but the batch-norm moving averages. For gradient checks; ``fit`` must have run, or ``initialize``."""
         self._check_fitted()
-        if not hasattr(self, "_grads"):
-            self._make_grads()
         X = self._check_X(X, self._sizes[0])
         y = self._check_y(y, len(X), self._sizes[-1])
         acts = self._forward(X, training=True)
@@ -433,7 +435,6 @@ class NumpyMLP:
                 SymmetryWarning,
                 stacklevel=2,
             )
-        self._make_grads()
         n, batch = len(X), min(self.batch_size, len(X))
         # Each step gathers its rows into a small buffer that stays in cache for the products that read
         # it (a shuffled copy of all of X would be written and read back once more every epoch).
@@ -561,9 +562,8 @@ class NumpyMLP:
             **params,
         )
         model.initialize()
-        dtype = np.dtype(model.dtype)
-        model.coefs_ = [w.astype(dtype) for w in state.coefs]
-        model.intercepts_ = [b.astype(dtype) for b in state.intercepts]
+        for mine, saved in zip(model.coefs_ + model.intercepts_, state.coefs + state.intercepts):
+            mine[...] = saved  # in place (cast to the model's dtype): the gradient and update slots stay valid
         for bn, saved in zip(model.batch_norms_, state.batch_norms):
             for key, value in saved.items():
                 getattr(bn, key)[...] = value
