@@ -213,6 +213,46 @@ class NumpyExperimentConfig:
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
 
 
+@dataclasses.dataclass(frozen=True)
+class EdaConfig:
+    """The exploratory data analysis (``python -m tfcourse.eda``).
+
+    Attributes:
+        samples_per_class: Training images per class in the samples grid.
+        max_side: Images with a larger side are shrunk (block mean, grey) to at most this for the pixel
+            correlation, PCA, distances and features; 28x28 Fashion-MNIST is used as it is.
+        near_duplicate_rms: Two different images whose root-mean-square pixel difference (pixels in
+            0..1) is at most this are near duplicates.
+        duplicate_components: PCA components of the k-d tree that finds near-duplicate candidates.
+        neighbour_components: PCA components of the nearest-neighbour space (label errors, overlap).
+        neighbours: k of the nearest-neighbour check.
+        label_error_share: An image is a likely label error when at least this share of its
+            neighbours carries one same other label.
+        outlier_z: Robust z-score of the distance to the class mean above which an image is an outlier.
+        tsne_samples: Training images in the t-SNE embedding (a stratified subsample).
+        classifier_examples: Training images (stratified subsample) the logistic regressions are fitted on.
+        top: Examples shown in each grid of the anomalies.
+        seed: Fixes the split, every subsample and t-SNE.
+        output_dir: The EDA folder (``None``: ``runs/eda-<dataset>``).
+        data: Where the data comes from and how it is split (batch size and normalization unused).
+    """
+
+    samples_per_class: int = 8
+    max_side: int = 32
+    near_duplicate_rms: float = 0.02
+    duplicate_components: int = 16
+    neighbour_components: int = 30
+    neighbours: int = 10
+    label_error_share: float = 0.8
+    outlier_z: float = 3.5
+    tsne_samples: int = 2000
+    classifier_examples: int = 10000
+    top: int = 16
+    seed: int = 42
+    output_dir: Optional[str] = None
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+
+
 def to_dict(config: Any) -> dict:
     """Returns a JSON-ready dict of a (nested) config dataclass."""
     return dataclasses.asdict(config)

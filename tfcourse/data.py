@@ -43,6 +43,7 @@ CATALOGUE = {
         "apt_package": "dataset-fashion-mnist",
         "tfds_name": "fashion_mnist",
         "aliases": ("fashion_mnist", "fashion-mnist"),
+        "mirror_safe": True,  # a mirrored garment is the same garment
     },
     "mnist": {
         "class_names": DIGIT_CLASSES,
@@ -50,8 +51,9 @@ CATALOGUE = {
         "apt_package": None,
         "tfds_name": "mnist",
         "aliases": ("mnist",),
+        "mirror_safe": False,  # a mirrored 2 or 7 is no digit
     },
-    "digits": {"class_names": DIGIT_CLASSES},
+    "digits": {"class_names": DIGIT_CLASSES, "mirror_safe": False},
 }
 DATA_DIR_ENV = "TFCOURSE_DATA_DIR"
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # as keras.utils.image_dataset_from_directory
@@ -68,6 +70,8 @@ class Dataset:
         x_test, y_test: The official test set, or ``None`` when the source has none.
         class_names: One name per label, label ``i`` is ``class_names[i]``.
         source: Where the data was read from, for logs and ``config.json``.
+        original_sizes: (N, 2) height and width of each image before resizing (image folders only;
+            ``None`` where every image came at its stored size).
     """
 
     name: str
@@ -77,6 +81,7 @@ class Dataset:
     y_test: Optional[np.ndarray]
     class_names: Tuple[str, ...]
     source: str
+    original_sizes: Optional[np.ndarray] = None
 
     @property
     def has_official_test(self) -> bool:
@@ -309,7 +314,7 @@ def load_image_folder(directory: str, image_size: Optional[Tuple[int, int]] = No
         )
     if not files:
         raise ValueError(f"{directory}: no images (.png, .jpg, .jpeg, .bmp, .gif) in its class folders {class_names}.")
-    images, labels, mode = [], [], None
+    images, labels, sizes, mode = [], [], [], None
     for path, label in files:
         try:
             with Image.open(path) as image:
@@ -318,6 +323,7 @@ def load_image_folder(directory: str, image_size: Optional[Tuple[int, int]] = No
                     if image_size is None:
                         image_size = (image.height, image.width)
                 image = image.convert(mode)
+                sizes.append((image.height, image.width))
                 if (image.height, image.width) != tuple(image_size):
                     image = image.resize((image_size[1], image_size[0]), Image.BILINEAR)
                 images.append(np.asarray(image, dtype=np.uint8))
@@ -330,9 +336,10 @@ def load_image_folder(directory: str, image_size: Optional[Tuple[int, int]] = No
             raise ValueError(f"Cannot read image {path}: {error}. Delete or replace the file.") from None
         labels.append(label)
     check_label_coverage(np.asarray(labels), len(class_names), f"image folder {directory} (classes {class_names})")
-    return _make_dataset(
+    dataset = _make_dataset(
         directory, np.stack(images), np.asarray(labels), None, None, class_names, f"image folder {directory}"
     )
+    return dataclasses.replace(dataset, original_sizes=np.asarray(sizes, dtype=np.int64))
 
 
 def load_tfds(name: str, data_dir: Optional[str] = None, download: bool = True) -> Dataset:
@@ -518,6 +525,7 @@ def select_classes(dataset: Dataset, classes: Optional[Sequence[int]]) -> Datase
         y_test,
         tuple(dataset.class_names[c] for c in classes),
         f"{dataset.source} (classes {classes})",
+        None if dataset.original_sizes is None else dataset.original_sizes[relabel[dataset.y_train] >= 0],
     )
 
 
@@ -646,15 +654,60 @@ class Pipelines:
         return len(self.class_names)
 
 
-def _augmenter(seed: int):
+# Augmentations by name: (Keras layer factory (seed -> layer), what it does). ``--augment`` applies
+# PIPELINE_AUGMENTATIONS; the others are previewed by ``tfcourse.eda`` (not yet a training flag).
+AUGMENTATIONS = {
+    "flip": (lambda keras, seed: keras.layers.RandomFlip("horizontal", seed=seed), "horizontal flip, half the images"),
+    "shift": (
+        lambda keras, seed: keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=seed),
+        "shift up to 10% of height and width, empty border filled with 0",
+    ),
+    "rotation": (
+        lambda keras, seed: keras.layers.RandomRotation(15 / 360, fill_mode="constant", seed=seed),
+        "rotation up to 15 degrees either way",
+    ),
+    "zoom": (
+        lambda keras, seed: keras.layers.RandomZoom(0.15, fill_mode="constant", seed=seed),
+        "zoom in or out up to 15%",
+    ),
+    "contrast": (
+        lambda keras, seed: keras.layers.RandomContrast(0.4, value_range=(0, 1), seed=seed),
+        "contrast scaled by 0.6..1.4",
+    ),
+    "noise": (lambda keras, seed: keras.layers.GaussianNoise(0.08, seed=seed), "Gaussian noise, std 0.08 of the range"),
+    "erasing": (
+        lambda keras, seed: keras.layers.RandomErasing(factor=1.0, scale=(0.05, 0.2), value_range=(0, 1), seed=seed),
+        "a random rectangle (5-20% of the image) erased",
+    ),
+}
+PIPELINE_AUGMENTATIONS = ("flip", "shift")
+
+
+def augmentation_layer(name: str, seed: int):
+    """The Keras preprocessing layer of augmentation ``name`` (inputs in [0, 1], whole batches)."""
     import keras
 
+    if name not in AUGMENTATIONS:
+        raise ValueError(f"Unknown augmentation {name!r}; use one of {', '.join(AUGMENTATIONS)}.")
+    return AUGMENTATIONS[name][0](keras, seed)
+
+
+def mirror_safe(name: str) -> Optional[bool]:
+    """Whether a horizontal flip keeps the label for a catalogued dataset (``None``: not known)."""
+    if name.startswith("tfds:"):
+        name = next((k for k, e in CATALOGUE.items() if e.get("tfds_name") == name[5:]), name)
+    entry = _catalogue_entry(name)
+    return (entry[1] if entry else CATALOGUE.get(name, {})).get("mirror_safe")
+
+
+def _augmenter(seed: int):
     # Keras preprocessing layers operate on whole batches, so augmentation stays vectorised.
-    flip = keras.layers.RandomFlip("horizontal", seed=seed)
-    shift = keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=seed + 1)
+    layers = [augmentation_layer(name, seed + i) for i, name in enumerate(PIPELINE_AUGMENTATIONS)]
 
     def augment(images):
-        return shift(flip(images, training=True), training=True)
+        for layer in layers:
+            images = layer(images, training=True)
+        return images
 
     return augment
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import platform
 import shutil
 import statistics
 import time
@@ -115,17 +114,6 @@ def _versions() -> Dict[str, str]:
     import sklearn
 
     return {"tfcourse": tfcourse.__version__, "numpy": np.__version__, "scikit-learn": sklearn.__version__}
-
-
-def _machine() -> str:
-    """The CPU model (``/proc/cpuinfo``) and core count, for the report: timings mean nothing without it."""
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            model = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), model)
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores"
 
 
 def _claim_folder(out: str, record: Dict[str, Any], overwrite: bool) -> None:
@@ -495,7 +483,7 @@ def write_report(
         "Seconds per epoch: the SGD pass alone (median over epochs), the implementations one after the other, so "
         "other load on the machine shifts them; benchmarks/numpy_mlp_speed.py compares the speed interleaved. Libraries: "
         + ", ".join(f"{k} {v}" for k, v in versions.items())
-        + f"; {_machine()}."
+        + f"; {blocks.machine_description()}."
     )
     page = [
         blocks.heading(1, f"NumPy MLP by hand vs scikit-learn: {config.data.dataset}"),

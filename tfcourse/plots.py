@@ -482,3 +482,131 @@ def plot_implementations(histories: Dict[str, Dict[str, List[float]]], path: str
     axes[0].set_yscale("log")
     fig.suptitle(title or "implementations compared")
     return _finish(fig, path)
+
+
+# ----------------------------------------------------------------------------- exploratory data analysis
+
+
+def plot_brightness_contrast(
+    brightness, contrast, labels, class_names: Sequence[str], path: str, title: str = ""
+) -> str:
+    """Box plots per class of each training image's brightness (mean pixel) and contrast (pixel std)."""
+    import numpy as np
+
+    plt = _pyplot()
+    present = [c for c in range(len(class_names)) if np.any(labels == c)]
+    fig, axes = plt.subplots(1, 2, figsize=(max(8, 0.9 * len(present) + 3), 3.8))
+    for ax, values, name in zip(
+        axes, (brightness, contrast), ("brightness (mean pixel, 0..1)", "contrast (pixel std, 0..1)")
+    ):
+        ax.boxplot([values[labels == c] for c in present], showfliers=False)
+        ax.set_xticks(range(1, len(present) + 1), [class_names[c] for c in present], rotation=45, ha="right")
+        ax.set_title(name, fontsize=10)
+    fig.suptitle(title or "per-class brightness and contrast (training images; whiskers 1.5 IQR)", fontsize=10)
+    return _finish(fig, path)
+
+
+def plot_image_table(rows: Dict[str, Sequence[Any]], column_titles: Sequence[str], path: str, title: str = "") -> str:
+    """One row per key (a class), one column per image kind (e.g. mean, std and edge image)."""
+    plt = _pyplot()
+    names = list(rows)
+    columns = len(column_titles)
+    fig, axes = plt.subplots(len(names), columns, figsize=(1.3 * columns + 1.4, 1.15 * len(names) + 0.5), squeeze=False)
+    for row, name in zip(axes, names):
+        for column, ax in enumerate(row):
+            _show_image(ax, rows[name][column])
+        row[0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+    for ax, text in zip(axes[0], column_titles):
+        ax.set_title(text, fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    return _finish(fig, path)
+
+
+def plot_occupied_area(occupied, labels, class_names: Sequence[str], path: str, title: str = "") -> str:
+    """Histogram per class of the share of each image's pixels that are not background."""
+    import numpy as np
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    bins = np.linspace(0, 1, 41)
+    cmap = plt.get_cmap("tab10" if len(class_names) <= 10 else "tab20")
+    for c, name in enumerate(class_names):
+        values = occupied[labels == c]
+        if len(values):
+            ax.hist(values, bins=bins, histtype="step", density=True, color=cmap(c % cmap.N), label=name)
+    ax.set_xlabel("share of the image that is object (not background)")
+    ax.set_ylabel("density")
+    ax.legend(fontsize="x-small", ncol=2)
+    ax.set_title(title or "occupied area per class")
+    return _finish(fig, path)
+
+
+def plot_correlation(matrix, by_distance: Dict[int, float], cumulative, path: str, title: str = "") -> str:
+    """Three panels: the pixel-pixel correlation matrix, the mean correlation against the distance
+    between two pixels, and PCA's cumulative explained variance with the 90/95/99% levels."""
+    import numpy as np
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
+    shown = axes[0].imshow(np.ma.masked_invalid(matrix), cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
+    fig.colorbar(shown, ax=axes[0], fraction=0.046)
+    axes[0].set_title("pixel-pixel correlation (row-major pixels)", fontsize=9)
+    axes[0].set_xlabel("pixel")
+    axes[0].set_ylabel("pixel")
+    distances = sorted(by_distance)
+    axes[1].plot(distances, [by_distance[d] for d in distances], marker="o", markersize=3)
+    axes[1].axhline(0, color="tab:gray", linewidth=0.8)
+    axes[1].set_xlabel("distance between pixels (pixels)")
+    axes[1].set_ylabel("mean correlation")
+    axes[1].set_title("correlation by distance", fontsize=9)
+    components = np.arange(1, len(cumulative) + 1)
+    axes[2].plot(components, cumulative)
+    for level, color in zip((0.9, 0.95, 0.99), ("tab:green", "tab:orange", "tab:red")):
+        k = int(np.searchsorted(cumulative, level) + 1)
+        axes[2].axhline(level, color=color, linestyle="--", linewidth=0.8, label=f"{level:.0%}: {k} components")
+    axes[2].set_xscale("log")
+    axes[2].set_xlabel("PCA components")
+    axes[2].set_ylabel("cumulative explained variance")
+    axes[2].legend(fontsize="small", loc="lower right")
+    axes[2].set_title("PCA explained variance", fontsize=9)
+    fig.suptitle(title or "pixel correlation and PCA (training images)", fontsize=10)
+    return _finish(fig, path)
+
+
+def plot_examples(images, titles: Sequence[str], path: str, title: str, columns: int = 8) -> str:
+    """A grid of flagged examples (duplicates, anomalies, likely label errors) with their indices."""
+    return _image_grid(images, titles, path, title, columns, 1.9)
+
+
+def plot_augmentations(
+    original, augmented: Dict[str, Any], path: str, row_notes: Optional[Dict[str, str]] = None, title: str = ""
+) -> str:
+    """The same images in every row: unchanged first, then under each augmentation."""
+    plt = _pyplot()
+    rows = {"original": original, **augmented}
+    columns = len(original)
+    fig, axes = plt.subplots(len(rows), columns, figsize=(1.1 * columns + 2.2, 1.1 * len(rows) + 0.5), squeeze=False)
+    for row, (name, images) in zip(axes, rows.items()):
+        for ax, image in zip(row, images):
+            _show_image(ax, image)
+        note = (row_notes or {}).get(name)
+        row[0].set_ylabel(name + (f"\n{note}" if note else ""), rotation=0, ha="right", va="center", fontsize=8)
+    fig.suptitle(title or "augmentations on the same validation images", fontsize=10)
+    return _finish(fig, path)
+
+
+def plot_embedding(panels: Dict[str, Any], class_names: Sequence[str], path: str, title: str = "") -> str:
+    """Scatter plots of 2-D embeddings (``{panel title: (points, labels)}``), coloured by class."""
+    plt = _pyplot()
+    cmap = plt.get_cmap("tab10" if len(class_names) <= 10 else "tab20")
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels) + 1.5, 5.6), squeeze=False)
+    for ax, (name, (points, labels)) in zip(axes[0], panels.items()):
+        for c, label in enumerate(class_names):
+            chosen = labels == c
+            ax.scatter(points[chosen, 0], points[chosen, 1], s=3, alpha=0.6, color=cmap(c % cmap.N), label=label)
+        ax.set_title(name, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0][-1].legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize="small", markerscale=4)
+    fig.suptitle(title or "2-D embeddings coloured by class", fontsize=10)
+    return _finish(fig, path)

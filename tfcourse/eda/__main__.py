@@ -1,0 +1,7 @@
+"""``python -m tfcourse.eda``."""
+
+import sys
+
+from tfcourse.eda.cli import main
+
+sys.exit(main())
