@@ -22,11 +22,22 @@ EDGE_THRESHOLD = 2.0  # Sobel magnitude (pixels in 0..1) counted as an edge: a s
 
 
 def sobel_magnitude(grey: np.ndarray) -> np.ndarray:
-    """Sobel gradient magnitude of a stack of grey images (N, H, W) in 0..1 (SciPy's ``ndimage.sobel``)."""
+    """Sobel gradient magnitude of each image of a stack (N, H, W) in 0..1.
+
+    ``scipy.ndimage.sobel`` on the stack would also smooth across neighbouring images (it smooths along
+    every axis but the derivative's), so the two 1-D passes of the Sobel kernel run on the image axes only.
+    """
     from scipy import ndimage
 
     grey = np.asarray(grey, dtype=np.float32)
-    return np.hypot(ndimage.sobel(grey, axis=1, mode="nearest"), ndimage.sobel(grey, axis=2, mode="nearest"))
+    derivative, smoothing = [-1.0, 0.0, 1.0], [1.0, 2.0, 1.0]
+    gx = ndimage.correlate1d(
+        ndimage.correlate1d(grey, derivative, axis=2, mode="nearest"), smoothing, axis=1, mode="nearest"
+    )
+    gy = ndimage.correlate1d(
+        ndimage.correlate1d(grey, derivative, axis=1, mode="nearest"), smoothing, axis=2, mode="nearest"
+    )
+    return np.hypot(gx, gy)
 
 
 def edge_statistics(

@@ -1,6 +1,6 @@
 """The run report: ``report.html`` (self-contained, figures embedded) and ``report.md`` (figures
 beside it in ``figures/``) for one run or export: the evaluation numbers (``evaluate``), dataset
-statistics (``eda``), figures (``plots``), the explanation gallery (``explain.gallery``) and a
+statistics (``eda.stats``, drawn and described by ``eda_page`` as on the EDA page), figures (``plots``), the explanation gallery (``explain.gallery``) and a
 discussion of what the numbers say.
 """
 
@@ -12,8 +12,10 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from tfcourse import artifacts, eda, evaluate, explain, plots
+from tfcourse import artifacts, evaluate, explain, plots
+from tfcourse.eda import stats
 from tfcourse.explain import gallery
+from tfcourse.report import eda_page
 from tfcourse.report.blocks import figure, heading, paragraph, pre, table, write_pages
 
 REPORT_HTML = "report.html"
@@ -178,25 +180,17 @@ def build_run_blocks(
         )
     )
     if eda_info:
+        blocks += eda_page.class_blocks(eda_info["classes"], figures)
+        blocks += eda_page.pixel_blocks(eda_info["pixels"]["numbers"], figures)
         blocks.append(
-            table(
-                ["class"] + list(eda_info["counts"]),
-                [[n] + [eda_info["counts"][s].get(n, 0) for s in eda_info["counts"]] for n in names],
-            )
+            figure(figures["class_samples"], "Mean image (first column) and random training images per class")
         )
         blocks.append(
             paragraph(
-                f"Training pixels (0..1): mean {', '.join(f'{v:.3f}' for v in eda_info['pixel']['mean'])}, "
-                f"std {', '.join(f'{v:.3f}' for v in eda_info['pixel']['std'])}; largest/smallest class: "
-                f"{eda_info['imbalance']:.2f}."
+                f"The whole exploratory analysis of this dataset (duplicates, leakage, label errors, features, "
+                f"augmentations, embeddings): `python -m tfcourse.eda --dataset {record.get('config', {}).get('data', {}).get('dataset', '?')}`."
             )
         )
-        for key, caption in (
-            ("class_counts", "Examples per class and split"),
-            ("class_samples", "Mean image (first column) and random training images per class"),
-            ("pixel_histogram", "Pixel values of the training images"),
-        ):
-            blocks.append(figure(figures[key], caption))
     blocks += [heading(2, "Model")]
     blocks.append(
         paragraph(
@@ -315,12 +309,13 @@ def write_report(
     say("data figures")
     splits = test.splits
     x, y = test.dataset.pooled()
-    eda_info = eda.summarize(x, y, names, {"train": splits.train, "val": splits.val, "test": splits.test})
-    figures["class_counts"] = plots.plot_class_counts(eda_info["counts"], fig("class_counts.png"))
-    figures["class_samples"] = plots.plot_class_samples(
-        eda_info["samples"], fig("class_samples.png"), mean_images=eda_info["mean_images"]
-    )
-    figures["pixel_histogram"] = plots.plot_pixel_histogram(eda_info["histogram"], fig("pixel_histogram.png"))
+    split_indices = {"train": splits.train, "val": splits.val, "test": splits.test}
+    eda_info = {
+        "classes": stats.class_distribution(y, names, split_indices),
+        "pixels": stats.image_statistics(x, y, names, splits.train),
+        "samples": stats.class_samples(x, y, names, splits.train),
+    }
+    figures.update(eda_page.overview_figures(eda_info["classes"], eda_info["pixels"], eda_info["samples"], fig))
 
     say("result figures")
     history = run.history
