@@ -22,6 +22,7 @@ CLI_MODULES = {
     "tfcourse.explain.cli",
     "tfcourse.report.cli",
     "tfcourse.numpy_mlp",
+    "tfcourse.eda.cli",
 }
 
 
