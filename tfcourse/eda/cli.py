@@ -121,14 +121,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.check:
             from tfcourse.report import browser
 
-            result = browser.check_page(paths["html"])
-            print(
-                f"tfcourse.eda: Chromium: {result['images_loaded']}/{result['images']} images loaded, "
-                f"{len(result['errors'])} console errors",
-                flush=True,
-            )
-            if not result["ok"]:
-                raise ValueError("the page did not render cleanly: " + "; ".join(result["problems"]))
+            browser.require_clean_page(paths["html"], "tfcourse.eda")
         print(paths["html"])
         print(paths["markdown"])
     return 0

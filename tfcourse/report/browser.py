@@ -135,3 +135,17 @@ def check_page(path: str, screenshot: Optional[str] = None, width: int = 1200, t
         "problems": problems,
         "title": title,
     }
+
+
+def require_clean_page(path: str, prefix: str, screenshot: Optional[str] = None) -> Dict[str, Any]:
+    """``check_page`` for a CLI's ``--check``: prints one line (``prefix: Chromium: n/m images loaded, ...``)
+    and raises ``ValueError`` naming the problems unless the page rendered cleanly."""
+    result = check_page(path, screenshot=screenshot)
+    print(
+        f"{prefix}: Chromium: {result['images_loaded']}/{result['images']} images loaded, "
+        f"{len(result['errors'])} console errors" + (f"; screenshot {screenshot}" if screenshot else ""),
+        flush=True,
+    )
+    if not result["ok"]:
+        raise ValueError("the page did not render cleanly: " + "; ".join(result["problems"]))
+    return result

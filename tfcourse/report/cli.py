@@ -65,14 +65,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 )
             if args.check or args.screenshot:
                 shot = os.path.splitext(paths["html"])[0] + ".png" if args.screenshot else None
-                result = browser.check_page(paths["html"], screenshot=shot)
-                print(
-                    f"tfcourse: Chromium: {result['images_loaded']}/{result['images']} images loaded, "
-                    f"{len(result['errors'])} console errors" + (f"; screenshot {shot}" if shot else ""),
-                    flush=True,
-                )
-                if not result["ok"]:
-                    raise ValueError("the page did not render cleanly: " + "; ".join(result["problems"]))
+                browser.require_clean_page(paths["html"], "tfcourse", screenshot=shot)
     except KeyboardInterrupt as error:  # Ctrl-C or SIGTERM (rundir.sigterm_unwinds)
         if created and os.path.isdir(created):
             shutil.rmtree(created, ignore_errors=True)
