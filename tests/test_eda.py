@@ -248,7 +248,7 @@ def test_exact_duplicates_group_by_bytes():
     x[19] = x[3]  # a group of three, one in test with another label
     x[12] = x[5]
     x[13] = x[5].copy()
-    x[13, 0, 0, 0] ^= 1  # one bit apart: not byte-identical
+    x[13, -1, -1, -1] ^= 1  # one bit apart, in the last byte: not byte-identical
     y = np.zeros(30, dtype=np.int64)
     y[19] = 1
     splits = np.array(["train"] * 20 + ["test"] * 10, dtype=object)
@@ -282,6 +282,34 @@ def test_correlation_of_two_by_two_blocks():
     assert result["neighbour_correlation"] == pytest.approx(same[1] / total[1], abs=0.01)
     assert result["pca_components_for"] == {"0.9": 15, "0.95": 16, "0.99": 16}
     assert result["pca_first_ratios"] == pytest.approx([1 / 16] * 10, abs=0.005)
+
+
+def test_correlation_by_distance_of_rows_with_a_known_correlation():
+    """Rows of stationary AR(1) noise along the columns (coefficient 0.8), rows independent: two pixels
+    correlate 0.8^|column difference| in one row and 0 across rows. The mean at each pixel distance
+    (rounded) follows from that, pair by pair."""
+    rng = np.random.default_rng(9)
+    count, side, rho = 20000, 8, 0.8
+    rows = np.empty((count, side, side))
+    rows[:, :, 0] = rng.standard_normal((count, side))
+    for c in range(1, side):
+        rows[:, :, c] = rho * rows[:, :, c - 1] + math.sqrt(1 - rho**2) * rng.standard_normal((count, side))
+    vectors = rows.reshape(count, side * side).astype(np.float32)
+    result = stats.correlation(vectors, (side, side), stats.fit_pca(vectors))["numbers"]
+    sums, total = {}, {}
+    for a in range(side * side):
+        for b in range(side * side):
+            if a != b:
+                (ra, ca), (rb, cb) = divmod(a, side), divmod(b, side)
+                d = round(math.hypot(ra - rb, ca - cb))
+                total[d] = total.get(d, 0) + 1
+                sums[d] = sums.get(d, 0.0) + (rho ** abs(ca - cb) if ra == rb else 0.0)
+    expected = {d: sums[d] / total[d] for d in total}
+    assert set(result["by_distance"]) == set(expected)
+    for d, value in result["by_distance"].items():
+        assert value == pytest.approx(expected[d], abs=0.01), d
+    assert result["distance_below_0.5"] == min(d for d in expected if d > 0 and expected[d] < 0.5)
+    assert result["neighbour_correlation"] == pytest.approx(expected[1], abs=0.01)
 
 
 def test_class_distribution_names_a_missing_class():

@@ -597,3 +597,33 @@ def test_class_names_are_escaped_in_the_markdown_report_too(image_folder, tmp_pa
         text = (tmp_path / "run" / page).read_text()
         assert hostile not in text, page
         assert "&lt;img src=x onerror=alert(1)&gt;" in text, page
+
+
+def test_publishing_a_folder_over_an_earlier_one_never_loses_both(tmp_path, monkeypatch):
+    """``rundir.publish_folder``: the earlier result is replaced whole; when the rename of the new one
+    fails, the earlier one is back under its name and nothing hidden is left beside it."""
+    from tfcourse import rundir
+
+    final, partial = tmp_path / "eda", tmp_path / ".eda.partial-1"
+    for folder, text in ((final, "old"), (partial, "new")):
+        folder.mkdir()
+        (folder / "eda.json").write_text(text)
+    real_replace = os.replace
+
+    def rename_fails_for_the_new_folder(src, dst):
+        if os.path.basename(src) == partial.name:
+            raise OSError(28, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(rundir.os, "replace", rename_fails_for_the_new_folder)
+    with pytest.raises(OSError):
+        rundir.publish_folder(str(partial), str(final))
+    assert (final / "eda.json").read_text() == "old"
+    assert sorted(os.listdir(tmp_path)) == [".eda.partial-1", "eda"]
+
+    monkeypatch.setattr(rundir.os, "replace", real_replace)
+    rundir.publish_folder(str(partial), str(final))
+    assert (final / "eda.json").read_text() == "new" and os.listdir(tmp_path) == ["eda"]
+    (tmp_path / ".next.partial-1").mkdir()
+    rundir.publish_folder(str(tmp_path / ".next.partial-1"), str(tmp_path / "next"))  # nothing to replace
+    assert sorted(os.listdir(tmp_path)) == ["eda", "next"]

@@ -167,6 +167,24 @@ def check_writable_folder(path: str, flag: str) -> None:
         )
 
 
+def publish_folder(partial: str, final: str) -> None:
+    """Renames the complete folder ``partial`` to ``final``. A folder already at ``final`` (an earlier
+    result of the same command) is moved aside first and removed only once the new one is in place;
+    if the rename fails it is put back, so ``final`` always holds one whole result."""
+    if not os.path.isdir(final):
+        os.replace(partial, final)
+        return
+    parent, name = os.path.split(os.path.abspath(final))
+    aside = os.path.join(parent, f".{name}.replaced-{os.getpid()}")
+    os.replace(final, aside)
+    try:
+        os.replace(partial, final)
+    except BaseException:
+        os.replace(aside, final)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
+
+
 def process_alive(pid: int) -> bool:
     """Whether a process with this id exists on this machine."""
     try:

@@ -527,13 +527,7 @@ def write_eda(
         )
         blocks = build_blocks(result, figures, header)
         write_pages(blocks, partial, f"tfcourse EDA: {config.data.dataset}", EDA_HTML, EDA_MD)
-        if os.path.isdir(out_dir):  # an earlier EDA of the same folder: replaced as a whole
-            old = os.path.join(parent, f".{os.path.basename(os.path.abspath(out_dir))}.old-{os.getpid()}")
-            os.replace(out_dir, old)
-            os.replace(partial, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(partial, out_dir)
+        rundir.publish_folder(partial, out_dir)  # an earlier EDA of the same folder is replaced as a whole
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
