@@ -157,16 +157,17 @@ def test_cosine_learning_rate_schedule_is_followed_and_recorded(tmp_path):
     assert json.loads((run_dir / "metrics.json").read_text())["test_accuracy"] > 0.8
 
 
-@pytest.mark.parametrize("cli", ["train", "tune", "export", "numpy_mlp"])
+@pytest.mark.parametrize("cli", ["train", "tune", "export", "numpy_mlp", "eda"])
 def test_help_and_readme_document_every_flag(capsys, cli):
     """Every option the parser has (read off the parser, not a hand-kept list) is described in --help,
     as a whole flag (``--export`` must not pass for ``--export-dir``), and named in the README."""
     import re
 
     from tfcourse import numpy_mlp, tune
+    from tfcourse.eda import cli as eda_cli
     from tfcourse.export import cli as export_cli
 
-    module = {"train": train, "tune": tune, "export": export_cli, "numpy_mlp": numpy_mlp}[cli]
+    module = {"train": train, "tune": tune, "export": export_cli, "numpy_mlp": numpy_mlp, "eda": eda_cli}[cli]
     parser = module.build_parser()
     flags = sorted(
         option

@@ -80,12 +80,13 @@ def layer(text: str):
     return int(text) if text.lstrip("-").isdigit() else text
 
 
-def add_data_arguments(parser: argparse.ArgumentParser, pipeline: bool = True) -> None:
+def add_data_arguments(parser: argparse.ArgumentParser, pipeline: bool = True, normalization: bool = True) -> None:
     """The data flags ``tfcourse.train`` and ``tfcourse.tune`` share (see ``data_config_from_args``).
 
     Args:
         pipeline: Also the tf.data flags (``--augment``, ``--batch-size``); ``tfcourse.numpy_mlp``
             reads the same sources and splits but feeds NumPy arrays.
+        normalization: Also ``--normalization`` (``tfcourse.eda`` looks at the raw pixels and has none).
     """
     parser.add_argument(
         "--dataset",
@@ -109,12 +110,13 @@ def add_data_arguments(parser: argparse.ArgumentParser, pipeline: bool = True) -
     parser.add_argument(
         "--test-fraction", type=fraction, default=DEFAULTS.data.test_fraction, help="test share (coursework split only)"
     )
-    parser.add_argument(
-        "--normalization",
-        default=DEFAULTS.data.normalization,
-        choices=NORMALIZATIONS,
-        help="unit: pixels to [0,1]; standardize: also training-set mean/std",
-    )
+    if normalization:
+        parser.add_argument(
+            "--normalization",
+            default=DEFAULTS.data.normalization,
+            choices=NORMALIZATIONS,
+            help="unit: pixels to [0,1]; standardize: also training-set mean/std",
+        )
     parser.add_argument(
         "--image-size",
         type=positive_int,
@@ -153,7 +155,7 @@ def data_config_from_args(args: argparse.Namespace) -> DataConfig:
         split=args.split,
         val_fraction=args.val_fraction,
         test_fraction=args.test_fraction,
-        normalization=args.normalization,
+        normalization=getattr(args, "normalization", DEFAULTS.data.normalization),
         batch_size=getattr(args, "batch_size", DEFAULTS.data.batch_size),
         augment=getattr(args, "augment", False),
         image_size=tuple(args.image_size) if args.image_size else None,

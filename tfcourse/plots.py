@@ -574,8 +574,10 @@ def plot_correlation(matrix, by_distance: Dict[int, float], cumulative, path: st
 
 
 def plot_examples(images, titles: Sequence[str], path: str, title: str, columns: int = 8) -> str:
-    """A grid of flagged examples (duplicates, anomalies, likely label errors) with their indices."""
-    return _image_grid(images, titles, path, title, columns, 1.9)
+    """A grid of flagged examples (duplicates, anomalies, likely label errors) with their indices; each
+    row is as tall as its longest title needs (the titles run to four lines)."""
+    title_lines = max((t.count("\n") + 1 for t in titles), default=1)
+    return _image_grid(images, titles, path, title, columns, 1.5 + 0.25 * title_lines)
 
 
 def plot_augmentations(

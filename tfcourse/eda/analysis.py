@@ -215,14 +215,15 @@ def implications(numbers: Dict[str, Any], class_names) -> List[str]:
         )
     near = numbers["duplicates"]["near"]
     exact = numbers["duplicates"]["exact"]
-    leaks = exact["groups_train_test"] + near["pairs_train_test"]
+    leaks = len(set(exact["test_images_with_a_train_copy"]) | set(near["test_images_with_a_train_twin"]))
     lines.append(
         f"Duplicates: {exact['groups']} groups of byte-identical images ({exact['groups_across_splits']} across splits) "
         f"and {near['pairs']} near-duplicate pairs (RMS difference <= {near['rms_threshold']}), "
         f"{near['pairs_train_test']} of them between train and test"
         + (
-            f"; those {leaks} test images are partly seen in training, so the test accuracy is slightly optimistic: "
-            "drop them from the test split for an unbiased score."
+            f"; {leaks} test images have a byte-identical or near-identical twin in the training split, so the test "
+            "accuracy is slightly optimistic: drop them from the test split for an unbiased score (their indices "
+            "are in eda.json)."
             if leaks
             else "; no train/test leakage to correct for."
         )
@@ -275,18 +276,29 @@ def implications(numbers: Dict[str, Any], class_names) -> List[str]:
     pixel = numbers["pixels"]["pixel"]
     correlation = numbers["correlation"]
     components = correlation["pca_components_for"]
+    kept = components["0.95"] / correlation["pca_dimensions"]
     lines.append(
         "Preprocessing for the MLP: flatten and scale to [0, 1] (`--normalization unit`) or standardise with "
         f"the training mean {pixel['mean'][0]:.3f} and std {pixel['std'][0]:.3f} (`--normalization standardize`); "
         f"{components['0.95']} of {correlation['pca_dimensions']} PCA components keep 95% of the variance, so "
-        "the pixels are highly redundant and a first layer of a few hundred units loses little."
+        + (
+            "the pixels are highly redundant and a first layer of a few hundred units loses little."
+            if kept < 0.34
+            else "the pixels carry fairly independent information: keep the first layer at least as wide as the input."
+        )
     )
-    below = correlation["distance_below_0.5"]
+    below, neighbour = correlation["distance_below_0.5"], correlation["neighbour_correlation"]
+    if neighbour is not None and neighbour >= 0.5:
+        local = f"neighbouring pixels correlate {neighbour:.2f} on average" + (
+            f" and the correlation falls below 0.5 at a distance of {below} pixels" if below else ""
+        )
+    elif neighbour is not None:
+        local = f"even neighbouring pixels correlate only {neighbour:.2f} on average (small images: little redundancy)"
+    else:
+        local = "pixel correlation could not be measured"
     lines.append(
-        "For the CNN: keep the 2-D layout and the same scaling; neighbouring pixels correlate "
-        f"{correlation['neighbour_correlation']:.2f} on average"
-        + (f" and the correlation falls below 0.5 at {below} pixels" if below else "")
-        + ", the local structure small convolution kernels stacked in a few layers are built for; add the "
-        "label-preserving augmentations against over-fitting."
+        f"For the CNN: keep the 2-D layout and the same scaling; {local}; small convolution kernels stacked in "
+        "a few layers are built for such local structure; add the label-preserving augmentations against "
+        "over-fitting."
     )
     return lines

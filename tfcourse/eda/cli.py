@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
         "and what follows for training. Writes eda.json, figures/, eda.md and eda.html.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    add_data_arguments(parser, pipeline=False)
+    add_data_arguments(parser, pipeline=False, normalization=False)
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed, help="fixes the split, every subsample and t-SNE")
     parser.add_argument(
         "--output-dir", default=None, help="the EDA folder (default runs/eda-<dataset>); a rerun replaces it"

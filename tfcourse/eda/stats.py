@@ -302,6 +302,7 @@ def exact_duplicates(x: np.ndarray, y: np.ndarray, splits: np.ndarray, class_nam
     cross = [g for g in groups if len(set(splits[g])) > 1]
     conflicting = [g for g in groups if len(set(y[g])) > 1]
     train_test = [g for g in groups if {"train", "test"} <= set(splits[g])]
+    leaked = sorted(int(k) for g in train_test for k in g if splits[k] == "test")
     listed = sorted(groups, key=lambda g: (-(len(set(splits[g])) > 1), -len(g), g[0]))[:top]
     numbers = {
         "groups": len(groups),
@@ -309,6 +310,7 @@ def exact_duplicates(x: np.ndarray, y: np.ndarray, splits: np.ndarray, class_nam
         "groups_across_splits": len(cross),
         "groups_train_test": len(train_test),
         "groups_with_conflicting_labels": len(conflicting),
+        "test_images_with_a_train_copy": leaked,
         "listed": [
             {"indices": g.tolist(), "splits": splits[g].tolist(), "labels": [class_names[v] for v in y[g]]}
             for g in listed
@@ -368,6 +370,8 @@ def near_duplicates(
         key = _pair_name(a, b)
         by_splits[key] = by_splits.get(key, 0) + 1
     across = splits[i] != splits[j]
+    train_test = ((splits[i] == "train") & (splits[j] == "test")) | ((splits[i] == "test") & (splits[j] == "train"))
+    leaked = np.unique(np.where(splits[i[train_test]] == "test", i[train_test], j[train_test]))
     listed = np.concatenate([np.flatnonzero(across), np.flatnonzero(~across)])[:top]
     numbers = {
         "rms_threshold": rms,
@@ -376,6 +380,7 @@ def near_duplicates(
         "by_splits": dict(sorted(by_splits.items())),
         "pairs_train_test": int(by_splits.get("train-test", 0)),
         "pairs_across_splits": int(across.sum()),
+        "test_images_with_a_train_twin": leaked.tolist(),
         "pairs_with_different_labels": int((y[i] != y[j]).sum()),
         "images_involved": int(len(np.unique(np.concatenate([i, j])))) if len(i) else 0,
         "listed": [

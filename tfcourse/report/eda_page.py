@@ -302,7 +302,9 @@ def build_blocks(result: Dict[str, Any], figures: Dict[str, str], header: Dict[s
             f"different labels. Near duplicates (RMS pixel difference <= {near['rms_threshold']}, found by a k-d "
             f"tree over the first PCA components, {near['candidates_checked']} candidate pairs measured on all "
             f"pixels): {near['pairs']} pairs over {near['images_involved']} images, "
-            f"{near['pairs_with_different_labels']} with different labels."
+            f"{near['pairs_with_different_labels']} with different labels. Test images with a byte-identical copy "
+            f"in the training split: {len(exact['test_images_with_a_train_copy'])}; with a near-identical twin "
+            f"there: {len(near['test_images_with_a_train_twin'])}."
         ),
         table(["splits", "near-duplicate pairs"], [[k, v] for k, v in near["by_splits"].items()] or [["-", 0]]),
     ]
