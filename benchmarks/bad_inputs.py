@@ -42,7 +42,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @dataclasses.dataclass
 class Case:
     name: str
-    cli: str  # train, tune, explain, report, export, cost
+    cli: str  # train, tune, explain, report, export, cost, eda
     argv: List[str]  # "{scratch}" is replaced by the case's scratch folder
     expect: str  # a regular expression the stderr must match
     plant: Callable[[str], None] = lambda scratch: None
@@ -346,6 +346,17 @@ CASES = [
     Case("export root is a file", "export", ["run", "--export-dir", "f"], r"is a file", _both(_run(), _file("f"))),
     Case("export a zero-byte model", "export", ["run"], r"model.keras is empty", _run(_overwrite("model.keras", ""))),
     Case("cost of an unknown model", "cost", ["--model", "nope"], r"Unknown model 'nope'"),
+    Case("EDA of an unknown dataset", "eda", ["--dataset", "nosuch"], r"Unknown dataset 'nosuch'"),
+    Case("EDA of one class", "eda", ["--dataset", "digits", "--classes", "3"], r"at least two different labels"),
+    Case("EDA near-duplicate threshold 0", "eda", ["--near-duplicate-rms", "0"], r"positive number"),
+    Case("EDA into a file", "eda", ["--dataset", "digits", "--output-dir", "f/eda"], r"is a file", _file("f")),
+    Case(
+        "EDA over a folder of other files",
+        "eda",
+        ["--dataset", "digits", "--output-dir", "."],
+        r"is not an EDA folder",
+        _file("notes.txt"),
+    ),
 ]
 
 SHARED = {}
@@ -367,7 +378,7 @@ def prepare_shared(root: str) -> None:
 def _main_of(cli: str) -> Callable:
     import importlib
 
-    packaged = ("export", "explain", "report", "cost")  # python -m tfcourse.X runs tfcourse/X/cli.py
+    packaged = ("export", "explain", "report", "cost", "eda")  # python -m tfcourse.X runs tfcourse/X/cli.py
     module = importlib.import_module(f"tfcourse.{cli}.cli" if cli in packaged else f"tfcourse.{cli}")
     return module.main
 

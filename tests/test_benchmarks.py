@@ -3,6 +3,7 @@ header every results file opens with."""
 
 import json
 import os
+import re
 import sys
 
 import pytest
@@ -57,3 +58,23 @@ def test_numpy_mlp_speed_counts_the_flops_of_an_sgd_step_and_writes_its_table(tm
     assert lines[0].startswith("Machine: ") and " threads)" in out.read_text()  # the BLAS and its threads
     rows = [line for line in lines if line.startswith("| default") or line.startswith("| 1 ")]
     assert len(rows) == 2 and all(cell.strip() for row in rows for cell in row.split("|")[1:-1])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    __import__("tfcourse.report.browser").report.browser.find_chromium() is None and os.environ.get("CI") != "true",
+    reason="the EDA benchmark runs the CLI with --check (apt-get install chromium chromium-driver)",
+)
+def test_eda_benchmark_times_every_section_and_writes_what_it_found(tmp_path):
+    import eda_fashion
+
+    from tfcourse.eda.analysis import SECTIONS
+
+    out = tmp_path / "eda.md"
+    assert eda_fashion.main(["--dataset", "digits", "--split", "coursework", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert text.startswith("Machine: ") and "headless Chromium, 0 console errors" in text
+    for k, (_, name) in enumerate(SECTIONS):
+        assert re.search(rf"^\| \d+\.\d \| {k + 1}\. {re.escape(name)} \|$", text, re.M), name
+    assert re.search(r"^\| \*\*\d+\.\d\*\* \| \*\*the whole command\*\* \|$", text, re.M)
+    assert "| images | 1797 (coursework split" in text
