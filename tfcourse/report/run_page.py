@@ -1,7 +1,7 @@
 """The run report: ``report.html`` (self-contained, figures embedded) and ``report.md`` (figures
 beside it in ``figures/``) for one run or export: the evaluation numbers (``evaluate``), dataset
-statistics (``eda.stats``, drawn and described by ``eda_page`` as on the EDA page), figures (``plots``), the explanation gallery (``explain.gallery``) and a
-discussion of what the numbers say.
+statistics (``eda.stats``, drawn and described by ``eda_page`` as on the EDA page), figures
+(``plots``), the explanation gallery (``explain.gallery``) and a discussion of what the numbers say.
 """
 
 from __future__ import annotations
