@@ -18,8 +18,8 @@ import pytest
 
 from tests.conftest import write_idx
 from tfcourse import data
+from tfcourse.eda import analysis, features, stats
 from tfcourse.eda import cli as eda_cli
-from tfcourse.eda import features, stats
 from tfcourse.report import browser, eda_page
 
 needs_chromium = pytest.mark.skipif(
@@ -195,7 +195,7 @@ def test_the_analysis_finds_exactly_what_was_planted(planted_run):
     assert page.count('src="data:image/png;base64,') == len(linked)
     for section in ("Implications", "1. Class distribution", "6. Noise and anomalies", "9. Embedding"):
         assert f"## {section}" in markdown
-    assert set(saved["timings"]) == {key for key, _ in __import__("tfcourse.eda.analysis").eda.analysis.SECTIONS}
+    assert set(saved["timings"]) == {key for key, _ in analysis.SECTIONS}
     assert not [p for p in os.listdir(out.parent) if ".partial-" in p]
 
 
@@ -484,3 +484,19 @@ def test_kill_9_while_drawing_leaves_nothing_that_looks_finished(planted_run, tm
     assert eda_cli.main(["--dataset", str(folder), "--output-dir", str(out), "--quiet"] + SMALL) == 0
     assert sorted(os.listdir(tmp_path)) == ["eda"]  # the rerun swept it
     assert (out / "eda.html").is_file()
+
+
+@pytest.mark.slow
+def test_a_tfds_source_through_mock_data(tmp_path, capsys):
+    """``tfds:mnist`` (tfds's mock data: no download): the whole EDA runs on a tfds source, and the flip
+    verdict is the catalogue's for mnist (a mirrored digit is not its class)."""
+    import tensorflow_datasets as tfds
+
+    out = tmp_path / "eda"
+    with tfds.testing.mock_data(num_examples=300):
+        argv = ["--dataset", "tfds:mnist", "--output-dir", str(out), "--quiet"] + SMALL
+        assert eda_cli.main(argv) == 0
+    saved = json.loads((out / "eda.json").read_text())
+    assert saved["header"]["examples"] == 600 and saved["header"]["split_sizes"]["test"] == 300
+    assert saved["sections"]["augmentation"]["augmentations"]["flip"]["label_preserving"] == "no"
+    assert "not: flip" in " ".join(saved["implications"])

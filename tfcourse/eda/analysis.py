@@ -293,7 +293,7 @@ def implications(numbers: Dict[str, Any], class_names) -> List[str]:
             f" and the correlation falls below 0.5 at a distance of {below} pixels" if below else ""
         )
     elif neighbour is not None:
-        local = f"even neighbouring pixels correlate only {neighbour:.2f} on average (small images: little redundancy)"
+        local = f"even neighbouring pixels correlate only {neighbour:.2f} on average (little local redundancy)"
     else:
         local = "pixel correlation could not be measured"
     lines.append(
