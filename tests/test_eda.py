@@ -500,3 +500,16 @@ def test_a_tfds_source_through_mock_data(tmp_path, capsys):
     assert saved["header"]["examples"] == 600 and saved["header"]["split_sizes"]["test"] == 300
     assert saved["sections"]["augmentation"]["augmentations"]["flip"]["label_preserving"] == "no"
     assert "not: flip" in " ".join(saved["implications"])
+
+
+def test_check_without_a_browser_is_refused_before_any_work(tmp_path, monkeypatch, capsys):
+    """``--check`` with no Chromium on the PATH: exit 2 naming the Debian packages before the analysis
+    starts (no section ran), and nothing written."""
+    monkeypatch.setenv(browser.ENV_BINARY, "no-such-chromium")
+    out = tmp_path / "eda"
+    with pytest.raises(SystemExit) as done:
+        eda_cli.main(["--dataset", "digits", "--output-dir", str(out), "--check"])
+    assert done.value.code == 2
+    err = capsys.readouterr()
+    assert "apt-get install chromium" in err.err and "[1/11]" not in err.out
+    assert os.listdir(tmp_path) == []

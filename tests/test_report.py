@@ -125,6 +125,16 @@ def test_bad_targets_exit_2(tmp_path, capsys):
     assert "not a folder" in capsys.readouterr().err
 
 
+def test_check_without_a_browser_is_refused_before_the_report_is_written(mlp_run, tmp_path, monkeypatch, capsys):
+    """The missing driver is named before any work: the report is never started."""
+    monkeypatch.setenv(browser.ENV_DRIVER, "no-such-chromedriver")
+    monkeypatch.setattr(run_page, "write_report", lambda *a, **k: pytest.fail("the report was started"))
+    out = tmp_path / "report"
+    assert report_cli.main([mlp_run, "--no-explanations", "--output-dir", str(out), "--check"]) == 2
+    assert "apt-get install chromium-driver" in capsys.readouterr().err
+    assert not out.exists()
+
+
 @needs_chromium
 def test_report_renders_in_headless_chromium_with_a_screenshot(cnn_run):
     run_dir, _ = cnn_run

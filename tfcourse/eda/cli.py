@@ -101,7 +101,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     with cli_errors(parser):
         config = config_from_args(args)
-        from tfcourse.report import eda_page  # TensorFlow, scikit-learn and matplotlib load after the flags
+        from tfcourse.report import browser, eda_page  # TensorFlow, scikit-learn, matplotlib load after the flags
+
+        if args.check:
+            browser.require_available()  # before a minute of work, not after it
 
         say = (lambda text: None) if args.quiet else (lambda text: print(f"tfcourse.eda: {text}", flush=True))
         try:
@@ -119,8 +122,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         for line in paths["implications"]:
             print(f"- {line}")
         if args.check:
-            from tfcourse.report import browser
-
             browser.require_clean_page(paths["html"], "tfcourse.eda")
         print(paths["html"])
         print(paths["markdown"])

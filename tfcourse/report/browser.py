@@ -45,6 +45,24 @@ def find_chromedriver() -> Optional[str]:
     return _find(ENV_DRIVER, DRIVER_CANDIDATES)
 
 
+def require_available() -> None:
+    """Raises ``ValueError`` naming what to install unless Chromium, chromedriver and Selenium are all
+    there: a CLI calls it before its work when ``--check`` is given, so a missing browser costs nothing."""
+    import importlib.util
+
+    binary, chromedriver = find_chromium(), find_chromedriver()
+    if binary is None or chromedriver is None:
+        missing = " and ".join(
+            name for name, found in (("chromium", binary), ("chromium-driver", chromedriver)) if found is None
+        )
+        raise ValueError(
+            f"headless Chromium was not found; install it (Debian: apt-get install {missing}) or set "
+            f"{ENV_BINARY} / {ENV_DRIVER} to the executables."
+        )
+    if importlib.util.find_spec("selenium") is None:
+        raise ValueError("the page check needs Selenium: pip install 'tfcourse[browser]'.")
+
+
 def _driver(binary: str, chromedriver: str, width: int, timeout: float):
     try:
         from selenium import webdriver
@@ -87,18 +105,10 @@ def check_page(path: str, screenshot: Optional[str] = None, width: int = 1200, t
     Raises:
         ValueError: If Chromium, chromedriver or Selenium is not installed, or the file does not exist.
     """
-    binary, chromedriver = find_chromium(), find_chromedriver()
-    if binary is None or chromedriver is None:
-        missing = " and ".join(
-            name for name, found in (("chromium", binary), ("chromium-driver", chromedriver)) if found is None
-        )
-        raise ValueError(
-            f"headless Chromium was not found; install it (Debian: apt-get install {missing}) or set "
-            f"{ENV_BINARY} / {ENV_DRIVER} to the executables."
-        )
+    require_available()
     if not os.path.isfile(path):
         raise ValueError(f"No such page: {path}.")
-    driver = _driver(binary, chromedriver, width, timeout)
+    driver = _driver(find_chromium(), find_chromedriver(), width, timeout)
     try:
         driver.get("file://" + os.path.abspath(path))
         images = driver.execute_script(_IMAGES_JS)

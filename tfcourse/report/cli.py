@@ -50,6 +50,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         with rundir.sigterm_unwinds():
             if args.output_dir:
                 rundir.check_writable_folder(args.output_dir, "--output-dir")
+            if args.check or args.screenshot:
+                browser.require_available()
             if args.compare:
                 out_dir = args.output_dir or os.path.join("runs", f"compare-{time.strftime('%Y%m%d-%H%M%S')}")
                 if not os.path.isdir(out_dir):
