@@ -148,3 +148,35 @@ def test_a_trial_whose_loss_turns_nan_is_recorded_failed(tmp_path):
     assert "diverged" in trial.message and "became nan in epoch 1" in trial.message
     rows = tuners.trial_rows(str(tmp_path / "nan"))
     assert rows[0]["status"] == "FAILED" and "diverged" in rows[0]["message"]
+
+
+def test_oracle_json_never_lists_an_ended_trial_as_ongoing(digits_pipelines, tmp_path):
+    """KerasTuner's end_trial saves oracle.json while the ended trial is still in ongoing_trials; the file
+    tfcourse writes must not say so (a kill right after it would make a resume train the trial again)."""
+    hypermodel = tuners.make_hypermodel("mlp", digits_pipelines.input_shape, digits_pipelines.num_classes)
+    tuner = tuners.make_tuner("random", hypermodel, max_trials=2, directory=str(tmp_path), project_name="p", seed=1)
+    seen = []
+    end_trial = tuner.oracle.end_trial
+
+    def end_and_read(trial):
+        end_trial(trial)
+        seen.append(json.loads((tmp_path / "p" / "oracle.json").read_text())["ongoing_trials"])
+
+    tuner.oracle.end_trial = end_and_read
+    tuners.run_search(tuner, digits_pipelines, epochs=1, verbose=0)
+    assert seen == [{}, {}]
+
+
+def test_a_resumed_search_does_not_train_a_finished_trial_again(digits_pipelines, tmp_path):
+    """A project whose oracle.json lists a COMPLETED trial as ongoing (what KerasTuner's own save leaves
+    between the end of a trial and the start of the next): the resume trains only new trials."""
+    search("random", digits_pipelines, tmp_path, max_trials=2)
+    project = tmp_path / "random"
+    state = json.loads((project / "oracle.json").read_text())
+    state["ongoing_trials"] = {"tuner0": "1"}
+    (project / "oracle.json").write_text(json.dumps(state))
+    stats = (project / "trial_1" / tuners.TRIAL_STATS_FILE).read_text()
+    tuner = search("random", digits_pipelines, tmp_path, max_trials=3)
+    assert (project / "trial_1" / tuners.TRIAL_STATS_FILE).read_text() == stats  # not trained again
+    assert sorted(tuner.oracle.trials) == ["0", "1", "2"]
+    assert all(trial.status == "COMPLETED" for trial in tuner.oracle.trials.values())

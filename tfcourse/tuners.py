@@ -231,15 +231,38 @@ def make_tuner(
         tuner.deadline = time.time() + 60 * max_minutes
     if isinstance(tuner.oracle, kt.Oracle):  # a worker's oracle is a gRPC client that writes nothing
         _write_oracle_state_atomically(tuner.oracle)
+        _forget_ended_ongoing_trials(tuner.oracle)
     return tuner
+
+
+def _ongoing_and_running(oracle) -> Dict[str, Any]:
+    """``oracle.ongoing_trials`` less the trials whose own ``trial.json`` says they ended."""
+    running = kt.engine.trial.TrialStatus.RUNNING
+    return {tuner_id: trial for tuner_id, trial in oracle.ongoing_trials.items() if trial.status == running}
+
+
+def _forget_ended_ongoing_trials(oracle) -> None:
+    """A resumed search must not train a finished trial again. KerasTuner's ``Oracle.end_trial`` saves
+    ``oracle.json`` before it removes the ended trial from ``ongoing_trials``, and ``Oracle.reload``
+    sends every ongoing trial to the retry queue; so a project killed between that save and the next
+    one (caught by a flaky kill-and-resume test) trains a COMPLETED trial again. Its ``trial.json``,
+    written first, knows better: only trials still RUNNING there (killed mid-run) or INVALID (a failure
+    KerasTuner retries) stay queued."""
+    status = kt.engine.trial.TrialStatus
+    retry = (status.RUNNING, status.INVALID)
+    oracle._retry_queue = [t for t in oracle._retry_queue if t not in oracle.trials or oracle.trials[t].status in retry]
+    oracle.ongoing_trials = _ongoing_and_running(oracle)
 
 
 def _write_oracle_state_atomically(oracle) -> None:
     """KerasTuner's oracle writes ``oracle.json`` and each ``trial.json`` in place, so a kill
-    mid-write leaves a file no resume can read; these write the same JSON atomically."""
+    mid-write leaves a file no resume can read; these write the same JSON atomically (and without
+    the ended trial ``end_trial`` still lists as ongoing when it saves: see ``_forget_ended_ongoing_trials``)."""
 
     def save():
-        rundir.write_text(oracle._get_oracle_fname(), json.dumps(oracle.get_state()))
+        state = oracle.get_state()
+        state["ongoing_trials"] = {tuner_id: trial.trial_id for tuner_id, trial in _ongoing_and_running(oracle).items()}
+        rundir.write_text(oracle._get_oracle_fname(), json.dumps(state))
 
     def save_trial(trial):
         rundir.write_text(
