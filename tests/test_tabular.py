@@ -1,0 +1,160 @@
+"""Tables (issue 19, first part): reading a CSV, inferring column kinds, missing values, the target,
+bad files refused with the fix, Seattle's "rain tomorrow" without a column of tomorrow, and splits
+(stratified; by time, the past for training and the future for testing)."""
+
+import numpy as np
+import pytest
+
+from tfcourse import tabular
+
+
+def write(tmp_path, text, name="table.csv", encoding="utf-8"):
+    path = tmp_path / name
+    path.write_bytes(text.encode(encoding) if isinstance(text, str) else text)
+    return str(path)
+
+
+WEATHER = """Date,Location,MinTemp,Rainfall,WindGustDir,Humidity3pm,Code,RainTomorrow
+2010-01-01,Albury,13.4,0.6,W,22,1,No
+2010-01-02,Albury,NA,0,WNW,25,2,No
+2010-01-03,Sydney,12.9,,WSW,,1,Yes
+2010-01-04,Sydney,9.2,1.2,NA,16,3,
+2010-01-05,Perth,17.5,0,E,33,2,Yes
+2010-01-06,Perth,14.6,0.2,,23,1,No
+"""
+
+
+def test_kinds_missing_values_and_the_target(tmp_path):
+    dataset = tabular.load_csv(write(tmp_path, WEATHER), "RainTomorrow", time_column="Date")
+    assert dataset.kinds == {
+        "Location": "categorical",
+        "MinTemp": "numeric",
+        "Rainfall": "numeric",
+        "WindGustDir": "categorical",
+        "Humidity3pm": "numeric",
+        "Code": "numeric",
+    }  # the date is no feature; it dates the rows
+    assert dataset.dropped_rows == 1  # the row without a target
+    assert dataset.class_names == ("No", "Yes") and dataset.y.tolist() == [0, 0, 1, 1, 0]
+    np.testing.assert_array_equal(dataset.columns["MinTemp"], [13.4, np.nan, 12.9, 17.5, 14.6])
+    np.testing.assert_array_equal(dataset.columns["Humidity3pm"], [22, 25, np.nan, 33, 23])
+    assert dataset.columns["WindGustDir"].tolist() == ["W", "WNW", "WSW", "E", ""]
+    assert str(dataset.times[0])[:10] == "2010-01-01" and len(dataset.times) == 5
+    assert tabular.describe(dataset)[1] == "MinTemp: numeric, 1 missing"
+
+
+def test_overrides_features_drop_and_the_positive_class(tmp_path):
+    path = write(tmp_path, WEATHER)
+    dataset = tabular.load_csv(
+        path, "RainTomorrow", categorical=["Code"], drop=["Date", "Location"], positive_class="No"
+    )
+    assert dataset.kinds["Code"] == "categorical" and dataset.columns["Code"].tolist() == ["1", "2", "1", "2", "1"]
+    assert "Location" not in dataset.columns and dataset.class_names == ("Yes", "No")
+    assert dataset.y.tolist() == [1, 1, 0, 0, 1]
+    chosen = tabular.load_csv(path, "RainTomorrow", features=["Humidity3pm"])
+    assert list(chosen.columns) == ["Humidity3pm"]  # the course's one-feature network
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(target="Rain"), "--target: no column named 'Rain'; the columns are Date, Location"),
+        (dict(target="Location"), None),  # three classes: fine
+        (dict(target="RainTomorrow", numeric=["Location"]), "--numeric Location: line 2 holds 'Albury', not a number"),
+        (dict(target="RainTomorrow", features=["RainTomorrow"]), "names the target"),
+        (dict(target="RainTomorrow", categorical=["Code"], numeric=["Code"]), "both --categorical and --numeric"),
+        (dict(target="RainTomorrow", positive_class="Maybe"), "--positive-class 'Maybe' is not a value"),
+        (dict(target="Location", positive_class="Perth"), "--positive-class is for a two-class target"),
+        (dict(target="RainTomorrow", drop=["Nope"]), "--drop: no column named 'Nope'"),
+        (dict(target="RainTomorrow", features=["Date"]), "no feature column left"),
+        (
+            dict(target="RainTomorrow", time_column="Location"),
+            "--time-column Location: line 2 holds 'Albury', not a date",
+        ),
+        (dict(target="RainTomorrow", numeric=["WindGustDir"]), "line 2 holds 'W'"),
+    ],
+)
+def test_bad_columns_are_named(tmp_path, kwargs, message):
+    path = write(tmp_path, WEATHER)
+    if message is None:
+        assert tabular.load_csv(path, **kwargs).num_classes == 3
+        return
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        tabular.load_csv(path, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("", "is empty"),
+        ("a,b,target\n", "has a header but no rows"),
+        ("a,b,target\n1,2,x\n3,4,y,5\n", "wrong number of fields"),
+        ("a,b,target\n1,caf\xe9,x\n2,b,y\n".encode("latin-1"), r"is not UTF-8 text \(byte 0xe9"),
+        ("a,a,target\n1,2,x\n3,4,y\n", r"repeated column names \(a.1\)"),
+        ("a,target\n1,x\n2,x\n3,\n", r"one class only \(x\) after dropping 1 rows"),
+    ],
+)
+def test_bad_files_are_refused_with_the_fix(tmp_path, content, message):
+    with pytest.raises(ValueError, match=message):
+        tabular.load_csv(write(tmp_path, content), "target")
+
+
+def test_a_missing_file_and_an_unknown_table():
+    with pytest.raises(ValueError, match="no such CSV file"):
+        tabular.load_table("csv:no/such.csv", target="y")
+    with pytest.raises(ValueError, match="needs --target COLUMN"):
+        tabular.load_table("csv:any.csv")
+    with pytest.raises(ValueError, match="Unknown table 'weather'; use one of seattle_weather or csv:PATH"):
+        tabular.load_table("weather")
+
+
+def test_kind_inference_on_its_own():
+    assert tabular.infer_kind(np.array(["1", "2.5", "-3e2", "NA", ""])) == "numeric"
+    assert tabular.infer_kind(np.array(["2012/01/01", "2012-1-2", "?"])) == "date"
+    assert tabular.infer_kind(np.array(["N", "NE", "1"])) == "categorical"
+    assert tabular.infer_kind(np.array(["", "NA"])) == "categorical"  # nothing to go on
+    assert tabular.infer_kind(np.array(["12", "2012-01-01"])) == "categorical"
+
+
+# ----------------------------------------------------------------------------- Seattle: rain tomorrow
+
+
+def test_seattle_rain_tomorrow_uses_only_today():
+    """The features are exactly today's five columns, row t of the raw CSV for row t; the target is
+    row t+1's precipitation > 0, and nothing else of any day moves it."""
+    raw = tabular.read_csv(tabular.seattle_weather_path())
+    dataset = tabular.load_seattle_weather()
+    assert dataset.num_rows == len(raw) - 1 == 1460 and dataset.class_names == ("No", "Yes")
+    assert set(dataset.columns) == {"precipitation", "temp_max", "temp_min", "wind", "weather"}
+    for column, values in dataset.columns.items():
+        today = raw[column].to_numpy()[:-1]
+        expected = today.astype(np.float64) if dataset.kinds[column] == "numeric" else today
+        np.testing.assert_array_equal(values, expected)
+    tomorrow_rain = raw["precipitation"].astype(float).to_numpy()[1:] > 0
+    np.testing.assert_array_equal(dataset.y == 1, tomorrow_rain)
+    assert 0.3 < dataset.y.mean() < 0.5
+
+    changed = raw.copy()
+    for column in ("temp_max", "temp_min", "wind"):
+        changed[column] = (changed[column].astype(float) + 7).astype(str)
+    changed["weather"] = "snow"
+    built, rebuilt = tabular.rain_tomorrow(raw), tabular.rain_tomorrow(changed)
+    assert (built["rain_tomorrow"] == rebuilt["rain_tomorrow"]).all()  # the target reads tomorrow's rain only
+
+
+# ----------------------------------------------------------------------------- splits
+
+
+def test_time_split_trains_on_the_past_and_tests_on_the_future(tmp_path):
+    rows = ["day,x,y"] + [f"2020-01-{1 + i // 3:02d},{i},{'ab'[i % 2]}" for i in range(60)]  # 3 rows a day
+    dataset = tabular.load_csv(write(tmp_path, "\n".join(rows) + "\n"), "y", time_column="day")
+    splits = tabular.make_splits(dataset, "time", val_fraction=0.15, test_fraction=0.2)
+    times = dataset.times
+    assert times[splits.train].max() < times[splits.val].min() <= times[splits.val].max() < times[splits.test].min()
+    assert sorted(np.concatenate([splits.train, splits.val, splits.test]).tolist()) == list(range(60))
+    assert splits.sizes() == {"train": 39, "val": 9, "test": 12}  # whole days: 13 / 3 / 4
+    stratified = tabular.make_splits(dataset, seed=3)
+    assert {k: v for k, v in stratified.sizes().items()} == {"train": 48, "val": 6, "test": 6}
+    assert dataset.y[stratified.test].mean() == 0.5  # the classes' shares kept
+    with pytest.raises(ValueError, match="--split time needs --time-column"):
+        tabular.make_splits(tabular.load_csv(write(tmp_path, "\n".join(rows) + "\n", "b.csv"), "y"), "time")
