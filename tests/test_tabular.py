@@ -158,3 +158,58 @@ def test_time_split_trains_on_the_past_and_tests_on_the_future(tmp_path):
     assert dataset.y[stratified.test].mean() == 0.5  # the classes' shares kept
     with pytest.raises(ValueError, match="--split time needs --time-column"):
         tabular.make_splits(tabular.load_csv(write(tmp_path, "\n".join(rows) + "\n", "b.csv"), "y"), "time")
+
+
+# ----------------------------------------------------------------------------- preprocessing inside the model
+
+
+def test_imputed_normalization_standardises_imputes_and_flags():
+    import keras
+
+    from tfcourse.models.layers import ImputedNormalization
+
+    layer = ImputedNormalization()
+    values = np.array([1.0, 3.0, np.nan, 5.0, np.nan])
+    layer.adapt(values)
+    assert layer.mean == pytest.approx(np.nanmean(values)) and layer.variance == pytest.approx(np.nanvar(values))
+    out = np.asarray(layer(np.array([[5.0], [np.nan]], np.float32)))
+    np.testing.assert_allclose(out, [[(5 - 3) / np.sqrt(8 / 3), 0.0], [0.0, 1.0]], rtol=1e-6)
+    again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    np.testing.assert_array_equal(np.asarray(again(np.array([[5.0], [np.nan]], np.float32))), out)
+    with pytest.raises(ValueError, match="adapt"):
+        ImputedNormalization()(np.zeros((1, 1), np.float32))
+
+
+def test_the_model_takes_raw_rows_adapted_on_training_rows_only(tmp_path):
+    """FeatureSpace statistics come from the training rows alone; a raw row with a missing number and a
+    category training never saw is encoded as [0, missing=1] and the out-of-vocabulary slot; the saved
+    .keras model gives the same predictions."""
+    import keras
+    import tensorflow as tf
+
+    from tfcourse import tabular_features
+
+    rows = ["x,colour,y"] + [f"{i % 7},{'red' if i % 2 else 'blue'},{'ab'[i % 2]}" for i in range(40)]
+    rows += ["1000,green,a", "1000,green,b"]  # only ever in validation (below): must not shape the statistics
+    dataset = tabular.load_csv(write(tmp_path, "\n".join(rows) + "\n"), "y")
+    train, val = np.arange(40), np.array([40, 41])
+    space = tabular_features.make_feature_space(dataset, train)
+    impute = space.preprocessors["x"]
+    assert impute.mean == pytest.approx(dataset.columns["x"][train].mean())
+    assert tabular_features.encoded_size(space) == 2 + 3  # x and its flag; blue, red and one unseen slot
+    raw = {"x": np.array([[np.nan], [3.0]], np.float32), "colour": np.array([["purple"], ["red"]])}
+    encoded = np.asarray(space({k: tf.constant(v) for k, v in raw.items()}))
+    # FeatureSpace concatenates in name order: colour's three slots (the unseen one first), then x and its flag
+    assert encoded[0].tolist() == [1.0, 0.0, 0.0, 0.0, 1.0]
+    x_scaled = (3.0 - impute.mean) / np.sqrt(impute.variance)
+    assert encoded[1, 0] == 0.0 and encoded[1, :3].sum() == 1.0 and encoded[1, 3:] == pytest.approx([x_scaled, 0.0])
+
+    inputs = keras.Input((5,))
+    model = tabular_features.raw_row_model(space, keras.Model(inputs, keras.layers.Dense(1)(inputs)))
+    batches = tf.data.Dataset.from_tensor_slices(raw).batch(2)
+    before = np.asarray(model.predict(batches, verbose=0))
+    assert np.isfinite(before).all()
+    model.save(tmp_path / "raw.keras")
+    after = np.asarray(keras.models.load_model(tmp_path / "raw.keras").predict(batches, verbose=0))
+    np.testing.assert_array_equal(before, after)
+    assert dataset.columns["x"][val].tolist() == [1000.0, 1000.0]  # present in the table, absent from the mean

@@ -115,3 +115,47 @@ class PositionEmbedding(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "stddev": self.stddev}
+
+
+@keras.saving.register_keras_serializable(package="tfcourse")
+class ImputedNormalization(keras.layers.Layer):
+    """One numeric column with missing values (NaN) as two model inputs: the value standardised with
+    the mean and variance of the present training values (a missing value becomes the mean, so 0), and
+    an indicator that it was missing. ``(batch, 1)`` in, ``(batch, 2)`` out.
+
+    ``adapt`` (as ``keras.utils.FeatureSpace`` calls it on the training split) sets ``mean`` and
+    ``variance``; they live in the config, so a saved model imputes exactly as it was trained.
+
+    Args:
+        mean, variance: Of the present values (``None`` until adapted).
+    """
+
+    def __init__(self, mean=None, variance=None, **kwargs):
+        super().__init__(**kwargs)
+        self.mean = None if mean is None else float(mean)
+        self.variance = None if variance is None else float(variance)
+
+    def adapt(self, data):
+        """``data``: an array, or a dataset of batches, of the column's training values (NaN: missing)."""
+        import numpy as np
+
+        batches = [data] if hasattr(data, "shape") or isinstance(data, (list, tuple)) else data
+        values = np.concatenate([np.asarray(batch, dtype=np.float64).reshape(-1) for batch in batches])
+        present = values[~np.isnan(values)]
+        self.mean = float(present.mean()) if len(present) else 0.0
+        self.variance = float(present.var()) if len(present) else 1.0
+
+    def call(self, inputs):
+        if self.mean is None:
+            raise ValueError(f"{self.name}: adapt() it on the training values before use.")
+        values = keras.ops.cast(inputs, "float32")
+        missing = keras.ops.isnan(values)
+        filled = keras.ops.where(missing, self.mean, values)
+        scaled = (filled - self.mean) / max(self.variance, 1e-12) ** 0.5
+        return keras.ops.concatenate([scaled, keras.ops.cast(missing, "float32")], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (2,)
+
+    def get_config(self):
+        return {**super().get_config(), "mean": self.mean, "variance": self.variance}
