@@ -170,7 +170,8 @@ def check_writable_folder(path: str, flag: str) -> None:
 def publish_folder(partial: str, final: str) -> None:
     """Renames the complete folder ``partial`` to ``final``. A folder already at ``final`` (an earlier
     result of the same command) is moved aside first and removed only once the new one is in place;
-    if the rename fails it is put back, so ``final`` always holds one whole result."""
+    if the rename fails it is put back. Only a kill in the instant between the two renames leaves
+    ``final`` missing, with the earlier result whole under ``.NAME.replaced-PID`` beside it."""
     if not os.path.isdir(final):
         os.replace(partial, final)
         return
