@@ -213,3 +213,35 @@ def test_the_model_takes_raw_rows_adapted_on_training_rows_only(tmp_path):
     after = np.asarray(keras.models.load_model(tmp_path / "raw.keras").predict(batches, verbose=0))
     np.testing.assert_array_equal(before, after)
     assert dataset.columns["x"][val].tolist() == [1000.0, 1000.0]  # present in the table, absent from the mean
+
+
+# ----------------------------------------------------------------------------- the network
+
+
+def test_tabular_mlp_heads_parameters_and_the_course_network():
+    import keras
+    import keras_tuner
+
+    from tfcourse.models import tabular_mlp
+
+    binary = tabular_mlp.build(keras_tuner.HyperParameters(), (14,), 2)
+    assert binary.output_shape == (None, 1)  # one log-odds for a two-class target
+    assert binary.count_params() == (14 * 64 + 64) + (64 * 64 + 64) + (64 + 1)
+    assert tabular_mlp.build(keras_tuner.HyperParameters(), (14,), 5).output_shape == (None, 5)
+
+    hp = keras_tuner.HyperParameters()
+    hp.Fixed("hidden_layers", 1)
+    hp.Fixed("units", 2)
+    hp.Fixed("activation", "softplus")
+    hp.Fixed("dropout", 0.0)
+    course = tabular_mlp.build(hp, (2,), 2)  # Humidity3pm and its missing flag -> 2 softplus -> 1 logit
+    assert course.count_params() == (2 * 2 + 2) + (2 + 1)
+    assert [layer.name for layer in course.layers] == ["features", "dense_0", "softplus_0", "logits"]
+    weights = [np.array([[0.5, -1.0], [0.0, 0.0]]), np.array([0.1, 0.2]), np.array([[2.0], [-1.0]]), np.array([0.3])]
+    course.set_weights(weights)
+    x = np.array([[1.5, 0.0]], np.float32)
+    hidden = np.log1p(np.exp(x @ weights[0] + weights[1]))  # softplus, by hand
+    np.testing.assert_allclose(np.asarray(course(x)), hidden @ weights[2] + weights[3], rtol=1e-6)
+    with pytest.raises(ValueError, match=r"takes the encoded feature vector \(features,\), got \(8, 8, 1\)"):
+        tabular_mlp.build(keras_tuner.HyperParameters(), (8, 8, 1), 2)
+    assert isinstance(course, keras.Model)
