@@ -245,3 +245,55 @@ def test_tabular_mlp_heads_parameters_and_the_course_network():
     with pytest.raises(ValueError, match=r"takes the encoded feature vector \(features,\), got \(8, 8, 1\)"):
         tabular_mlp.build(keras_tuner.HyperParameters(), (8, 8, 1), 2)
     assert isinstance(course, keras.Model)
+
+
+# ----------------------------------------------------------------------------- threshold and binary metrics
+
+
+def _f1_by_hand(labels, predicted):
+    tp = int(np.sum((predicted == 1) & (labels == 1)))
+    fp = int(np.sum((predicted == 1) & (labels == 0)))
+    fn = int(np.sum((predicted == 0) & (labels == 1)))
+    return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+
+
+def test_the_threshold_maximises_f1_on_validation():
+    from tfcourse import evaluate
+
+    rng = np.random.default_rng(11)
+    labels = (rng.random(300) < 0.2).astype(int)  # a rare positive class whose scores run low
+    probabilities = np.clip(0.25 * labels + rng.normal(0.2, 0.1, 300), 0, 1)
+    chosen = evaluate.choose_threshold(labels, probabilities, "f1")
+    grid = np.linspace(0, 1, 20001)
+    best = max(_f1_by_hand(labels, (probabilities >= t).astype(int)) for t in grid)
+    assert chosen["value"] == pytest.approx(best)
+    assert _f1_by_hand(labels, (probabilities >= chosen["threshold"]).astype(int)) == pytest.approx(best)
+    assert chosen["threshold"] < 0.5 and chosen["value"] > chosen["value_at_0.5"]
+    accuracy = evaluate.choose_threshold(labels, probabilities, "accuracy")
+    assert accuracy["value"] == pytest.approx(max(np.mean((probabilities >= t) == labels) for t in grid))
+    with pytest.raises(ValueError, match="Unknown threshold metric 'auc'"):
+        evaluate.choose_threshold(labels, probabilities, "auc")
+    with pytest.raises(ValueError, match="needs both classes"):
+        evaluate.choose_threshold(np.zeros(5), np.linspace(0, 1, 5))
+
+
+def test_binary_metrics_against_their_definitions():
+    from tfcourse import evaluate
+
+    labels = np.array([0, 0, 1, 1, 0, 1, 0, 1])
+    probabilities = np.array([0.1, 0.4, 0.35, 0.8, 0.4, 0.9, 0.7, 0.4])
+    result = evaluate.binary_metrics(labels, probabilities, 0.5, ["No", "Yes"])
+    positives, negatives = probabilities[labels == 1], probabilities[labels == 0]
+    pairs = [(p > n) + 0.5 * (p == n) for p in positives for n in negatives]  # AUC: P(positive ranked above)
+    assert result["roc_auc"] == pytest.approx(np.mean(pairs))
+    predicted = (probabilities >= 0.5).astype(int)  # rows 3, 5, 6: two true positives, one false
+    assert result["confusion_matrix"] == [[3, 1], [2, 2]]
+    assert result["classification_report"]["Yes"]["precision"] == pytest.approx(2 / 3)
+    assert result["classification_report"]["Yes"]["recall"] == pytest.approx(2 / 4)
+    assert result["classification_report"]["Yes"]["f1-score"] == pytest.approx(_f1_by_hand(labels, predicted))
+    assert result["accuracy"] == pytest.approx(5 / 8) and result["positive_class"] == "Yes"
+    perfect = evaluate.binary_metrics(labels, labels * 0.9 + 0.05, 0.5, ["No", "Yes"])
+    assert perfect["roc_auc"] == 1.0 and perfect["pr_auc"] == 1.0
+    assert evaluate.sigmoid(np.array([-1000.0, 0.0, 2.0, 1000.0])) == pytest.approx(
+        [0.0, 0.5, 1 / (1 + np.exp(-2)), 1.0]
+    )

@@ -1,5 +1,7 @@
 """Test-set numbers from predictions: scikit-learn's classification report, confusion matrices,
-per-class and top-k accuracy, the most confused class pairs and the misclassified examples.
+per-class and top-k accuracy, the most confused class pairs and the misclassified examples; for a
+two-class table, the decision threshold chosen on validation (``choose_threshold``) and ROC-AUC, PR-AUC
+and the report at that threshold (``binary_metrics``).
 
 Nothing here draws (``plots.py`` does) or runs a model: ``predict`` turns a model and a
 pipeline into labels and logits, and ``evaluate_predictions`` turns those into JSON-ready
@@ -129,6 +131,91 @@ def evaluate_predictions(
             }
             for i in wrong
         ],
+    }
+
+
+# ----------------------------------------------------------------------------- binary targets (tables)
+
+THRESHOLD_METRICS = ("f1", "balanced_accuracy", "accuracy")
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """The positive class's probability from its log-odds, stable for large magnitudes."""
+    logits = np.asarray(logits, dtype=np.float64).reshape(-1)
+    return np.where(
+        logits >= 0, 1 / (1 + np.exp(-np.abs(logits))), np.exp(-np.abs(logits)) / (1 + np.exp(-np.abs(logits)))
+    )
+
+
+def _score_at(metric: str, labels: np.ndarray, predicted: np.ndarray) -> float:
+    from sklearn import metrics
+
+    if metric == "f1":
+        return float(metrics.f1_score(labels, predicted, zero_division=0))
+    if metric == "balanced_accuracy":
+        return float(metrics.balanced_accuracy_score(labels, predicted))
+    return float(metrics.accuracy_score(labels, predicted))
+
+
+def choose_threshold(labels: np.ndarray, probabilities: np.ndarray, metric: str = "f1") -> Dict[str, Any]:
+    """The decision threshold on the positive class's probability that maximises ``metric`` on these
+    (validation) labels: every midpoint between two neighbouring distinct probabilities is a candidate
+    (plus 0.5); among equally good ones, the closest to 0.5. A row is positive when its probability is
+    at least the threshold.
+
+    Returns:
+        ``{"threshold", "metric", "value", "value_at_0.5"}``.
+    """
+    if metric not in THRESHOLD_METRICS:
+        raise ValueError(f"Unknown threshold metric {metric!r}; use one of {', '.join(THRESHOLD_METRICS)}.")
+    labels = np.asarray(labels).astype(np.int64)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    if len(np.unique(labels)) < 2:
+        raise ValueError("choosing a threshold needs both classes among the validation rows; use more validation data.")
+    distinct = np.unique(probabilities)
+    candidates = np.unique(
+        np.concatenate([(distinct[:-1] + distinct[1:]) / 2, [0.5], [distinct[0]], [np.nextafter(distinct[-1], 2)]])
+    )
+    values = np.array([_score_at(metric, labels, probabilities >= t) for t in candidates])
+    best = np.flatnonzero(values >= values.max() - 1e-12)
+    chosen = float(candidates[best[np.argmin(np.abs(candidates[best] - 0.5))]])
+    return {
+        "threshold": chosen,
+        "metric": metric,
+        "value": float(values.max()),
+        "value_at_0.5": _score_at(metric, labels, probabilities >= 0.5),
+    }
+
+
+def binary_metrics(
+    labels: np.ndarray, probabilities: np.ndarray, threshold: float, class_names: Sequence[str]
+) -> Dict[str, Any]:
+    """Numbers for a two-class target: ROC-AUC and PR-AUC (average precision) of the probabilities, and at
+    ``threshold`` the accuracy, scikit-learn's classification report (precision, recall, F1 per class) and
+    the confusion matrix; with the ROC and precision-recall curves as points for a figure."""
+    from sklearn import metrics
+
+    labels = np.asarray(labels).astype(np.int64)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    predicted = (probabilities >= threshold).astype(np.int64)
+    fpr, tpr, _ = metrics.roc_curve(labels, probabilities)
+    precision, recall, _ = metrics.precision_recall_curve(labels, probabilities)
+    report = metrics.classification_report(
+        labels, predicted, labels=[0, 1], target_names=list(class_names), output_dict=True, zero_division=0
+    )
+    return {
+        "threshold": float(threshold),
+        "positive_class": class_names[1],
+        "roc_auc": float(metrics.roc_auc_score(labels, probabilities)),
+        "pr_auc": float(metrics.average_precision_score(labels, probabilities)),
+        "accuracy": float(metrics.accuracy_score(labels, predicted)),
+        "positive_share": float(labels.mean()),
+        "classification_report": report,
+        "confusion_matrix": metrics.confusion_matrix(labels, predicted, labels=[0, 1]).tolist(),
+        "curves": {
+            "roc": {"fpr": fpr.tolist(), "tpr": tpr.tolist()},
+            "precision_recall": {"precision": precision.tolist(), "recall": recall.tolist()},
+        },
     }
 
 
