@@ -15,6 +15,7 @@ A floor-2 module: it imports ``data`` (the stratified split) and nothing above i
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -103,7 +104,10 @@ def read_csv(path: str):
         ) from None
     if frame.empty:
         raise ValueError(f"{path} has a header but no rows of data.")
-    repeated = sorted({name for name in frame.columns if "." in name and name.rsplit(".", 1)[0] in frame.columns})
+    # pandas renames a repeated column ("a" -> "a.1"); the header itself tells
+    with open(path, newline="", encoding="utf-8") as handle:
+        header = next(csv.reader(handle))
+    repeated = sorted({name for name in header if header.count(name) > 1})
     if repeated:
         raise ValueError(f"{path}: repeated column names ({', '.join(repeated)}); give every column its own name.")
     return frame
