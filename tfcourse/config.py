@@ -118,6 +118,45 @@ TRANSFER_MODEL = "transfer"  # TrainConfig.model of a run with a base
 
 
 @dataclasses.dataclass(frozen=True)
+class TableConfig:
+    """One feed-forward network on a table (``tfcourse.table_runs.train_table``; issue 19, in progress).
+
+    Attributes:
+        dataset: ``seattle_weather`` or ``csv:PATH``.
+        target: The column to predict (required for a CSV).
+        features, drop, categorical, numeric, positive_class, time_column: As ``tabular.from_frame``.
+        split: ``stratified`` (random, class shares kept) or ``time`` (past -> train, future -> test).
+        val_fraction, test_fraction: Shares of the rows.
+        batch_size, epochs, patience: Training; early stopping on the validation loss restores the best weights.
+        seed: Fixes the split, initialisation and shuffling.
+        hp: Hyperparameter overrides of ``tabular_mlp`` and the optimizer (name -> value).
+        class_weight: ``None`` or ``balanced`` (each class weighs in inversely to its share of training rows).
+        threshold_metric: What the decision threshold maximises on validation (two-class targets).
+        output_dir: The run folder; ``None`` makes ``runs/tabular_mlp-<dataset>-<time>``.
+    """
+
+    dataset: str = "seattle_weather"
+    target: Optional[str] = None
+    features: Tuple[str, ...] = ()
+    drop: Tuple[str, ...] = ()
+    categorical: Tuple[str, ...] = ()
+    numeric: Tuple[str, ...] = ()
+    positive_class: Optional[str] = None
+    time_column: Optional[str] = None
+    split: str = "stratified"
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    batch_size: int = 64
+    epochs: int = 200
+    patience: int = 15
+    seed: int = 42
+    hp: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    class_weight: Optional[str] = None
+    threshold_metric: str = "f1"
+    output_dir: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
 class TuneConfig:
     """One hyperparameter search (``python -m tfcourse.tune``).
 

@@ -33,17 +33,35 @@ def make_optimizer(hp, learning_rate_scale: float = 1.0):
     return keras.optimizers.RMSprop(learning_rate)
 
 
-def compile_model(model, hp, steps_per_execution: int = 1, learning_rate_scale: float = 1.0, jit_compile: bool = False):
+def compile_model(
+    model,
+    hp,
+    steps_per_execution: int = 1,
+    learning_rate_scale: float = 1.0,
+    jit_compile: bool = False,
+    binary: bool = False,
+):
     """Compiles ``model`` for integer labels and logits outputs, from ``hp``.
 
     Args:
         jit_compile: XLA-compile the training step (off: measured slower on CPUs here,
             ``benchmarks/pipeline_throughput.py``).
+        binary: The model has one output, the positive class's log-odds (a two-class table):
+            binary cross-entropy, accuracy at log-odds 0 (probability 0.5) and ROC-AUC.
     """
+    if binary:
+        loss = keras.losses.BinaryCrossentropy(from_logits=True)
+        metrics = [
+            keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0),
+            keras.metrics.AUC(from_logits=True, name="auc"),
+        ]
+    else:
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
     model.compile(
         optimizer=make_optimizer(hp, learning_rate_scale),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        loss=loss,
+        metrics=metrics,
         steps_per_execution=steps_per_execution,
         jit_compile=jit_compile,
     )

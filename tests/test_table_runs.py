@@ -1,0 +1,97 @@
+"""A feed-forward network on a table as a run folder (issue 19, in progress): Seattle's rain tomorrow end
+to end, the raw-row model saved and reloaded, class weights, the time split, bad settings and a failure
+while writing."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from tfcourse import table_runs, tabular, tabular_features
+from tfcourse.config import TableConfig
+
+
+@pytest.fixture(scope="module")
+def seattle_run(tmp_path_factory):
+    return table_runs.train_table(TableConfig(output_dir=str(tmp_path_factory.mktemp("tables") / "seattle")))
+
+
+@pytest.mark.slow
+def test_seattle_rain_tomorrow_beats_the_majority_and_serves_raw_rows(seattle_run, tmp_path):
+    import tensorflow as tf
+
+    run = seattle_run
+    assert sorted(os.listdir(run.run_dir)) == ["config.json", "history.json", "metrics.json", "model.keras"]
+    metrics = json.load(open(os.path.join(run.run_dir, "metrics.json")))
+    assert metrics["roc_auc"] > 0.75  # chance is 0.5
+    assert metrics["accuracy"] > metrics["majority_baseline_accuracy"] + 0.05
+    choice = metrics["threshold_choice"]
+    assert 0 < metrics["threshold"] == choice["threshold"] < 1 and choice["value"] >= choice["value_at_0.5"]
+    report = metrics["classification_report"]["Yes"]
+    assert report["support"] == int(np.sum(run.dataset.y[run.splits.test] == 1))
+    record = json.load(open(os.path.join(run.run_dir, "config.json")))
+    assert record["data"]["columns"]["weather"] == "categorical" and record["data"]["split_sizes"]["test"] == 146
+
+    rows = run.splits.test[:5]
+    raw = {name: values[:, None] for name, values in tabular_features.model_inputs(run.dataset, rows).items()}
+    raw["precipitation"][0, 0] = np.nan  # a missing value
+    raw["weather"][1, 0] = "hail"  # a category training never saw
+    batches = tf.data.Dataset.from_tensor_slices(raw).batch(5)
+    expected = np.asarray(run.model.predict(batches, verbose=0))
+    loaded = table_runs.load_run_model(run.run_dir)
+    np.testing.assert_allclose(np.asarray(loaded.predict(batches, verbose=0)), expected, rtol=1e-6)
+    assert np.isfinite(expected).all()
+
+
+@pytest.mark.slow
+def test_the_time_split_trains_on_the_past(tmp_path):
+    run = table_runs.train_table(TableConfig(split="time", epochs=3, output_dir=str(tmp_path / "time")))
+    times = run.dataset.times
+    assert times[run.splits.train].max() < times[run.splits.val].min() < times[run.splits.test].min()
+    assert json.load(open(os.path.join(run.run_dir, "config.json")))["config"]["split"] == "time"
+
+
+def test_balanced_class_weights():
+    assert table_runs.class_weights(np.array([0, 0, 0, 1]), 2) == {0: pytest.approx(4 / 6), 1: pytest.approx(2.0)}
+    assert table_runs.class_weights(np.array([0, 2, 2, 2, 2, 2]), 3) == {0: 2.0, 2: pytest.approx(0.4)}
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(class_weight="auto"), "--class-weight 'auto': use balanced"),
+        (dict(threshold_metric="auc"), "--threshold-metric 'auc'"),
+        (dict(epochs=0), "epochs must be a positive integer"),
+        (dict(dataset="csv:no/such.csv", target="y"), "no such CSV file"),
+        (dict(target="weather"), "seattle_weather has a fixed task"),
+    ],
+)
+def test_bad_settings_write_nothing(change, message, tmp_path):
+    with pytest.raises(ValueError, match=message):
+        table_runs.train_table(TableConfig(output_dir=str(tmp_path / "run"), **change))
+    assert os.listdir(tmp_path) == []
+
+
+def test_an_existing_folder_is_refused_and_a_failed_save_leaves_nothing(tmp_path, monkeypatch):
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(ValueError, match="already exists"):
+        table_runs.train_table(TableConfig(output_dir=str(tmp_path / "taken")))
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tabular_features, "raw_row_model", full_disk)
+    with pytest.raises(OSError):
+        table_runs.train_table(TableConfig(epochs=1, output_dir=str(tmp_path / "run")))
+    assert sorted(os.listdir(tmp_path)) == ["taken"]
+
+
+def test_the_positive_class_is_label_1_even_when_it_sorts_first(tmp_path):
+    """``--positive-class`` puts the named class on the sigmoid's side (label 1) whatever its spelling."""
+    rows = ["x,label"] + [f"{i},{'a_rain' if i % 3 == 0 else 'b_dry'}" for i in range(60)]
+    (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
+    config = TableConfig(dataset=f"csv:{tmp_path / 't.csv'}", target="label", positive_class="a_rain")
+    dataset, _ = table_runs.load(config)
+    assert dataset.class_names == ("b_dry", "a_rain") and dataset.y[:3].tolist() == [1, 0, 0]
+    assert isinstance(dataset, tabular.TabularDataset)
