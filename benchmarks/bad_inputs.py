@@ -109,6 +109,14 @@ def _file(name, text="a file\n"):
     return plant
 
 
+def _bytes(name, payload: bytes):
+    def plant(scratch):
+        with open(os.path.join(scratch, name), "wb") as handle:
+            handle.write(payload)
+
+    return plant
+
+
 def _run(change=None):
     """A copy of the shared trained run folder as ``run``, optionally damaged."""
 
@@ -346,6 +354,36 @@ CASES = [
     Case("export root is a file", "export", ["run", "--export-dir", "f"], r"is a file", _both(_run(), _file("f"))),
     Case("export a zero-byte model", "export", ["run"], r"model.keras is empty", _run(_overwrite("model.keras", ""))),
     Case("cost of an unknown model", "cost", ["--model", "nope"], r"Unknown model 'nope'"),
+    Case(
+        "table: no such target",
+        "train",
+        ["--dataset", "csv:t.csv", "--target", "nope"],
+        r"no column named 'nope'",
+        _file("t.csv", "a,b\n1,x\n2,y\n"),
+    ),
+    Case(
+        "table: one class",
+        "train",
+        ["--dataset", "csv:t.csv", "--target", "b"],
+        r"one class only",
+        _file("t.csv", "a,b\n1,x\n2,x\n"),
+    ),
+    Case(
+        "table: ragged rows",
+        "train",
+        ["--dataset", "csv:t.csv", "--target", "b"],
+        r"wrong number of fields",
+        _file("t.csv", "a,b\n1,x\n2,y,3\n"),
+    ),
+    Case(
+        "table: not UTF-8",
+        "train",
+        ["--dataset", "csv:t.csv", "--target", "b"],
+        r"is not UTF-8",
+        _bytes("t.csv", b"a,b\n1,caf\xe9\n2,y\n"),
+    ),
+    Case("table: empty CSV", "train", ["--dataset", "csv:t.csv", "--target", "b"], r"is empty", _file("t.csv", "")),
+    Case("table: image flag", "train", ["--dataset", "seattle_weather", "--augment"], r"does not apply to a table"),
     Case("EDA of an unknown dataset", "eda", ["--dataset", "nosuch"], r"Unknown dataset 'nosuch'"),
     Case("EDA of one class", "eda", ["--dataset", "digits", "--classes", "3"], r"at least two different labels"),
     Case("EDA near-duplicate threshold 0", "eda", ["--near-duplicate-rms", "0"], r"positive number"),

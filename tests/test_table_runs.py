@@ -65,6 +65,7 @@ def test_balanced_class_weights():
         (dict(epochs=0), "epochs must be a positive integer"),
         (dict(dataset="csv:no/such.csv", target="y"), "no such CSV file"),
         (dict(target="weather"), "seattle_weather has a fixed task"),
+        (dict(hp={"unit": 2}), "--hp unit: tabular_mlp has no such hyperparameter; use hidden_layers, units"),
     ],
 )
 def test_bad_settings_write_nothing(change, message, tmp_path):
@@ -95,3 +96,64 @@ def test_the_positive_class_is_label_1_even_when_it_sorts_first(tmp_path):
     dataset, _ = table_runs.load(config)
     assert dataset.class_names == ("b_dry", "a_rain") and dataset.y[:3].tolist() == [1, 0, 0]
     assert isinstance(dataset, tabular.TabularDataset)
+
+
+# ----------------------------------------------------------------------------- python -m tfcourse.train on a table
+
+
+def test_table_and_image_defaults_are_one_set():
+    from tfcourse.config import DataConfig, TrainConfig
+
+    table, train = TableConfig(), TrainConfig()
+    assert (table.epochs, table.patience, table.seed) == (train.epochs, train.patience, train.seed)
+    assert table.batch_size == DataConfig().batch_size
+
+
+@pytest.mark.slow
+def test_train_cli_on_a_csv(tmp_path, capsys):
+    from tfcourse import train
+
+    rows = ["day,humidity,wind_dir,rain"]
+    rng = np.random.default_rng(0)
+    for i in range(300):
+        humidity = rng.uniform(10, 100)
+        rain = "Yes" if humidity + rng.normal(0, 15) > 70 else "No"
+        cell = "NA" if i % 10 == 0 else f"{humidity:.1f}"
+        rows.append(f"2020-{1 + i // 28:02d}-{1 + i % 28:02d},{cell},{'NESW'[i % 4]},{rain}")
+    (tmp_path / "w.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "run"
+    argv = ["--dataset", f"csv:{tmp_path / 'w.csv'}", "--target", "rain", "--output-dir", str(out), "--verbose", "0"]
+    assert train.main(argv + ["--split", "time", "--time-column", "day", "--class-weight", "balanced"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith(f"{out}: test ROC-AUC ")
+    record = json.load(open(out / "config.json"))
+    assert record["data"]["columns"] == {"humidity": "numeric", "wind_dir": "categorical"}  # the day dates rows
+    assert record["config"]["split"] == "time" and record["data"]["class_weight"] is not None
+    assert json.load(open(out / "metrics.json"))["roc_auc"] > 0.7  # humidity tells
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--dataset", "seattle_weather", "--augment"], "--augment does not apply to a table (yet)"),
+        (["--dataset", "seattle_weather", "--export", "--model", "cnn"], "--model, --export do not apply"),
+        (["--dataset", "seattle_weather", "--split", "official"], "a table has no official test set"),
+        (["--dataset", "digits", "--target", "y"], "--target applies to a table"),
+        (["--dataset", "digits", "--split", "time"], "--split time applies to a table"),
+        (["--dataset", "csv:CSV", "--target", "nope"], "--target: no column named 'nope'"),
+        (["--dataset", "csv:CSV"], "needs --target COLUMN"),
+        (["--dataset", "csv:CSV", "--target", "b", "--features", ","], "expected column names"),
+        (["--dataset", "csv:EMPTY", "--target", "b"], "is empty"),
+    ],
+)
+def test_train_cli_refuses_with_exit_2_and_writes_nothing(argv, message, tmp_path, capsys):
+    from tfcourse import train
+
+    (tmp_path / "t.csv").write_text("a,b\n1,x\n2,y\n3,x\n")
+    (tmp_path / "e.csv").write_text("")
+    argv = [a.replace("CSV", str(tmp_path / "t.csv")).replace("EMPTY", str(tmp_path / "e.csv")) for a in argv]
+    with pytest.raises(SystemExit) as done:
+        train.main(argv + ["--output-dir", str(tmp_path / "run")])
+    assert done.value.code == 2
+    assert message in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == ["e.csv", "t.csv"]

@@ -89,7 +89,7 @@ def test_bad_columns_are_named(tmp_path, kwargs, message):
         ("", "is empty"),
         ("a,b,target\n", "has a header but no rows"),
         ("a,b,target\n1,2,x\n3,4,y,5\n", "wrong number of fields"),
-        ("a,b,target\n1,caf\xe9,x\n2,b,y\n".encode("latin-1"), r"is not UTF-8 text \(byte 0xe9"),
+        ("a,b,target\n1,caf\xe9,x\n2,b,y\n".encode("latin-1"), r"is not UTF-8 text \(byte 0xe9 on line 2\)"),
         ("a,a,target\n1,2,x\n3,4,y\n", r"repeated column names \(a\)"),
         ("a,target\n1,x\n2,x\n3,\n", r"one class only \(x\) after dropping 1 rows"),
     ],

@@ -80,13 +80,19 @@ def layer(text: str):
     return int(text) if text.lstrip("-").isdigit() else text
 
 
-def add_data_arguments(parser: argparse.ArgumentParser, pipeline: bool = True, normalization: bool = True) -> None:
+TABLE_SPLITS = ("time",)  # only a table can be split by time (tfcourse.tabular)
+
+
+def add_data_arguments(
+    parser: argparse.ArgumentParser, pipeline: bool = True, normalization: bool = True, tables: bool = False
+) -> None:
     """The data flags ``tfcourse.train`` and ``tfcourse.tune`` share (see ``data_config_from_args``).
 
     Args:
         pipeline: Also the tf.data flags (``--augment``, ``--batch-size``); ``tfcourse.numpy_mlp``
             reads the same sources and splits but feeds NumPy arrays.
         normalization: Also ``--normalization`` (``tfcourse.eda`` looks at the raw pixels and has none).
+        tables: ``--split`` also offers ``time`` (``tfcourse.train`` on a table).
     """
     parser.add_argument(
         "--dataset",
@@ -102,9 +108,10 @@ def add_data_arguments(parser: argparse.ArgumentParser, pipeline: bool = True, n
     parser.add_argument(
         "--split",
         default=DEFAULTS.data.split,
-        choices=SPLIT_PROTOCOLS,
+        choices=SPLIT_PROTOCOLS + (TABLE_SPLITS if tables else ()),
         help="coursework: stratified 80/10/10 over all examples; official: official test set, "
-        "validation carved from the official train set",
+        "validation carved from the official train set"
+        + ("; time (tables only): the oldest rows train, the newest test (--time-column)" if tables else ""),
     )
     parser.add_argument("--val-fraction", type=fraction, default=DEFAULTS.data.val_fraction, help="validation share")
     parser.add_argument(

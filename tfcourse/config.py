@@ -146,9 +146,10 @@ class TableConfig:
     split: str = "stratified"
     val_fraction: float = 0.1
     test_fraction: float = 0.1
-    batch_size: int = 64
-    epochs: int = 200
-    patience: int = 15
+    # the same defaults as an image run's (TrainConfig, DataConfig): python -m tfcourse.train has one set
+    batch_size: int = 128
+    epochs: int = 30
+    patience: int = 4
     seed: int = 42
     hp: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     class_weight: Optional[str] = None

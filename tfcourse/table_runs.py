@@ -77,7 +77,16 @@ def class_weights(y: np.ndarray, num_classes: int) -> Dict[int, float]:
     return {c: float(len(y) / (num_classes * counts[c])) for c in range(num_classes) if counts[c]}
 
 
-def _hyperparameters(config: TableConfig):
+def _hyperparameters(config: TableConfig, encoded: int, num_classes: int):
+    """``config.hp`` fixed on a ``HyperParameters``; a name neither ``tabular_mlp`` nor the optimizer
+    declares is refused (a typo must not train the default silently)."""
+    declared = keras_tuner.HyperParameters()
+    tabular_mlp.build(declared, (encoded,), num_classes)
+    fit.make_optimizer(declared)
+    known = [entry.name for entry in declared.space]
+    unknown = [name for name in config.hp if name not in known]
+    if unknown:
+        raise ValueError(f"--hp {', '.join(unknown)}: tabular_mlp has no such hyperparameter; use {', '.join(known)}.")
     hp = keras_tuner.HyperParameters()
     for name, value in config.hp.items():
         hp.Fixed(name, value)
@@ -122,7 +131,7 @@ def train_table(config: TableConfig, verbose: Any = 0) -> TableRun:
     space = tabular_features.make_feature_space(dataset, splits.train)
     x = {name: encode(space, dataset, getattr(splits, name)) for name in ("train", "val", "test")}
     y = {name: dataset.y[getattr(splits, name)] for name in ("train", "val", "test")}
-    hp = _hyperparameters(config)
+    hp = _hyperparameters(config, x["train"].shape[1], dataset.num_classes)
     network = tabular_mlp.build(hp, (x["train"].shape[1],), dataset.num_classes)
     fit.compile_model(network, hp, binary=dataset.binary)
     weights = class_weights(y["train"], dataset.num_classes) if config.class_weight == "balanced" else None
@@ -187,6 +196,22 @@ def _metrics(network, space, dataset, splits, config: TableConfig) -> Dict[str, 
     majority = int(np.bincount(dataset.y[splits.train], minlength=2).argmax())
     metrics["majority_baseline_accuracy"] = float(np.mean(dataset.y[test] == majority))
     return metrics
+
+
+def summary(run: TableRun) -> str:
+    """What a person reads after a run: the folder and the test numbers."""
+    m = run.metrics
+    if "roc_auc" in m:
+        positive = m["classification_report"][m["positive_class"]]
+        numbers = (
+            f"test ROC-AUC {m['roc_auc']:.3f}, PR-AUC {m['pr_auc']:.3f}, accuracy {m['accuracy']:.2%} (majority "
+            f"class {m['majority_baseline_accuracy']:.2%}); {m['positive_class']}: precision {positive['precision']:.2f}, "
+            f"recall {positive['recall']:.2f}, F1 {positive['f1-score']:.2f} at threshold {m['threshold']:.3f} "
+            f"(chosen on validation for {m['threshold_choice']['metric']})"
+        )
+    else:
+        numbers = f"test accuracy {m['test_accuracy']:.2%}, macro F1 {m['classification_report']['macro avg']['f1-score']:.3f}"
+    return f"{run.run_dir}: {numbers}"
 
 
 def load_run_model(run_dir: str) -> Any:

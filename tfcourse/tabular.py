@@ -97,10 +97,17 @@ def read_csv(path: str):
             f"{path} has a row with the wrong number of fields ({str(error).strip()}); every row needs one value per "
             "header column (quote values that contain commas)."
         ) from None
-    except UnicodeDecodeError as error:
+    except UnicodeDecodeError:
+        with open(path, "rb") as handle:  # pandas' offset is into its own buffer: find the byte in the file
+            raw = handle.read()
+        try:
+            raw.decode("utf-8")
+            where = "somewhere"
+        except UnicodeDecodeError as error:
+            line = raw[: error.start].count(b"\n") + 1
+            where = f"byte 0x{raw[error.start]:02x} on line {line}"
         raise ValueError(
-            f"{path} is not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset {error.start}); "
-            "save it as UTF-8 (e.g. iconv -f latin1 -t utf-8)."
+            f"{path} is not UTF-8 text ({where}); save it as UTF-8 (e.g. iconv -f latin1 -t utf-8)."
         ) from None
     if frame.empty:
         raise ValueError(f"{path} has a header but no rows of data.")
