@@ -157,3 +157,15 @@ def test_train_cli_refuses_with_exit_2_and_writes_nothing(argv, message, tmp_pat
     assert done.value.code == 2
     assert message in capsys.readouterr().err
     assert sorted(os.listdir(tmp_path)) == ["e.csv", "t.csv"]
+
+
+def test_a_three_class_target_gets_a_softmax_and_its_report(tmp_path):
+    rng = np.random.default_rng(4)
+    rows = ["x,kind"] + [f"{v:.2f},{'low' if v < 0.33 else 'mid' if v < 0.66 else 'high'}" for v in rng.random(240)]
+    (tmp_path / "k.csv").write_text("\n".join(rows) + "\n")
+    config = TableConfig(dataset=f"csv:{tmp_path / 'k.csv'}", target="kind", epochs=40, output_dir=str(tmp_path / "r"))
+    run = table_runs.train_table(config)
+    assert run.model.output_shape == (None, 3)
+    assert set(run.metrics["classification_report"]) >= {"low", "mid", "high", "macro avg"}
+    assert run.metrics["test_accuracy"] > 0.6  # x alone decides the class; chance is a third
+    assert "macro F1" in table_runs.summary(run)
