@@ -146,11 +146,11 @@ class TableConfig:
     split: str = "stratified"
     val_fraction: float = 0.1
     test_fraction: float = 0.1
-    # the same defaults as an image run's (TrainConfig, DataConfig): python -m tfcourse.train has one set
-    batch_size: int = 128
-    epochs: int = 30
-    patience: int = 4
-    seed: int = 42
+    # an image run's defaults, read from there: python -m tfcourse.train has one set
+    batch_size: int = DataConfig.batch_size
+    epochs: int = TrainConfig.epochs
+    patience: int = TrainConfig.patience
+    seed: int = TrainConfig.seed
     hp: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     class_weight: Optional[str] = None
     threshold_metric: str = "f1"

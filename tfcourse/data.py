@@ -569,10 +569,7 @@ def make_splits(
     """
     if protocol not in SPLIT_PROTOCOLS:
         raise ValueError(f"Unknown split protocol {protocol!r}; use one of {', '.join(SPLIT_PROTOCOLS)}.")
-    if not 0 < val_fraction < 1 or not 0 < test_fraction < 1 or val_fraction + test_fraction >= 1:
-        raise ValueError(
-            f"Split fractions must be in (0, 1) and leave room for training: val={val_fraction}, test={test_fraction}."
-        )
+    check_split_fractions(val_fraction, test_fraction)
     _, labels = dataset.pooled()
     if protocol == "official":
         if not dataset.has_official_test:
@@ -582,10 +579,24 @@ def make_splits(
         train, val = _stratified_split(train_indices, labels[:n_train], val_fraction, seed, "validation")
         test = np.arange(n_train, len(labels))
     else:
-        all_indices = np.arange(len(labels))
-        rest, test = _stratified_split(all_indices, labels, test_fraction, seed, "test")
-        train, val = _stratified_split(rest, labels[rest], val_fraction / (1 - test_fraction), seed, "validation")
+        train, val, test = stratified_three_way(labels, val_fraction, test_fraction, seed)
     return Splits(protocol, seed, train, val, test)
+
+
+def check_split_fractions(val_fraction: float, test_fraction: float) -> None:
+    """Raises ``ValueError`` unless both shares are in (0, 1) and leave rows for training."""
+    if not 0 < val_fraction < 1 or not 0 < test_fraction < 1 or val_fraction + test_fraction >= 1:
+        raise ValueError(
+            f"Split fractions must be in (0, 1) and leave room for training: val={val_fraction}, test={test_fraction}."
+        )
+
+
+def stratified_three_way(labels: np.ndarray, val_fraction: float, test_fraction: float, seed: int):
+    """Sorted train/val/test indices into ``labels``, each split keeping the class shares (seeded):
+    ``test_fraction`` of all rows for test, ``val_fraction`` of all rows for validation."""
+    rest, test = _stratified_split(np.arange(len(labels)), labels, test_fraction, seed, "test")
+    train, val = _stratified_split(rest, labels[rest], val_fraction / (1 - test_fraction), seed, "validation")
+    return train, val, test
 
 
 # ----------------------------------------------------------------------------- pipelines

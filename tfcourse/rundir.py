@@ -167,6 +167,15 @@ def check_writable_folder(path: str, flag: str) -> None:
         )
 
 
+def prepare_partial(final: str) -> str:
+    """The hidden ``.NAME.partial-PID`` path this process builds ``final`` under (not yet made), after
+    making the parent folder and sweeping the partials killed processes left there."""
+    parent, name = os.path.split(os.path.abspath(final))
+    os.makedirs(parent, exist_ok=True)
+    sweep_stale_partials(parent)
+    return os.path.join(parent, f".{name}.partial-{os.getpid()}")
+
+
 def publish_folder(partial: str, final: str) -> None:
     """Renames the complete folder ``partial`` to ``final``. A folder already at ``final`` (an earlier
     result of the same command) is moved aside first and removed only once the new one is in place;

@@ -17,10 +17,9 @@ import shutil
 from typing import Any, Dict
 
 import keras
-import keras_tuner
 import numpy as np
 
-from tfcourse import evaluate, fit, rundir, tabular, tabular_features
+from tfcourse import evaluate, fit, hparams, rundir, tabular, tabular_features
 from tfcourse.config import TableConfig, to_dict
 from tfcourse.models import load_keras_model, tabular_mlp
 
@@ -78,19 +77,9 @@ def class_weights(y: np.ndarray, num_classes: int) -> Dict[int, float]:
 
 
 def _hyperparameters(config: TableConfig, encoded: int, num_classes: int):
-    """``config.hp`` fixed on a ``HyperParameters``; a name neither ``tabular_mlp`` nor the optimizer
-    declares is refused (a typo must not train the default silently)."""
-    declared = keras_tuner.HyperParameters()
-    tabular_mlp.build(declared, (encoded,), num_classes)
-    fit.make_optimizer(declared)
-    known = [entry.name for entry in declared.space]
-    unknown = [name for name in config.hp if name not in known]
-    if unknown:
-        raise ValueError(f"--hp {', '.join(unknown)}: tabular_mlp has no such hyperparameter; use {', '.join(known)}.")
-    hp = keras_tuner.HyperParameters()
-    for name, value in config.hp.items():
-        hp.Fixed(name, value)
-    return hp
+    """``config.hp`` fixed, each name and value checked against what ``tabular_mlp`` and the optimizer
+    declare (``hparams.make_hyperparameters``, as for an image model)."""
+    return hparams.make_hyperparameters(tabular_mlp.build, config.hp, (encoded,), num_classes, label="tabular_mlp")
 
 
 def _output_dir(config: TableConfig) -> str:
@@ -136,10 +125,7 @@ def train_table(config: TableConfig, verbose: Any = 0) -> TableRun:
     fit.compile_model(network, hp, binary=dataset.binary)
     weights = class_weights(y["train"], dataset.num_classes) if config.class_weight == "balanced" else None
 
-    parent = os.path.dirname(os.path.abspath(run_dir))
-    os.makedirs(parent, exist_ok=True)
-    rundir.sweep_stale_partials(parent)
-    staging = os.path.join(parent, f".{os.path.basename(os.path.abspath(run_dir))}.partial-{os.getpid()}")
+    staging = rundir.prepare_partial(run_dir)
     os.makedirs(staging)
     try:
         history = network.fit(

@@ -10,7 +10,7 @@ for categories): the model imputes them itself, so a served model takes raw rows
 ``seattle_weather`` is the offline course dataset: Seattle's daily weather 2012-2015 (shipped in the
 ``vega_datasets`` package) as "will it rain tomorrow?" from today's observations only.
 
-A floor-2 module: it imports ``data`` (the stratified split) and nothing above it.
+It imports ``data`` (the split checks and the stratified split) and nothing above it.
 """
 
 from __future__ import annotations
@@ -332,17 +332,9 @@ def make_splits(
     """
     if protocol not in SPLIT_PROTOCOLS:
         raise ValueError(f"Unknown split {protocol!r} for a table; use one of {', '.join(SPLIT_PROTOCOLS)}.")
-    if not 0 < val_fraction < 1 or not 0 < test_fraction < 1 or val_fraction + test_fraction >= 1:
-        raise ValueError(
-            f"Split fractions must be in (0, 1) and leave room for training: {val_fraction}, {test_fraction}."
-        )
-    rows = np.arange(dataset.num_rows)
+    data.check_split_fractions(val_fraction, test_fraction)
     if protocol == "stratified":
-        rest, test = data._stratified_split(rows, dataset.y, test_fraction, seed, "test")
-        train, val = data._stratified_split(
-            rest, dataset.y[rest], val_fraction / (1 - test_fraction), seed, "validation"
-        )
-        return data.Splits(protocol, seed, train, val, test)
+        return data.Splits(protocol, seed, *data.stratified_three_way(dataset.y, val_fraction, test_fraction, seed))
     if dataset.times is None:
         raise ValueError("--split time needs --time-column, the column that dates each row.")
     order = np.argsort(dataset.times, kind="stable")

@@ -76,3 +76,17 @@ def dense_head(x, num_classes: int, layers: int, units: int, activation: str, dr
         if dropout > 0:
             x = keras.layers.Dropout(dropout, name=f"dense_{i}_dropout")(x)
     return keras.layers.Dense(num_classes, name="logits")(x)
+
+
+def dense_stack(x, hidden_layers: int, units: int, activation: str, dropout_rate: float, batch_norm: bool):
+    """``hidden_layers`` x [``Dense`` (no bias when batch norm follows) -> optional ``BatchNormalization`` ->
+    activation -> optional ``Dropout``], the layers named ``dense_i``, ``batch_norm_i``, ``<activation>_i``
+    and ``dropout_i`` (the MLP over pixels and the MLP over a table's features)."""
+    for i in range(hidden_layers):
+        x = keras.layers.Dense(units, use_bias=not batch_norm, name=f"dense_{i}")(x)
+        if batch_norm:
+            x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"batch_norm_{i}")(x)
+        x = keras.layers.Activation(activation, name=f"{activation}_{i}")(x)
+        if dropout_rate > 0:
+            x = keras.layers.Dropout(dropout_rate, name=f"dropout_{i}")(x)
+    return x

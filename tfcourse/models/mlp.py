@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from tfcourse.models.common import BN_MOMENTUM
+from tfcourse.models.common import dense_stack
 
 ACTIVATIONS = ["relu", "sigmoid", "tanh", "linear"]
 
@@ -24,12 +24,6 @@ def build(hp, input_shape, num_classes):
 
     inputs = keras.Input(shape=input_shape, name="image")
     x = keras.layers.Flatten(name="flatten")(inputs)
-    for i in range(hidden_layers):
-        x = keras.layers.Dense(units, use_bias=not batch_norm, name=f"dense_{i}")(x)
-        if batch_norm:
-            x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"batch_norm_{i}")(x)
-        x = keras.layers.Activation(activation, name=f"{activation}_{i}")(x)
-        if dropout_rate > 0:
-            x = keras.layers.Dropout(dropout_rate, name=f"dropout_{i}")(x)
+    x = dense_stack(x, hidden_layers, units, activation, dropout_rate, batch_norm)
     outputs = keras.layers.Dense(num_classes, name="logits")(x)
     return keras.Model(inputs, outputs, name="mlp")

@@ -486,10 +486,7 @@ def write_eda(
     result = analysis.analyse(dataset, splits, config, progress=say)
     result["implications"] = analysis.implications(result["numbers"], dataset.class_names)
 
-    parent = os.path.dirname(os.path.abspath(out_dir))
-    os.makedirs(parent, exist_ok=True)
-    rundir.sweep_stale_partials(parent)
-    partial = os.path.join(parent, f".{os.path.basename(os.path.abspath(out_dir))}.partial-{os.getpid()}")
+    partial = rundir.prepare_partial(out_dir)
     header = {
         "dataset": config.data.dataset,
         "source": dataset.source,
