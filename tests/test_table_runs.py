@@ -65,6 +65,7 @@ def test_balanced_class_weights():
         (dict(epochs=0), "epochs must be a positive integer"),
         (dict(dataset="csv:no/such.csv", target="y"), "no such CSV file"),
         (dict(target="weather"), "seattle_weather has a fixed task"),
+        (dict(categorical=("wind",), positive_class="No"), "leave out --categorical, --positive-class"),
         (dict(hp={"unit": 2}), "Model 'tabular_mlp' has no hyperparameter 'unit'; it has: activation, batch_norm"),
         (dict(hp={"units": 5000}), "Hyperparameter units=5000 for model 'tabular_mlp' must be"),
     ],

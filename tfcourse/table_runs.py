@@ -53,18 +53,12 @@ def load(config: TableConfig):
     dataset = tabular.load_table(
         config.dataset,
         config.target,
-        **(
-            {}
-            if config.dataset in tabular.CATALOGUE
-            else dict(
-                features=list(config.features) or None,
-                drop=config.drop,
-                categorical=config.categorical,
-                numeric=config.numeric,
-                positive_class=config.positive_class,
-                time_column=config.time_column,
-            )
-        ),
+        features=list(config.features) or None,
+        drop=config.drop,
+        categorical=config.categorical,
+        numeric=config.numeric,
+        positive_class=config.positive_class,
+        time_column=config.time_column,
     )
     splits = tabular.make_splits(dataset, config.split, config.val_fraction, config.test_fraction, config.seed)
     return dataset, splits

@@ -301,9 +301,13 @@ def load_seattle_weather() -> TabularDataset:
 def load_table(name: str, target: Optional[str] = None, **options) -> TabularDataset:
     """``seattle_weather`` or ``csv:PATH`` (then ``target`` is required)."""
     if name in CATALOGUE:
-        if target not in (None, "rain_tomorrow") or options.get("features") or options.get("drop"):
+        given = [
+            f"--{k.replace('_', '-')}" for k, v in options.items() if v and not (k == "time_column" and v == "date")
+        ]
+        if target not in (None, "rain_tomorrow") or given:
+            flags = ", ".join(given + (["--target"] if target not in (None, "rain_tomorrow") else []))
             raise ValueError(
-                f"{name} has a fixed task (rain_tomorrow from today's columns); drop --target/--features/--drop."
+                f"{name} has a fixed task (rain_tomorrow from today's columns, dated by date); leave out {flags}."
             )
         return load_seattle_weather()
     if not name.startswith("csv:"):

@@ -220,7 +220,7 @@ def table_config_from_args(parser: argparse.ArgumentParser, args: argparse.Names
         categorical=args.categorical,
         numeric=args.numeric,
         positive_class=args.positive_class,
-        time_column=args.time_column or ("date" if args.dataset == "seattle_weather" else None),
+        time_column=args.time_column,
         split="time" if args.split == "time" else "stratified",
         val_fraction=args.val_fraction,
         test_fraction=args.test_fraction,
