@@ -83,11 +83,9 @@ def _output_dir(config: TableConfig) -> str:
     return os.path.join("runs", f"tabular_mlp-{rundir.safe_name(config.dataset)}-{stamp}")
 
 
-def probabilities(model, space, dataset: tabular.TabularDataset, rows: np.ndarray) -> np.ndarray:
-    """The model's class probabilities for ``rows`` (the positive class's for a binary target)."""
-    encoded = encode(space, dataset, rows)
-    logits = np.asarray(model.predict(encoded, verbose=0, batch_size=1024))
-    return evaluate.sigmoid(logits[:, 0]) if dataset.binary else evaluate.softmax(logits)
+def logits(network, encoded: np.ndarray) -> np.ndarray:
+    """The network's outputs for FeatureSpace vectors (one log-odds per row for a binary target)."""
+    return np.asarray(network.predict(encoded, verbose=0, batch_size=1024))
 
 
 def encode(space, dataset: tabular.TabularDataset, rows: np.ndarray) -> np.ndarray:
@@ -135,7 +133,7 @@ def train_table(config: TableConfig, verbose: Any = 0) -> TableRun:
         ).history
         fit.check_finite(history)
         model = tabular_features.raw_row_model(space, network)
-        metrics = _metrics(network, space, dataset, splits, config)
+        metrics = _metrics(network, x, dataset, splits, config)
         record = {
             "config": to_dict(config),
             "hyperparameters": dict(hp.values),
@@ -163,18 +161,18 @@ def train_table(config: TableConfig, verbose: Any = 0) -> TableRun:
     return TableRun(run_dir, metrics, history, model, dataset, splits)
 
 
-def _metrics(network, space, dataset, splits, config: TableConfig) -> Dict[str, Any]:
-    test = splits.test
+def _metrics(network, x: Dict[str, np.ndarray], dataset, splits, config: TableConfig) -> Dict[str, Any]:
+    """Test numbers from the encoded splits ``x``; for two classes at the threshold chosen on validation."""
+    y_test = dataset.y[splits.test]
     if not dataset.binary:
-        probs = probabilities(network, space, dataset, test)
-        return evaluate.evaluate_predictions(dataset.y[test], np.log(np.clip(probs, 1e-12, 1)), dataset.class_names)
-    val_probs = probabilities(network, space, dataset, splits.val)
+        return evaluate.evaluate_predictions(y_test, logits(network, x["test"]), dataset.class_names)
+    val_probs = evaluate.sigmoid(logits(network, x["val"])[:, 0])
     threshold = evaluate.choose_threshold(dataset.y[splits.val], val_probs, config.threshold_metric)
-    test_probs = probabilities(network, space, dataset, test)
-    metrics = evaluate.binary_metrics(dataset.y[test], test_probs, threshold["threshold"], dataset.class_names)
+    test_probs = evaluate.sigmoid(logits(network, x["test"])[:, 0])
+    metrics = evaluate.binary_metrics(y_test, test_probs, threshold["threshold"], dataset.class_names)
     metrics["threshold_choice"] = threshold
     majority = int(np.bincount(dataset.y[splits.train], minlength=2).argmax())
-    metrics["majority_baseline_accuracy"] = float(np.mean(dataset.y[test] == majority))
+    metrics["majority_baseline_accuracy"] = float(np.mean(y_test == majority))
     return metrics
 
 
