@@ -251,7 +251,6 @@ def _forget_ended_ongoing_trials(oracle) -> None:
     status = kt.engine.trial.TrialStatus
     retry = (status.RUNNING, status.INVALID)
     oracle._retry_queue = [t for t in oracle._retry_queue if t not in oracle.trials or oracle.trials[t].status in retry]
-    oracle.ongoing_trials = _ongoing_and_running(oracle)
 
 
 def _write_oracle_state_atomically(oracle) -> None:
