@@ -7,7 +7,7 @@ import pytest
 
 from tfcourse import cost
 from tfcourse.cost import cli as inspect
-from tfcourse.models import build_model, list_models
+from tfcourse.models import build_model, get_spec, list_models
 
 
 def conv_model(*layers, input_shape=(28, 28, 192)):
@@ -57,7 +57,8 @@ def test_strides_groups_dense_depthwise_and_attention():
 
 @pytest.mark.parametrize("name", list_models())
 def test_parameters_match_keras_for_every_model(name):
-    model = build_model(name, input_shape=(28, 28, 1), num_classes=10)
+    shape = (28, 28, 1) if get_spec(name).kind == "image" else (40,)
+    model = build_model(name, input_shape=shape, num_classes=10)
     report = cost.cost_report(model)
     assert report["total_params"] == model.count_params()
     assert report["trainable_params"] == sum(int(w.numpy().size) for w in model.trainable_weights)

@@ -9,27 +9,52 @@ from tfcourse.models import MODELS, build_model, get_spec, list_models
 
 def test_registry_lists_models_and_rejects_unknown_names():
     assert list_models() == sorted(MODELS)
-    assert {"mlp", "cnn", "vgg", "resnet_small", "resnet50", "attention", "cnn_attention"} <= set(list_models())
+    images = {"mlp", "cnn", "vgg", "resnet_small", "resnet50", "attention", "cnn_attention"}
+    assert images <= set(list_models("image")) and list_models("table") == ["tabular_mlp"]
+    assert set(list_models("image")) | set(list_models("table")) == set(list_models())
     with pytest.raises(
         ValueError,
         match="Unknown model 'resnet'; registered models: attention, cnn, cnn_attention, "
-        "mlp, resnet50, resnet_small, vgg",
+        "mlp, resnet50, resnet_small, tabular_mlp, vgg",
     ):
         get_spec("resnet")
 
 
-@pytest.mark.parametrize("name", list_models())
-@pytest.mark.parametrize("input_shape", [(28, 28, 1), (32, 32, 3), (8, 8, 1)])
-def test_every_model_builds_and_trains_one_step(name, input_shape):
+def test_a_model_refuses_the_other_kind_of_input():
+    with pytest.raises(ValueError, match=r"tabular_mlp is a model for tables: input_shape must be \(features,\)"):
+        build_model("tabular_mlp", input_shape=(28, 28, 1), num_classes=2)
+    with pytest.raises(ValueError, match="cnn is a model for images: input_shape must be"):
+        build_model("cnn", input_shape=(12,), num_classes=2)
+
+
+# every registered model is exercised on the inputs of its kind
+SHAPES = {"image": [(28, 28, 1), (32, 32, 3), (8, 8, 1)], "table": [(1,), (37,)]}
+CLASSES = {"image": [3], "table": [2, 3]}  # a table model's two-class head differs (one logit)
+CASES = [
+    (name, shape, classes)
+    for name in list_models()
+    for shape in SHAPES[get_spec(name).kind]
+    for classes in CLASSES[get_spec(name).kind]
+]
+
+
+def example_shape(name):
+    return SHAPES[get_spec(name).kind][0]
+
+
+@pytest.mark.parametrize("name, input_shape, num_classes", CASES)
+def test_every_model_builds_and_trains_one_step(name, input_shape, num_classes):
+    """Image models give one logit per class; a table model one logit (log-odds) for two classes."""
     keras.utils.set_random_seed(0)
     hp = keras_tuner.HyperParameters()
-    model = build_model(name, hp, input_shape, num_classes=3)
+    model = build_model(name, hp, input_shape, num_classes=num_classes)
+    binary = get_spec(name).kind == "table" and num_classes == 2
     assert isinstance(model, keras.Model) and not isinstance(model, keras.Sequential)
-    assert model.output_shape == (None, 3)
+    assert model.output_shape == (None, 1 if binary else num_classes)
     assert model.layers[-1].get_config()["activation"] == "linear"  # logits
-    fit.compile_model(model, hp)
+    fit.compile_model(model, hp, binary=binary)
     x = np.random.default_rng(0).random((16,) + input_shape, dtype=np.float32)
-    y = np.arange(16) % 3
+    y = np.arange(16) % num_classes
     before = [w.copy() for w in model.get_weights()]
     history = model.fit(x, y, batch_size=16, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
@@ -162,8 +187,8 @@ def test_same_seed_same_initial_weights():
 def test_save_load_round_trip(name, tmp_path):
     """Every model saves to .keras and loads back (in this process) predicting the same logits."""
     keras.utils.set_random_seed(1)
-    model = build_model(name, input_shape=(28, 28, 1), num_classes=4)
-    x = np.random.default_rng(2).random((3, 28, 28, 1), dtype=np.float32)
+    model = build_model(name, input_shape=example_shape(name), num_classes=4)
+    x = np.random.default_rng(2).random((3,) + example_shape(name), dtype=np.float32)
     expected = model.predict(x, verbose=0)
     model.save(tmp_path / "model.keras")
     loaded = keras.models.load_model(tmp_path / "model.keras")

@@ -2,6 +2,7 @@
 to end, the raw-row model saved and reloaded, class weights, the time split, bad settings and a failure
 while writing."""
 
+import dataclasses
 import json
 import os
 
@@ -9,7 +10,14 @@ import numpy as np
 import pytest
 
 from tfcourse import table_runs, tabular, tabular_features
-from tfcourse.config import TableConfig
+from tfcourse.config import TableConfig, TableDataConfig
+
+
+def table_config(**settings):
+    """A ``TableConfig`` from flat settings: the table's own go to its ``TableDataConfig``."""
+    fields = {f.name for f in dataclasses.fields(TableDataConfig)}
+    data = {k: v for k, v in settings.items() if k in fields}
+    return TableConfig(data=TableDataConfig(**data), **{k: v for k, v in settings.items() if k not in fields})
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +30,9 @@ def test_seattle_rain_tomorrow_beats_the_majority_and_serves_raw_rows(seattle_ru
     import tensorflow as tf
 
     run = seattle_run
-    assert sorted(os.listdir(run.run_dir)) == ["config.json", "history.json", "metrics.json", "model.keras"]
+    assert {"config.json", "history.json", "metrics.json", "model.keras", "predictions.npz"} <= set(
+        os.listdir(run.run_dir)
+    )
     metrics = json.load(open(os.path.join(run.run_dir, "metrics.json")))
     assert metrics["roc_auc"] > 0.75  # chance is 0.5
     assert metrics["accuracy"] > metrics["majority_baseline_accuracy"] + 0.05
@@ -46,15 +56,16 @@ def test_seattle_rain_tomorrow_beats_the_majority_and_serves_raw_rows(seattle_ru
 
 @pytest.mark.slow
 def test_the_time_split_trains_on_the_past(tmp_path):
-    run = table_runs.train_table(TableConfig(split="time", epochs=3, output_dir=str(tmp_path / "time")))
+    run = table_runs.train_table(table_config(split="time", epochs=3, output_dir=str(tmp_path / "time")))
     times = run.dataset.times
     assert times[run.splits.train].max() < times[run.splits.val].min() < times[run.splits.test].min()
-    assert json.load(open(os.path.join(run.run_dir, "config.json")))["config"]["split"] == "time"
+    assert json.load(open(os.path.join(run.run_dir, "config.json")))["config"]["data"]["split"] == "time"
 
 
 def test_balanced_class_weights():
-    assert table_runs.class_weights(np.array([0, 0, 0, 1]), 2) == {0: pytest.approx(4 / 6), 1: pytest.approx(2.0)}
-    assert table_runs.class_weights(np.array([0, 2, 2, 2, 2, 2]), 3) == {0: 2.0, 2: pytest.approx(0.4)}
+    weights = tabular_features.class_weights
+    assert weights(np.array([0, 0, 0, 1]), 2) == {0: pytest.approx(4 / 6), 1: pytest.approx(2.0)}
+    assert weights(np.array([0, 2, 2, 2, 2, 2]), 3) == {0: 2.0, 2: pytest.approx(0.4)}
 
 
 @pytest.mark.parametrize(
@@ -72,7 +83,7 @@ def test_balanced_class_weights():
 )
 def test_bad_settings_write_nothing(change, message, tmp_path):
     with pytest.raises(ValueError, match=message):
-        table_runs.train_table(TableConfig(output_dir=str(tmp_path / "run"), **change))
+        table_runs.train_table(table_config(output_dir=str(tmp_path / "run"), **change))
     assert os.listdir(tmp_path) == []
 
 
@@ -94,8 +105,8 @@ def test_the_positive_class_is_label_1_even_when_it_sorts_first(tmp_path):
     """``--positive-class`` puts the named class on the sigmoid's side (label 1) whatever its spelling."""
     rows = ["x,label"] + [f"{i},{'a_rain' if i % 3 == 0 else 'b_dry'}" for i in range(60)]
     (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
-    config = TableConfig(dataset=f"csv:{tmp_path / 't.csv'}", target="label", positive_class="a_rain")
-    dataset, _ = table_runs.load(config)
+    config = TableDataConfig(dataset=f"csv:{tmp_path / 't.csv'}", target="label", positive_class="a_rain")
+    dataset, _ = table_runs.load(config, seed=0)
     assert dataset.class_names == ("b_dry", "a_rain") and dataset.y[:3].tolist() == [1, 0, 0]
     assert isinstance(dataset, tabular.TabularDataset)
 
@@ -108,7 +119,8 @@ def test_table_and_image_defaults_are_one_set():
 
     table, train = TableConfig(), TrainConfig()
     assert (table.epochs, table.patience, table.seed) == (train.epochs, train.patience, train.seed)
-    assert table.batch_size == DataConfig().batch_size
+    assert table.data.batch_size == DataConfig().batch_size and table.export_dir == train.export_dir
+    assert (table.data.val_fraction, table.data.test_fraction) == (train.data.val_fraction, train.data.test_fraction)
 
 
 @pytest.mark.slow
@@ -127,18 +139,19 @@ def test_train_cli_on_a_csv(tmp_path, capsys):
     argv = ["--dataset", f"csv:{tmp_path / 'w.csv'}", "--target", "rain", "--output-dir", str(out), "--verbose", "0"]
     assert train.main(argv + ["--split", "time", "--time-column", "day", "--class-weight", "balanced"]) == 0
     printed = capsys.readouterr().out
-    assert printed.startswith(f"{out}: test ROC-AUC ")
+    assert f"\n{out}: test ROC-AUC " in printed
     record = json.load(open(out / "config.json"))
     assert record["data"]["columns"] == {"humidity": "numeric", "wind_dir": "categorical"}  # the day dates rows
-    assert record["config"]["split"] == "time" and record["data"]["class_weight"] is not None
+    assert record["config"]["data"]["split"] == "time" and record["data"]["class_weight"] is not None
     assert json.load(open(out / "metrics.json"))["roc_auc"] > 0.7  # humidity tells
 
 
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--dataset", "seattle_weather", "--augment"], "--augment does not apply to a table (yet)"),
-        (["--dataset", "seattle_weather", "--export", "--model", "cnn"], "--model, --export do not apply"),
+        (["--dataset", "seattle_weather", "--augment"], "--augment does not apply to a table"),
+        (["--dataset", "seattle_weather", "--model", "cnn", "--classes", "0-1"], "--model, --classes do not apply"),
+        (["--dataset", "digits", "--model", "tabular_mlp"], "--model tabular_mlp applies to a table"),
         (["--dataset", "seattle_weather", "--split", "official"], "a table has no official test set"),
         (["--dataset", "digits", "--target", "y"], "--target applies to a table"),
         (["--dataset", "digits", "--split", "time"], "--split time applies to a table"),
@@ -165,7 +178,7 @@ def test_a_three_class_target_gets_a_softmax_and_its_report(tmp_path):
     rng = np.random.default_rng(4)
     rows = ["x,kind"] + [f"{v:.2f},{'low' if v < 0.33 else 'mid' if v < 0.66 else 'high'}" for v in rng.random(240)]
     (tmp_path / "k.csv").write_text("\n".join(rows) + "\n")
-    config = TableConfig(dataset=f"csv:{tmp_path / 'k.csv'}", target="kind", epochs=40, output_dir=str(tmp_path / "r"))
+    config = table_config(dataset=f"csv:{tmp_path / 'k.csv'}", target="kind", epochs=40, output_dir=str(tmp_path / "r"))
     run = table_runs.train_table(config)
     assert run.model.output_shape == (None, 3)
     assert set(run.metrics["classification_report"]) >= {"low", "mid", "high", "macro avg"}

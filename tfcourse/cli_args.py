@@ -11,9 +11,12 @@ import argparse
 import math
 import sys
 
-from tfcourse.config import NORMALIZATIONS, SPLIT_PROTOCOLS, DataConfig, TrainConfig
+from tfcourse.config import NORMALIZATIONS, SPLIT_PROTOCOLS, DataConfig, TableDataConfig, TrainConfig
+from tfcourse.models import list_models
+from tfcourse.tabular import CATALOGUE
 
 DEFAULTS = TrainConfig()
+TABLE_MODELS = tuple(list_models("table"))
 
 
 def positive_int(text: str) -> int:
@@ -168,6 +171,114 @@ def data_config_from_args(args: argparse.Namespace) -> DataConfig:
         image_size=tuple(args.image_size) if args.image_size else None,
         classes=args.classes,
         train_limit=args.train_limit,
+    )
+
+
+# ----------------------------------------------------------------------------- tables
+
+TABLE_DATA_FLAGS = (
+    "target",
+    "features",
+    "drop",
+    "categorical",
+    "numeric",
+    "positive_class",
+    "time_column",
+    "class_weight",
+)
+# The data flags of images that a table does not take: given with a table they are refused.
+IMAGE_DATA_FLAGS = ("model", "data_dir", "normalization", "image_size", "augment", "classes", "train_limit")
+
+
+def is_table(dataset: str) -> bool:
+    """``--dataset csv:PATH`` or a catalogued table (``seattle_weather``)."""
+    return dataset.startswith("csv:") or dataset in CATALOGUE
+
+
+def names(text: str):
+    """``--features`` and co.: comma-separated column names."""
+    parts = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not parts:
+        raise argparse.ArgumentTypeError(f"expected column names separated by commas, got {text!r}")
+    return parts
+
+
+def add_table_arguments(parser: argparse.ArgumentParser) -> None:
+    """The table flags ``tfcourse.train`` and ``tfcourse.tune`` share (see ``table_data_config_from_args``)."""
+    tables = parser.add_argument_group("tables (--dataset csv:PATH or seattle_weather)")
+    tables.add_argument("--target", default=None, metavar="COLUMN", help="the column to predict (required for a CSV)")
+    tables.add_argument(
+        "--features",
+        type=names,
+        default=(),
+        metavar="A,B",
+        help="feature columns (default: all but the target and dates)",
+    )
+    tables.add_argument("--drop", type=names, default=(), metavar="A,B", help="columns never used as features")
+    tables.add_argument(
+        "--categorical", type=names, default=(), metavar="A,B", help="treat these columns as categories (e.g. codes)"
+    )
+    tables.add_argument("--numeric", type=names, default=(), metavar="A,B", help="treat these columns as numbers")
+    tables.add_argument(
+        "--positive-class",
+        default=None,
+        help="the positive class of a two-class target (default: Yes/yes/1/True if present)",
+    )
+    tables.add_argument("--time-column", default=None, metavar="COLUMN", help="the date column of --split time")
+    tables.add_argument(
+        "--class-weight", choices=("balanced",), default=None, help="weigh each class inversely to its share of rows"
+    )
+
+
+def _given(parser: argparse.ArgumentParser, args: argparse.Namespace, dests) -> list:
+    """The flags among ``dests`` set to something other than their default, as ``--flag``."""
+    return [f"--{d.replace('_', '-')}" for d in dests if getattr(args, d) != parser.get_default(d)]
+
+
+def refuse_given(parser: argparse.ArgumentParser, args: argparse.Namespace, dests, where: str) -> None:
+    """Raises ``ValueError`` naming the flags among ``dests`` that were given (image flags for a table).
+
+    A ``--model`` of the table kind is let through: it is checked against the registry later.
+    """
+    refused = [flag for flag in _given(parser, args, dests) if not (flag == "--model" and args.model in TABLE_MODELS)]
+    if refused:
+        one = len(refused) == 1
+        raise ValueError(
+            f"{', '.join(refused)} {'does' if one else 'do'} not apply to a table; leave "
+            f"{'it' if one else 'them'} out {where}."
+        )
+    if args.split == "official":
+        raise ValueError("a table has no official test set; use --split coursework (stratified) or --split time.")
+
+
+def refuse_table_flags(parser: argparse.ArgumentParser, args: argparse.Namespace, dests) -> None:
+    """Raises ``ValueError`` naming the table flags among ``dests`` given for an image dataset."""
+    given = _given(parser, args, dests)
+    if args.model in TABLE_MODELS:
+        given.insert(0, f"--model {args.model}")
+    if given or args.split == "time":
+        flags = given or ["--split time"]
+        raise ValueError(
+            f"{', '.join(flags)} {'applies' if len(flags) == 1 else 'apply'} to a table (--dataset csv:PATH or "
+            f"seattle_weather), not to {args.dataset}."
+        )
+
+
+def table_data_config_from_args(args: argparse.Namespace) -> TableDataConfig:
+    return TableDataConfig(
+        dataset=args.dataset,
+        target=args.target,
+        features=args.features,
+        drop=args.drop,
+        categorical=args.categorical,
+        numeric=args.numeric,
+        positive_class=args.positive_class,
+        time_column=args.time_column,
+        split="time" if args.split == "time" else "stratified",
+        val_fraction=args.val_fraction,
+        test_fraction=args.test_fraction,
+        batch_size=args.batch_size,
+        class_weight=args.class_weight,
     )
 
 

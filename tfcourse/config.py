@@ -7,7 +7,7 @@ result can always be traced back to the settings that made it.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, Optional, Tuple
+from typing import Any, Mapping, Optional, Tuple, Union
 
 DEFAULT_DATASET = "fashion_mnist"
 DEFAULT_MODEL = "cnn"
@@ -17,6 +17,8 @@ TRAIN_ON = ("train", "train+val")
 LR_SCHEDULES = ("plateau", "cosine")
 TUNER_KINDS = ("random", "hyperband", "bayesian")
 OBJECTIVES = ("val_accuracy", "val_loss")  # trials are scored on the validation split
+THRESHOLD_METRICS = ("f1", "balanced_accuracy", "accuracy")  # what a two-class table's threshold maximises
+CLASS_WEIGHTS = (None, "balanced")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,8 +120,8 @@ TRANSFER_MODEL = "transfer"  # TrainConfig.model of a run with a base
 
 
 @dataclasses.dataclass(frozen=True)
-class TableConfig:
-    """One feed-forward network on a table (``tfcourse.table_runs.train_table``; issue 19, in progress).
+class TableDataConfig:
+    """Where a table comes from and how it is split and fed (the table's ``DataConfig``).
 
     Attributes:
         dataset: ``seattle_weather`` or ``csv:PATH``.
@@ -127,12 +129,9 @@ class TableConfig:
         features, drop, categorical, numeric, positive_class, time_column: As ``tabular.from_frame``.
         split: ``stratified`` (random, class shares kept) or ``time`` (past -> train, future -> test).
         val_fraction, test_fraction: Shares of the rows.
-        batch_size, epochs, patience: Training; early stopping on the validation loss restores the best weights.
-        seed: Fixes the split, initialisation and shuffling.
-        hp: Hyperparameter overrides of ``tabular_mlp`` and the optimizer (name -> value).
-        class_weight: ``None`` or ``balanced`` (each class weighs in inversely to its share of training rows).
-        threshold_metric: What the decision threshold maximises on validation (two-class targets).
-        output_dir: The run folder; ``None`` makes ``runs/tabular_mlp-<dataset>-<time>``.
+        batch_size: Rows per batch.
+        class_weight: ``None`` or ``balanced`` (each training row weighs in inversely to its class's
+            share of training rows; validation and test rows are not weighted).
     """
 
     dataset: str = "seattle_weather"
@@ -144,17 +143,41 @@ class TableConfig:
     positive_class: Optional[str] = None
     time_column: Optional[str] = None
     split: str = "stratified"
-    val_fraction: float = 0.1
-    test_fraction: float = 0.1
-    # an image run's defaults, read from there: python -m tfcourse.train has one set
+    val_fraction: float = DataConfig.val_fraction
+    test_fraction: float = DataConfig.test_fraction
     batch_size: int = DataConfig.batch_size
+    class_weight: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class TableConfig:
+    """One feed-forward network on a table (``tfcourse.table_runs.train_table``).
+
+    Attributes:
+        model: A registered model for tables (``tabular_mlp``).
+        epochs, patience: Training; early stopping on the validation loss restores the best weights.
+        seed: Fixes the split, initialisation and shuffling.
+        hp: Hyperparameter overrides of the model and the optimizer (name -> value).
+        threshold_metric: What the decision threshold maximises on validation (two-class targets).
+        output_dir: The run folder; ``None`` makes ``runs/tabular_mlp-<dataset>-<time>``.
+        report: Write ``report.html``/``report.md`` into the run folder.
+        export: Also export a TensorFlow Serving SavedModel that takes raw rows.
+        export_dir: Its root: ``<export_dir>/<model>/<version>/``.
+        data: The table and its splits.
+    """
+
+    model: str = "tabular_mlp"
+    # an image run's defaults, read from there: python -m tfcourse.train has one set
     epochs: int = TrainConfig.epochs
     patience: int = TrainConfig.patience
     seed: int = TrainConfig.seed
     hp: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    class_weight: Optional[str] = None
     threshold_metric: str = "f1"
     output_dir: Optional[str] = None
+    report: bool = True
+    export: bool = False
+    export_dir: str = TrainConfig.export_dir
+    data: TableDataConfig = dataclasses.field(default_factory=TableDataConfig)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,7 +206,8 @@ class TuneConfig:
         lr_schedule: ``plateau`` or ``cosine``, as for ``TrainConfig``, in every trial and in the
             retrained model; the cosine decay runs over ``epochs`` (Hyperband: over ``max_epochs``,
             each round going on where the previous one stopped).
-        data: Where the data comes from and how it is split and fed.
+        data: Where the data comes from and how it is split and fed: a ``DataConfig`` for images, a
+            ``TableDataConfig`` for a table (then ``model`` is a table model).
     """
 
     model: str = DEFAULT_MODEL
@@ -203,7 +227,7 @@ class TuneConfig:
     seed: int = 42
     steps_per_execution: int = 8
     lr_schedule: str = "plateau"
-    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    data: Union[DataConfig, TableDataConfig] = dataclasses.field(default_factory=DataConfig)
 
 
 NUMPY_ACTIVATIONS = ("relu", "sigmoid", "tanh", "linear")  # as tfcourse.numpy_nn.ACTIVATIONS

@@ -16,6 +16,7 @@ from typing import Any, Dict, Optional, Sequence
 import numpy as np
 
 from tfcourse import rundir
+from tfcourse.config import THRESHOLD_METRICS
 
 TOP_K = (1, 2, 3, 5)
 
@@ -136,8 +137,6 @@ def evaluate_predictions(
 
 # ----------------------------------------------------------------------------- binary targets (tables)
 
-THRESHOLD_METRICS = ("f1", "balanced_accuracy", "accuracy")
-
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:
     """The positive class's probability from its log-odds, stable for large magnitudes."""
@@ -199,7 +198,7 @@ def binary_metrics(
     probabilities = np.asarray(probabilities, dtype=np.float64)
     predicted = (probabilities >= threshold).astype(np.int64)
     fpr, tpr, _ = metrics.roc_curve(labels, probabilities)
-    precision, recall, _ = metrics.precision_recall_curve(labels, probabilities)
+    precision, recall, _ = metrics.precision_recall_curve(labels, probabilities, drop_intermediate=True)
     report = metrics.classification_report(
         labels, predicted, labels=[0, 1], target_names=list(class_names), output_dict=True, zero_division=0
     )

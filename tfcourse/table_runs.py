@@ -1,11 +1,12 @@
-"""One feed-forward network on a table, as a run folder (issue 19, in progress: no CLI, report or
-export yet): the table read and split, the FeatureSpace adapted on the training rows, ``tabular_mlp``
-trained with early stopping on the validation loss, for a two-class target the decision threshold
-chosen on validation, and the test numbers at that threshold.
+"""One feed-forward network on a table, as a run folder: the table read and split, the FeatureSpace
+adapted on the training rows, the registered table model (``tabular_mlp``) trained on tf.data
+pipelines that encode each batch on the fly, with early stopping on the validation loss; for a
+two-class target the decision threshold chosen on validation; the test numbers at that threshold.
 
-The run folder (``config.json``, ``history.json``, ``metrics.json``, ``model.keras``) is built under a
-hidden partial name and renamed when complete. ``model.keras`` takes raw rows: a dict of named columns
-(numbers with NaN for missing, strings), the preprocessing inside it.
+The run folder (``config.json``, ``history.json``, ``metrics.json``, ``predictions.npz``,
+``model.keras``, and ``report.html``/``report.md``) is built under a hidden partial name and renamed
+when complete. ``model.keras`` takes raw rows: a dict of named columns (numbers with NaN for missing,
+strings), the preprocessing inside it. ``export`` writes the TF Serving SavedModel of such a run.
 """
 
 from __future__ import annotations
@@ -14,16 +15,16 @@ import dataclasses
 import datetime
 import os
 import shutil
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import keras
 import numpy as np
 
 from tfcourse import evaluate, fit, hparams, rundir, tabular, tabular_features
-from tfcourse.config import TableConfig, to_dict
-from tfcourse.models import load_keras_model, tabular_mlp
+from tfcourse.config import CLASS_WEIGHTS, THRESHOLD_METRICS, TableConfig, TableDataConfig, to_dict
+from tfcourse.models import build_model, get_spec, list_models, load_keras_model
 
-CLASS_WEIGHTS = (None, "balanced")
+PREDICTIONS_FILE = "predictions.npz"  # the test rows' labels and probabilities (the report's curves)
 
 
 @dataclasses.dataclass
@@ -34,70 +35,76 @@ class TableRun:
     model: Any  # the raw-row keras.Model
     dataset: tabular.TabularDataset
     splits: Any
+    export_dir: Optional[str] = None
 
 
 def validate(config: TableConfig) -> None:
-    if config.class_weight not in CLASS_WEIGHTS:
-        raise ValueError(f"--class-weight {config.class_weight!r}: use balanced (or leave it out).")
-    if config.threshold_metric not in evaluate.THRESHOLD_METRICS:
+    get_spec(config.model)
+    if get_spec(config.model).kind != "table":
         raise ValueError(
-            f"--threshold-metric {config.threshold_metric!r}: use one of {', '.join(evaluate.THRESHOLD_METRICS)}."
+            f"--model {config.model} is a model for images; a table takes {', '.join(list_models('table'))}."
         )
-    for name in ("epochs", "patience", "batch_size"):
-        if getattr(config, name) < 1:
-            raise ValueError(f"{name} must be a positive integer, got {getattr(config, name)}.")
+    if config.data.class_weight not in CLASS_WEIGHTS:
+        raise ValueError(f"--class-weight {config.data.class_weight!r}: use balanced (or leave it out).")
+    if config.threshold_metric not in THRESHOLD_METRICS:
+        raise ValueError(f"--threshold-metric {config.threshold_metric!r}: use one of {', '.join(THRESHOLD_METRICS)}.")
+    for name, value in (
+        ("epochs", config.epochs),
+        ("patience", config.patience),
+        ("batch_size", config.data.batch_size),
+    ):
+        if value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value}.")
 
 
-def load(config: TableConfig):
-    """The table and its splits, as ``config`` says."""
+def load(data: TableDataConfig, seed: int):
+    """The table and its splits, as ``data`` says."""
     dataset = tabular.load_table(
-        config.dataset,
-        config.target,
-        features=list(config.features) or None,
-        drop=config.drop,
-        categorical=config.categorical,
-        numeric=config.numeric,
-        positive_class=config.positive_class,
-        time_column=config.time_column,
+        data.dataset,
+        data.target,
+        features=list(data.features) or None,
+        drop=data.drop,
+        categorical=data.categorical,
+        numeric=data.numeric,
+        positive_class=data.positive_class,
+        time_column=data.time_column,
     )
-    splits = tabular.make_splits(dataset, config.split, config.val_fraction, config.test_fraction, config.seed)
+    splits = tabular.make_splits(dataset, data.split, data.val_fraction, data.test_fraction, seed)
     return dataset, splits
 
 
-def class_weights(y: np.ndarray, num_classes: int) -> Dict[int, float]:
-    """scikit-learn's ``balanced`` weights: rows / (classes x rows of the class)."""
-    counts = np.bincount(y, minlength=num_classes)
-    return {c: float(len(y) / (num_classes * counts[c])) for c in range(num_classes) if counts[c]}
-
-
-def _hyperparameters(config: TableConfig, encoded: int, num_classes: int):
-    """``config.hp`` fixed, each name and value checked against what ``tabular_mlp`` and the optimizer
-    declare (``hparams.make_hyperparameters``, as for an image model)."""
-    return hparams.make_hyperparameters(tabular_mlp.build, config.hp, (encoded,), num_classes, label="tabular_mlp")
+def load_pipelines(data: TableDataConfig, seed: int):
+    """``(dataset, splits, pipelines)``: the table, its splits and the encoding pipelines (FeatureSpace
+    adapted on the training rows)."""
+    dataset, splits = load(data, seed)
+    pipelines = tabular_features.make_pipelines(dataset, splits, data.batch_size, seed, data.class_weight)
+    return dataset, splits, pipelines
 
 
 def _output_dir(config: TableConfig) -> str:
     if config.output_dir:
         return config.output_dir
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return os.path.join("runs", f"tabular_mlp-{rundir.safe_name(config.dataset)}-{stamp}")
+    return os.path.join("runs", f"{config.model}-{rundir.safe_name(config.data.dataset)}-{stamp}")
 
 
-def logits(network, encoded: np.ndarray) -> np.ndarray:
-    """The network's outputs for FeatureSpace vectors (one log-odds per row for a binary target)."""
-    return np.asarray(network.predict(encoded, verbose=0, batch_size=1024))
+def _outputs(network, stream) -> np.ndarray:
+    """The network's outputs on a stream of encoded batches (one log-odds per row for two classes)."""
+    return np.asarray(network.predict(stream, verbose=0)).astype(np.float64)
 
 
-def encode(space, dataset: tabular.TabularDataset, rows: np.ndarray) -> np.ndarray:
-    """The FeatureSpace's vectors of ``rows`` (float32, one row each)."""
-    import tensorflow as tf
-
-    inputs = tabular_features.model_inputs(dataset, rows)
-    return np.asarray(space({name: tf.constant(values[:, None]) for name, values in inputs.items()}))
+def _hyperparameters(config: TableConfig, pipelines):
+    """``config.hp`` fixed, each name and value checked against what the model and the optimizer declare
+    (``hparams.make_hyperparameters``, as for an image model)."""
+    return hparams.make_hyperparameters(config.model, config.hp, pipelines.input_shape, pipelines.num_classes)
 
 
-def train_table(config: TableConfig, verbose: Any = 0) -> TableRun:
-    """Trains and evaluates ``tabular_mlp`` on a table and writes its run folder.
+def train_table(config: TableConfig, verbose: Any = 0, hp=None) -> TableRun:
+    """Trains and evaluates a table model and writes its run folder (and with ``config.export`` its export).
+
+    Args:
+        hp: A ``keras_tuner.HyperParameters`` to train with (a search's best trial); by default
+            ``config.hp`` over the model's defaults.
 
     Raises:
         ValueError: Bad settings or data (nothing is written), or an existing run folder.
@@ -108,32 +115,31 @@ def train_table(config: TableConfig, verbose: Any = 0) -> TableRun:
         raise ValueError(f"{run_dir} already exists; pass another --output-dir or remove it.")
     rundir.check_writable_folder(os.path.dirname(os.path.abspath(run_dir)), "--output-dir")
     keras.utils.set_random_seed(config.seed)
-    dataset, splits = load(config)
-    space = tabular_features.make_feature_space(dataset, splits.train)
-    x = {name: encode(space, dataset, getattr(splits, name)) for name in ("train", "val", "test")}
-    y = {name: dataset.y[getattr(splits, name)] for name in ("train", "val", "test")}
-    hp = _hyperparameters(config, x["train"].shape[1], dataset.num_classes)
-    network = tabular_mlp.build(hp, (x["train"].shape[1],), dataset.num_classes)
+    dataset, splits, pipelines = load_pipelines(config.data, config.seed)
+    hp = hp if hp is not None else _hyperparameters(config, pipelines)
+    network = build_model(config.model, hp, pipelines.input_shape, dataset.num_classes)
     fit.compile_model(network, hp, binary=dataset.binary)
-    weights = class_weights(y["train"], dataset.num_classes) if config.class_weight == "balanced" else None
+    print(
+        f"tfcourse: {dataset.source}: {dataset.num_rows} rows ({dataset.dropped_rows} dropped without a target), "
+        f"{len(dataset.columns)} features -> {pipelines.input_shape[0]} inputs, classes {', '.join(dataset.class_names)}, "
+        f"split {splits.protocol} {splits.sizes()}",
+        flush=True,
+    )
 
     staging = rundir.prepare_partial(run_dir)
     os.makedirs(staging)
     try:
         history = network.fit(
-            x["train"],
-            y["train"],
-            validation_data=(x["val"], y["val"]),
+            pipelines.train,
+            validation_data=pipelines.val,
             epochs=config.epochs,
-            batch_size=config.batch_size,
-            class_weight=weights,
             callbacks=fit.standard_callbacks(None, config.patience),
-            shuffle=True,
+            shuffle=False,  # the training pipeline shuffles, seeded, every epoch
             verbose=verbose,
         ).history
         fit.check_finite(history)
-        model = tabular_features.raw_row_model(space, network)
-        metrics = _metrics(network, x, dataset, splits, config)
+        model = tabular_features.raw_row_model(pipelines.space, network)
+        metrics, predictions = _metrics(network, pipelines, config)
         record = {
             "config": to_dict(config),
             "hyperparameters": dict(hp.values),
@@ -142,10 +148,11 @@ def train_table(config: TableConfig, verbose: Any = 0) -> TableRun:
                 "rows": dataset.num_rows,
                 "dropped_rows_without_target": dataset.dropped_rows,
                 "class_names": list(dataset.class_names),
+                "target": dataset.target,
                 "columns": {name: dataset.kinds[name] for name in dataset.columns},
-                "encoded_features": int(x["train"].shape[1]),
+                "encoded_features": int(pipelines.input_shape[0]),
                 "split_sizes": splits.sizes(),
-                "class_weight": weights,
+                "class_weight": pipelines.weights,
             },
         }
         rundir.write_json(os.path.join(staging, rundir.CONFIG_FILE), record)
@@ -153,6 +160,7 @@ def train_table(config: TableConfig, verbose: Any = 0) -> TableRun:
             os.path.join(staging, "history.json"), {k: [float(v) for v in vs] for k, vs in history.items()}
         )
         rundir.write_json(os.path.join(staging, rundir.METRICS_FILE), metrics)
+        np.savez(os.path.join(staging, PREDICTIONS_FILE), **predictions)
         model.save(os.path.join(staging, rundir.MODEL_FILE))
         rundir.publish_folder(staging, run_dir)
     except BaseException:
@@ -161,19 +169,26 @@ def train_table(config: TableConfig, verbose: Any = 0) -> TableRun:
     return TableRun(run_dir, metrics, history, model, dataset, splits)
 
 
-def _metrics(network, x: Dict[str, np.ndarray], dataset, splits, config: TableConfig) -> Dict[str, Any]:
-    """Test numbers from the encoded splits ``x``; for two classes at the threshold chosen on validation."""
+def _metrics(network, pipelines, config: TableConfig):
+    """Test numbers; for two classes at the threshold chosen on validation. Also the test rows' labels and
+    class probabilities (``predictions.npz``)."""
+    dataset, splits = pipelines.dataset, pipelines.splits
     y_test = dataset.y[splits.test]
+    test_outputs = _outputs(network, pipelines.make("test", labels=False))
     if not dataset.binary:
-        return evaluate.evaluate_predictions(y_test, logits(network, x["test"]), dataset.class_names)
-    val_probs = evaluate.sigmoid(logits(network, x["val"])[:, 0])
-    threshold = evaluate.choose_threshold(dataset.y[splits.val], val_probs, config.threshold_metric)
-    test_probs = evaluate.sigmoid(logits(network, x["test"])[:, 0])
-    metrics = evaluate.binary_metrics(y_test, test_probs, threshold["threshold"], dataset.class_names)
-    metrics["threshold_choice"] = threshold
-    majority = int(np.bincount(dataset.y[splits.train], minlength=2).argmax())
+        metrics = evaluate.evaluate_predictions(y_test, test_outputs, dataset.class_names)
+        shifted = np.exp(test_outputs - test_outputs.max(axis=1, keepdims=True))
+        probs = shifted / shifted.sum(axis=1, keepdims=True)
+    else:
+        val_probs = evaluate.sigmoid(_outputs(network, pipelines.make("val", labels=False))[:, 0])
+        threshold = evaluate.choose_threshold(dataset.y[splits.val], val_probs, config.threshold_metric)
+        positive = evaluate.sigmoid(test_outputs[:, 0])
+        metrics = evaluate.binary_metrics(y_test, positive, threshold["threshold"], dataset.class_names)
+        metrics["threshold_choice"] = threshold
+        probs = np.stack([1 - positive, positive], axis=1)
+    majority = int(np.bincount(dataset.y[splits.train], minlength=dataset.num_classes).argmax())
     metrics["majority_baseline_accuracy"] = float(np.mean(y_test == majority))
-    return metrics
+    return metrics, {"labels": y_test, "probabilities": probs, "rows": splits.test}
 
 
 def summary(run: TableRun) -> str:

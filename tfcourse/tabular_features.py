@@ -6,25 +6,33 @@ category (``""``) is a category of its own, its indicator. ``raw_row_model`` put
 front of a model on the encoded vector, so the saved or served model takes raw rows (a dict of named
 values) and needs no preprocessing code beside it.
 
+``TablePipelines`` feeds training, tuning and evaluation: tf.data streams the raw rows in batches
+and encodes each batch with the FeatureSpace on the fly (``map`` after ``batch``, in parallel, then
+``prefetch``), so the encoded matrix (one-hot columns make it many times wider than the table) is
+never held in memory; only the raw columns are.
+
 A floor-2 module: it imports ``tabular`` and ``models.layers``.
 """
 
 from __future__ import annotations
 
-from typing import Dict
+import dataclasses
+from typing import Any, Dict, Optional
 
 import keras
 import numpy as np
 
+from tfcourse.config import CLASS_WEIGHTS
+from tfcourse.data import Splits
 from tfcourse.models.layers import ImputedNormalization
 from tfcourse.tabular import TabularDataset
 
 
 def model_inputs(dataset: TabularDataset, rows: np.ndarray) -> Dict[str, np.ndarray]:
     """The columns of ``rows`` as the FeatureSpace takes them: float32 numbers (NaN: missing) and strings."""
-    return {
+    return {  # in sorted order, as the FeatureSpace's inputs are (a dict in another order draws a warning)
         name: values[rows].astype(np.float32) if dataset.kinds[name] == "numeric" else values[rows].astype(str)
-        for name, values in dataset.columns.items()
+        for name, values in sorted(dataset.columns.items())
     }
 
 
@@ -54,3 +62,95 @@ def raw_row_model(space, model) -> keras.Model:
     """``model`` (on the encoded vector) behind ``space``: a Functional model from raw named columns."""
     inputs = space.get_inputs()
     return keras.Model(inputs, model(space.get_encoded_features()), name=f"{model.name}_on_raw_rows")
+
+
+def class_weights(y: np.ndarray, num_classes: int) -> Dict[int, float]:
+    """scikit-learn's ``balanced`` weights: rows / (classes x rows of the class)."""
+    counts = np.bincount(y, minlength=num_classes)
+    return {c: float(len(y) / (num_classes * counts[c])) for c in range(num_classes) if counts[c]}
+
+
+@dataclasses.dataclass
+class TablePipelines:
+    """tf.data pipelines of one table's splits, encoded batch by batch by an adapted FeatureSpace.
+
+    The image path's ``data.Pipelines`` has the same members the trainer and the tuner read
+    (``train``, ``val``, ``make_train``, ``batch_size``, ``input_shape``, ``num_classes``).
+
+    Attributes:
+        space: The FeatureSpace, adapted on the training rows.
+        dataset, splits: The table and its row indices.
+        batch_size: Rows per batch.
+        seed: Shuffles the training rows (reshuffled every epoch).
+        weights: ``class_weights`` of the training rows, or ``None``; when given, each training batch
+            carries a sample weight per row (validation and test are unweighted).
+    """
+
+    space: Any
+    dataset: TabularDataset
+    splits: Splits
+    batch_size: int
+    seed: int
+    weights: Optional[Dict[int, float]] = None
+
+    @property
+    def input_shape(self):
+        return (encoded_size(self.space),)
+
+    @property
+    def num_classes(self) -> int:
+        return self.dataset.num_classes
+
+    def make(self, split: str, batch_size: Optional[int] = None, labels: bool = True):
+        """Batches of ``split``'s rows: ``(encoded, label[, weight])``, or ``encoded`` alone without ``labels``.
+
+        The training split is shuffled (seeded, every epoch anew) and weighted when ``weights`` is set.
+        """
+        import tensorflow as tf
+
+        rows = getattr(self.splits, split)
+        columns = model_inputs(self.dataset, rows)
+        elements = [columns]
+        if labels:
+            elements.append(self.dataset.y[rows].astype(np.int64))
+            if split == "train" and self.weights is not None:
+                table = np.array([self.weights.get(c, 0.0) for c in range(self.num_classes)], np.float32)
+                elements.append(table[self.dataset.y[rows]])
+        stream = tf.data.Dataset.from_tensor_slices(tuple(elements) if labels else columns)
+        if split == "train":
+            stream = stream.shuffle(min(len(rows), 100_000), seed=self.seed, reshuffle_each_iteration=True)
+        space = self.space
+
+        def encode(*batch):
+            return (space(batch[0]),) + tuple(batch[1:]) if labels else space(batch[0])
+
+        stream = stream.batch(batch_size or self.batch_size).map(encode, num_parallel_calls=tf.data.AUTOTUNE)
+        return stream.prefetch(tf.data.AUTOTUNE)
+
+    def make_train(self, batch_size: int):
+        return self.make("train", batch_size)
+
+    @property
+    def train(self):
+        return self.make("train")
+
+    @property
+    def val(self):
+        return self.make("val")
+
+    @property
+    def test(self):
+        return self.make("test")
+
+
+def make_pipelines(dataset: TabularDataset, splits: Splits, batch_size: int, seed: int, class_weight=None):
+    """A FeatureSpace adapted on ``splits.train`` and the pipelines that encode with it.
+
+    Raises:
+        ValueError: For a ``class_weight`` other than ``None``/``balanced``.
+    """
+    if class_weight not in CLASS_WEIGHTS:
+        raise ValueError(f"--class-weight {class_weight!r}: use balanced (or leave it out).")
+    space = make_feature_space(dataset, splits.train)
+    weights = class_weights(dataset.y[splits.train], dataset.num_classes) if class_weight == "balanced" else None
+    return TablePipelines(space, dataset, splits, batch_size, seed, weights)

@@ -14,16 +14,23 @@ from typing import List, Optional
 
 from tfcourse.cli_args import (
     DEFAULTS,
+    IMAGE_DATA_FLAGS,
+    TABLE_DATA_FLAGS,
     add_data_arguments,
+    add_table_arguments,
     data_config_from_args,
     hp_override,
+    is_table,
     layer,
     positive_float,
     positive_int,
     print_space,
+    refuse_given,
+    refuse_table_flags,
+    table_data_config_from_args,
     verbosity,
 )
-from tfcourse.config import LR_SCHEDULES, TRANSFER_MODEL, TableConfig, TrainConfig
+from tfcourse.config import LR_SCHEDULES, THRESHOLD_METRICS, TRANSFER_MODEL, TableConfig, TrainConfig
 from tfcourse.models import MODELS
 from tfcourse.rundir import cli_errors
 
@@ -101,34 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULTS.fine_tune_lr_scale,
         help="fine-tuning learning rate = learning_rate times this",
     )
-    tables = parser.add_argument_group("tables (--dataset csv:PATH or seattle_weather)")
-    tables.add_argument("--target", default=None, metavar="COLUMN", help="the column to predict (required for a CSV)")
-    tables.add_argument(
-        "--features",
-        type=names,
-        default=(),
-        metavar="A,B",
-        help="feature columns (default: all but the target and dates)",
-    )
-    tables.add_argument("--drop", type=names, default=(), metavar="A,B", help="columns never used as features")
-    tables.add_argument(
-        "--categorical", type=names, default=(), metavar="A,B", help="treat these columns as categories (e.g. codes)"
-    )
-    tables.add_argument("--numeric", type=names, default=(), metavar="A,B", help="treat these columns as numbers")
-    tables.add_argument(
-        "--positive-class",
-        default=None,
-        help="the positive class of a two-class target (default: Yes/yes/1/True if present)",
-    )
-    tables.add_argument("--time-column", default=None, metavar="COLUMN", help="the date column of --split time")
-    tables.add_argument(
-        "--class-weight", choices=("balanced",), default=None, help="weigh each class inversely to its share of rows"
-    )
-    tables.add_argument(
+    add_table_arguments(parser)
+    parser.add_argument(
         "--threshold-metric",
-        choices=("f1", "balanced_accuracy", "accuracy"),
-        default="f1",
-        help="what the decision threshold of a two-class target maximises on validation",
+        choices=THRESHOLD_METRICS,
+        default=TableConfig.threshold_metric,
+        help="tables: what the decision threshold of a two-class target maximises on validation",
     )
     parser.add_argument("--list-hp", action="store_true", help="print the model's hyperparameters and exit")
     parser.add_argument("--output-dir", default=None, help="run folder (default runs/<model>-<dataset>-<time>)")
@@ -149,34 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def names(text: str):
-    """``--features`` and co.: comma-separated column names."""
-    parts = tuple(part.strip() for part in text.split(",") if part.strip())
-    if not parts:
-        raise argparse.ArgumentTypeError(f"expected column names separated by commas, got {text!r}")
-    return parts
-
-
-TABLE_FLAGS = (
-    "target",
-    "features",
-    "drop",
-    "categorical",
-    "numeric",
-    "positive_class",
-    "time_column",
-    "class_weight",
-    "threshold_metric",
-)
+TABLE_FLAGS = TABLE_DATA_FLAGS + ("threshold_metric",)
 # Flags of the image path a table run does not take (yet); given with a table they are refused.
-IMAGE_ONLY_FLAGS = (
-    "model",
-    "data_dir",
-    "normalization",
-    "image_size",
-    "augment",
-    "classes",
-    "train_limit",
+IMAGE_ONLY_FLAGS = IMAGE_DATA_FLAGS + (
     "lr_schedule",
     "deterministic",
     "steps_per_execution",
@@ -187,51 +147,24 @@ IMAGE_ONLY_FLAGS = (
     "fine_tune_epochs",
     "fine_tune_lr_scale",
     "list_hp",
-    "no_report",
-    "export",
-    "export_dir",
 )
 
 
-def _given(parser: argparse.ArgumentParser, args: argparse.Namespace, dests) -> list:
-    """The flags among ``dests`` set to something other than their default, as ``--flag``."""
-    return [f"--{d.replace('_', '-')}" for d in dests if getattr(args, d) != parser.get_default(d)]
-
-
-def is_table(dataset: str) -> bool:
-    return dataset.startswith("csv:") or dataset == "seattle_weather"
-
-
 def table_config_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> TableConfig:
-    refused = _given(parser, args, IMAGE_ONLY_FLAGS)
-    if refused:
-        one = len(refused) == 1
-        raise ValueError(
-            f"{', '.join(refused)} {'does' if one else 'do'} not apply to a table (yet); leave "
-            f"{'it' if one else 'them'} out for {args.dataset}."
-        )
-    if args.split == "official":
-        raise ValueError("a table has no official test set; use --split coursework (stratified) or --split time.")
+    refuse_given(parser, args, IMAGE_ONLY_FLAGS, f"for {args.dataset}")
+    model = args.model or TableConfig.model
     return TableConfig(
-        dataset=args.dataset,
-        target=args.target,
-        features=args.features,
-        drop=args.drop,
-        categorical=args.categorical,
-        numeric=args.numeric,
-        positive_class=args.positive_class,
-        time_column=args.time_column,
-        split="time" if args.split == "time" else "stratified",
-        val_fraction=args.val_fraction,
-        test_fraction=args.test_fraction,
-        batch_size=args.batch_size,
+        model=model,
         epochs=args.epochs,
         patience=args.patience,
         seed=args.seed,
         hp=dict(args.hp),
-        class_weight=args.class_weight,
         threshold_metric=args.threshold_metric,
         output_dir=args.output_dir,
+        report=not args.no_report,
+        export=args.export,
+        export_dir=args.export_dir,
+        data=table_data_config_from_args(args),
     )
 
 
@@ -272,13 +205,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             run = table_runs.train_table(table, verbose=verbosity(args))
             print(table_runs.summary(run))
             return 0
-        given = _given(parser, args, TABLE_FLAGS)
-        if given or args.split == "time":
-            flags = given or ["--split time"]
-            raise ValueError(
-                f"{', '.join(flags)} {'applies' if len(flags) == 1 else 'apply'} to a table (--dataset csv:PATH or "
-                f"seattle_weather), not to {args.dataset}."
-            )
+        refuse_table_flags(parser, args, TABLE_FLAGS)
         config = config_from_args(args)
         from tfcourse import runs  # TensorFlow loads here, after the flags are read (``--help`` stays fast)
 

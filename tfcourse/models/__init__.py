@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from typing import Callable, List, Sequence
+from typing import Callable, List, Optional, Sequence
 
 _LAYERS_MODULE = "tfcourse.models.layers"  # its custom layers must be registered before a saved model loads
 
@@ -26,6 +26,11 @@ class ModelSpec:
     module: str  # under tfcourse.models
     function: str
     description: str
+    kind: str = "image"  # what it takes: "image" (H, W, C) or "table" (a FeatureSpace's encoded vector)
+
+    @property
+    def input_rank(self) -> int:
+        return 3 if self.kind == "image" else 1
 
     @property
     def build(self) -> Callable:
@@ -54,12 +59,19 @@ MODELS = {
         "build_cnn_attention",
         "Small CNN whose 7x7 grid of embeddings goes through MultiHeadAttention before the head.",
     ),
+    "tabular_mlp": ModelSpec(
+        "tabular_mlp",
+        "build",
+        "Feed-forward network for a table: dense layers on the FeatureSpace's vector, sigmoid or softmax head.",
+        kind="table",
+    ),
 }
+KINDS = ("image", "table")
 
 
-def list_models() -> List[str]:
-    """Names of every registered model, sorted."""
-    return sorted(MODELS)
+def list_models(kind: Optional[str] = None) -> List[str]:
+    """Names of the registered models (of one ``kind``: ``image`` or ``table``), sorted."""
+    return sorted(name for name, spec in MODELS.items() if kind is None or spec.kind == kind)
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -80,8 +92,9 @@ def build_model(name: str, hp=None, input_shape: Sequence[int] = (28, 28, 1), nu
     Args:
         name: A name from ``list_models()``.
         hp: A ``keras_tuner.HyperParameters``; ``None`` means all defaults.
-        input_shape: Image shape (H, W, C).
-        num_classes: Number of output logits.
+        input_shape: Image shape (H, W, C) for an image model; ``(features,)``, the encoded vector's
+            width, for a table model.
+        num_classes: Number of classes (a table model gives one logit for two classes).
 
     Returns:
         An uncompiled Functional ``keras.Model`` with logits output.
@@ -91,8 +104,12 @@ def build_model(name: str, hp=None, input_shape: Sequence[int] = (28, 28, 1), nu
     spec = get_spec(name)
     if num_classes < 2:
         raise ValueError(f"num_classes must be at least 2, got {num_classes}.")
-    if len(input_shape) != 3:
-        raise ValueError(f"input_shape must be (height, width, channels), got {tuple(input_shape)}.")
+    if len(input_shape) != spec.input_rank:
+        expected = "(height, width, channels)" if spec.kind == "image" else "(features,)"
+        raise ValueError(
+            f"{name} is a model for {'images' if spec.kind == 'image' else 'tables'}: input_shape must be "
+            f"{expected}, got {tuple(input_shape)}."
+        )
     return spec.build(hp if hp is not None else keras_tuner.HyperParameters(), tuple(input_shape), num_classes)
 
 
