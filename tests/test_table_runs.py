@@ -22,7 +22,10 @@ def table_config(**settings):
 
 @pytest.fixture(scope="module")
 def seattle_run(tmp_path_factory):
-    return table_runs.train_table(TableConfig(output_dir=str(tmp_path_factory.mktemp("tables") / "seattle")))
+    root = tmp_path_factory.mktemp("tables")
+    return table_runs.train_table(
+        TableConfig(output_dir=str(root / "seattle"), export=True, export_dir=str(root / "saved_models"))
+    )
 
 
 @pytest.mark.slow
@@ -52,6 +55,73 @@ def test_seattle_rain_tomorrow_beats_the_majority_and_serves_raw_rows(seattle_ru
     loaded = table_runs.load_run_model(run.run_dir)
     np.testing.assert_allclose(np.asarray(loaded.predict(batches, verbose=0)), expected, rtol=1e-6)
     assert np.isfinite(expected).all()
+
+
+# A model server's view: only TensorFlow, the SavedModel and a dict of raw values per column.
+SERVE_RAW_ROWS = """
+import json, sys, numpy as np, tensorflow as tf
+export_dir, rows_path = sys.argv[1:3]
+rows = json.load(open(rows_path))
+columns = {name: [row[name] for row in rows] for name in rows[0]}
+feed = {name: tf.constant(values, tf.string if isinstance(values[0], str) else tf.float32) for name, values in columns.items()}
+outputs = tf.saved_model.load(export_dir).signatures["serving_default"](**feed)
+print(json.dumps({"probabilities": outputs["probabilities"].numpy().tolist(),
+                  "classes": [c.decode() for c in outputs["classes"].numpy()]}))
+"""
+
+
+@pytest.mark.slow
+def test_the_export_serves_raw_rows_in_a_fresh_process_as_the_keras_model(seattle_run, tmp_path):
+    """Rows as a client would send them (a JSON list of dicts, NaN for a missing number, a weather never
+    seen in training) give the Keras model's probabilities, and classes at the threshold stored with it."""
+    import subprocess
+    import sys
+
+    import tensorflow as tf
+
+    run = seattle_run
+    assert json.load(open(os.path.join(run.run_dir, "export.json")))["export_dir"] == os.path.abspath(run.export_dir)
+    info = json.load(open(os.path.join(run.export_dir, "assets.extra", "tfcourse.json")))
+    assert info["threshold"] == run.metrics["threshold"] and info["inputs"]["weather"] == "categorical"
+    rows = [
+        {"precipitation": 0.0, "temp_max": 12.2, "temp_min": 5.0, "weather": "sun", "wind": 3.1},
+        {"precipitation": float("nan"), "temp_max": 8.9, "temp_min": 2.8, "weather": "rain", "wind": 4.7},
+        {"precipitation": 10.9, "temp_max": 10.6, "temp_min": 2.8, "weather": "hail", "wind": 4.5},  # unseen
+        {"precipitation": 30.0, "temp_max": 6.0, "temp_min": 1.0, "weather": "", "wind": float("nan")},
+    ]
+    (tmp_path / "rows.json").write_text(json.dumps(rows))  # Python writes NaN as TF Serving's JSON reads it
+    done = subprocess.run(
+        [sys.executable, "-c", SERVE_RAW_ROWS, run.export_dir, str(tmp_path / "rows.json")],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    served = json.loads(done.stdout.strip().splitlines()[-1])
+
+    columns = {name: [row[name] for row in rows] for name in rows[0]}
+    feed = {n: np.array(v, dtype=np.float32 if n != "weather" else str)[:, None] for n, v in columns.items()}
+    logits = run.model.predict(tf.data.Dataset.from_tensor_slices(feed).batch(4), verbose=0)[:, 0]
+    positive = 1 / (1 + np.exp(-logits.astype(np.float64)))
+    np.testing.assert_allclose(np.array(served["probabilities"])[:, 1], positive, atol=1e-5)
+    assert served["classes"] == ["Yes" if p >= run.metrics["threshold"] else "No" for p in positive]
+    assert len(set(served["classes"])) == 2  # the rows were chosen to get both answers
+
+
+def test_the_export_check_catches_a_model_that_disagrees(seattle_run, tmp_path):
+    from tfcourse import export
+
+    probe = table_runs.probe_rows(seattle_run.dataset, seattle_run.splits.test[:8])
+    assert np.isnan(probe["precipitation"]).sum() == 1 and (probe["weather"] == table_runs.UNSEEN_CATEGORY).sum() == 1
+    names = seattle_run.dataset.class_names
+    assert (
+        export.verify_table_export(
+            seattle_run.model, seattle_run.export_dir, probe, names, seattle_run.metrics["threshold"]
+        )
+        < 1e-5
+    )
+    with pytest.raises(RuntimeError, match="disagrees with the trained model"):
+        export.verify_table_export(seattle_run.model, seattle_run.export_dir, probe, names, 0.999)  # other classes
 
 
 @pytest.mark.slow

@@ -16,9 +16,9 @@ from typing import Any, Dict, Optional
 import keras
 
 from tfcourse import config as config_lib
-from tfcourse import data, hparams, rundir, runs, tuners
-from tfcourse.config import TrainConfig, TuneConfig
-from tfcourse.models import get_spec
+from tfcourse import data, hparams, rundir, runs, table_runs, tuners
+from tfcourse.config import TableConfig, TableDataConfig, TrainConfig, TuneConfig
+from tfcourse.models import get_spec, list_models
 
 # Settings that define a search: resuming with any of them changed would mix two searches.
 IDENTITY_KEYS = (
@@ -36,6 +36,15 @@ IDENTITY_KEYS = (
     "normalization",
     "augment",
     "image_size",
+    # a table's (absent, so None, for images)
+    "target",
+    "features",
+    "drop",
+    "categorical",
+    "numeric",
+    "positive_class",
+    "time_column",
+    "class_weight",
 )
 IDENTITY_DEFAULTS = {"lr_schedule": "plateau"}  # what a search.json written before the key existed ran with
 HYPERBAND_KEYS = ("max_epochs", "factor")  # Hyperband's budget; the others train each trial for --epochs
@@ -64,7 +73,8 @@ def search_record(config: TuneConfig, input_shape, num_classes: int) -> Dict[str
     """What ``search.json`` holds: the settings, the objective's direction and the data's shape."""
     record = {key: value for key, value in config_lib.to_dict(config).items() if key != "data"}
     record.update({key: value for key, value in config_lib.to_dict(config.data).items()})
-    record["image_size"] = list(config.data.image_size) if config.data.image_size else None
+    image_size = getattr(config.data, "image_size", None)
+    record["image_size"] = list(image_size) if image_size else None
     record.update(
         direction=tuners.objective_direction(config.objective),
         input_shape=list(input_shape),
@@ -131,9 +141,18 @@ def check_project(directory: str, record: Dict[str, Any], overwrite: bool) -> No
         raise ValueError(f"{directory} holds a different search ({'; '.join(different)}); {fix}.")
 
 
+def is_table(config: TuneConfig) -> bool:
+    return isinstance(config.data, TableDataConfig)
+
+
 def validate(config: TuneConfig) -> None:
     """Raises ``ValueError`` for settings that cannot work, before any data is loaded."""
-    get_spec(config.model)
+    kind = get_spec(config.model).kind
+    if kind != ("table" if is_table(config) else "image"):
+        raise ValueError(
+            f"--model {config.model} is a model for {kind}s; {config.data.dataset} takes "
+            f"{', '.join(list_models('table' if is_table(config) else 'image'))}."
+        )
     check_project_name(config.project_name)
     checks = [
         (
@@ -161,6 +180,9 @@ def validate(config: TuneConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise ValueError(message + ".")
+    if is_table(config):
+        table_runs.validate(TableConfig(model=config.model, seed=config.seed, data=config.data))
+        return
     probe = TrainConfig(
         model=config.model,
         seed=config.seed,
@@ -179,8 +201,13 @@ def space_rows(config: TuneConfig, download: bool = True):
         ``(input_shape, num_classes, rows)``.
     """
     validate(config)
-    dataset, _ = data.load_splits(config.data, config.seed, download)
-    shape, classes, batch = dataset.input_shape, dataset.num_classes, config.data.batch_size
+    if is_table(config):
+        _, _, pipelines = table_runs.load_pipelines(config.data, config.seed)
+        shape, classes = pipelines.input_shape, pipelines.num_classes
+    else:
+        dataset, _ = data.load_splits(config.data, config.seed, download)
+        shape, classes = dataset.input_shape, dataset.num_classes
+    batch = config.data.batch_size
     declared = hparams.describe_space(hparams.hyperparameter_space(config.model, shape, classes, batch))
     narrowed = {
         entry["name"]: entry
@@ -218,9 +245,14 @@ def run_search(
     validate(config)
     keras.utils.set_random_seed(config.seed)
     print(f"tfcourse: loading {config.data.dataset} ...", flush=True)
-    dataset, splits, pipelines = data.load_pipelines(config.data, config.seed, download=download)
+    if is_table(config):
+        dataset, splits, pipelines = table_runs.load_pipelines(config.data, config.seed)
+        what = f"{dataset.num_rows} rows, {len(dataset.columns)} features -> {pipelines.input_shape[0]} inputs"
+    else:
+        dataset, splits, pipelines = data.load_pipelines(config.data, config.seed, download=download)
+        what = f"images {pipelines.input_shape}"
     print(
-        f"tfcourse: {dataset.source}: {pipelines.num_classes} classes, images {pipelines.input_shape}, "
+        f"tfcourse: {dataset.source}: {pipelines.num_classes} classes, {what}, "
         f"split {splits.protocol} {splits.sizes()}; the test split is not used by the search",
         flush=True,
     )
@@ -331,13 +363,39 @@ def retrain_best(
     folder and export are exactly those of ``tfcourse.train --export``, with the search
     and trial recorded in ``config.json`` under ``tuned_from``.
 
+    A table's model is retrained by ``table_runs.train_table`` (up to the best epoch count, early
+    stopping kept; its threshold chosen on validation) and exported for raw rows.
+
     Returns:
-        The ``runs.RunResult``.
+        The ``runs.RunResult`` (a table: the ``table_runs.TableRun``).
     """
     best = best_trial_settings(project_directory)
     values = dict(best["hyperparameters"])
     batch_size = int(values.pop("batch_size", config.data.batch_size))
     run_epochs = epochs or best["best_epoch"]
+    tuned_from = {"tuned_from": {"project_dir": os.path.abspath(project_directory), **best}}
+    if is_table(config):
+        if train_on != "train":
+            raise ValueError("--retrain-on train+val is for images; a table's validation rows choose its threshold.")
+        table_config = TableConfig(
+            model=config.model,
+            epochs=run_epochs,
+            patience=config.patience,
+            seed=config.seed,
+            hp=values,
+            output_dir=output_dir,
+            export=True,
+            export_dir=export_dir,
+            data=dataclasses.replace(config.data, batch_size=batch_size),
+        )
+        print(
+            f"tfcourse: retraining trial {best['trial_id']} (val score {best['score']:.4f}, best epoch "
+            f"{best['best_epoch']}) for up to {run_epochs} epochs, batch size {batch_size}",
+            flush=True,
+        )
+        run = table_runs.train_table(table_config, verbose=verbose, record_extra=tuned_from)
+        print(table_runs.summary(run), flush=True)
+        return run
     train_config = TrainConfig(
         model=config.model,
         epochs=run_epochs,
@@ -361,7 +419,7 @@ def retrain_best(
         train_config,
         download=download,
         verbose=verbose,
-        record_extra={"tuned_from": {"project_dir": os.path.abspath(project_directory), **best}},
+        record_extra=tuned_from,
     )
 
 

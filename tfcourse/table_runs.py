@@ -20,7 +20,7 @@ from typing import Any, Dict, Optional
 import keras
 import numpy as np
 
-from tfcourse import evaluate, fit, hparams, rundir, tabular, tabular_features
+from tfcourse import evaluate, export, fit, hparams, rundir, tabular, tabular_features
 from tfcourse.config import CLASS_WEIGHTS, THRESHOLD_METRICS, TableConfig, TableDataConfig, to_dict
 from tfcourse.models import build_model, get_spec, list_models, load_keras_model
 
@@ -99,12 +99,11 @@ def _hyperparameters(config: TableConfig, pipelines):
     return hparams.make_hyperparameters(config.model, config.hp, pipelines.input_shape, pipelines.num_classes)
 
 
-def train_table(config: TableConfig, verbose: Any = 0, hp=None) -> TableRun:
+def train_table(config: TableConfig, verbose: Any = 0, record_extra: Optional[Dict[str, Any]] = None) -> TableRun:
     """Trains and evaluates a table model and writes its run folder (and with ``config.export`` its export).
 
     Args:
-        hp: A ``keras_tuner.HyperParameters`` to train with (a search's best trial); by default
-            ``config.hp`` over the model's defaults.
+        record_extra: More facts for ``config.json`` (a retrained search's ``tuned_from``).
 
     Raises:
         ValueError: Bad settings or data (nothing is written), or an existing run folder.
@@ -114,9 +113,11 @@ def train_table(config: TableConfig, verbose: Any = 0, hp=None) -> TableRun:
     if os.path.exists(run_dir):
         raise ValueError(f"{run_dir} already exists; pass another --output-dir or remove it.")
     rundir.check_writable_folder(os.path.dirname(os.path.abspath(run_dir)), "--output-dir")
+    if config.export:
+        rundir.check_writable_folder(config.export_dir, "--export-dir")
     keras.utils.set_random_seed(config.seed)
     dataset, splits, pipelines = load_pipelines(config.data, config.seed)
-    hp = hp if hp is not None else _hyperparameters(config, pipelines)
+    hp = _hyperparameters(config, pipelines)
     network = build_model(config.model, hp, pipelines.input_shape, dataset.num_classes)
     fit.compile_model(network, hp, binary=dataset.binary)
     print(
@@ -154,6 +155,7 @@ def train_table(config: TableConfig, verbose: Any = 0, hp=None) -> TableRun:
                 "split_sizes": splits.sizes(),
                 "class_weight": pipelines.weights,
             },
+            **(record_extra or {}),
         }
         rundir.write_json(os.path.join(staging, rundir.CONFIG_FILE), record)
         rundir.write_json(
@@ -166,7 +168,68 @@ def train_table(config: TableConfig, verbose: Any = 0, hp=None) -> TableRun:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return TableRun(run_dir, metrics, history, model, dataset, splits)
+    run = TableRun(run_dir, metrics, history, model, dataset, splits)
+    if config.export:
+        run.export_dir = export_run(run, config.export_dir, config.model)
+    return run
+
+
+UNSEEN_CATEGORY = "(a value training never saw)"
+
+
+def probe_rows(dataset: tabular.TabularDataset, rows: np.ndarray) -> Dict[str, np.ndarray]:
+    """Raw columns of ``rows`` (one value per row) with, in turn, each number made missing (NaN) in one
+    row and each category replaced by one training never saw in another: what an export must serve."""
+    columns = {name: np.array(values) for name, values in tabular_features.model_inputs(dataset, rows).items()}
+    for i, name in enumerate(columns):
+        if dataset.kinds[name] == "numeric":
+            columns[name][i % len(rows)] = np.nan
+        else:
+            columns[name] = columns[name].astype(object)
+            columns[name][(i + 1) % len(rows)] = UNSEEN_CATEGORY
+            columns[name] = columns[name].astype(str)
+    return columns
+
+
+def export_run(run: TableRun, export_root: str, model_name: str, verify: bool = True) -> str:
+    """Exports a finished table run for TF Serving (raw rows in), checked first in a fresh process on 32
+    test rows with planted missing values and unseen categories; records where in ``export.json``.
+
+    Raises:
+        ValueError: If the export or its check fails; the run folder stays complete.
+    """
+    threshold = run.metrics.get("threshold")
+    probe = probe_rows(run.dataset, run.splits.test[:32])
+    found = {}
+
+    def check(staging: str) -> None:
+        found["difference"] = export.verify_table_export(run.model, staging, probe, run.dataset.class_names, threshold)
+
+    try:
+        export_dir = export.export_table_model(
+            run.model,
+            export_root,
+            model_name,
+            run.dataset.class_names,
+            run.dataset.kinds,
+            threshold=threshold,
+            metadata={"run_dir": os.path.abspath(run.run_dir), "target": run.dataset.target},
+            check=check if verify else None,
+        )
+    except Exception as error:  # noqa: BLE001  (disk full, permissions, a failed check: the run is kept)
+        raise ValueError(
+            f"The export failed ({type(error).__name__}: {str(error).strip()[:500]}). The run folder "
+            f"{run.run_dir} is complete."
+        ) from error
+    rundir.write_json(os.path.join(run.run_dir, rundir.EXPORT_FILE), {"export_dir": os.path.abspath(export_dir)})
+    print(f"tfcourse: exported SavedModel (raw rows in) to {export_dir}", flush=True)
+    if verify:
+        print(
+            f"tfcourse: export verified in a fresh process on {len(run.splits.test[:32])} test rows with a missing "
+            f"value and an unseen category planted (max |dp| = {found['difference']:.1e})",
+            flush=True,
+        )
+    return export_dir
 
 
 def _metrics(network, pipelines, config: TableConfig):

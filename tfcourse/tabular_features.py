@@ -39,7 +39,7 @@ def model_inputs(dataset: TabularDataset, rows: np.ndarray) -> Dict[str, np.ndar
 def make_feature_space(dataset: TabularDataset, train: np.ndarray):
     """A ``FeatureSpace`` over every feature column, adapted on the rows ``train`` only."""
     features = {}
-    for name, kind in dataset.kinds.items():
+    for name, kind in sorted(dataset.kinds.items()):  # sorted, as every dict of columns fed to it
         if kind == "numeric":
             features[name] = keras.utils.FeatureSpace.feature(
                 dtype="float32", preprocessor=ImputedNormalization(name=f"impute_{name}"), output_mode="float"
@@ -60,7 +60,8 @@ def encoded_size(space) -> int:
 
 def raw_row_model(space, model) -> keras.Model:
     """``model`` (on the encoded vector) behind ``space``: a Functional model from raw named columns."""
-    inputs = space.get_inputs()
+    # a plain dict: the FeatureSpace's own is a TrackedDict, a structure a dict of columns would not match
+    inputs = dict(space.get_inputs())
     return keras.Model(inputs, model(space.get_encoded_features()), name=f"{model.name}_on_raw_rows")
 
 

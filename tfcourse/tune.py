@@ -14,14 +14,21 @@ from typing import Any, Dict, List, Optional
 
 from tfcourse import rundir
 from tfcourse.cli_args import (
+    IMAGE_DATA_FLAGS,
+    TABLE_DATA_FLAGS,
     add_data_arguments,
+    add_table_arguments,
     data_config_from_args,
+    is_table,
     positive_float,
     positive_int,
     print_space,
+    refuse_given,
+    refuse_table_flags,
+    table_data_config_from_args,
     verbosity,
 )
-from tfcourse.config import LR_SCHEDULES, OBJECTIVES, TRAIN_ON, TUNER_KINDS, TuneConfig
+from tfcourse.config import LR_SCHEDULES, OBJECTIVES, TRAIN_ON, TUNER_KINDS, TableConfig, TuneConfig
 from tfcourse.models import MODELS
 from tfcourse.rundir import cli_errors
 
@@ -76,7 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
         "optionally retrain the best trial, evaluate it once on test and export it.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--model", default=DEFAULTS.model, choices=sorted(MODELS), help="registered model to tune")
+    parser.add_argument(
+        "--model",
+        default=None,
+        choices=sorted(MODELS),
+        help=f"registered model to tune (default {DEFAULTS.model}; for a table {TableConfig.model})",
+    )
     parser.add_argument(
         "--tuner", default=DEFAULTS.tuner, choices=TUNER_KINDS, help="RandomSearch, Hyperband or BayesianOptimization"
     )
@@ -151,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="only (re)write the summaries and plots of an existing search directory, and print them",
     )
     parser.add_argument("--top", type=positive_int, default=5, help="trials listed in the summaries")
-    add_data_arguments(parser)
+    add_data_arguments(parser, tables=True)
+    add_table_arguments(parser)
     parser.add_argument(
         "--seed",
         type=int,
@@ -208,9 +221,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def config_from_args(args: argparse.Namespace) -> TuneConfig:
+def config_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> TuneConfig:
+    """The search's settings; a table (``--dataset csv:PATH`` or ``seattle_weather``) gets a
+    ``TableDataConfig`` and refuses the image flags, an image dataset refuses the table flags."""
+    if is_table(args.dataset):
+        refuse_given(parser, args, IMAGE_DATA_FLAGS, f"for {args.dataset}")
+        data, model = table_data_config_from_args(args), args.model or TableConfig.model
+    else:
+        refuse_table_flags(parser, args, TABLE_DATA_FLAGS)
+        data, model = data_config_from_args(args), args.model or DEFAULTS.model
     return TuneConfig(
-        model=args.model,
+        model=model,
         tuner=args.tuner,
         max_trials=args.max_trials,
         epochs=args.epochs,
@@ -227,7 +248,7 @@ def config_from_args(args: argparse.Namespace) -> TuneConfig:
         seed=args.seed,
         steps_per_execution=args.steps_per_execution,
         lr_schedule=args.lr_schedule,
-        data=data_config_from_args(args),
+        data=data,
     )
 
 
@@ -273,7 +294,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.summary:
             show_summary(args.summary, args.top)
             return 0
-        config = config_from_args(args)
+        config = config_from_args(parser, args)
         from tfcourse import search  # TensorFlow loads here, after the flags are read
 
         if args.show_space:

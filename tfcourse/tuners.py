@@ -54,7 +54,8 @@ def make_hypermodel(
         seed: Each trial's weights are initialised from ``seed`` + its trial number, so a
             trial is reproducible whatever ran before it (and after a resume).
     """
-    get_spec(model_name)
+    # a table model's two-class head is one logit (binary cross-entropy); an image model's one per class
+    binary = get_spec(model_name).kind == "table" and num_classes == 2
 
     class CourseHyperModel(kt.HyperModel):
         base_seed = trial_seed = seed
@@ -62,7 +63,7 @@ def make_hypermodel(
         def build(self, hp):
             keras.utils.set_random_seed(self.trial_seed)
             model = build_model(model_name, hp, input_shape, num_classes)
-            return fit.compile_model(model, hp, steps_per_execution=steps_per_execution)
+            return fit.compile_model(model, hp, steps_per_execution=steps_per_execution, binary=binary)
 
         def fit(self, hp, model, x, *args, **kwargs):
             if make_train is not None:

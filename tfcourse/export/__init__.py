@@ -120,6 +120,41 @@ def export_saved_model(
             f"The model has {model.outputs[0].shape[-1]} outputs but {len(class_names)} class names were given."
         )
 
+    def write(staging: str) -> None:
+        serve = _serving_module(model, normalization, class_names)
+        archive = ExportArchive()
+        archive.track(model)
+        archive.add_endpoint(
+            SIGNATURE_FLOAT, serve, input_signature=[tf.TensorSpec((None,) + input_shape, tf.float32, name="images")]
+        )
+        archive.add_endpoint(
+            SIGNATURE_UINT8, serve, input_signature=[tf.TensorSpec((None,) + input_shape, tf.uint8, name="images")]
+        )
+        archive.write_out(staging, verbose=False)
+
+    info = {
+        "class_names": list(class_names),
+        "input_shape": list(input_shape),
+        "normalization": {"mode": normalization.mode, "mean": list(normalization.mean), "std": list(normalization.std)},
+        "signatures": {SIGNATURE_FLOAT: "images float32 0..255", SIGNATURE_UINT8: "images uint8"},
+        **(metadata or {}),
+    }
+    return _write_version(export_root, model_name, class_names, write, info, version, check)
+
+
+def _write_version(
+    export_root: str,
+    model_name: str,
+    class_names: Sequence[str],
+    write: Callable[[str], None],
+    info: Dict[str, Any],
+    version: Optional[int],
+    check: Optional[Callable[[str], Any]],
+) -> str:
+    """The steps every export shares: a hidden staging folder under ``<export_root>/<model_name>`` (stale
+    ones of dead processes swept), ``write(staging)`` puts the SavedModel there, the class names go to
+    ``assets/class_names.txt``, ``check(staging)`` runs, ``info`` goes to ``assets.extra/tfcourse.json``
+    with the version number, and the folder is renamed to its integer version."""
     model_dir = os.path.join(export_root, model_name)
     os.makedirs(model_dir, exist_ok=True)
     # never a servable version (TF Serving skips names that are not integers), only disk space
@@ -132,16 +167,7 @@ def export_saved_model(
         )
     staging = tempfile.mkdtemp(prefix=f".tmp-{os.getpid()}-", dir=model_dir)
     try:
-        serve = _serving_module(model, normalization, class_names)
-        archive = ExportArchive()
-        archive.track(model)
-        archive.add_endpoint(
-            SIGNATURE_FLOAT, serve, input_signature=[tf.TensorSpec((None,) + input_shape, tf.float32, name="images")]
-        )
-        archive.add_endpoint(
-            SIGNATURE_UINT8, serve, input_signature=[tf.TensorSpec((None,) + input_shape, tf.uint8, name="images")]
-        )
-        archive.write_out(staging, verbose=False)
+        write(staging)
         # assets/ is part of the SavedModel folder and travels with it; the serving
         # functions carry the names too (the ``classes`` output), so nothing reads this file at serve time.
         os.makedirs(os.path.join(staging, "assets"), exist_ok=True)
@@ -152,21 +178,8 @@ def export_saved_model(
             check(staging)
 
         def write_metadata(number: int) -> None:
-            info = {
-                "model": model_name,
-                "version": number,
-                "class_names": list(class_names),
-                "input_shape": list(input_shape),
-                "normalization": {
-                    "mode": normalization.mode,
-                    "mean": list(normalization.mean),
-                    "std": list(normalization.std),
-                },
-                "signatures": {SIGNATURE_FLOAT: "images float32 0..255", SIGNATURE_UINT8: "images uint8"},
-                **(metadata or {}),
-            }
             with open(os.path.join(staging, METADATA_FILE), "w", encoding="utf-8") as handle:
-                json.dump(info, handle, indent=2)
+                json.dump({"model": model_name, "version": number, **info}, handle, indent=2)
 
         os.chmod(staging, 0o755)  # mkdtemp makes it private; a model server may run as another user
         final_dir = _publish(staging, model_dir, version, write_metadata)
@@ -240,26 +253,30 @@ def serve_in_fresh_process(export_dir: str, images) -> Dict[str, Any]:
     Raises:
         RuntimeError: If the fresh process fails, with its error output.
     """
+    import numpy as np
+
+    with tempfile.TemporaryDirectory() as scratch:
+        inputs_path = os.path.join(scratch, "images.npy")
+        np.save(inputs_path, np.asarray(images, dtype=np.uint8))
+        return _run_fresh(_FRESH_PROCESS_SCRIPT, export_dir, inputs_path, os.path.join(scratch, "outputs.npz"))
+
+
+def _run_fresh(script: str, export_dir: str, inputs_path: str, outputs_path: str) -> Dict[str, Any]:
+    """Runs ``script`` (export folder, inputs file, outputs file as its arguments) in a new Python process
+    and returns the arrays it saved."""
     import subprocess
     import sys
 
     import numpy as np
 
-    with tempfile.TemporaryDirectory() as scratch:
-        inputs_path = os.path.join(scratch, "images.npy")
-        outputs_path = os.path.join(scratch, "outputs.npz")
-        np.save(inputs_path, np.asarray(images, dtype=np.uint8))
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-        done = subprocess.run(
-            [sys.executable, "-c", _FRESH_PROCESS_SCRIPT, export_dir, inputs_path, outputs_path],
-            capture_output=True,
-            text=True,
-            env=env,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"Loading {export_dir} in a fresh process failed:\n{done.stderr[-3000:]}")
-        with np.load(outputs_path) as outputs:
-            return {key: outputs[key] for key in outputs.files}
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    done = subprocess.run(
+        [sys.executable, "-c", script, export_dir, inputs_path, outputs_path], capture_output=True, text=True, env=env
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"Loading {export_dir} in a fresh process failed:\n{done.stderr[-3000:]}")
+    with np.load(outputs_path) as outputs:
+        return {key: outputs[key] for key in outputs.files}
 
 
 def verify_export(model, export_dir: str, images, normalization, tolerance: float = 1e-4) -> float:
@@ -289,5 +306,164 @@ def verify_export(model, export_dir: str, images, normalization, tolerance: floa
     if not difference <= tolerance:  # NaN-safe: a NaN difference fails too
         raise RuntimeError(
             f"The export at {export_dir} disagrees with the trained model (max |dp| = {difference:.2e})."
+        )
+    return difference
+
+
+# ----------------------------------------------------------------------------- tables: raw rows in
+
+
+def _table_serving(model, class_names: Sequence[str], threshold: Optional[float]):
+    import tensorflow as tf
+
+    class_table = tf.constant(list(class_names))
+
+    def serve(features):
+        # one value per row and column, as a client sends them; the model's inputs are (rows, 1)
+        outputs = model({name: tf.reshape(value, (-1, 1)) for name, value in features.items()}, training=False)
+        if threshold is None:
+            probabilities = tf.nn.softmax(outputs, axis=-1)
+            class_ids = tf.argmax(outputs, axis=-1, output_type=tf.int32)
+        else:
+            positive = tf.sigmoid(outputs[:, 0])
+            probabilities = tf.stack([1 - positive, positive], axis=1)
+            class_ids = tf.cast(positive >= threshold, tf.int32)
+        return {"probabilities": probabilities, "class_ids": class_ids, "classes": tf.gather(class_table, class_ids)}
+
+    return serve
+
+
+def table_input_signature(kinds: Dict[str, str]):
+    """One named input per feature column: float32 for a number (NaN: missing), string for a category."""
+    import tensorflow as tf
+
+    return {
+        name: tf.TensorSpec((None,), tf.float32 if kind == "numeric" else tf.string, name=name)
+        for name, kind in sorted(kinds.items())
+    }
+
+
+def export_table_model(
+    model,
+    export_root: str,
+    model_name: str,
+    class_names: Sequence[str],
+    kinds: Dict[str, str],
+    threshold: Optional[float] = None,
+    metadata: Optional[Dict[str, Any]] = None,
+    version: Optional[int] = None,
+    check: Optional[Callable[[str], Any]] = None,
+) -> str:
+    """Writes a TF Serving SavedModel of a raw-row table model and returns its version folder.
+
+    ``serving_default`` takes one named input per feature column (``(None,)`` float32 for a number,
+    NaN where missing; string for a category, ``""`` where missing, any unseen value allowed) and
+    returns ``probabilities`` (None, classes), ``class_ids`` and ``classes``; for a two-class target
+    the class is the positive one when its probability reaches ``threshold``.
+
+    Args:
+        model: The raw-row Keras model (``tabular_features.raw_row_model``): logits out, one for two classes.
+        kinds: Feature name -> ``numeric`` or ``categorical``.
+        threshold: The decision threshold of a two-class target (``None`` for more classes: argmax).
+        Others: As ``export_saved_model``.
+
+    Raises:
+        ValueError: If the outputs do not fit the class names, or the version exists already.
+    """
+    from keras.export import ExportArchive
+
+    binary = len(class_names) == 2
+    if model.outputs[0].shape[-1] != (1 if binary else len(class_names)):
+        raise ValueError(f"The model's {model.outputs[0].shape[-1]} outputs do not fit classes {list(class_names)}.")
+    if binary != (threshold is not None):
+        raise ValueError("A two-class table model needs its decision threshold (and only it has one).")
+
+    def write(staging: str) -> None:
+        archive = ExportArchive()
+        archive.track(model)
+        archive.add_endpoint(
+            SIGNATURE_FLOAT,
+            _table_serving(model, class_names, threshold),
+            input_signature=[table_input_signature(kinds)],
+        )
+        archive.write_out(staging, verbose=False)
+
+    info = {
+        "class_names": list(class_names),
+        "inputs": {name: kinds[name] for name in sorted(kinds)},
+        "threshold": threshold,
+        "signatures": {SIGNATURE_FLOAT: "one named input per column: float32 (NaN: missing) or string"},
+        **(metadata or {}),
+    }
+    return _write_version(export_root, model_name, class_names, write, info, version, check)
+
+
+# Run in a separate interpreter that imports nothing but TensorFlow, as a model server would.
+_FRESH_TABLE_SCRIPT = """
+import sys, numpy as np, tensorflow as tf
+export_dir, inputs_path, outputs_path = sys.argv[1:4]
+serve = tf.saved_model.load(export_dir).signatures["serving_default"]
+with np.load(inputs_path) as columns:
+    outputs = serve(**{name: tf.constant(columns[name]) for name in columns.files})
+np.savez(outputs_path, probabilities=outputs["probabilities"].numpy(), classes=outputs["classes"].numpy().astype(str))
+"""
+
+
+def serve_table_in_fresh_process(export_dir: str, columns: Dict[str, Any]) -> Dict[str, Any]:
+    """Loads a table export with only ``tf.saved_model.load`` in a new Python process and serves ``columns``
+    (name -> one value per row: float32 numbers, NaN for missing, or strings).
+
+    Returns:
+        ``{"probabilities": (rows, classes), "classes": (rows,) names}``.
+
+    Raises:
+        RuntimeError: If the fresh process fails, with its error output.
+    """
+    import numpy as np
+
+    with tempfile.TemporaryDirectory() as scratch:
+        inputs_path = os.path.join(scratch, "rows.npz")
+        np.savez(inputs_path, **{name: np.asarray(values) for name, values in columns.items()})
+        return _run_fresh(_FRESH_TABLE_SCRIPT, export_dir, inputs_path, os.path.join(scratch, "outputs.npz"))
+
+
+def table_probabilities(model, columns: Dict[str, Any], threshold: Optional[float]):
+    """What the Keras raw-row model says for ``columns``: ``(probabilities, class ids)``."""
+    import numpy as np
+    import tensorflow as tf
+
+    feed = {name: tf.constant(np.asarray(values)[:, None]) for name, values in sorted(columns.items())}
+    outputs = np.asarray(model(feed, training=False)).astype(np.float64)
+    if threshold is None:
+        shifted = np.exp(outputs - outputs.max(axis=1, keepdims=True))
+        probabilities = shifted / shifted.sum(axis=1, keepdims=True)
+        return probabilities, probabilities.argmax(axis=1)
+    positive = 1 / (1 + np.exp(-outputs[:, 0]))
+    return np.stack([1 - positive, positive], axis=1), (positive >= threshold).astype(int)
+
+
+def verify_table_export(
+    model, export_dir: str, columns: Dict[str, Any], class_names, threshold, tolerance: float = 1e-5
+) -> float:
+    """Checks that a fresh process serving ``export_dir`` gives the Keras model's probabilities and classes
+    for the raw rows ``columns``.
+
+    Returns:
+        The largest absolute difference of a class probability.
+
+    Raises:
+        RuntimeError: If the fresh process fails, a probability differs by more than ``tolerance``, or a
+            class differs.
+    """
+    import numpy as np
+
+    served = serve_table_in_fresh_process(export_dir, columns)
+    expected, class_ids = table_probabilities(model, columns, threshold)
+    difference = float(np.abs(served["probabilities"] - expected).max())
+    same_classes = list(served["classes"]) == [class_names[i] for i in class_ids]
+    if not difference <= tolerance or not same_classes:  # NaN-safe: a NaN difference fails too
+        raise RuntimeError(
+            f"The export at {export_dir} disagrees with the trained model (max |dp| = {difference:.2e}, "
+            f"{'same' if same_classes else 'different'} classes)."
         )
     return difference
