@@ -193,18 +193,24 @@ def test_table_and_image_defaults_are_one_set():
     assert (table.data.val_fraction, table.data.test_fraction) == (train.data.val_fraction, train.data.test_fraction)
 
 
+def humid_csv(path, rows=300):
+    """A small weather table: rain follows humidity (10% missing), a wind direction, dated days."""
+    lines = ["day,humidity,wind_dir,rain"]
+    rng = np.random.default_rng(0)
+    for i in range(rows):
+        humidity = rng.uniform(10, 100)
+        rain = "Yes" if humidity + rng.normal(0, 15) > 70 else "No"
+        cell = "NA" if i % 10 == 0 else f"{humidity:.1f}"
+        lines.append(f"2020-{1 + i // 28:02d}-{1 + i % 28:02d},{cell},{'NESW'[i % 4]},{rain}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 @pytest.mark.slow
 def test_train_cli_on_a_csv(tmp_path, capsys):
     from tfcourse import train
 
-    rows = ["day,humidity,wind_dir,rain"]
-    rng = np.random.default_rng(0)
-    for i in range(300):
-        humidity = rng.uniform(10, 100)
-        rain = "Yes" if humidity + rng.normal(0, 15) > 70 else "No"
-        cell = "NA" if i % 10 == 0 else f"{humidity:.1f}"
-        rows.append(f"2020-{1 + i // 28:02d}-{1 + i % 28:02d},{cell},{'NESW'[i % 4]},{rain}")
-    (tmp_path / "w.csv").write_text("\n".join(rows) + "\n")
+    humid_csv(tmp_path / "w.csv")
     out = tmp_path / "run"
     argv = ["--dataset", f"csv:{tmp_path / 'w.csv'}", "--target", "rain", "--output-dir", str(out), "--verbose", "0"]
     assert train.main(argv + ["--split", "time", "--time-column", "day", "--class-weight", "balanced"]) == 0
@@ -254,3 +260,59 @@ def test_a_three_class_target_gets_a_softmax_and_its_report(tmp_path):
     assert set(run.metrics["classification_report"]) >= {"low", "mid", "high", "macro avg"}
     assert run.metrics["test_accuracy"] > 0.6  # x alone decides the class; chance is a third
     assert "macro F1" in table_runs.summary(run)
+
+
+# ----------------------------------------------------------------------------- python -m tfcourse.tune on a table
+
+
+@pytest.mark.slow
+def test_tune_on_a_table_searches_tabular_mlp_and_retrains_for_raw_rows(tmp_path, monkeypatch):
+    import csv
+
+    from tfcourse import search, tune
+
+    monkeypatch.chdir(tmp_path)
+    humid_csv(tmp_path / "w.csv")
+    argv = ["--dataset", "csv:w.csv", "--target", "rain", "--tuner", "random", "--max-trials", "3", "--epochs", "3"]
+    argv += ["--space", "hidden_layers=1", "--verbose", "0", "--retrain", "--output-dir", "best", "--export-dir", "sm"]
+    assert tune.main(argv) == 0
+    (project,) = [p for p in (tmp_path / "tuning").iterdir() if p.name.startswith("tabular_mlp-")]
+    record = json.load(open(project / "search.json"))
+    assert (
+        record["model"] == "tabular_mlp" and record["target"] == "rain" and record["input_shape"] == [2 + 5]
+    )  # value+missing, N E S W+unseen
+    rows = list(csv.DictReader(open(project / "trials.csv")))
+    assert len(rows) == 3 and {row["hp/hidden_layers"] for row in rows} == {"1"}
+    tuner = search.load_tuner(str(project))
+    oracle = {t.trial_id: t.score for t in tuner.oracle.trials.values()}
+    assert {row["trial_id"]: float(row["score"]) for row in rows} == pytest.approx(oracle)
+
+    best = max(oracle, key=oracle.get)
+    retrained = json.load(open(tmp_path / "best" / "config.json"))
+    assert retrained["tuned_from"]["trial_id"] == best and retrained["config"]["model"] == "tabular_mlp"
+    assert retrained["hyperparameters"]["hidden_layers"] == 1
+    export_dir = json.load(open(tmp_path / "best" / "export.json"))["export_dir"]
+    assert json.load(open(os.path.join(export_dir, "assets.extra", "tfcourse.json")))["inputs"] == {
+        "humidity": "numeric",
+        "wind_dir": "categorical",
+    }
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--dataset", "seattle_weather", "--model", "cnn"], "--model does not apply to a table"),
+        (["--dataset", "seattle_weather", "--augment", "--classes", "0-1"], "--augment, --classes do not apply"),
+        (["--dataset", "digits", "--target", "y"], "--target applies to a table"),
+        (["--dataset", "digits", "--model", "tabular_mlp"], "--model tabular_mlp applies to a table"),
+        (["--dataset", "csv:nowhere.csv", "--target", "y"], "no such CSV file"),
+    ],
+)
+def test_tune_cli_refuses_the_wrong_kind_with_exit_2(argv, message, tmp_path, monkeypatch, capsys):
+    from tfcourse import tune
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as done:
+        tune.main(argv + ["--verbose", "0"])
+    assert done.value.code == 2 and message in capsys.readouterr().err
+    assert os.listdir(tmp_path) == []
