@@ -11,6 +11,7 @@ import pytest
 
 from tfcourse import table_runs, tabular, tabular_features
 from tfcourse.config import TableConfig, TableDataConfig
+from tfcourse.report import browser
 
 
 def table_config(**settings):
@@ -106,6 +107,32 @@ def test_the_export_serves_raw_rows_in_a_fresh_process_as_the_keras_model(seattl
     np.testing.assert_allclose(np.array(served["probabilities"])[:, 1], positive, atol=1e-5)
     assert served["classes"] == ["Yes" if p >= run.metrics["threshold"] else "No" for p in positive]
     assert len(set(served["classes"])) == 2  # the rows were chosen to get both answers
+
+
+@pytest.mark.skipif(
+    browser.find_chromium() is None and os.environ.get("CI") != "true",
+    reason="headless Chromium is not installed (apt-get install chromium)",
+)
+def test_the_run_report_shows_the_curves_and_per_class_numbers_in_a_browser(seattle_run):
+    run, metrics = seattle_run, seattle_run.metrics
+    figures = sorted(os.listdir(os.path.join(run.run_dir, "figures")))
+    assert figures == ["confusion_matrix.png", "history.png", "probability_by_class.png", "roc_pr.png"]
+    page = open(os.path.join(run.run_dir, "report.html"), encoding="utf-8").read()
+    assert f"<td>ROC-AUC</td><td>{metrics['roc_auc']:.4f}</td>" in page
+    yes = metrics["classification_report"]["Yes"]
+    assert (
+        f"<td>Yes</td><td>{yes['precision']:.4f}</td><td>{yes['recall']:.4f}</td><td>{yes['f1-score']:.4f}</td>" in page
+    )
+    with np.load(os.path.join(run.run_dir, "predictions.npz")) as saved:
+        labels, probabilities = saved["labels"], saved["probabilities"]
+    assert labels.tolist() == run.dataset.y[run.splits.test].tolist()
+    predicted = (probabilities[:, 1] >= metrics["threshold"]).astype(int)
+    (tn, fp), (fn, tp) = metrics["confusion_matrix"]
+    assert [tn, fp, fn, tp] == [
+        int(np.sum((labels == t) & (predicted == p))) for t, p in ((0, 0), (0, 1), (1, 0), (1, 1))
+    ]
+    result = browser.check_page(os.path.join(run.run_dir, "report.html"))
+    assert result["ok"] and result["images"] == result["images_loaded"] == 4, result["problems"]
 
 
 def test_the_export_check_catches_a_model_that_disagrees(seattle_run, tmp_path):
@@ -260,6 +287,8 @@ def test_a_three_class_target_gets_a_softmax_and_its_report(tmp_path):
     assert set(run.metrics["classification_report"]) >= {"low", "mid", "high", "macro avg"}
     assert run.metrics["test_accuracy"] > 0.6  # x alone decides the class; chance is a third
     assert "macro F1" in table_runs.summary(run)
+    assert sorted(os.listdir(os.path.join(run.run_dir, "figures"))) == ["confusion_matrix.png", "history.png"]
+    assert "<td>mid</td>" in open(os.path.join(run.run_dir, "report.html"), encoding="utf-8").read()
 
 
 # ----------------------------------------------------------------------------- python -m tfcourse.tune on a table

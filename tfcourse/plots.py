@@ -612,3 +612,128 @@ def plot_embedding(panels: Dict[str, Any], class_names: Sequence[str], path: str
     axes[0][-1].legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize="small", markerscale=4)
     fig.suptitle(title or "2-D embeddings coloured by class", fontsize=10)
     return _finish(fig, path)
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def plot_roc_pr(metrics: Dict[str, Any], path: str, title: str = "") -> str:
+    """ROC and precision-recall curves of a two-class table (``evaluate.binary_metrics``), each with its
+    chance level and the operating point of the decision threshold marked."""
+    plt = _pyplot()
+    curves, matrix = metrics["curves"], metrics["confusion_matrix"]
+    (tn, fp), (fn, tp) = matrix
+    fig, (roc, pr) = plt.subplots(1, 2, figsize=(10, 4.2))
+    roc.plot(
+        curves["roc"]["fpr"], curves["roc"]["tpr"], color="tab:blue", label=f"model (AUC {metrics['roc_auc']:.3f})"
+    )
+    roc.plot([0, 1], [0, 1], color="tab:gray", linestyle=":", label="chance (AUC 0.5)")
+    at = f"threshold {metrics['threshold']:.3f}"
+    if tp + fn and fp + tn:
+        roc.plot([fp / (fp + tn)], [tp / (tp + fn)], "o", color="tab:red", label=at)
+    roc.set_xlabel("false positive rate")
+    roc.set_ylabel("true positive rate (recall)")
+    roc.set_title("ROC curve")
+    precision, recall = curves["precision_recall"]["precision"], curves["precision_recall"]["recall"]
+    pr.step(
+        recall, precision, where="post", color="tab:blue", label=f"model (average precision {metrics['pr_auc']:.3f})"
+    )
+    share = metrics["positive_share"]
+    pr.axhline(share, color="tab:gray", linestyle=":", label=f"chance (positive share {share:.3f})")
+    if tp + fn and tp + fp:
+        pr.plot([tp / (tp + fn)], [tp / (tp + fp)], "o", color="tab:red", label=at)
+    pr.set_xlabel("recall")
+    pr.set_ylabel("precision")
+    pr.set_title(f"precision-recall ({metrics['positive_class']} is positive)")
+    for ax in (roc, pr):
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right" if ax is roc else "lower left", fontsize="small")
+    fig.suptitle(title or "test split")
+    return _finish(fig, path)
+
+
+def plot_probability_by_class(
+    labels, probabilities, class_names: Sequence[str], threshold: float, path: str, title: str = ""
+) -> str:
+    """Histograms of the positive class's predicted probability, one per true class, with the threshold."""
+    import numpy as np
+
+    plt = _pyplot()
+    labels, probabilities = np.asarray(labels), np.asarray(probabilities)
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    bins = np.linspace(0, 1, 26)
+    for index, (name, color) in enumerate(zip(class_names, ("tab:orange", "tab:blue"))):
+        ax.hist(probabilities[labels == index], bins=bins, alpha=0.6, color=color, label=f"true {name}")
+    ax.axvline(threshold, color="tab:red", linestyle="--", label=f"threshold {threshold:.3f}")
+    ax.set_xlabel(f"predicted probability of {class_names[1]}")
+    ax.set_ylabel("test rows")
+    ax.legend(fontsize="small")
+    ax.grid(alpha=0.3)
+    ax.set_title(title or "what the model says, by true class")
+    return _finish(fig, path)
+
+
+def plot_missing_values(missing: Dict[str, int], rows: int, path: str, title: str = "") -> str:
+    """One bar per column: the share of its cells that are missing."""
+    plt = _pyplot()
+    names = list(missing)
+    fig, ax = plt.subplots(figsize=(8, max(2.5, 0.3 * len(names) + 1)))
+    shares = [missing[name] / rows if rows else 0 for name in names]
+    ax.barh(names, shares, color="tab:purple")
+    for y, (share, count) in enumerate(zip(shares, missing.values())):
+        ax.text(share, y, f" {count}", va="center", fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, max(0.05, max(shares, default=0) * 1.2))
+    ax.set_xlabel("share of rows missing")
+    ax.grid(alpha=0.3, axis="x")
+    ax.set_title(title or "missing values per column")
+    return _finish(fig, path)
+
+
+def plot_columns_by_class(
+    panels: Sequence[Dict[str, Any]], class_names: Sequence[str], path: str, title: str = ""
+) -> str:
+    """One panel per feature, split by the target's class: a numeric column as overlaid density
+    histograms, a categorical one as the class shares within each of its most common values.
+
+    Args:
+        panels: ``{"name", "kind": "numeric", "values": [per-class arrays]}`` or
+            ``{"name", "kind": "categorical", "categories": [...], "counts": [per-class counts per category]}``.
+    """
+    import numpy as np
+
+    plt = _pyplot()
+    columns = min(3, max(1, len(panels)))
+    rows = math.ceil(len(panels) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.2 * rows), squeeze=False)
+    colors = _colors(len(class_names))
+    for ax, panel in zip(axes.flat, panels):
+        if panel["kind"] == "numeric":
+            present = [np.asarray(v, dtype=float)[~np.isnan(np.asarray(v, dtype=float))] for v in panel["values"]]
+            joined = np.concatenate(present) if present else np.array([])
+            low, high = np.percentile(joined, [0.5, 99.5]) if len(joined) else (0.0, 1.0)
+            bins = np.linspace(low, high if high > low else low + 1, 31)
+            for values, name, color in zip(present, class_names, colors):
+                if len(values):
+                    ax.hist(np.clip(values, low, high), bins=bins, density=True, alpha=0.5, color=color, label=name)
+            ax.set_ylabel("density")
+        else:
+            counts = np.asarray(panel["counts"], dtype=float)  # (classes, categories)
+            totals = counts.sum(axis=0)
+            shares = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+            bottom = np.zeros(counts.shape[1])
+            labels = [c if c else "(missing)" for c in panel["categories"]]
+            for share, name, color in zip(shares, class_names, colors):
+                ax.bar(labels, share, bottom=bottom, color=color, alpha=0.8, label=name)
+                bottom += share
+            ax.set_ylabel("class share")
+            ax.tick_params(axis="x", rotation=45, labelsize=7)
+        ax.set_title(panel["name"], fontsize=10)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize="small", title="target")
+    fig.suptitle(title or "features by class")
+    return _finish(fig, path)

@@ -23,8 +23,7 @@ import numpy as np
 from tfcourse import evaluate, export, fit, hparams, rundir, tabular, tabular_features
 from tfcourse.config import CLASS_WEIGHTS, THRESHOLD_METRICS, TableConfig, TableDataConfig, to_dict
 from tfcourse.models import build_model, get_spec, list_models, load_keras_model
-
-PREDICTIONS_FILE = "predictions.npz"  # the test rows' labels and probabilities (the report's curves)
+from tfcourse.report import table_page
 
 
 @dataclasses.dataclass
@@ -162,8 +161,10 @@ def train_table(config: TableConfig, verbose: Any = 0, record_extra: Optional[Di
             os.path.join(staging, "history.json"), {k: [float(v) for v in vs] for k, vs in history.items()}
         )
         rundir.write_json(os.path.join(staging, rundir.METRICS_FILE), metrics)
-        np.savez(os.path.join(staging, PREDICTIONS_FILE), **predictions)
+        np.savez(os.path.join(staging, rundir.PREDICTIONS_FILE), **predictions)
         model.save(os.path.join(staging, rundir.MODEL_FILE))
+        if config.report:
+            table_page.write_table_report(staging)
         rundir.publish_folder(staging, run_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -44,6 +44,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     from tfcourse.report.compare_page import write_comparison  # TensorFlow loads here, after the flags are read
     from tfcourse.report.run_page import write_report
+    from tfcourse.report.table_page import is_table_run, write_table_report
 
     created = None
     try:
@@ -62,9 +63,12 @@ def main(argv: Optional[List[str]] = None) -> int:
                     raise ValueError("Give one run folder (or add --compare for several).")
                 if args.output_dir and not os.path.isdir(args.output_dir):
                     created = args.output_dir
-                paths = write_report(
-                    args.runs[0], args.output_dir, explanations=not args.no_explanations, progress=True
-                )
+                if is_table_run(args.runs[0]):
+                    paths = write_table_report(args.runs[0], args.output_dir)
+                else:
+                    paths = write_report(
+                        args.runs[0], args.output_dir, explanations=not args.no_explanations, progress=True
+                    )
             if args.check or args.screenshot:
                 shot = os.path.splitext(paths["html"])[0] + ".png" if args.screenshot else None
                 browser.require_clean_page(paths["html"], "tfcourse", screenshot=shot)
