@@ -271,6 +271,14 @@ def test_the_threshold_maximises_f1_on_validation():
     assert chosen["threshold"] < 0.5 and chosen["value"] > chosen["value_at_0.5"]
     accuracy = evaluate.choose_threshold(labels, probabilities, "accuracy")
     assert accuracy["value"] == pytest.approx(max(np.mean((probabilities >= t) == labels) for t in grid))
+    from sklearn.metrics import balanced_accuracy_score
+
+    ties = np.round(probabilities, 2)  # many rows share a probability: a threshold moves them together
+    for metric, score in (("balanced_accuracy", balanced_accuracy_score), ("f1", _f1_by_hand)):
+        chosen = evaluate.choose_threshold(labels, ties, metric)
+        assert chosen["value"] == pytest.approx(max(score(labels, (ties >= t).astype(int)) for t in grid))
+        assert score(labels, (ties >= chosen["threshold"]).astype(int)) == pytest.approx(chosen["value"])
+        assert chosen["value_at_0.5"] == pytest.approx(score(labels, (ties >= 0.5).astype(int)))
     with pytest.raises(ValueError, match="Unknown threshold metric 'auc'"):
         evaluate.choose_threshold(labels, probabilities, "auc")
     with pytest.raises(ValueError, match="needs both classes"):

@@ -146,14 +146,25 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
     )
 
 
-def _score_at(metric: str, labels: np.ndarray, predicted: np.ndarray) -> float:
-    from sklearn import metrics
-
+def _scores(metric: str, labels: np.ndarray, probabilities: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """``metric`` of the rule "positive when the probability is at least t", for every t in ``thresholds``
+    at once: the confusion counts come from one sort and a cumulative sum (sklearn's scorer called once
+    per candidate took 160 s for 20,000 validation rows)."""
+    order = np.argsort(probabilities, kind="stable")
+    ranked_p, ranked_y = probabilities[order], labels[order]
+    positives_below = np.concatenate([[0], np.cumsum(ranked_y)])  # positives among the lowest k rows
+    below = np.searchsorted(ranked_p, thresholds, side="left")  # rows with probability < t: called negative
+    total_positive = int(labels.sum())
+    total_negative = len(labels) - total_positive
+    tp = total_positive - positives_below[below]
+    fp = (len(labels) - below) - tp
+    fn, tn = total_positive - tp, total_negative - fp
     if metric == "f1":
-        return float(metrics.f1_score(labels, predicted, zero_division=0))
+        denominator = 2 * tp + fp + fn
+        return np.divide(2 * tp, denominator, out=np.zeros(len(thresholds)), where=denominator > 0)
     if metric == "balanced_accuracy":
-        return float(metrics.balanced_accuracy_score(labels, predicted))
-    return float(metrics.accuracy_score(labels, predicted))
+        return (tp / total_positive + tn / total_negative) / 2
+    return (tp + tn) / len(labels)
 
 
 def choose_threshold(labels: np.ndarray, probabilities: np.ndarray, metric: str = "f1") -> Dict[str, Any]:
@@ -175,14 +186,14 @@ def choose_threshold(labels: np.ndarray, probabilities: np.ndarray, metric: str 
     candidates = np.unique(
         np.concatenate([(distinct[:-1] + distinct[1:]) / 2, [0.5], [distinct[0]], [np.nextafter(distinct[-1], 2)]])
     )
-    values = np.array([_score_at(metric, labels, probabilities >= t) for t in candidates])
+    values = _scores(metric, labels, probabilities, candidates)
     best = np.flatnonzero(values >= values.max() - 1e-12)
     chosen = float(candidates[best[np.argmin(np.abs(candidates[best] - 0.5))]])
     return {
         "threshold": chosen,
         "metric": metric,
         "value": float(values.max()),
-        "value_at_0.5": _score_at(metric, labels, probabilities >= 0.5),
+        "value_at_0.5": float(_scores(metric, labels, probabilities, np.array([0.5]))[0]),
     }
 
 

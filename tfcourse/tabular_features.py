@@ -27,6 +27,8 @@ from tfcourse.data import Splits
 from tfcourse.models.layers import ImputedNormalization
 from tfcourse.tabular import TabularDataset
 
+ADAPT_BATCH = 8192
+
 
 def model_inputs(dataset: TabularDataset, rows: np.ndarray) -> Dict[str, np.ndarray]:
     """The columns of ``rows`` as the FeatureSpace takes them: float32 numbers (NaN: missing) and strings."""
@@ -38,6 +40,7 @@ def model_inputs(dataset: TabularDataset, rows: np.ndarray) -> Dict[str, np.ndar
 
 def make_feature_space(dataset: TabularDataset, train: np.ndarray):
     """A ``FeatureSpace`` over every feature column, adapted on the rows ``train`` only."""
+
     features = {}
     for name, kind in sorted(dataset.kinds.items()):  # sorted, as every dict of columns fed to it
         if kind == "numeric":
@@ -49,7 +52,9 @@ def make_feature_space(dataset: TabularDataset, train: np.ndarray):
                 num_oov_indices=1, output_mode="one_hot", name=f"lookup_{name}"
             )
     space = keras.utils.FeatureSpace(features, output_mode="concat")
-    space.adapt(model_inputs(dataset, train))
+    # batched already: given a dict of arrays, FeatureSpace.adapt feeds each layer batches of 32 rows
+    # (78 s for 160,000 rows and 23 columns here)
+    space.adapt(row_batches(model_inputs(dataset, train), len(train), ADAPT_BATCH))
     return space
 
 
@@ -63,6 +68,25 @@ def raw_row_model(space, model) -> keras.Model:
     # a plain dict: the FeatureSpace's own is a TrackedDict, a structure a dict of columns would not match
     inputs = dict(space.get_inputs())
     return keras.Model(inputs, model(space.get_encoded_features()), name=f"{model.name}_on_raw_rows")
+
+
+def row_batches(arrays: Dict[str, Any], count: int, batch_size: int, shuffle_seed: Optional[int] = None):
+    """A tf.data stream of batches of rows of ``arrays`` (a nested dict of equally long arrays).
+
+    Rows are gathered a batch at a time by index (``from_tensor_slices`` + ``shuffle`` + ``batch`` on
+    the rows themselves handles every column of every row one by one: 10 s per pass over 160,000 rows
+    of 23 columns here). With ``shuffle_seed`` the order is shuffled, anew every epoch.
+    """
+    import tensorflow as tf
+
+    tensors = tf.nest.map_structure(tf.convert_to_tensor, arrays)
+    indices = tf.data.Dataset.range(count)
+    if shuffle_seed is not None:
+        indices = indices.shuffle(count, seed=shuffle_seed, reshuffle_each_iteration=True)
+    return indices.batch(batch_size).map(
+        lambda index: tf.nest.map_structure(lambda column: tf.gather(column, index), tensors),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
 
 
 def class_weights(y: np.ndarray, num_classes: int) -> Dict[int, float]:
@@ -110,23 +134,23 @@ class TablePipelines:
         import tensorflow as tf
 
         rows = getattr(self.splits, split)
-        columns = model_inputs(self.dataset, rows)
-        elements = [columns]
+        elements = {"x": model_inputs(self.dataset, rows)}
         if labels:
-            elements.append(self.dataset.y[rows].astype(np.int64))
+            elements["y"] = self.dataset.y[rows].astype(np.int64)
             if split == "train" and self.weights is not None:
                 table = np.array([self.weights.get(c, 0.0) for c in range(self.num_classes)], np.float32)
-                elements.append(table[self.dataset.y[rows]])
-        stream = tf.data.Dataset.from_tensor_slices(tuple(elements) if labels else columns)
-        if split == "train":
-            stream = stream.shuffle(min(len(rows), 100_000), seed=self.seed, reshuffle_each_iteration=True)
+                elements["w"] = table[self.dataset.y[rows]]
         space = self.space
 
-        def encode(*batch):
-            return (space(batch[0]),) + tuple(batch[1:]) if labels else space(batch[0])
+        def encode(batch):
+            if not labels:
+                return space(batch["x"])
+            return (space(batch["x"]), batch["y"]) + ((batch["w"],) if "w" in batch else ())
 
-        stream = stream.batch(batch_size or self.batch_size).map(encode, num_parallel_calls=tf.data.AUTOTUNE)
-        return stream.prefetch(tf.data.AUTOTUNE)
+        stream = row_batches(
+            elements, len(rows), batch_size or self.batch_size, self.seed if split == "train" else None
+        )
+        return stream.map(encode, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
     def make_train(self, batch_size: int):
         return self.make("train", batch_size)
