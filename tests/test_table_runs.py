@@ -345,3 +345,22 @@ def test_tune_cli_refuses_the_wrong_kind_with_exit_2(argv, message, tmp_path, mo
         tune.main(argv + ["--verbose", "0"])
     assert done.value.code == 2 and message in capsys.readouterr().err
     assert os.listdir(tmp_path) == []
+
+
+def test_the_weather_like_table_has_weather_aus_shape_and_kinds(tmp_path):
+    """The 200,000-row benchmark's generator (here 5,000 rows): 25 columns, ~10% missing feature cells, a
+    22% positive target, and the kinds inferred as a weatherAUS user would expect."""
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+    import table_scale
+
+    facts = table_scale.write_weather_like_csv(str(tmp_path / "w.csv"), 5000, seed=1)
+    assert facts["columns"] == 25 and 0.08 < facts["missing_share"] < 0.12
+    assert 0.19 < facts["positive_share"] < 0.25
+    dataset = tabular.load_csv(str(tmp_path / "w.csv"), "RainTomorrow", time_column="Date")
+    categorical = sorted(name for name, kind in dataset.kinds.items() if kind == "categorical")
+    assert categorical == ["Location", "RainToday", "WindDir3pm", "WindDir9am", "WindGustDir"]
+    assert len(dataset.kinds) == 23 and "Date" not in dataset.kinds  # a date dates the rows, it is no feature
+    assert set(dataset.columns["WindGustDir"]) - {""} == set(table_scale.DIRECTIONS)
+    assert dataset.class_names == ("No", "Yes")
