@@ -203,7 +203,7 @@ def test_the_positive_class_is_label_1_even_when_it_sorts_first(tmp_path):
     rows = ["x,label"] + [f"{i},{'a_rain' if i % 3 == 0 else 'b_dry'}" for i in range(60)]
     (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
     config = TableDataConfig(dataset=f"csv:{tmp_path / 't.csv'}", target="label", positive_class="a_rain")
-    dataset, _ = table_runs.load(config, seed=0)
+    dataset, _ = tabular.load_split_table(config, seed=0)
     assert dataset.class_names == ("b_dry", "a_rain") and dataset.y[:3].tolist() == [1, 0, 0]
     assert isinstance(dataset, tabular.TabularDataset)
 

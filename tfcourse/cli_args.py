@@ -254,7 +254,7 @@ def refuse_given(parser: argparse.ArgumentParser, args: argparse.Namespace, dest
 def refuse_table_flags(parser: argparse.ArgumentParser, args: argparse.Namespace, dests) -> None:
     """Raises ``ValueError`` naming the table flags among ``dests`` given for an image dataset."""
     given = _given(parser, args, dests)
-    if args.model in TABLE_MODELS:
+    if getattr(args, "model", None) in TABLE_MODELS:
         given.insert(0, f"--model {args.model}")
     if given or args.split == "time":
         flags = given or ["--split time"]
@@ -277,7 +277,7 @@ def table_data_config_from_args(args: argparse.Namespace) -> TableDataConfig:
         split="time" if args.split == "time" else "stratified",
         val_fraction=args.val_fraction,
         test_fraction=args.test_fraction,
-        batch_size=args.batch_size,
+        batch_size=getattr(args, "batch_size", TableDataConfig.batch_size),
         class_weight=args.class_weight,
     )
 

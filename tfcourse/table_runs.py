@@ -56,26 +56,10 @@ def validate(config: TableConfig) -> None:
             raise ValueError(f"{name} must be a positive integer, got {value}.")
 
 
-def load(data: TableDataConfig, seed: int):
-    """The table and its splits, as ``data`` says."""
-    dataset = tabular.load_table(
-        data.dataset,
-        data.target,
-        features=list(data.features) or None,
-        drop=data.drop,
-        categorical=data.categorical,
-        numeric=data.numeric,
-        positive_class=data.positive_class,
-        time_column=data.time_column,
-    )
-    splits = tabular.make_splits(dataset, data.split, data.val_fraction, data.test_fraction, seed)
-    return dataset, splits
-
-
 def load_pipelines(data: TableDataConfig, seed: int):
     """``(dataset, splits, pipelines)``: the table, its splits and the encoding pipelines (FeatureSpace
     adapted on the training rows)."""
-    dataset, splits = load(data, seed)
+    dataset, splits = tabular.load_split_table(data, seed)
     pipelines = tabular_features.make_pipelines(dataset, splits, data.batch_size, seed, data.class_weight)
     return dataset, splits, pipelines
 

@@ -356,6 +356,21 @@ def make_splits(
     return data.Splits(protocol, seed, np.sort(train), np.sort(val), np.sort(test))
 
 
+def load_split_table(config, seed: int):
+    """``(dataset, splits)``: the table a ``config.TableDataConfig`` names, and its splits."""
+    dataset = load_table(
+        config.dataset,
+        config.target,
+        features=list(config.features) or None,
+        drop=config.drop,
+        categorical=config.categorical,
+        numeric=config.numeric,
+        positive_class=config.positive_class,
+        time_column=config.time_column,
+    )
+    return dataset, make_splits(dataset, config.split, config.val_fraction, config.test_fraction, seed)
+
+
 def describe(dataset: TabularDataset) -> List[str]:
     """One line per column: kind, missing count and, for categories, how many values."""
     lines = []

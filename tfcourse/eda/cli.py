@@ -11,7 +11,19 @@ import argparse
 import sys
 from typing import List, Optional
 
-from tfcourse.cli_args import add_data_arguments, data_config_from_args, fraction, positive_float, positive_int
+from tfcourse.cli_args import (
+    TABLE_DATA_FLAGS,
+    add_data_arguments,
+    add_table_arguments,
+    data_config_from_args,
+    fraction,
+    is_table,
+    positive_float,
+    positive_int,
+    refuse_given,
+    refuse_table_flags,
+    table_data_config_from_args,
+)
 from tfcourse.config import EdaConfig
 from tfcourse.rundir import cli_errors
 
@@ -24,10 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Exploratory data analysis of an image dataset: class balance, pixel statistics, object "
         "extent, samples, pixel correlation and PCA, duplicates and train/test leakage, blank and outlying "
         "images, likely label errors, edge and HOG features against raw pixels, augmentations, PCA and t-SNE, "
-        "and what follows for training. Writes eda.json, figures/, eda.md and eda.html.",
+        "and what follows for training; or of a table (--dataset csv:PATH --target COLUMN, or seattle_weather): "
+        "column kinds, missing values, the target's balance, each feature by class. Writes eda.json, figures/, "
+        "eda.md and eda.html.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    add_data_arguments(parser, pipeline=False, normalization=False)
+    add_data_arguments(parser, pipeline=False, normalization=False, tables=True)
+    add_table_arguments(parser)
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed, help="fixes the split, every subsample and t-SNE")
     parser.add_argument(
         "--output-dir", default=None, help="the EDA folder (default runs/eda-<dataset>); a rerun replaces it"
@@ -81,6 +96,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The image analysis's own flags and image data flags: a table refuses them.
+IMAGE_EDA_FLAGS = (
+    "data_dir",
+    "image_size",
+    "classes",
+    "train_limit",
+    "samples_per_class",
+    "max_side",
+    "near_duplicate_rms",
+    "neighbours",
+    "label_error_share",
+    "tsne_samples",
+    "classifier_examples",
+)
+
+
 def config_from_args(args: argparse.Namespace) -> EdaConfig:
     return EdaConfig(
         samples_per_class=args.samples_per_class,
@@ -100,6 +131,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     with cli_errors(parser):
+        if is_table(args.dataset):
+            return _table_main(parser, args, argv)
+        refuse_table_flags(parser, args, TABLE_DATA_FLAGS)
         config = config_from_args(args)
         from tfcourse.report import browser, eda_page  # TensorFlow, scikit-learn, matplotlib load after the flags
 
@@ -125,6 +159,36 @@ def main(argv: Optional[List[str]] = None) -> int:
             browser.require_clean_page(paths["html"], "tfcourse.eda")
         print(paths["html"])
         print(paths["markdown"])
+    return 0
+
+
+def _table_main(parser: argparse.ArgumentParser, args: argparse.Namespace, argv) -> int:
+    refuse_given(parser, args, IMAGE_EDA_FLAGS, f"for {args.dataset}")
+    data = table_data_config_from_args(args)
+    from tfcourse.report import browser, table_eda_page  # pandas, scikit-learn, matplotlib load after the flags
+
+    if args.check:
+        browser.require_available()
+    say = (lambda text: None) if args.quiet else (lambda text: print(f"tfcourse.eda: {text}", flush=True))
+    try:
+        paths = table_eda_page.write_table_eda(
+            data,
+            seed=args.seed,
+            output_dir=args.output_dir,
+            progress=say,
+            command=["python", "-m", "tfcourse.eda"] + list(sys.argv[1:] if argv is None else argv),
+        )
+    except OSError as error:
+        raise ValueError(
+            f"cannot write {error.filename or 'the EDA folder'} ({error.strerror}); free space or pass another "
+            "--output-dir, then run the same command again."
+        ) from None
+    for line in paths["implications"]:
+        print(f"- {line}")
+    if args.check:
+        browser.require_clean_page(paths["html"], "tfcourse.eda")
+    print(paths["html"])
+    print(paths["markdown"])
     return 0
 
 
