@@ -364,3 +364,32 @@ def test_the_weather_like_table_has_weather_aus_shape_and_kinds(tmp_path):
     assert len(dataset.kinds) == 23 and "Date" not in dataset.kinds  # a date dates the rows, it is no feature
     assert set(dataset.columns["WindGustDir"]) - {""} == set(table_scale.DIRECTIONS)
     assert dataset.class_names == ("No", "Yes")
+
+
+def test_balanced_class_weights_reach_the_training_batches_and_the_loss(tmp_path):
+    """Each training row carries its class's weight (validation rows none), and training with them moves a
+    rare class's predicted probability up: with balanced weights the two classes weigh the same in the loss."""
+    rng = np.random.default_rng(2)
+    lines = ["x,y"] + [f"{v:.3f},{'rare' if v + rng.normal(0, 1.5) > 2.2 else 'common'}" for v in rng.normal(size=600)]
+    (tmp_path / "rare.csv").write_text("\n".join(lines) + "\n")
+    data = TableDataConfig(dataset=f"csv:{tmp_path / 'rare.csv'}", target="y", positive_class="rare")
+    dataset, splits = tabular.load_split_table(data, 0)
+    pipelines = tabular_features.make_pipelines(dataset, splits, 64, 0, "balanced")
+    _, labels, weights = next(iter(pipelines.train))
+    expected = tabular_features.class_weights(dataset.y[splits.train], 2)
+    assert weights.numpy().tolist() == pytest.approx([expected[int(c)] for c in labels.numpy()])
+    assert len(next(iter(pipelines.val))) == 2  # (features, labels): validation is not weighted
+
+    mean_rare = {}
+    for weight in (None, "balanced"):
+        out = tmp_path / f"run-{weight}"
+        run = table_runs.train_table(
+            TableConfig(
+                epochs=8, report=False, output_dir=str(out), data=dataclasses.replace(data, class_weight=weight)
+            )
+        )
+        assert (json.load(open(out / "config.json"))["data"]["class_weight"] is None) == (weight is None)
+        with np.load(out / "predictions.npz") as saved:
+            mean_rare[weight] = float(saved["probabilities"][:, 1].mean())
+        assert run.metrics["positive_share"] < 0.2
+    assert mean_rare["balanced"] > mean_rare[None] + 0.15
