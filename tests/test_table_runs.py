@@ -9,7 +9,7 @@ import os
 import numpy as np
 import pytest
 
-from tfcourse import table_runs, tabular, tabular_features
+from tfcourse import export, table_runs, tabular, tabular_features
 from tfcourse.config import TableConfig, TableDataConfig
 from tfcourse.report import browser
 
@@ -136,7 +136,6 @@ def test_the_run_report_shows_the_curves_and_per_class_numbers_in_a_browser(seat
 
 
 def test_the_export_check_catches_a_model_that_disagrees(seattle_run, tmp_path):
-    from tfcourse import export
 
     probe = table_runs.probe_rows(seattle_run.dataset, seattle_run.splits.test[:8])
     assert np.isnan(probe["precipitation"]).sum() == 1 and (probe["weather"] == table_runs.UNSEEN_CATEGORY).sum() == 1
@@ -289,6 +288,16 @@ def test_a_three_class_target_gets_a_softmax_and_its_report(tmp_path):
     assert "macro F1" in table_runs.summary(run)
     assert sorted(os.listdir(os.path.join(run.run_dir, "figures"))) == ["confusion_matrix.png", "history.png"]
     assert "<td>mid</td>" in open(os.path.join(run.run_dir, "report.html"), encoding="utf-8").read()
+
+    # exported afterwards by python -m tfcourse.export: argmax of a softmax, checked in a fresh process
+    from tfcourse.export import cli as export_cli
+
+    assert export_cli.main([run.run_dir, "--export-dir", str(tmp_path / "sm")]) == 0
+    export_dir = json.load(open(os.path.join(run.run_dir, "export.json")))["export_dir"]
+    info = json.load(open(os.path.join(export_dir, "assets.extra", "tfcourse.json")))
+    assert info["threshold"] is None and info["class_names"] == ["high", "low", "mid"]
+    served = export.serve_table_in_fresh_process(export_dir, {"x": np.array([0.1, 0.5, 0.9, np.nan], np.float32)})
+    assert list(served["classes"][:3]) == ["low", "mid", "high"]
 
 
 # ----------------------------------------------------------------------------- python -m tfcourse.tune on a table

@@ -204,7 +204,8 @@ def export_run(run: TableRun, export_root: str, model_name: str, verify: bool = 
     except Exception as error:  # noqa: BLE001  (disk full, permissions, a failed check: the run is kept)
         raise ValueError(
             f"The export failed ({type(error).__name__}: {str(error).strip()[:500]}). The run folder "
-            f"{run.run_dir} is complete."
+            f"{run.run_dir} is complete; export it again with: python -m tfcourse.export {run.run_dir} "
+            f"--export-dir {export_root}"
         ) from error
     rundir.write_json(os.path.join(run.run_dir, rundir.EXPORT_FILE), {"export_dir": os.path.abspath(export_dir)})
     print(f"tfcourse: exported SavedModel (raw rows in) to {export_dir}", flush=True)
@@ -258,3 +259,30 @@ def summary(run: TableRun) -> str:
 def load_run_model(run_dir: str) -> Any:
     """The raw-row model of a table run (tfcourse's custom layers registered first)."""
     return load_keras_model(os.path.join(run_dir, rundir.MODEL_FILE))
+
+
+def load_run(run_dir: str) -> TableRun:
+    """A finished table run read back: its model, metrics and history, and its table re-read and split
+    exactly as ``config.json`` says (for a later export).
+
+    Raises:
+        ValueError: If a file is missing or unreadable, or the table cannot be read again.
+    """
+    import json
+
+    def read(name: str):
+        path = os.path.join(run_dir, name)
+        try:
+            with open(path, encoding="utf-8") as handle:
+                return json.load(handle)
+        except (OSError, ValueError) as error:
+            raise ValueError(f"{path} cannot be read ({error}); pass a complete table run folder.") from None
+
+    record = read(rundir.CONFIG_FILE)
+    settings = dict(record["config"]["data"])
+    for name in ("features", "drop", "categorical", "numeric"):
+        settings[name] = tuple(settings[name])
+    dataset, splits = tabular.load_split_table(TableDataConfig(**settings), record["config"]["seed"])
+    if splits.sizes() != record["data"]["split_sizes"]:
+        raise ValueError(f"{settings['dataset']} has changed since {run_dir} was trained; its splits differ.")
+    return TableRun(run_dir, read(rundir.METRICS_FILE), read("history.json"), load_run_model(run_dir), dataset, splits)

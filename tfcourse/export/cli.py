@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
 def export_run_folder(run_dir: str, export_root: str, model_name: Optional[str] = None, verify: bool = True) -> str:
     """Exports a run folder's model; returns the version folder.
 
-    The check runs on the run's own test images when its data can be loaded without a
+    A table run is exported for raw rows (``table_runs.export_run``), checked on its test rows. The
+    check of an image run runs on the run's own test images when its data can be loaded without a
     download, else on seeded random images (it compares the served and the Keras model's
     probabilities, so any input shows a mismatch).
 
@@ -41,9 +42,15 @@ def export_run_folder(run_dir: str, export_root: str, model_name: Optional[str] 
     """
     import numpy as np
 
-    from tfcourse import artifacts, rundir
+    from tfcourse import artifacts, rundir, table_runs
+    from tfcourse.report.table_page import is_table_run
     from tfcourse.runs import export_run
 
+    if is_table_run(run_dir):  # raw rows in: the table is read again for the check's test rows
+        rundir.check_writable_folder(export_root, "--export-dir")
+        run = table_runs.load_run(run_dir)
+        name = model_name or json_model(run_dir)
+        return table_runs.export_run(run, export_root, name, verify=verify)
     run = artifacts.load(run_dir)
     if run.export_dir is not None:
         raise ValueError(f"{run_dir} is already an export; pass the run folder it came from.")
@@ -67,6 +74,13 @@ def export_run_folder(run_dir: str, export_root: str, model_name: Optional[str] 
         run.metrics.get("test_accuracy"),
         verify=verify,
     )
+
+
+def json_model(run_dir: str) -> str:
+    import json
+
+    with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as handle:
+        return json.load(handle)["config"]["model"]
 
 
 def main(argv: Optional[List[str]] = None) -> int:
