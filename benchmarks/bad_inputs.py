@@ -384,6 +384,33 @@ CASES = [
     ),
     Case("table: empty CSV", "train", ["--dataset", "csv:t.csv", "--target", "b"], r"is empty", _file("t.csv", "")),
     Case("table: image flag", "train", ["--dataset", "seattle_weather", "--augment"], r"does not apply to a table"),
+    Case(
+        "table: image model", "train", ["--dataset", "seattle_weather", "--model", "cnn"], r"does not apply to a table"
+    ),
+    Case("table: table flag for images", "train", ["--dataset", "digits", "--target", "y"], r"applies to a table"),
+    Case(
+        "table: export root is a file",
+        "train",
+        ["--dataset", "seattle_weather", "--export", "--export-dir", "f"],
+        r"is a file",
+        _file("f"),
+    ),
+    Case("table tune: image model", "tune", ["--dataset", "seattle_weather", "--model", "vgg"], r"does not apply"),
+    Case(
+        "table tune: no such target",
+        "tune",
+        ["--dataset", "csv:t.csv", "--target", "nope"],
+        r"no column named 'nope'",
+        _file("t.csv", "a,b\n1,x\n2,y\n"),
+    ),
+    Case("table EDA: image flag", "eda", ["--dataset", "seattle_weather", "--max-side", "8"], r"does not apply"),
+    Case(
+        "table EDA: one class",
+        "eda",
+        ["--dataset", "csv:t.csv", "--target", "b"],
+        r"one class only",
+        _file("t.csv", "a,b\n1,x\n2,x\n"),
+    ),
     Case("EDA of an unknown dataset", "eda", ["--dataset", "nosuch"], r"Unknown dataset 'nosuch'"),
     Case("EDA of one class", "eda", ["--dataset", "digits", "--classes", "3"], r"at least two different labels"),
     Case("EDA near-duplicate threshold 0", "eda", ["--near-duplicate-rms", "0"], r"positive number"),
