@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
 import os
 import shutil
 from typing import Any, Dict, Optional
@@ -268,7 +269,6 @@ def load_run(run_dir: str) -> TableRun:
     Raises:
         ValueError: If a file is missing or unreadable, or the table cannot be read again.
     """
-    import json
 
     def read(name: str):
         path = os.path.join(run_dir, name)
