@@ -310,3 +310,14 @@ def test_resnet50_loads_a_local_weights_file_with_imagenet_preprocessing(tmp_pat
             (28, 28, 1),
             10,
         )
+
+
+def test_reading_a_space_keeps_the_dtype_policy_the_caller_set():
+    """``hyperparameter_space`` clears the Keras session (its probe model is thrown away); a mixed-precision
+    policy set before it must survive, or every model built after it silently trains in float32."""
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        hparams.hyperparameter_space("mlp", (8, 8, 1), 10)
+        assert keras.config.dtype_policy().name == "mixed_bfloat16"
+    finally:
+        keras.config.set_dtype_policy("float32")

@@ -61,7 +61,9 @@ def hyperparameter_space(model_name, input_shape: Sequence[int], num_classes: in
     make_optimizer(hp)
     if batch_size is not None:
         batch_size_hp(hp, batch_size)
+    policy = keras.config.dtype_policy()  # clear_session resets the global policy: the caller's stays
     keras.backend.clear_session()
+    keras.config.set_dtype_policy(policy)
     return hp
 
 
