@@ -1,6 +1,6 @@
-"""A feed-forward network on a table as a run folder (issue 19, in progress): Seattle's rain tomorrow end
-to end, the raw-row model saved and reloaded, class weights, the time split, bad settings and a failure
-while writing."""
+"""A feed-forward network on a table end to end: Seattle's rain tomorrow as a run folder, its report in a
+browser, the raw-row export served in a fresh process, class weights, the time split, tune and export on
+tables, bad settings and a failure while writing."""
 
 import dataclasses
 import json

@@ -1,4 +1,4 @@
-"""Tables (issue 19, first part): reading a CSV, inferring column kinds, missing values, the target,
+"""Tables: reading a CSV, inferring column kinds, missing values, the target,
 bad files refused with the fix, Seattle's "rain tomorrow" without a column of tomorrow, and splits
 (stratified; by time, the past for training and the future for testing)."""
 
