@@ -11,7 +11,7 @@ import argparse
 import math
 import sys
 
-from tfcourse.config import NORMALIZATIONS, SPLIT_PROTOCOLS, DataConfig, TableDataConfig, TrainConfig
+from tfcourse.config import NORMALIZATIONS, SPLIT_PROTOCOLS, TABLE_SETTINGS, DataConfig, TableDataConfig, TrainConfig
 from tfcourse.models import list_models
 from tfcourse.tabular import CATALOGUE
 
@@ -176,16 +176,7 @@ def data_config_from_args(args: argparse.Namespace) -> DataConfig:
 
 # ----------------------------------------------------------------------------- tables
 
-TABLE_DATA_FLAGS = (
-    "target",
-    "features",
-    "drop",
-    "categorical",
-    "numeric",
-    "positive_class",
-    "time_column",
-    "class_weight",
-)
+TABLE_DATA_FLAGS = TABLE_SETTINGS
 # The data flags of images that a table does not take: given with a table they are refused.
 IMAGE_DATA_FLAGS = ("model", "data_dir", "normalization", "image_size", "augment", "classes", "train_limit")
 

@@ -119,6 +119,20 @@ class TrainConfig:
 TRANSFER_MODEL = "transfer"  # TrainConfig.model of a run with a base
 
 
+# A table's own settings beyond the data source, split and batch (TableDataConfig's fields, the table
+# flags of train/tune/eda and part of a table search's identity)
+TABLE_SETTINGS = (
+    "target",
+    "features",
+    "drop",
+    "categorical",
+    "numeric",
+    "positive_class",
+    "time_column",
+    "class_weight",
+)
+
+
 @dataclasses.dataclass(frozen=True)
 class TableDataConfig:
     """Where a table comes from and how it is split and fed (the table's ``DataConfig``).

@@ -36,16 +36,7 @@ IDENTITY_KEYS = (
     "normalization",
     "augment",
     "image_size",
-    # a table's (absent, so None, for images)
-    "target",
-    "features",
-    "drop",
-    "categorical",
-    "numeric",
-    "positive_class",
-    "time_column",
-    "class_weight",
-)
+) + config_lib.TABLE_SETTINGS  # a table's (absent, so None, for images)
 IDENTITY_DEFAULTS = {"lr_schedule": "plateau"}  # what a search.json written before the key existed ran with
 HYPERBAND_KEYS = ("max_epochs", "factor")  # Hyperband's budget; the others train each trial for --epochs
 EPOCH_KEYS = ("epochs",)

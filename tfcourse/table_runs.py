@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import json
 import os
 import shutil
 from typing import Any, Dict, Optional
@@ -227,8 +226,7 @@ def _metrics(network, pipelines, config: TableConfig):
     test_outputs = _outputs(network, pipelines.make("test", labels=False))
     if not dataset.binary:
         metrics = evaluate.evaluate_predictions(y_test, test_outputs, dataset.class_names)
-        shifted = np.exp(test_outputs - test_outputs.max(axis=1, keepdims=True))
-        probs = shifted / shifted.sum(axis=1, keepdims=True)
+        probs = evaluate.softmax(test_outputs)
     else:
         val_probs = evaluate.sigmoid(_outputs(network, pipelines.make("val", labels=False))[:, 0])
         threshold = evaluate.choose_threshold(dataset.y[splits.val], val_probs, config.threshold_metric)
@@ -271,12 +269,7 @@ def load_run(run_dir: str) -> TableRun:
     """
 
     def read(name: str):
-        path = os.path.join(run_dir, name)
-        try:
-            with open(path, encoding="utf-8") as handle:
-                return json.load(handle)
-        except (OSError, ValueError) as error:
-            raise ValueError(f"{path} cannot be read ({error}); pass a complete table run folder.") from None
+        return rundir.read_json(os.path.join(run_dir, name), name, "Pass a complete table run folder.")
 
     record = read(rundir.CONFIG_FILE)
     settings = dict(record["config"]["data"])

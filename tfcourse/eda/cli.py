@@ -140,44 +140,25 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.check:
             browser.require_available()  # before a minute of work, not after it
 
-        say = (lambda text: None) if args.quiet else (lambda text: print(f"tfcourse.eda: {text}", flush=True))
-        try:
-            paths = eda_page.write_eda(
-                config,
-                download=not args.no_download,
-                progress=say,
-                command=["python", "-m", "tfcourse.eda"] + list(sys.argv[1:] if argv is None else argv),
-            )
-        except OSError as error:  # a full disk or an unwritable folder: the partial folder is gone
-            raise ValueError(
-                f"cannot write {error.filename or 'the EDA folder'} ({error.strerror}); free space or pass another "
-                "--output-dir, then run the same command again."
-            ) from None
-        for line in paths["implications"]:
-            print(f"- {line}")
-        if args.check:
-            browser.require_clean_page(paths["html"], "tfcourse.eda")
-        print(paths["html"])
-        print(paths["markdown"])
+        _write_and_show(
+            lambda say, command: eda_page.write_eda(
+                config, download=not args.no_download, progress=say, command=command
+            ),
+            args,
+            argv,
+            browser,
+        )
     return 0
 
 
-def _table_main(parser: argparse.ArgumentParser, args: argparse.Namespace, argv) -> int:
-    refuse_given(parser, args, IMAGE_EDA_FLAGS, f"for {args.dataset}")
-    data = table_data_config_from_args(args)
-    from tfcourse.report import browser, table_eda_page  # pandas, scikit-learn, matplotlib load after the flags
-
-    if args.check:
-        browser.require_available()
+def _write_and_show(write, args: argparse.Namespace, argv, browser) -> None:
+    """Runs ``write(progress, command)`` (an EDA page writer), prints what follows for training and the
+    page's paths, and with ``--check`` opens it in headless Chromium. A full disk or an unwritable
+    folder becomes a ``ValueError`` with the fix (the page writers leave no partial folder behind)."""
     say = (lambda text: None) if args.quiet else (lambda text: print(f"tfcourse.eda: {text}", flush=True))
+    command = ["python", "-m", "tfcourse.eda"] + list(sys.argv[1:] if argv is None else argv)
     try:
-        paths = table_eda_page.write_table_eda(
-            data,
-            seed=args.seed,
-            output_dir=args.output_dir,
-            progress=say,
-            command=["python", "-m", "tfcourse.eda"] + list(sys.argv[1:] if argv is None else argv),
-        )
+        paths = write(say, command)
     except OSError as error:
         raise ValueError(
             f"cannot write {error.filename or 'the EDA folder'} ({error.strerror}); free space or pass another "
@@ -189,6 +170,23 @@ def _table_main(parser: argparse.ArgumentParser, args: argparse.Namespace, argv)
         browser.require_clean_page(paths["html"], "tfcourse.eda")
     print(paths["html"])
     print(paths["markdown"])
+
+
+def _table_main(parser: argparse.ArgumentParser, args: argparse.Namespace, argv) -> int:
+    refuse_given(parser, args, IMAGE_EDA_FLAGS, f"for {args.dataset}")
+    data = table_data_config_from_args(args)
+    from tfcourse.report import browser, table_eda_page  # pandas, scikit-learn, matplotlib load after the flags
+
+    if args.check:
+        browser.require_available()
+    _write_and_show(
+        lambda say, command: table_eda_page.write_table_eda(
+            data, seed=args.seed, output_dir=args.output_dir, progress=say, command=command
+        ),
+        args,
+        argv,
+        browser,
+    )
     return 0
 
 

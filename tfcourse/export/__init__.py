@@ -24,7 +24,7 @@ import shutil
 import tempfile
 from typing import Any, Callable, Dict, Optional, Sequence
 
-from tfcourse import rundir
+from tfcourse import evaluate, rundir
 
 SIGNATURE_FLOAT = "serving_default"
 SIGNATURE_UINT8 = "serving_uint8"
@@ -435,10 +435,9 @@ def table_probabilities(model, columns: Dict[str, Any], threshold: Optional[floa
     feed = {name: tf.constant(np.asarray(values)[:, None]) for name, values in sorted(columns.items())}
     outputs = np.asarray(model(feed, training=False)).astype(np.float64)
     if threshold is None:
-        shifted = np.exp(outputs - outputs.max(axis=1, keepdims=True))
-        probabilities = shifted / shifted.sum(axis=1, keepdims=True)
+        probabilities = evaluate.softmax(outputs)
         return probabilities, probabilities.argmax(axis=1)
-    positive = 1 / (1 + np.exp(-outputs[:, 0]))
+    positive = evaluate.sigmoid(outputs[:, 0])
     return np.stack([1 - positive, positive], axis=1), (positive >= threshold).astype(int)
 
 

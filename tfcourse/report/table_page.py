@@ -35,12 +35,7 @@ def is_table_run(run_dir: str) -> bool:
 
 
 def _read(run_dir: str, name: str) -> Any:
-    path = os.path.join(run_dir, name)
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except (OSError, ValueError) as error:
-        raise ValueError(f"{path} cannot be read ({error}); the run folder is incomplete: train it again.") from None
+    return rundir.read_json(os.path.join(run_dir, name), name, "The run folder is incomplete: train it again.")
 
 
 def _report_rows(metrics: Dict[str, Any], class_names) -> list:
