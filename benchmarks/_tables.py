@@ -7,28 +7,7 @@ import platform
 import shlex
 import sys
 
-
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), or what ``platform`` knows."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def cpu_flags() -> str:
-    """The CPU features that decide TensorFlow's speed here (AVX-512, AMX for bfloat16)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            flags = next((line.split(":", 1)[1].split() for line in handle if line.startswith("flags")), [])
-    except OSError:
-        return "unknown"
-    wanted = ["avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16"]
-    return ", ".join(f"{flag} {'yes' if flag in flags else 'no'}" for flag in wanted)
+from tfcourse import machine
 
 
 def machine_line() -> str:
@@ -39,10 +18,7 @@ def machine_line() -> str:
             versions.append(f"{module} {__import__(module).__version__}")
         except ImportError:
             pass
-    return (
-        f"{cpu_model()}, {os.cpu_count()} cores ({cpu_flags()}); {', '.join(versions)}; "
-        f"Python {platform.python_version()}"
-    )
+    return f"{machine.describe()}; {', '.join(versions)}; Python {platform.python_version()}"
 
 
 def header(command=None) -> str:

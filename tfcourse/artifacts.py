@@ -184,10 +184,14 @@ class Run:
                 chunks.append(np.log(np.maximum(serve(images=batch)["probabilities"].numpy(), 1e-12)))
         else:
             model = self.keras_model("predictions")
+            tta = ((self.record or {}).get("config") or {}).get("tta", "none")  # as the run was evaluated
             for start in range(0, len(test.images), batch_size):
-                chunks.append(
-                    np.asarray(model(self.model_inputs(test.images[start : start + batch_size]), training=False))
-                )
+                inputs = self.model_inputs(test.images[start : start + batch_size])
+                if tta == "none":
+                    chunks.append(np.asarray(model(inputs, training=False)))
+                else:
+                    probabilities = evaluate.probabilities(model, inputs, tta).numpy()
+                    chunks.append(np.log(np.maximum(probabilities, 1e-30)))
         return {"labels": test.labels, "logits": np.concatenate(chunks), "test_indices": test.indices}
 
 

@@ -136,7 +136,13 @@ def add_data_arguments(
         help="resize an image folder to this size (default: size of its first image)",
     )
     if pipeline:
-        parser.add_argument("--augment", action="store_true", help="random flips and shifts on the training split")
+        parser.add_argument(
+            "--augment",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="random flips (datasets whose mirror images keep their class) and shifts on the training split "
+            "(default: off; on with --recipe fast)",
+        )
     parser.add_argument(
         "--classes",
         type=classes,
@@ -153,12 +159,19 @@ def add_data_arguments(
     )
     if pipeline:
         parser.add_argument(
-            "--batch-size", type=positive_int, default=DEFAULTS.data.batch_size, help="examples per batch"
+            "--batch-size",
+            type=positive_int,
+            default=None,
+            help=f"examples per batch (default: {DEFAULTS.data.batch_size}; 256 with --recipe fast)",
         )
     parser.add_argument("--no-download", action="store_true", help="never let tfds download a missing dataset")
 
 
-def data_config_from_args(args: argparse.Namespace) -> DataConfig:
+def data_config_from_args(args: argparse.Namespace, batch_size=None, augment=None) -> DataConfig:
+    """The ``DataConfig`` of the flags; ``batch_size``/``augment`` are the defaults where a flag was not given
+    (a recipe's), ``DataConfig``'s own otherwise."""
+    given_batch = getattr(args, "batch_size", None)
+    given_augment = getattr(args, "augment", None)
     return DataConfig(
         dataset=args.dataset,
         data_dir=args.data_dir,
@@ -166,8 +179,8 @@ def data_config_from_args(args: argparse.Namespace) -> DataConfig:
         val_fraction=args.val_fraction,
         test_fraction=args.test_fraction,
         normalization=getattr(args, "normalization", DEFAULTS.data.normalization),
-        batch_size=getattr(args, "batch_size", DEFAULTS.data.batch_size),
-        augment=getattr(args, "augment", False),
+        batch_size=given_batch or batch_size or DEFAULTS.data.batch_size,
+        augment=bool(given_augment if given_augment is not None else augment),
         image_size=tuple(args.image_size) if args.image_size else None,
         classes=args.classes,
         train_limit=args.train_limit,
@@ -268,7 +281,7 @@ def table_data_config_from_args(args: argparse.Namespace) -> TableDataConfig:
         split="time" if args.split == "time" else "stratified",
         val_fraction=args.val_fraction,
         test_fraction=args.test_fraction,
-        batch_size=getattr(args, "batch_size", TableDataConfig.batch_size),
+        batch_size=getattr(args, "batch_size", None) or TableDataConfig.batch_size,
         class_weight=args.class_weight,
     )
 

@@ -19,6 +19,60 @@ TUNER_KINDS = ("random", "hyperband", "bayesian")
 OBJECTIVES = ("val_accuracy", "val_loss")  # trials are scored on the validation split
 THRESHOLD_METRICS = ("f1", "balanced_accuracy", "accuracy")  # what a two-class table's threshold maximises
 CLASS_WEIGHTS = (None, "balanced")
+TTA_MODES = ("none", "flip")  # test-time augmentation: also predict on the mirrored image, average the probabilities
+PRECISIONS = ("auto", "float32", "mixed_bfloat16")  # tfcourse.machine.resolve_precision says what auto picks
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """How a model is trained: the optimizer and its learning-rate curve, the loss, and the defaults of the
+    run's shape that ``tfcourse.train`` fills in when their flags are not given.
+
+    Attributes:
+        name: ``standard`` or ``fast`` (``RECIPES``).
+        optimizer: ``hp``: the model's ``optimizer``/``learning_rate`` hyperparameters (Adam by default);
+            ``sgd_nesterov``: SGD with Nesterov momentum ``momentum`` and weight decay ``weight_decay``.
+        schedule: ``hp``: ``TrainConfig.lr_schedule`` (plateau cuts or a per-epoch cosine, with early
+            stopping); ``onecycle``: per step, linear from 0 up to ``peak_learning_rate`` over the first
+            ``warmup_fraction`` of the steps, then linear down to 0 at the last step. Every epoch runs.
+        label_smoothing: The loss's target is ``1 - s`` on the true class and ``s / classes`` spread over all.
+        batch_size, epochs, augment, tta: The command line's defaults under this recipe.
+    """
+
+    name: str
+    optimizer: str = "hp"
+    schedule: str = "hp"
+    peak_learning_rate: Optional[float] = None
+    warmup_fraction: float = 0.0
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.0
+    batch_size: int = 128
+    epochs: int = 30
+    augment: bool = False
+    tta: str = "none"
+
+
+# The fast recipe is the time-to-accuracy one (batch norm nets, SGD-Nesterov, one-cycle learning rate,
+# label smoothing, flips and shifts, flip test-time augmentation; see docs/speed.md for each piece's
+# measured effect).
+RECIPES = {
+    "standard": Recipe("standard"),
+    "fast": Recipe(
+        "fast",
+        optimizer="sgd_nesterov",
+        schedule="onecycle",
+        peak_learning_rate=0.2,
+        warmup_fraction=0.25,
+        momentum=0.9,
+        weight_decay=5e-4,
+        label_smoothing=0.1,
+        batch_size=256,
+        epochs=16,
+        augment=True,
+        tta="flip",
+    ),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +146,12 @@ class TrainConfig:
             index) to its top and train ``fine_tune_epochs`` more epochs at the learning rate
             times ``fine_tune_lr_scale``.
         report: Write ``report.html`` / ``report.md`` (figures, Grad-CAM gallery) into the run folder.
+        recipe: ``standard`` or ``fast``: the optimizer, learning-rate curve and loss (``RECIPES``).
+        peak_learning_rate: The one-cycle curve's peak (``None``: the recipe's); only with a one-cycle recipe.
+        tta: ``flip``: test predictions average the model's probabilities on the image and its mirror
+            image (also inside an export); ``none``: the image alone.
+        precision: ``float32``, ``mixed_bfloat16`` (bfloat16 compute, float32 weights and logits) or
+            ``auto`` (``tfcourse.machine.resolve_precision``: bfloat16 where the CPU has AMX-BF16).
     """
 
     model: str = DEFAULT_MODEL
@@ -113,6 +173,10 @@ class TrainConfig:
     fine_tune_epochs: int = 5
     fine_tune_lr_scale: float = 0.1
     report: bool = True
+    recipe: str = "standard"
+    peak_learning_rate: Optional[float] = None
+    tta: str = "none"
+    precision: str = "auto"
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
 
 
@@ -220,6 +284,7 @@ class TuneConfig:
         lr_schedule: ``plateau`` or ``cosine``, as for ``TrainConfig``, in every trial and in the
             retrained model; the cosine decay runs over ``epochs`` (Hyperband: over ``max_epochs``,
             each round going on where the previous one stopped).
+        precision: As ``TrainConfig.precision``, for every trial and the retrained model.
         data: Where the data comes from and how it is split and fed: a ``DataConfig`` for images, a
             ``TableDataConfig`` for a table (then ``model`` is a table model).
     """
@@ -241,6 +306,7 @@ class TuneConfig:
     seed: int = 42
     steps_per_execution: int = 8
     lr_schedule: str = "plateau"
+    precision: str = "auto"
     data: Union[DataConfig, TableDataConfig] = dataclasses.field(default_factory=DataConfig)
 
 

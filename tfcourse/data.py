@@ -711,9 +711,11 @@ def mirror_safe(name: str) -> Optional[bool]:
     return (entry[1] if entry else CATALOGUE.get(name, {})).get("mirror_safe")
 
 
-def _augmenter(seed: int):
+def _augmenter(seed: int, flip: bool = True):
     # Keras preprocessing layers operate on whole batches, so augmentation stays vectorised.
-    layers = [augmentation_layer(name, seed + i) for i, name in enumerate(PIPELINE_AUGMENTATIONS)]
+    layers = [
+        augmentation_layer(name, seed + i) for i, name in enumerate(PIPELINE_AUGMENTATIONS) if flip or name != "flip"
+    ]
 
     def augment(images):
         for layer in layers:
@@ -731,12 +733,14 @@ def make_pipeline(
     training: bool = False,
     augment: bool = False,
     seed: int = 42,
+    flip: bool = True,
 ):
     """One tf.data pipeline: cache -> (shuffle) -> batch -> scale (+ augment) -> prefetch.
 
     The uint8 arrays are cached (they fit in memory), shuffling happens before batching
     with a fixed seed (a different but repeatable order every epoch), and the per-batch
-    map is vectorised. Augmentation is applied only when ``training`` is true.
+    map is vectorised. Augmentation is applied only when ``training`` is true; ``flip=False`` leaves
+    out the mirror flip (datasets whose mirror images change class, e.g. digits).
     """
     import tensorflow as tf
 
@@ -746,7 +750,7 @@ def make_pipeline(
     if training:
         dataset = dataset.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size)
-    augment_fn = _augmenter(seed) if (training and augment) else None
+    augment_fn = _augmenter(seed, flip) if (training and augment) else None
 
     def preprocess(images, labels):
         images = normalization.apply(images)
@@ -766,7 +770,14 @@ def make_pipelines(dataset: Dataset, splits: Splits, config: DataConfig, seed: i
 
     def make_train(batch_size: int):
         return make_pipeline(
-            x_train, y_train, normalization, batch_size, training=True, augment=config.augment, seed=seed
+            x_train,
+            y_train,
+            normalization,
+            batch_size,
+            training=True,
+            augment=config.augment,
+            seed=seed,
+            flip=mirror_safe(config.dataset) is not False,  # unknown data: flipped, as --augment says
         )
 
     return Pipelines(

@@ -229,12 +229,37 @@ def binary_metrics(
     }
 
 
-def predict(model, dataset) -> Dict[str, np.ndarray]:
-    """True labels and logits over a labelled pipeline, in order (one compiled forward function)."""
+def probabilities(model, inputs, tta: str = "none"):
+    """Class probabilities of ``model`` (logits out) on preprocessed ``inputs``, in TensorFlow; with
+    ``tta="flip"`` the mean of those on the images and on their mirror images (the run's test-time
+    augmentation: ``predict`` and the export's signatures both call this, so the served model is the
+    evaluated one)."""
+    import tensorflow as tf
+
+    result = tf.nn.softmax(tf.cast(model(inputs, training=False), tf.float32), axis=-1)
+    if tta == "flip":
+        mirrored = tf.nn.softmax(tf.cast(model(tf.reverse(inputs, axis=[2]), training=False), tf.float32), axis=-1)
+        result = (result + mirrored) / 2.0
+    elif tta != "none":
+        raise ValueError(f"Unknown test-time augmentation {tta!r}; use none or flip.")
+    return result
+
+
+def predict(model, dataset, tta: str = "none") -> Dict[str, np.ndarray]:
+    """True labels and logits over a labelled pipeline, in order (one compiled forward function).
+
+    Args:
+        tta: ``flip``: the "logits" are the log of the mean probabilities on each image and its mirror
+            image (log-probabilities: softmax gives those mean probabilities back, so every number
+            computed from logits applies unchanged).
+    """
     import tensorflow as tf
 
     labels, logits = [], []
-    forward = tf.function(lambda images: model(images, training=False))
+    if tta == "none":
+        forward = tf.function(lambda images: model(images, training=False))
+    else:
+        forward = tf.function(lambda images: tf.math.log(tf.maximum(probabilities(model, images, tta), 1e-30)))
     for images, batch_labels in dataset:
         logits.append(forward(images).numpy())
         labels.append(batch_labels.numpy())

@@ -7,12 +7,16 @@ hyperparameters like any other, declared here so every model shares them.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
 from typing import Any, List, Mapping, Optional, Sequence
 
 import keras
+
+from tfcourse.config import RECIPES, Recipe
+from tfcourse.models.layers import OneCycle, SmoothedSparseCategoricalCrossentropy
 
 OPTIMIZERS = ["adam", "sgd", "rmsprop"]
 PLATEAU_FACTOR = 0.3  # the learning rate is cut to this share on a val_loss plateau
@@ -33,6 +37,41 @@ def make_optimizer(hp, learning_rate_scale: float = 1.0):
     return keras.optimizers.RMSprop(learning_rate)
 
 
+def get_recipe(name: str) -> Recipe:
+    """A recipe by name; ``ValueError`` naming the valid ones otherwise."""
+    if name not in RECIPES:
+        raise ValueError(f"Unknown recipe {name!r}; use one of {', '.join(RECIPES)}.")
+    return RECIPES[name]
+
+
+def recipe_optimizer(recipe: Recipe, total_steps: int, peak_learning_rate: Optional[float] = None):
+    """The optimizer of a recipe that brings its own (``optimizer != "hp"``), with its learning-rate curve.
+
+    Args:
+        total_steps: Training steps of the run (the one-cycle curve spans them).
+        peak_learning_rate: Overrides the recipe's peak.
+    """
+    if recipe.optimizer != "sgd_nesterov" or recipe.schedule != "onecycle":
+        raise ValueError(f"Recipe {recipe.name!r} takes its optimizer from the hyperparameters (make_optimizer).")
+    schedule = OneCycle(peak_learning_rate or recipe.peak_learning_rate, total_steps, recipe.warmup_fraction)
+    return keras.optimizers.SGD(schedule, momentum=recipe.momentum, nesterov=True, weight_decay=recipe.weight_decay)
+
+
+@contextlib.contextmanager
+def dtype_policy(policy: str):
+    """Builds models under Keras' global dtype ``policy`` (e.g. ``mixed_bfloat16``), then restores the previous one.
+
+    The policy is read when a layer is made, so the model keeps it after the block; set it after any
+    ``keras.backend.clear_session()``, which resets it.
+    """
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
 def compile_model(
     model,
     hp,
@@ -40,6 +79,8 @@ def compile_model(
     learning_rate_scale: float = 1.0,
     jit_compile: bool = False,
     binary: bool = False,
+    optimizer=None,
+    label_smoothing: float = 0.0,
 ):
     """Compiles ``model`` for integer labels and logits outputs, from ``hp``.
 
@@ -48,6 +89,9 @@ def compile_model(
             ``benchmarks/pipeline_throughput.py``).
         binary: The model has one output, the positive class's log-odds (a two-class table):
             binary cross-entropy, accuracy at log-odds 0 (probability 0.5) and ROC-AUC.
+        optimizer: A recipe's own optimizer (``recipe_optimizer``); ``None``: ``make_optimizer(hp)``
+            (which also declares the optimizer hyperparameters).
+        label_smoothing: Of the (multi-class) loss; 0 is plain cross-entropy.
     """
     if binary:
         loss = keras.losses.BinaryCrossentropy(from_logits=True)
@@ -55,11 +99,14 @@ def compile_model(
             keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0),
             keras.metrics.AUC(from_logits=True, name="auc"),
         ]
+    elif label_smoothing:
+        loss = SmoothedSparseCategoricalCrossentropy(label_smoothing)
+        metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
     else:
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
     model.compile(
-        optimizer=make_optimizer(hp, learning_rate_scale),
+        optimizer=optimizer if optimizer is not None else make_optimizer(hp, learning_rate_scale),
         loss=loss,
         metrics=metrics,
         steps_per_execution=steps_per_execution,
@@ -135,6 +182,7 @@ def standard_callbacks(
     append: bool = False,
     first_epoch: int = 0,
     schedule_epochs: Optional[int] = None,
+    per_step_schedule: bool = False,
 ) -> List:
     """Divergence stop, learning-rate schedule, early stopping, TensorBoard and CSV logs of a run or a trial.
 
@@ -147,18 +195,23 @@ def standard_callbacks(
     ``patience`` epochs without improvement with the best weights restored. Without
     validation data (a final fit on train + val for a known number of epochs) the learning
     rate follows a cosine decay over ``fixed_epochs`` and every epoch runs. ``append``
-    continues an existing ``history.csv`` (a second phase of the same run).
+    continues an existing ``history.csv`` (a second phase of the same run). ``per_step_schedule``: the
+    optimizer carries its own curve (a recipe's one-cycle), so there is no per-epoch schedule and no
+    early stopping: every epoch runs, validated when there is validation data.
     """
+    callbacks = [keras.callbacks.TerminateOnNaN()]
     cosine_epochs = fixed_epochs or schedule_epochs
-    callbacks = [
-        keras.callbacks.TerminateOnNaN(),
-        cosine_schedule(cosine_epochs, first_epoch)
-        if cosine_epochs
-        else keras.callbacks.ReduceLROnPlateau(
-            monitor=monitor, factor=PLATEAU_FACTOR, patience=max(1, patience // 2), min_lr=1e-5
-        ),
-    ]
-    if fixed_epochs is None:
+    if per_step_schedule:
+        pass
+    elif cosine_epochs:
+        callbacks.append(cosine_schedule(cosine_epochs, first_epoch))
+    else:
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor=monitor, factor=PLATEAU_FACTOR, patience=max(1, patience // 2), min_lr=1e-5
+            )
+        )
+    if fixed_epochs is None and not per_step_schedule:
         callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=True))
     if run_dir is not None:
         callbacks += [

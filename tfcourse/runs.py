@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 import tfcourse
-from tfcourse import artifacts, cost, data, evaluate, export, fit, hparams, rundir, transfer
+from tfcourse import artifacts, cost, data, evaluate, export, fit, hparams, machine, rundir, transfer
 from tfcourse import config as config_lib
 from tfcourse.config import TrainConfig
 from tfcourse.models import get_spec, load_keras_model
@@ -93,6 +93,7 @@ def validate_config(config: TrainConfig) -> None:
             f"normalization must be one of {config_lib.NORMALIZATIONS}, got {config.data.normalization!r}",
         ),
     ]
+    checks += _recipe_checks(config)
     pretrained_rgb = config.hp.get("weights", "none") != "none" or (
         config.base is not None and transfer.is_application(config.base) and config.base_weights != "none"
     )
@@ -107,6 +108,45 @@ def validate_config(config: TrainConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise ValueError(message + ".")
+
+
+def _recipe_checks(config: TrainConfig):
+    """What the recipe, test-time augmentation and precision settings must satisfy (``(ok, message)`` pairs)."""
+    recipe = fit.get_recipe(config.recipe)
+    machine.resolve_precision(config.precision)  # raises for an unknown value
+    own_optimizer = recipe.optimizer != "hp"
+    given = sorted(set(config.hp) & {"optimizer", "learning_rate"})
+    mirror = data.mirror_safe(config.data.dataset)
+    return [
+        (
+            config.tta in config_lib.TTA_MODES,
+            f"tta must be one of {config_lib.TTA_MODES}, got {config.tta!r}",
+        ),
+        (
+            not (config.tta == "flip" and mirror is False),
+            f"--tta flip averages each test image with its mirror image, but a mirrored {config.data.dataset} "
+            "image is not of the same class (e.g. a digit); use --tta none",
+        ),
+        (
+            not (own_optimizer and given),
+            f"--recipe {recipe.name} brings its own optimizer (SGD-Nesterov, one-cycle learning rate), so "
+            f"--hp {', '.join(given)} would be ignored; use --peak-lr to set its peak, or --recipe standard",
+        ),
+        (
+            config.peak_learning_rate is None or (own_optimizer and config.peak_learning_rate > 0),
+            f"--peak-lr sets the peak of a one-cycle recipe (--recipe fast) and must be positive; recipe "
+            f"{recipe.name!r} takes the learning rate from --hp learning_rate",
+        ),
+        (
+            not (own_optimizer and config.fine_tune_at is not None),
+            f"--recipe {recipe.name} does not fine-tune in a second phase yet; drop --fine-tune-at or use "
+            "--recipe standard",
+        ),
+        (
+            not (own_optimizer and config.lr_schedule != config_lib.TrainConfig.lr_schedule),
+            f"--recipe {recipe.name} has its own learning-rate curve (one-cycle); drop --lr-schedule",
+        ),
+    ]
 
 
 def model_builder(config: TrainConfig, for_space: bool = False):
@@ -176,7 +216,7 @@ def train_and_evaluate(
     os.makedirs(staging)
     try:
         trained = _train(model, hp, pipelines, config, staging, verbose)
-        outputs, metrics, model_cost = _evaluate(model, pipelines, splits, trained)
+        outputs, metrics, model_cost = _evaluate(model, pipelines, splits, trained, config)
         record = _run_record(config, hp, dataset, splits, pipelines, record_extra)
         _write_run_folder(
             staging, config, record, trained.history, metrics, model_cost, outputs, model, splits, dataset.source
@@ -220,6 +260,7 @@ def train_and_evaluate(
             x[splits.test[:32]],
             metrics["test_accuracy"],
             verify=verify_export,
+            tta=config.tta,
         )
     return RunResult(run_dir, metrics, trained.history, export_dir, model)
 
@@ -264,11 +305,23 @@ def _build_model(config: TrainConfig, pipelines):
         pipelines.num_classes,
         label=config.model,
     )
-    model = model_builder(config)(hp, pipelines.input_shape, pipelines.num_classes)
+    with fit.dtype_policy(machine.resolve_precision(config.precision)["policy"]):
+        model = model_builder(config)(hp, pipelines.input_shape, pipelines.num_classes)
     if config.fine_tune_at is not None:
         transfer.fine_tune_start(model, config.fine_tune_at)  # a wrong layer fails now, not after training the head
-    # compiling also registers optimizer/learning_rate, so hp.values then lists every setting
-    fit.compile_model(model, hp, steps_per_execution=config.steps_per_execution)
+    recipe = fit.get_recipe(config.recipe)
+    optimizer = None
+    if recipe.optimizer != "hp":
+        steps = math.ceil(pipelines.sizes["train"] / pipelines.batch_size) * config.epochs
+        optimizer = fit.recipe_optimizer(recipe, steps, config.peak_learning_rate)
+    # compiling also registers optimizer/learning_rate (with the hp optimizer), so hp.values then lists every setting
+    fit.compile_model(
+        model,
+        hp,
+        steps_per_execution=config.steps_per_execution,
+        optimizer=optimizer,
+        label_smoothing=recipe.label_smoothing,
+    )
     return model, hp
 
 
@@ -311,10 +364,10 @@ def _train(model, hp, pipelines, config: TrainConfig, staging: str, verbose) -> 
     return Trained(history, epoch_seconds, time.perf_counter() - start, described)
 
 
-def _evaluate(model, pipelines, splits, trained: Trained):
+def _evaluate(model, pipelines, splits, trained: Trained, config: TrainConfig):
     """Test-set predictions, every number of ``metrics.json`` (evaluation, training speed, cost) and the
     model's cost report."""
-    outputs = evaluate.predict(model, pipelines.test)
+    outputs = evaluate.predict(model, pipelines.test, tta=config.tta)
     metrics = evaluate.evaluate_predictions(outputs["labels"], outputs["logits"], pipelines.class_names, splits.test)
     if not math.isfinite(metrics["test_loss"]):
         raise fit.TrainingDiverged(
@@ -358,6 +411,12 @@ def _run_record(config: TrainConfig, hp, dataset, splits, pipelines, extra) -> D
             "normalization": dataclasses.asdict(pipelines.normalization),
         },
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "tfcourse": tfcourse.__version__},
+        "precision": machine.resolve_precision(config.precision),
+        "machine": machine.describe(),
+        "recipe": {
+            **dataclasses.asdict(fit.get_recipe(config.recipe)),
+            "peak_learning_rate": config.peak_learning_rate or fit.get_recipe(config.recipe).peak_learning_rate,
+        },
         **(extra or {}),
     }
 
@@ -406,6 +465,7 @@ def _fit(
             append=append,
             first_epoch=initial_epoch,
             schedule_epochs=epochs if config.lr_schedule == "cosine" else None,
+            per_step_schedule=fit.get_recipe(config.recipe).schedule != "hp",
         ),
         shuffle=False,  # the training pipeline shuffles, with the run's seed
         verbose=verbose,
@@ -463,6 +523,7 @@ def export_run(
     images,
     test_accuracy: Optional[float],
     verify: bool = True,
+    tta: str = "none",
 ) -> str:
     """Exports a finished run's model (checked in a fresh process before it gets a version number)
     and records where in ``export.json``.
@@ -481,6 +542,7 @@ def export_run(
             images,
             metadata={"run_dir": os.path.abspath(run_dir), "test_accuracy": test_accuracy},
             verify=verify,
+            tta=tta,
         )
     except Exception as error:  # noqa: BLE001  (disk full, permissions, a failed check: the run is kept)
         raise ValueError(

@@ -16,7 +16,7 @@ from typing import Any, Dict, Optional
 import keras
 
 from tfcourse import config as config_lib
-from tfcourse import data, hparams, rundir, runs, table_runs, tuners
+from tfcourse import data, hparams, machine, rundir, runs, table_runs, tuners
 from tfcourse.config import TableConfig, TableDataConfig, TrainConfig, TuneConfig
 from tfcourse.models import get_spec, list_models
 
@@ -29,6 +29,7 @@ IDENTITY_KEYS = (
     "space",
     "executions_per_trial",
     "lr_schedule",
+    "precision",
     "dataset",
     "split",
     "val_fraction",
@@ -37,7 +38,8 @@ IDENTITY_KEYS = (
     "augment",
     "image_size",
 ) + config_lib.TABLE_SETTINGS  # a table's (absent, so None, for images)
-IDENTITY_DEFAULTS = {"lr_schedule": "plateau"}  # what a search.json written before the key existed ran with
+# what a search.json written before the key existed ran with (float32: before --precision, always)
+IDENTITY_DEFAULTS = {"lr_schedule": "plateau", "precision": "float32"}
 HYPERBAND_KEYS = ("max_epochs", "factor")  # Hyperband's budget; the others train each trial for --epochs
 EPOCH_KEYS = ("epochs",)
 
@@ -67,6 +69,8 @@ def search_record(config: TuneConfig, input_shape, num_classes: int) -> Dict[str
     image_size = getattr(config.data, "image_size", None)
     record["image_size"] = list(image_size) if image_size else None
     record.update(
+        # the policy auto resolved to on this machine: a resume elsewhere must not mix float32 and bfloat16 trials
+        precision="float32" if is_table(config) else machine.resolve_precision(config.precision)["policy"],
         direction=tuners.objective_direction(config.objective),
         input_shape=list(input_shape),
         num_classes=int(num_classes),
@@ -179,6 +183,7 @@ def validate(config: TuneConfig) -> None:
         seed=config.seed,
         steps_per_execution=config.steps_per_execution,
         lr_schedule=config.lr_schedule,
+        precision=config.precision,
         data=config.data,
     )
     runs.validate_config(probe)
@@ -262,6 +267,7 @@ def run_search(
         make_train=pipelines.make_train,
         batch_size=pipelines.batch_size,
         seed=config.seed,
+        dtype_policy=record["precision"],
     )
     tuner = tuners.make_tuner(
         config.tuner,
@@ -399,6 +405,7 @@ def retrain_best(
         steps_per_execution=config.steps_per_execution,
         train_on=train_on,
         lr_schedule=config.lr_schedule,
+        precision=config.precision,
         data=dataclasses.replace(config.data, batch_size=batch_size),
     )
     print(

@@ -30,7 +30,16 @@ from tfcourse.cli_args import (
     table_data_config_from_args,
     verbosity,
 )
-from tfcourse.config import LR_SCHEDULES, THRESHOLD_METRICS, TRANSFER_MODEL, TableConfig, TrainConfig
+from tfcourse.config import (
+    LR_SCHEDULES,
+    PRECISIONS,
+    RECIPES,
+    THRESHOLD_METRICS,
+    TRANSFER_MODEL,
+    TTA_MODES,
+    TableConfig,
+    TrainConfig,
+)
 from tfcourse.models import MODELS
 from tfcourse.rundir import cli_errors
 
@@ -48,7 +57,42 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", default=None, choices=sorted(MODELS), help=f"registered model to train (default {DEFAULTS.model})"
     )
     add_data_arguments(parser, tables=True)
-    parser.add_argument("--epochs", type=positive_int, default=DEFAULTS.epochs, help="maximum epochs")
+    parser.add_argument(
+        "--epochs",
+        type=positive_int,
+        default=None,
+        help=f"maximum epochs (default: {DEFAULTS.epochs}; {RECIPES['fast'].epochs}, every one run, with --recipe fast)",
+    )
+    parser.add_argument(
+        "--recipe",
+        choices=sorted(RECIPES),
+        default=DEFAULTS.recipe,
+        help="standard: the model's optimizer hyperparameters (Adam), --lr-schedule, early stopping; fast: "
+        "SGD-Nesterov with a one-cycle learning rate, label smoothing 0.1, weight decay, flips and shifts, flip "
+        "test-time augmentation, batch 256, 16 epochs (docs/speed.md)",
+    )
+    parser.add_argument(
+        "--peak-lr",
+        type=positive_float,
+        default=None,
+        metavar="RATE",
+        help=f"--recipe fast: the one-cycle learning rate's peak (default {RECIPES['fast'].peak_learning_rate})",
+    )
+    parser.add_argument(
+        "--tta",
+        choices=TTA_MODES,
+        default=None,
+        help="test-time augmentation: flip averages the probabilities on each test image and its mirror image, "
+        "in the evaluation and in the export (default: none; flip with --recipe fast on a dataset whose mirror "
+        "images keep their class)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=DEFAULTS.precision,
+        help="mixed_bfloat16: bfloat16 compute with float32 weights and logits; auto: mixed_bfloat16 on a CPU "
+        "with AMX-BF16, float32 otherwise (recorded in config.json and the report)",
+    )
     parser.add_argument(
         "--patience", type=int, default=DEFAULTS.patience, help="early stopping: epochs without val_loss improvement"
     )
@@ -137,6 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
 TABLE_FLAGS = TABLE_DATA_FLAGS + ("threshold_metric",)
 # Flags of the image path a table run does not take (yet); given with a table they are refused.
 IMAGE_ONLY_FLAGS = IMAGE_DATA_FLAGS + (
+    "recipe",
+    "peak_lr",
+    "tta",
+    "precision",
     "lr_schedule",
     "deterministic",
     "steps_per_execution",
@@ -155,7 +203,7 @@ def table_config_from_args(parser: argparse.ArgumentParser, args: argparse.Names
     model = args.model or TableConfig.model
     return TableConfig(
         model=model,
-        epochs=args.epochs,
+        epochs=args.epochs or TableConfig.epochs,
         patience=args.patience,
         seed=args.seed,
         hp=dict(args.hp),
@@ -168,8 +216,17 @@ def table_config_from_args(parser: argparse.ArgumentParser, args: argparse.Names
     )
 
 
+def recipe_tta(recipe, dataset: str) -> str:
+    """The recipe's test-time augmentation for ``dataset``: a flip only where mirror images are known to
+    keep their class (Fashion-MNIST yes; digits no; an unknown folder: not assumed)."""
+    from tfcourse.data import mirror_safe
+
+    return recipe.tta if recipe.tta != "flip" or mirror_safe(dataset) is True else "none"
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    data = data_config_from_args(args)
+    recipe = RECIPES[args.recipe]
+    data = data_config_from_args(args, batch_size=recipe.batch_size, augment=recipe.augment)
     model = args.model or (TRANSFER_MODEL if args.base else DEFAULTS.model)
     return TrainConfig(
         model=model,
@@ -179,9 +236,13 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         fine_tune_at=args.fine_tune_at,
         fine_tune_epochs=args.fine_tune_epochs,
         fine_tune_lr_scale=args.fine_tune_lr_scale,
-        epochs=args.epochs,
+        epochs=args.epochs or recipe.epochs,
         patience=args.patience,
         lr_schedule=args.lr_schedule,
+        recipe=args.recipe,
+        peak_learning_rate=args.peak_lr,
+        tta=args.tta or recipe_tta(recipe, args.dataset),
+        precision=args.precision,
         seed=args.seed,
         hp=dict(args.hp),
         output_dir=args.output_dir,

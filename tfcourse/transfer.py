@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Optional
 import keras
 
 from tfcourse.models import load_keras_model
+from tfcourse.models.common import logits_layer
 from tfcourse.models.layers import adapt_to_rgb
 from tfcourse.models.resnet import RESNET50_IMAGE_SIZES, load_application
 from tfcourse.rundir import model_file
@@ -106,7 +107,7 @@ def build(hp, input_shape, num_classes, base: str, base_weights: str = "imagenet
         x = keras.layers.Dense(head_units, activation="relu", name="head_dense")(x)
         if head_dropout > 0:
             x = keras.layers.Dropout(head_dropout, name="head_dropout")(x)
-    outputs = keras.layers.Dense(num_classes, name="logits")(x)
+    outputs = logits_layer(num_classes)(x)
     return keras.Model(inputs, outputs, name="transfer")
 
 

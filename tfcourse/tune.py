@@ -28,7 +28,7 @@ from tfcourse.cli_args import (
     table_data_config_from_args,
     verbosity,
 )
-from tfcourse.config import LR_SCHEDULES, OBJECTIVES, TRAIN_ON, TUNER_KINDS, TableConfig, TuneConfig
+from tfcourse.config import LR_SCHEDULES, OBJECTIVES, PRECISIONS, TRAIN_ON, TUNER_KINDS, TableConfig, TuneConfig
 from tfcourse.models import MODELS
 from tfcourse.rundir import cli_errors
 
@@ -134,6 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(Hyperband: --max-epochs), in every trial and in the retrained model",
     )
     parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=DEFAULTS.precision,
+        help="mixed_bfloat16: bfloat16 compute with float32 weights and logits, in every trial and the retrained "
+        "model; auto: mixed_bfloat16 on a CPU with AMX-BF16, float32 otherwise (images only)",
+    )
+    parser.add_argument(
         "--space",
         type=_space_item,
         action="append",
@@ -225,7 +232,7 @@ def config_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) 
     """The search's settings; a table (``--dataset csv:PATH`` or ``seattle_weather``) gets a
     ``TableDataConfig`` and refuses the image flags, an image dataset refuses the table flags."""
     if is_table(args.dataset):
-        refuse_given(parser, args, IMAGE_DATA_FLAGS, f"for {args.dataset}")
+        refuse_given(parser, args, IMAGE_DATA_FLAGS + ("precision",), f"for {args.dataset}")
         data, model = table_data_config_from_args(args), args.model or TableConfig.model
     else:
         refuse_table_flags(parser, args, TABLE_DATA_FLAGS)
@@ -248,6 +255,7 @@ def config_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) 
         seed=args.seed,
         steps_per_execution=args.steps_per_execution,
         lr_schedule=args.lr_schedule,
+        precision=args.precision,
         data=data,
     )
 

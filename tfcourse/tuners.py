@@ -44,6 +44,7 @@ def make_hypermodel(
     make_train: Optional[Callable[[int], Any]] = None,
     batch_size: Optional[int] = None,
     seed: int = 42,
+    dtype_policy: str = "float32",
 ):
     """A ``keras_tuner.HyperModel`` whose ``build(hp)`` is the registry builder plus ``fit.compile_model``.
 
@@ -53,6 +54,8 @@ def make_hypermodel(
             and each trial trains on a pipeline of its batch size.
         seed: Each trial's weights are initialised from ``seed`` + its trial number, so a
             trial is reproducible whatever ran before it (and after a resume).
+        dtype_policy: Keras dtype policy each trial's model is built under (``mixed_bfloat16``: bfloat16
+            compute, float32 logits); set inside ``build``, after KerasTuner's ``clear_session``.
     """
     # a table model's two-class head is one logit (binary cross-entropy); an image model's one per class
     binary = get_spec(model_name).kind == "table" and num_classes == 2
@@ -62,7 +65,8 @@ def make_hypermodel(
 
         def build(self, hp):
             keras.utils.set_random_seed(self.trial_seed)
-            model = build_model(model_name, hp, input_shape, num_classes)
+            with fit.dtype_policy(dtype_policy):
+                model = build_model(model_name, hp, input_shape, num_classes)
             return fit.compile_model(model, hp, steps_per_execution=steps_per_execution, binary=binary)
 
         def fit(self, hp, model, x, *args, **kwargs):

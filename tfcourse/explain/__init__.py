@@ -39,6 +39,7 @@ from tfcourse.explain.cams import (  # noqa: F401
     saliency,
     scorecam,
 )
+from tfcourse.models import float32_copy
 
 METHODS = CAM_METHODS + GRADIENT_METHODS + ("activation_max", "attention")
 
@@ -52,7 +53,11 @@ def explain(
     smooth_samples: int = 20,
     seed: int = 0,
 ) -> Dict[str, Any]:
-    """Runs one method of ``CAM_METHODS + GRADIENT_METHODS``; returns ``{"maps": (N, H, W), "layer": name}``."""
+    """Runs one method of ``CAM_METHODS + GRADIENT_METHODS``; returns ``{"maps": (N, H, W), "layer": name}``.
+
+    A mixed-precision model is explained through its float32 copy (``models.float32_copy``).
+    """
+    model = float32_copy(model)
     if method in CAM_METHODS:
         layer = _spatial_layer(model, layer)
     if method == "gradcam":

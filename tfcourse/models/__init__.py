@@ -138,3 +138,30 @@ def load_keras_model(path: str, compile: bool = True):
             f"{str(error).strip().splitlines()[0][:200] if str(error).strip() else 'no details'}); "
             "train the run again or restore the file."
         ) from None
+
+
+def _float32_policies(config):
+    """``config`` with every mixed dtype policy (``mixed_bfloat16``/``mixed_float16``) made ``float32``."""
+    if isinstance(config, dict):
+        if config.get("class_name") == "DTypePolicy" and str(config.get("config", {}).get("name", "")).startswith(
+            "mixed_"
+        ):
+            return {**config, "config": {**config["config"], "name": "float32"}}
+        return {key: _float32_policies(value) for key, value in config.items()}
+    if isinstance(config, list):
+        return [_float32_policies(value) for value in config]
+    return config
+
+
+def float32_copy(model):
+    """``model`` computing in float32: itself when it already does, else a copy built from its config with
+    every mixed policy made float32 and its weights (float32 in a mixed model) copied in.
+
+    Explanations need it: their gradients and heatmaps come back in the compute dtype, and bfloat16 is
+    both coarse (8 bits of mantissa) and unknown to SciPy and Matplotlib.
+    """
+    if all(layer.compute_dtype == "float32" for layer in model.layers):
+        return model
+    copy = model.__class__.from_config(_float32_policies(model.get_config()))
+    copy.set_weights(model.get_weights())
+    return copy

@@ -18,7 +18,7 @@ from typing import Sequence
 
 import keras
 
-from tfcourse.models.common import check_poolings, conv_bn_activation, dense_head
+from tfcourse.models.common import check_poolings, conv_bn_activation, dense_head, logits_layer
 from tfcourse.models.layers import ClassToken, PositionEmbedding
 
 POOLS = ["cls", "mean", "flatten"]
@@ -143,7 +143,7 @@ def build_attention(hp, input_shape, num_classes):
     x = shifted_patches(inputs, max(1, patch_size // 2), "shifted_patches") if shift else inputs
     tokens = grid_to_tokens(x, embed_dim, patch_size, "patch_embedding")
     features = encode(tokens, hp, pool_default="cls")
-    outputs = keras.layers.Dense(num_classes, name="logits")(features)
+    outputs = logits_layer(num_classes)(features)
     return keras.Model(inputs, outputs, name="attention")
 
 

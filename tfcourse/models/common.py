@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import keras
 
+from tfcourse.models.layers import FusedBatchNormalization
+
 # Moving statistics over ~10 steps instead of Keras' ~100 (PyTorch's default too): on small
 # datasets (scikit-learn digits: 12 steps an epoch) the default evaluates with stale statistics
 # for many epochs.
@@ -36,6 +38,17 @@ def check_poolings(
         )
 
 
+def batch_norm_layer(name: str):
+    """Batch norm over the channels of an image feature map (the fused kernel: see ``FusedBatchNormalization``)."""
+    return FusedBatchNormalization(momentum=BN_MOMENTUM, name=name)
+
+
+def logits_layer(units: int, name: str = "logits"):
+    """The output ``Dense`` layer, computing in float32 under any dtype policy: under ``mixed_bfloat16``
+    the logits, softmax and loss keep float32's precision (bfloat16 has 8 bits of mantissa)."""
+    return keras.layers.Dense(units, name=name, dtype="float32")
+
+
 def conv_bn_activation(x, filters: int, kernel_size: int, batch_norm: bool, activation: str, name: str):
     """``Conv2D`` (same padding; no bias when batch norm follows) -> optional ``BatchNormalization`` -> activation.
 
@@ -43,7 +56,7 @@ def conv_bn_activation(x, filters: int, kernel_size: int, batch_norm: bool, acti
     """
     x = keras.layers.Conv2D(filters, kernel_size, padding="same", use_bias=not batch_norm, name=name)(x)
     if batch_norm:
-        x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
+        x = batch_norm_layer(f"{name}_bn")(x)
     return keras.layers.Activation(activation, name=f"{name}_{activation}")(x)
 
 
@@ -75,7 +88,7 @@ def dense_head(x, num_classes: int, layers: int, units: int, activation: str, dr
         x = keras.layers.Dense(units, activation=activation, name=f"dense_{i}")(x)
         if dropout > 0:
             x = keras.layers.Dropout(dropout, name=f"dense_{i}_dropout")(x)
-    return keras.layers.Dense(num_classes, name="logits")(x)
+    return logits_layer(num_classes)(x)
 
 
 def dense_stack(x, hidden_layers: int, units: int, activation: str, dropout_rate: float, batch_norm: bool):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from tfcourse.models.common import dense_stack
+from tfcourse.models.common import dense_stack, logits_layer
 
 ACTIVATIONS = ["relu", "sigmoid", "tanh", "linear"]
 
@@ -25,5 +25,5 @@ def build(hp, input_shape, num_classes):
     inputs = keras.Input(shape=input_shape, name="image")
     x = keras.layers.Flatten(name="flatten")(inputs)
     x = dense_stack(x, hidden_layers, units, activation, dropout_rate, batch_norm)
-    outputs = keras.layers.Dense(num_classes, name="logits")(x)
+    outputs = logits_layer(num_classes)(x)
     return keras.Model(inputs, outputs, name="mlp")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import keras
 
-from tfcourse.models.common import BN_MOMENTUM, check_poolings
+from tfcourse.models.common import batch_norm_layer, check_poolings, logits_layer
 from tfcourse.models.layers import adapt_to_rgb
 
 RESNET50_IMAGE_SIZES = [32, 64, 96, 128, 160, 224]
@@ -32,13 +32,13 @@ def _basic_block(x, filters: int, stride: int, name: str, weight_decay: float):
     )
     shortcut = x
     y = keras.layers.Conv2D(filters, 3, strides=stride, name=f"{name}_conv1", **conv)(x)
-    y = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn1")(y)
+    y = batch_norm_layer(f"{name}_bn1")(y)
     y = keras.layers.Activation("relu", name=f"{name}_relu1")(y)
     y = keras.layers.Conv2D(filters, 3, name=f"{name}_conv2", **conv)(y)
-    y = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn2")(y)
+    y = batch_norm_layer(f"{name}_bn2")(y)
     if stride != 1 or x.shape[-1] != filters:
         shortcut = keras.layers.Conv2D(filters, 1, strides=stride, name=f"{name}_shortcut", **conv)(x)
-        shortcut = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_shortcut_bn")(shortcut)
+        shortcut = batch_norm_layer(f"{name}_shortcut_bn")(shortcut)
     y = keras.layers.Add(name=f"{name}_add")([y, shortcut])
     return keras.layers.Activation("relu", name=f"{name}_out")(y)
 
@@ -71,7 +71,7 @@ def build_small(hp, input_shape, num_classes):
         kernel_regularizer=_regularizer(weight_decay),
         name="stem_conv",
     )(inputs)
-    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name="stem_bn")(x)
+    x = batch_norm_layer("stem_bn")(x)
     x = keras.layers.Activation("relu", name="stem_relu")(x)
     for stage in range(stages):
         for block in range(blocks_per_stage):
@@ -80,7 +80,7 @@ def build_small(hp, input_shape, num_classes):
     x = keras.layers.GlobalAveragePooling2D(name="features")(x)
     if dropout_rate > 0:
         x = keras.layers.Dropout(dropout_rate, name="dropout")(x)
-    outputs = keras.layers.Dense(num_classes, name="logits")(x)
+    outputs = logits_layer(num_classes)(x)
     return keras.Model(inputs, outputs, name="resnet_small")
 
 
@@ -103,7 +103,7 @@ def build_resnet50(hp, input_shape, num_classes):
     x = base.output
     if dropout_rate > 0:
         x = keras.layers.Dropout(dropout_rate, name="dropout")(x)
-    outputs = keras.layers.Dense(num_classes, name="logits")(x)
+    outputs = logits_layer(num_classes)(x)
     return keras.Model(inputs, outputs, name="resnet50")
 
 

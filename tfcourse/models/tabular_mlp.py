@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import keras
 
-from tfcourse.models.common import dense_stack
+from tfcourse.models.common import dense_stack, logits_layer
 
 ACTIVATIONS = ["relu", "gelu", "softplus", "tanh", "sigmoid"]
 
@@ -37,5 +37,5 @@ def build(hp, input_shape, num_classes):
 
     inputs = keras.Input(shape=input_shape, name="features")
     x = dense_stack(inputs, hidden_layers, units, activation, dropout_rate, batch_norm)
-    outputs = keras.layers.Dense(output_units(num_classes), name="logits")(x)
+    outputs = logits_layer(output_units(num_classes))(x)
     return keras.Model(inputs, outputs, name="tabular_mlp")

@@ -7,21 +7,15 @@ from __future__ import annotations
 import base64
 import html
 import os
-import platform
 from typing import Any, Dict, Sequence
 
+from tfcourse import machine
 from tfcourse.rundir import write_text
 
 
 def machine_description() -> str:
     """The CPU model (``/proc/cpuinfo``) and core count, for a page: timings mean nothing without it."""
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            model = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), model)
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores"
+    return f"{machine.cpu_model()}, {os.cpu_count()} cores"
 
 
 def heading(level: int, text: str):

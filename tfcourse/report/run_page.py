@@ -141,7 +141,22 @@ def _config_rows(record: Dict[str, Any]) -> List[List[Any]]:
         ["augment", data.get("augment")],
         ["normalization", data.get("normalization")],
         ["fitted on", config.get("train_on")],
+        ["recipe", config.get("recipe", "standard")],
+        ["test-time augmentation", config.get("tta", "none")],
     ]
+    precision = record.get("precision")
+    if precision:
+        rows.append(["precision", f"{precision['policy']} (asked: {precision['requested']}; {precision['reason']})"])
+    recipe = record.get("recipe")
+    if recipe and recipe.get("optimizer") != "hp":
+        rows.append(
+            [
+                "recipe settings",
+                ", ".join(
+                    f"{k} {v}" for k, v in recipe.items() if k not in ("name", "batch_size", "epochs", "augment", "tta")
+                ),
+            ]
+        )
     if config.get("base"):
         rows += [
             ["transfer base", config.get("base")],
