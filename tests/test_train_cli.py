@@ -205,6 +205,10 @@ def test_help_and_readme_document_every_flag(capsys, cli):
         (["--val-fraction", "1.5"], "must be a fraction"),
         (["--classes", "a-b"], "expected labels like 0-4"),
         (["--lr-schedule", "linear"], "invalid choice: 'linear'"),
+        (["--precision", "half"], "invalid choice: 'half'"),
+        (["--recipe", "turbo"], "invalid choice: 'turbo'"),
+        (["--tta", "rotate"], "invalid choice: 'rotate'"),
+        (["--peak-lr", "0"], "must be a positive number"),
     ],
 )
 def test_invalid_flags_exit_2(argv, message, capsys):
@@ -225,6 +229,11 @@ def test_invalid_flags_exit_2(argv, message, capsys):
         (["--dataset", "fashon_mnist"], "Unknown dataset 'fashon_mnist'"),
         (["--dataset", "digits", "--classes", "3"], "at least two different labels"),
         (["--dataset", "digits", "--classes", "8-10"], "--classes [10] are not labels of digits"),
+        (["--dataset", "digits", "--tta", "flip"], "a mirrored digits image is not of the same class"),
+        (["--dataset", "digits", "--recipe", "fast", "--hp", "learning_rate=0.01"], "brings its own optimizer"),
+        (["--dataset", "digits", "--peak-lr", "0.1"], "--peak-lr sets the peak of a one-cycle recipe"),
+        (["--dataset", "digits", "--recipe", "fast", "--lr-schedule", "cosine"], "drop --lr-schedule"),
+        (["--dataset", "seattle_weather", "--recipe", "fast"], "--recipe does not apply to a table"),
     ],
 )
 def test_bad_input_exits_2_and_writes_nothing(argv, message, tmp_path, capsys):
@@ -303,3 +312,20 @@ def test_same_seed_same_run(tmp_path):
     first = run("a", 1)
     assert run("b", 1) == first
     assert run("c", 2) != first
+
+
+def test_recipe_fast_fills_the_flags_not_given_and_keeps_those_given():
+    from tfcourse import train
+
+    parser = train.build_parser()
+    fast = train.config_from_args(parser.parse_args(["--recipe", "fast"]))
+    assert (fast.epochs, fast.data.batch_size, fast.data.augment, fast.tta) == (16, 256, True, "flip")
+    assert fast.precision == "auto" and fast.recipe == "fast"
+    digits = train.config_from_args(parser.parse_args(["--recipe", "fast", "--dataset", "digits"]))
+    assert digits.tta == "none"  # a mirrored digit is another digit: no flip TTA
+    given = train.config_from_args(
+        parser.parse_args(["--recipe", "fast", "--epochs", "3", "--batch-size", "64", "--no-augment", "--tta", "none"])
+    )
+    assert (given.epochs, given.data.batch_size, given.data.augment, given.tta) == (3, 64, False, "none")
+    standard = train.config_from_args(parser.parse_args([]))
+    assert (standard.epochs, standard.data.batch_size, standard.data.augment, standard.tta) == (30, 128, False, "none")

@@ -665,8 +665,9 @@ class Pipelines:
         return len(self.class_names)
 
 
-# Augmentations by name: (Keras layer factory (seed -> layer), what it does). ``--augment`` applies
-# PIPELINE_AUGMENTATIONS; the others are previewed by ``tfcourse.eda`` (not yet a training flag).
+# Augmentations by name: (Keras layer factory (seed -> layer), what it does), as ``tfcourse.eda`` previews
+# them. ``--augment`` applies PIPELINE_AUGMENTATIONS, in training through ``augment_batch`` (the same flip,
+# and the shift in whole pixels); the others are not a training flag (yet).
 AUGMENTATIONS = {
     "flip": (lambda keras, seed: keras.layers.RandomFlip("horizontal", seed=seed), "horizontal flip, half the images"),
     "shift": (
@@ -711,18 +712,55 @@ def mirror_safe(name: str) -> Optional[bool]:
     return (entry[1] if entry else CATALOGUE.get(name, {})).get("mirror_safe")
 
 
-def _augmenter(seed: int, flip: bool = True):
-    # Keras preprocessing layers operate on whole batches, so augmentation stays vectorised.
-    layers = [
-        augmentation_layer(name, seed + i) for i, name in enumerate(PIPELINE_AUGMENTATIONS) if flip or name != "flip"
-    ]
+SHIFT_FRACTION = 0.1  # --augment shifts by up to this share of the side, in whole pixels (2 on 28x28)
 
-    def augment(images):
-        for layer in layers:
-            images = layer(images, training=True)
-        return images
 
-    return augment
+def augment_batch(images, batch_seed, flip: bool = True, shift_fraction: float = SHIFT_FRACTION):
+    """``--augment`` on a batch of model inputs (B, H, W, C), in plain TensorFlow ops with stateless random
+    numbers: a horizontal flip of half the images (``flip``), then a shift of each image by a whole number
+    of pixels, up to ``shift_fraction * side`` (rounded down, at least 1) each way, the border filled with 0.
+
+    Everything is batched (a coin per image, then two gathers do every image's own shift at once) and
+    stateless (``batch_seed``, shape (2,), draws it all: the same seed gives the same augmentation, in
+    any order of the parallel map). Whole-pixel shifts keep the image sharp (no interpolation) and are
+    the 2-pixel translations of the fast recipe's PyTorch reference on 28x28 images.
+    """
+    import tensorflow as tf
+
+    batch = tf.shape(images)[0]
+    height, width = images.shape[1], images.shape[2]
+    seeds = tf.random.experimental.stateless_split(tf.cast(batch_seed, tf.int64), 3)
+    if flip:
+        coin = tf.random.stateless_uniform([batch, 1, 1, 1], seeds[0]) < 0.5
+        images = tf.where(coin, tf.reverse(images, axis=[2]), images)
+    pad_y, pad_x = max(1, int(shift_fraction * height)), max(1, int(shift_fraction * width))
+    padded = tf.pad(images, [[0, 0], [pad_y, pad_y], [pad_x, pad_x], [0, 0]])
+    top = tf.random.stateless_uniform([batch], seeds[1], 0, 2 * pad_y + 1, dtype=tf.int32)
+    left = tf.random.stateless_uniform([batch], seeds[2], 0, 2 * pad_x + 1, dtype=tf.int32)
+    rows = top[:, None] + tf.range(height)[None, :]
+    images = tf.gather(padded, rows, axis=1, batch_dims=1)
+    columns = left[:, None] + tf.range(width)[None, :]
+    return tf.gather(images, columns, axis=2, batch_dims=1)
+
+
+PREFETCH_BATCHES = 2  # batches ready ahead of the training step (a fixed number: see pipeline_options)
+
+
+def pipeline_options():
+    """The ``tf.data.Options`` of every image pipeline: the autotuner off.
+
+    tf.data's autotuner re-optimises its model of the pipeline on a period that doubles (10 ms, 20 ms,
+    ... 2.56 s, ...); on 2 cores its work and the buffer sizes it picks stalled training: training
+    passes then took whole multiples of 2.56 s, and vgg trained at 625-939 images/s in float32 against
+    922-1,000 without it (1,251-1,428 against 1,400-1,621 in bfloat16), measured side by side
+    (``benchmarks/peer_throughput.py``). Without it the map runs one call per core and
+    ``PREFETCH_BATCHES`` batches wait ready: the map is a few percent of a training step here.
+    """
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return options
 
 
 def make_pipeline(
@@ -750,15 +788,20 @@ def make_pipeline(
     if training:
         dataset = dataset.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size)
-    augment_fn = _augmenter(seed, flip) if (training and augment) else None
+    if training and augment:
+        # one stateless seed per batch, a new stream every epoch, the same streams for the same seed
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
 
-    def preprocess(images, labels):
-        images = normalization.apply(images)
-        if augment_fn is not None:
-            images = augment_fn(images)
-        return images, labels
+        def preprocess_augmented(batch, batch_seed):
+            images, labels = batch
+            return augment_batch(normalization.apply(images), batch_seed, flip), labels
 
-    return dataset.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+        dataset = tf.data.Dataset.zip((dataset, seeds)).map(preprocess_augmented, num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        dataset = dataset.map(
+            lambda images, labels: (normalization.apply(images), labels), num_parallel_calls=tf.data.AUTOTUNE
+        )
+    return dataset.prefetch(PREFETCH_BATCHES).with_options(pipeline_options())
 
 
 def make_pipelines(dataset: Dataset, splits: Splits, config: DataConfig, seed: int) -> Pipelines:

@@ -124,12 +124,19 @@ def _off_step(config: Mapping[str, Any], value: float) -> Optional[str]:
 
 
 def make_hyperparameters(
-    model_name, overrides: Mapping[str, Any], input_shape: Sequence[int], num_classes: int, label: Optional[str] = None
+    model_name,
+    overrides: Mapping[str, Any],
+    input_shape: Sequence[int],
+    num_classes: int,
+    label: Optional[str] = None,
+    defaults: Optional[Mapping[str, Any]] = None,
 ):
     """``HyperParameters`` with ``overrides`` fixed, after checking names and ranges.
 
     Args:
         model_name: A registered name, or a builder (then ``label`` names it in messages).
+        defaults: Values fixed too where the model declares the name and ``overrides`` does not set
+            it (a recipe's ``model_defaults``); names the model does not declare are skipped.
 
     Raises:
         ValueError: For a name the model does not declare (listing those it does) or a
@@ -139,7 +146,8 @@ def make_hyperparameters(
     known = {entry.name: entry for entry in space.space}
     model_name = label or model_name
     hp = keras_tuner.HyperParameters()
-    for name, value in overrides.items():
+    chosen = {name: value for name, value in (defaults or {}).items() if name in known and name not in overrides}
+    for name, value in {**chosen, **overrides}.items():
         if name not in known:
             raise ValueError(
                 f"Model {model_name!r} has no hyperparameter {name!r}; it has: {', '.join(sorted(known))}."

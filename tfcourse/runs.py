@@ -304,6 +304,7 @@ def _build_model(config: TrainConfig, pipelines):
         pipelines.input_shape,
         pipelines.num_classes,
         label=config.model,
+        defaults=fit.get_recipe(config.recipe).model_defaults,
     )
     with fit.dtype_policy(machine.resolve_precision(config.precision)["policy"]):
         model = model_builder(config)(hp, pipelines.input_shape, pipelines.num_classes)

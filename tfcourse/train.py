@@ -35,6 +35,7 @@ from tfcourse.config import (
     PRECISIONS,
     RECIPES,
     THRESHOLD_METRICS,
+    TRAIN_ON,
     TRANSFER_MODEL,
     TTA_MODES,
     TableConfig,
@@ -102,6 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULTS.lr_schedule,
         help="plateau: cut the learning rate to 30%% after patience/2 epochs without val_loss "
         "improvement; cosine: decay it to ~0 over --epochs (usual for the attention model)",
+    )
+    parser.add_argument(
+        "--train-on",
+        choices=TRAIN_ON,
+        default=DEFAULTS.train_on,
+        help="train+val: fit on the training and validation splits together for exactly --epochs epochs (no "
+        "validation, no early stopping; the final fit of a known recipe); the test split is never trained on",
     )
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed, help="fixes splits, initialisation and shuffling")
     parser.add_argument("--deterministic", action="store_true", help="also force deterministic TensorFlow kernels")
@@ -181,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
 TABLE_FLAGS = TABLE_DATA_FLAGS + ("threshold_metric",)
 # Flags of the image path a table run does not take (yet); given with a table they are refused.
 IMAGE_ONLY_FLAGS = IMAGE_DATA_FLAGS + (
+    "train_on",
     "recipe",
     "peak_lr",
     "tta",
@@ -237,6 +246,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         fine_tune_epochs=args.fine_tune_epochs,
         fine_tune_lr_scale=args.fine_tune_lr_scale,
         epochs=args.epochs or recipe.epochs,
+        train_on=args.train_on,
         patience=args.patience,
         lr_schedule=args.lr_schedule,
         recipe=args.recipe,

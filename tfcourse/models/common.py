@@ -60,7 +60,7 @@ def conv_bn_activation(x, filters: int, kernel_size: int, batch_norm: bool, acti
     return keras.layers.Activation(activation, name=f"{name}_{activation}")(x)
 
 
-HEADS = ["flatten", "gap"]
+HEADS = ["flatten", "gap", "gmp"]
 
 
 def feature_head(x, head: str):
@@ -70,10 +70,13 @@ def feature_head(x, head: str):
     ``gap`` (global average pooling) averages each channel over the image, so the logits are a
     weighted sum of channel means: fewer parameters, translation invariant, and the head for
     which Grad-CAM equals the class activation map (CAM) of Zhou et al. 2016 when the logits follow
-    the pooling directly (``dense_layers=0``).
+    the pooling directly (``dense_layers=0``); ``gmp`` (global max pooling) keeps each channel's
+    strongest response wherever it is (the fast recipe's head, as in airbench and the PyTorch speed runs).
     """
     if head == "gap":
         return keras.layers.GlobalAveragePooling2D(name="features")(x)
+    if head == "gmp":
+        return keras.layers.GlobalMaxPooling2D(name="features")(x)
     if head == "flatten":
         return keras.layers.Flatten(name="features")(x)
     raise ValueError(f"head={head!r} is not one of {HEADS}.")
