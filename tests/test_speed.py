@@ -196,3 +196,10 @@ def test_bfloat16_run_records_its_precision_explains_in_float32_and_exports_floa
     serve = tf.saved_model.load(result.export_dir).signatures["serving_default"]
     assert serve.structured_input_signature[1]["images"].dtype == tf.float32
     assert serve(images=tf.zeros((1, 28, 28, 1)))["probabilities"].dtype == tf.float32
+    # the signature averages each image with its mirror image, as the run's evaluation did
+    images = np.random.default_rng(6).integers(0, 256, size=(8, 28, 28, 1)).astype("float32")
+    served = serve(images=tf.constant(images))["probabilities"].numpy()
+    inputs = images / 255.0
+    with_tta = evaluate.probabilities(result.model, inputs, "flip").numpy()
+    without = evaluate.probabilities(result.model, inputs).numpy()
+    assert np.abs(served - with_tta).mean() < np.abs(served - without).mean()
