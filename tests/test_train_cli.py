@@ -233,6 +233,7 @@ def test_invalid_flags_exit_2(argv, message, capsys):
         (["--dataset", "digits", "--recipe", "fast", "--hp", "learning_rate=0.01"], "brings its own optimizer"),
         (["--dataset", "digits", "--peak-lr", "0.1"], "--peak-lr sets the peak of a one-cycle recipe"),
         (["--dataset", "digits", "--recipe", "fast", "--lr-schedule", "cosine"], "drop --lr-schedule"),
+        (["--dataset", "digits", "--recipe", "fast", "--patience", "2"], "drop --patience"),
         (["--dataset", "seattle_weather", "--recipe", "fast"], "--recipe does not apply to a table"),
     ],
 )

@@ -146,6 +146,11 @@ def _recipe_checks(config: TrainConfig):
             not (own_optimizer and config.lr_schedule != config_lib.TrainConfig.lr_schedule),
             f"--recipe {recipe.name} has its own learning-rate curve (one-cycle); drop --lr-schedule",
         ),
+        (
+            not (own_optimizer and config.patience != config_lib.TrainConfig.patience),
+            f"--recipe {recipe.name} runs every epoch (its learning rate ends at 0, so there is no early "
+            "stopping); drop --patience and set --epochs instead",
+        ),
     ]
 
 
