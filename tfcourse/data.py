@@ -750,11 +750,11 @@ def pipeline_options():
     """The ``tf.data.Options`` of every image pipeline: the autotuner off.
 
     tf.data's autotuner re-optimises its model of the pipeline on a period that doubles (10 ms, 20 ms,
-    ... 2.56 s, ...); on 2 cores its work and the buffer sizes it picks stalled training: training
-    passes then took whole multiples of 2.56 s, and vgg trained at 625-939 images/s in float32 against
-    922-1,000 without it (1,251-1,428 against 1,400-1,621 in bfloat16), measured side by side
-    (``benchmarks/peer_throughput.py``). Without it the map runs one call per core and
-    ``PREFETCH_BATCHES`` batches wait ready: the map is a few percent of a training step here.
+    ... 2.56 s, ...); on 2 cores it stalled training: passes took whole multiples of 2.56 s and the
+    process used about 1.2 of its 2 cores. The recipe's vgg trained at 625 images/s in float32 with it
+    and 957 without it (medians, ``benchmarks/results/peer_throughput.md``). Without it, the map keeps
+    its parallel calls and ``PREFETCH_BATCHES`` batches wait ready; the map is a few percent of a
+    training step here.
     """
     import tensorflow as tf
 
