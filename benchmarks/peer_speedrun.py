@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -206,8 +207,8 @@ def main(argv=None):
     if tf_rows:
         lines += ["", f"tfcourse command: `{tf_rows[0]['command']} --precision {args.precision}`."]
     if tf_rows and torch_rows:
-        tf_seconds = sorted(r["train_seconds"] for r in tf_rows)[len(tf_rows) // 2]
-        torch_seconds = sorted(r["train_seconds"] for r in torch_rows)[len(torch_rows) // 2]
+        tf_seconds = statistics.median(r["train_seconds"] for r in tf_rows)
+        torch_seconds = statistics.median(r["train_seconds"] for r in torch_rows)
         lines.append(
             f"Median training time: tfcourse {tf_seconds:.0f} s, PyTorch {torch_seconds:.0f} s "
             f"(tfcourse takes {tf_seconds / torch_seconds:.2f}x PyTorch's time)."

@@ -187,11 +187,7 @@ class Run:
             tta = ((self.record or {}).get("config") or {}).get("tta", "none")  # as the run was evaluated
             for start in range(0, len(test.images), batch_size):
                 inputs = self.model_inputs(test.images[start : start + batch_size])
-                if tta == "none":
-                    chunks.append(np.asarray(model(inputs, training=False)))
-                else:
-                    probabilities = evaluate.probabilities(model, inputs, tta).numpy()
-                    chunks.append(np.log(np.maximum(probabilities, 1e-30)))
+                chunks.append(np.asarray(evaluate.recorded_logits(model, inputs, tta)))
         return {"labels": test.labels, "logits": np.concatenate(chunks), "test_indices": test.indices}
 
 

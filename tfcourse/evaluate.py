@@ -245,6 +245,16 @@ def probabilities(model, inputs, tta: str = "none"):
     return result
 
 
+def recorded_logits(model, inputs, tta: str = "none"):
+    """What a run's evaluation records as logits for preprocessed ``inputs``: the model's logits, or with
+    test-time augmentation the log of the averaged probabilities (``probabilities``)."""
+    import tensorflow as tf
+
+    if tta == "none":
+        return model(inputs, training=False)
+    return tf.math.log(tf.maximum(probabilities(model, inputs, tta), 1e-30))
+
+
 def predict(model, dataset, tta: str = "none") -> Dict[str, np.ndarray]:
     """True labels and logits over a labelled pipeline, in order (one compiled forward function).
 
@@ -256,10 +266,7 @@ def predict(model, dataset, tta: str = "none") -> Dict[str, np.ndarray]:
     import tensorflow as tf
 
     labels, logits = [], []
-    if tta == "none":
-        forward = tf.function(lambda images: model(images, training=False))
-    else:
-        forward = tf.function(lambda images: tf.math.log(tf.maximum(probabilities(model, images, tta), 1e-30)))
+    forward = tf.function(lambda images: recorded_logits(model, images, tta))
     for images, batch_labels in dataset:
         logits.append(forward(images).numpy())
         labels.append(batch_labels.numpy())

@@ -201,7 +201,7 @@ def standard_callbacks(
     """
     callbacks = [keras.callbacks.TerminateOnNaN()]
     cosine_epochs = fixed_epochs or schedule_epochs
-    if per_step_schedule:
+    if per_step_schedule:  # the optimizer's own curve: nothing per epoch
         pass
     elif cosine_epochs:
         callbacks.append(cosine_schedule(cosine_epochs, first_epoch))

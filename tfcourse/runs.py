@@ -405,6 +405,7 @@ def _evaluate(model, pipelines, splits, trained: Trained, config: TrainConfig):
 
 def _run_record(config: TrainConfig, hp, dataset, splits, pipelines, extra) -> Dict[str, Any]:
     """``config.json``: the settings, the hyperparameters, the data as loaded, the library versions."""
+    recipe = fit.get_recipe(config.recipe)
     return {
         "config": config_lib.to_dict(config),
         "hyperparameters": dict(hp.values),
@@ -420,8 +421,8 @@ def _run_record(config: TrainConfig, hp, dataset, splits, pipelines, extra) -> D
         "precision": machine.resolve_precision(config.precision),
         "machine": machine.describe(),
         "recipe": {
-            **dataclasses.asdict(fit.get_recipe(config.recipe)),
-            "peak_learning_rate": config.peak_learning_rate or fit.get_recipe(config.recipe).peak_learning_rate,
+            **dataclasses.asdict(recipe),
+            "peak_learning_rate": config.peak_learning_rate or recipe.peak_learning_rate,
         },
         **(extra or {}),
     }

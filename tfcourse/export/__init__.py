@@ -25,6 +25,7 @@ import tempfile
 from typing import Any, Callable, Dict, Optional, Sequence
 
 from tfcourse import evaluate, rundir
+from tfcourse.models import computes_in_float32
 
 SIGNATURE_FLOAT = "serving_default"
 SIGNATURE_UINT8 = "serving_uint8"
@@ -319,8 +320,7 @@ def verify_export(
     import numpy as np
 
     if tolerance is None:
-        mixed = any(layer.compute_dtype != "float32" for layer in model.layers)
-        tolerance = TOLERANCE["mixed" if mixed else "float32"]
+        tolerance = TOLERANCE["float32" if computes_in_float32(model) else "mixed"]
     served = serve_in_fresh_process(export_dir, images)
     expected = evaluate.probabilities(model, normalization.apply(images), tta).numpy()
     difference = max(

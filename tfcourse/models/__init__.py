@@ -153,6 +153,11 @@ def _float32_policies(config):
     return config
 
 
+def computes_in_float32(model) -> bool:
+    """Whether every layer of ``model`` computes in float32 (no mixed dtype policy anywhere)."""
+    return all(layer.compute_dtype == "float32" for layer in model.layers)
+
+
 def float32_copy(model):
     """``model`` computing in float32: itself when it already does, else a copy built from its config with
     every mixed policy made float32 and its weights (float32 in a mixed model) copied in.
@@ -160,7 +165,7 @@ def float32_copy(model):
     Explanations need it: their gradients and heatmaps come back in the compute dtype, and bfloat16 is
     both coarse (8 bits of mantissa) and unknown to SciPy and Matplotlib.
     """
-    if all(layer.compute_dtype == "float32" for layer in model.layers):
+    if computes_in_float32(model):
         return model
     copy = model.__class__.from_config(_float32_policies(model.get_config()))
     copy.set_weights(model.get_weights())

@@ -190,29 +190,20 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         x = inputs if inputs.dtype in (tf.float32, tf.bfloat16, tf.float16) else tf.cast(inputs, tf.float32)
         gamma = self.gamma if self.scale else tf.ones_like(self.moving_mean)
         beta = self.beta if self.center else tf.zeros_like(self.moving_mean)
-        if training and self.trainable:
-            outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
-                x,
-                gamma,
-                beta,
-                mean=self.moving_mean,
-                variance=self.moving_variance,
-                epsilon=self.epsilon,
-                is_training=True,
-                exponential_avg_factor=1.0 - self.momentum,
-            )
+        updating = bool(training and self.trainable)  # a frozen layer normalises with its moving statistics
+        outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+            x,
+            gamma,
+            beta,
+            mean=self.moving_mean,
+            variance=self.moving_variance,
+            epsilon=self.epsilon,
+            is_training=updating,
+            exponential_avg_factor=1.0 - self.momentum if updating else 1.0,
+        )
+        if updating:  # the kernel returned the moving statistics after this batch's update
             self.moving_mean.assign(mean)
             self.moving_variance.assign(variance)
-        else:
-            outputs, _, _ = tf.compat.v1.nn.fused_batch_norm(
-                x,
-                gamma,
-                beta,
-                mean=self.moving_mean,
-                variance=self.moving_variance,
-                epsilon=self.epsilon,
-                is_training=False,
-            )
         return tf.cast(outputs, self.compute_dtype)
 
 
