@@ -121,11 +121,13 @@ def _cpuinfo(tmp_path, flags):
     return str(path)
 
 
-def test_precision_auto_picks_bfloat16_only_with_amx(tmp_path):
-    with_amx = machine.resolve_precision("auto", _cpuinfo(tmp_path, "avx512f avx512_bf16 amx_bf16"))
+def test_precision_auto_picks_bfloat16_only_with_bfloat16_units(tmp_path):
+    with_amx = machine.resolve_precision("auto", _cpuinfo(tmp_path, "avx512f amx_bf16"))
     assert with_amx["policy"] == "mixed_bfloat16" and "amx_bf16" in with_amx["reason"]
-    without = machine.resolve_precision("auto", _cpuinfo(tmp_path, "avx512f avx512_bf16"))
-    assert without["policy"] == "float32"
+    with_avx512 = machine.resolve_precision("auto", _cpuinfo(tmp_path, "avx512f avx512_bf16"))
+    assert with_avx512["policy"] == "mixed_bfloat16" and "avx512_bf16" in with_avx512["reason"]
+    without = machine.resolve_precision("auto", _cpuinfo(tmp_path, "avx2 avx512f"))
+    assert without["policy"] == "float32" and "no amx_bf16 or avx512_bf16" in without["reason"]
     assert machine.resolve_precision("float32", _cpuinfo(tmp_path, "amx_bf16"))["policy"] == "float32"
     assert machine.resolve_precision("mixed_bfloat16")["policy"] == "mixed_bfloat16"
     assert machine.speed_flags(_cpuinfo(tmp_path, "avx2 amx_bf16")) == {

@@ -141,7 +141,7 @@ def add_data_arguments(
             action=argparse.BooleanOptionalAction,
             default=None,
             help="random flips (datasets whose mirror images keep their class) and shifts on the training split "
-            "(default: off; on with --recipe fast)",
+            "(default: off; on with --recipe fast, off with --recipe quick)",
         )
     parser.add_argument(
         "--classes",
@@ -162,7 +162,7 @@ def add_data_arguments(
             "--batch-size",
             type=positive_int,
             default=None,
-            help=f"examples per batch (default: {DEFAULTS.data.batch_size}; 256 with --recipe fast)",
+            help=f"examples per batch (default: {DEFAULTS.data.batch_size}; 256 with --recipe fast, 128 with quick)",
         )
     parser.add_argument("--no-download", action="store_true", help="never let tfds download a missing dataset")
 

@@ -134,7 +134,7 @@ def _recipe_checks(config: TrainConfig):
         ),
         (
             config.peak_learning_rate is None or (own_optimizer and config.peak_learning_rate > 0),
-            f"--peak-lr sets the peak of a one-cycle recipe (--recipe fast) and must be positive; recipe "
+            f"--peak-lr sets the peak of a one-cycle recipe (--recipe fast or quick) and must be positive; recipe "
             f"{recipe.name!r} takes the learning rate from --hp learning_rate",
         ),
         (

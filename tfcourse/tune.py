@@ -138,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=PRECISIONS,
         default=DEFAULTS.precision,
         help="mixed_bfloat16: bfloat16 compute with float32 weights and logits, in every trial and the retrained "
-        "model; auto: mixed_bfloat16 on a CPU with AMX-BF16, float32 otherwise (images only)",
+        "model; auto: mixed_bfloat16 on a CPU with AMX-BF16 or AVX-512 BF16, float32 otherwise (images only)",
     )
     parser.add_argument(
         "--space",
