@@ -15,8 +15,8 @@ Each run is its own process, run one after the other (never two at once: this ma
 the order given, interleaved over seeds. Training time is the wall time of the training loop: data
 loading before it and the test evaluation after it are left out, on both sides.
 
-Usage: python benchmarks/peer_speedrun.py [--epochs 16] [--tf-epochs N] [--seeds 42] [--precision mixed_bfloat16]
-       [--runners tfcourse,torch] [--out benchmarks/results/peer_speedrun.md]
+Usage: python benchmarks/peer_speedrun.py [--epochs 16] [--tf-epochs N] [--seeds 42] [--torch-seeds 42]
+       [--precision mixed_bfloat16] [--runners tfcourse,torch] [--out benchmarks/results/peer_speedrun.md]
 ``--tf-epochs`` gives the tfcourse command its own epoch count (default: ``--epochs``, the PyTorch script's):
 doing less work for the same accuracy is part of the race.
 PyTorch comes with the [bench] extra (pip install -e ".[bench]"); without it the torch rows say so.
@@ -167,12 +167,14 @@ def main(argv=None):
     parser.add_argument("--seeds", default="42", help="comma-separated; runs are interleaved over seeds")
     parser.add_argument("--precision", default="mixed_bfloat16", choices=("float32", "mixed_bfloat16"))
     parser.add_argument("--runners", default="tfcourse,torch", help="in this order, for each seed")
+    parser.add_argument("--torch-seeds", default=None, help="the seeds PyTorch runs for (default: --seeds)")
     parser.add_argument("--tf-args", default="", help="more flags for the tfcourse command (quoted)")
     parser.add_argument("--torch-worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "peer_speedrun.md"))
     args = parser.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
     tf_epochs = args.tf_epochs or args.epochs
+    torch_seeds = seeds if args.torch_seeds is None else [int(s) for s in args.torch_seeds.split(",")]
     if args.torch_worker:
         result = torch_recipe(args.epochs, seeds[0], args.precision == "mixed_bfloat16")
         with open(args.torch_worker, "w", encoding="utf-8") as handle:
@@ -181,6 +183,8 @@ def main(argv=None):
     rows = []
     for seed in seeds:
         for runner in args.runners.split(","):
+            if runner == "torch" and seed not in torch_seeds:
+                continue
             epochs = args.epochs if runner == "torch" else tf_epochs
             print(f"peer_speedrun: {runner}, seed {seed}, {epochs} epochs, {args.precision} ...", flush=True)
             if runner == "torch":

@@ -31,6 +31,8 @@ JOBS = {
     "fast-vgg-fp32": f"--model vgg {FAST} --precision float32",
     "fast-vgg-bf16-5": "--model vgg --recipe fast --split official --epochs 5 --precision mixed_bfloat16",
     "fast-vgg-fp32-5": "--model vgg --recipe fast --split official --epochs 5 --precision float32",
+    "fast-vgg-bf16-5-noaug": "--model vgg --recipe fast --split official --epochs 5 --precision mixed_bfloat16 "
+    "--no-augment",
     "fast-cnn": f"--model cnn {FAST} --precision mixed_bfloat16",
     "fast-resnet_small": f"--model resnet_small {FAST} --precision mixed_bfloat16 --epochs 10",
     "fast-vgg-21": f"--model vgg {FAST} --precision mixed_bfloat16 --epochs 21",  # ~15 minutes on 2 EPYC cores

@@ -23,6 +23,7 @@ CLI_MODULES = {
     "tfcourse.report.cli",
     "tfcourse.numpy_mlp",
     "tfcourse.eda.cli",
+    "tfcourse.predict",
 }
 
 

@@ -95,3 +95,26 @@ def test_results_files_name_machine_date_and_command(path):
     assert head[0].startswith("Machine: ") and " cores " in head[0] and "tensorflow " in head[0]
     assert re.match(r"Date: \d{4}-\d\d-\d\d \d\d:\d\d UTC", head[1])
     assert head[2].startswith("Command: `python benchmarks/")
+
+
+def test_the_readme_train_commands_are_valid():
+    """Every ``python -m tfcourse.train ...`` the README shows parses and makes a valid configuration
+    (the main job (a) above all: a renamed flag or recipe would otherwise only show on a fresh machine)."""
+    import shlex
+
+    from tfcourse import runs, train
+
+    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    blocks = re.findall(r"```.*?```", readme, flags=re.S)
+    inline = re.findall(r"`([^`]+)`", re.sub(r"```.*?```", "", readme, flags=re.S))
+    lines = [line for block in blocks for line in block.splitlines()] + [" ".join(c.split()) for c in inline]
+    commands = {
+        m.group(1).strip() for line in lines for m in [re.search(r"python -m tfcourse\.train ([^#]*)", line)] if m
+    }
+    assert any("--recipe quick" in command and "--export" in command for command in commands)
+    parser = train.build_parser()
+    for command in commands:
+        args = parser.parse_args(shlex.split(command))
+        if args.dataset == "seattle_weather" or args.list_hp:
+            continue  # a table run and a listing: their own paths
+        runs.validate_config(train.config_from_args(args))  # ValueError: the README shows a refused command

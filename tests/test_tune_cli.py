@@ -168,9 +168,9 @@ def test_cosine_schedule_in_every_trial_and_the_retrained_model(tmp_path, monkey
             "--tuner",
             "hyperband",
             "--max-epochs",
-            "4",
+            "3",
             "--factor",
-            "2",
+            "3",
             "--patience",
             "10",
             "--lr-schedule",
@@ -190,16 +190,16 @@ def test_cosine_schedule_in_every_trial_and_the_retrained_model(tmp_path, monkey
         values = trial["hyperparameters"]["values"]
         rate, first, last = values["learning_rate"], values["tuner/initial_epoch"], values["tuner/epochs"]
         # KerasTuner keeps the metrics of the trial's best epoch: its learning rate must lie on this
-        # trial's own cosine curve (over max_epochs 4, epochs counted across Hyperband's rounds),
+        # trial's own cosine curve (over max_epochs 3, epochs counted across Hyperband's rounds),
         # at an epoch this trial trained.
         ((recorded,),) = [obs["value"] for obs in trial["metrics"]["metrics"]["learning_rate"]["observations"]]
-        curve = [rate * 0.5 * (1 + math.cos(math.pi * epoch / 4)) for epoch in range(first, last)]
+        curve = [rate * 0.5 * (1 + math.cos(math.pi * epoch / 3)) for epoch in range(first, last)]
         assert any(recorded == pytest.approx(point, rel=1e-5) for point in curve), (path, recorded, curve)
         resumed += first > 0
-    assert resumed >= 2  # some trials went on from an earlier round's checkpoint
+    assert resumed >= 1  # a trial went on from an earlier round's checkpoint
     assert json.loads((project / "search.json").read_text())["lr_schedule"] == "cosine"
     assert (
-        "Training: Hyperband rounds up to 4 epochs (factor 2), early stopping after 10 epochs without val_loss "
+        "Training: Hyperband rounds up to 3 epochs (factor 3), early stopping after 10 epochs without val_loss "
         "improvement, learning rate schedule `cosine`"
     ) in (project / "summary.md").read_text()
     config = json.loads((tmp_path / "best" / "config.json").read_text())
@@ -212,7 +212,7 @@ def test_cosine_schedule_in_every_trial_and_the_retrained_model(tmp_path, monkey
     # resuming the search with the other schedule would mix two searches
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:
-        run_tune(*TINY, "--tuner", "hyperband", "--max-epochs", "4", "--factor", "2")
+        run_tune(*TINY, "--tuner", "hyperband", "--max-epochs", "3", "--factor", "3")
     assert exit_info.value.code == 2
     assert "lr_schedule: 'cosine' there, 'plateau' now" in capsys.readouterr().err
 
@@ -459,9 +459,9 @@ def test_distributed_chief_and_two_workers(tmp_path):
         "--tuner",
         "random",
         "--max-trials",
-        "6",
+        "4",
         "--epochs",
-        "3",
+        "2",
         "--patience",
         "10",
         "--directory",
@@ -478,7 +478,7 @@ def test_distributed_chief_and_two_workers(tmp_path):
     chief_output = chief.communicate(timeout=120)[0]
     assert chief.returncode == 0, chief_output
     rows = json.loads((tmp_path / "shared" / "trials.json").read_text())
-    assert len(rows) == 6 and all(row["status"] == "COMPLETED" for row in rows)
+    assert len(rows) == 4 and all(row["status"] == "COMPLETED" for row in rows)
     assert {row["tuner_id"] for row in rows} == {"worker0", "worker1"}  # the trials were spread over both
     assert "Results summary" in chief_output and (tmp_path / "shared" / "summary.md").exists()
     assert all("Results summary" not in output for output in outputs)  # workers only train

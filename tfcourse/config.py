@@ -20,6 +20,7 @@ OBJECTIVES = ("val_accuracy", "val_loss")  # trials are scored on the validation
 THRESHOLD_METRICS = ("f1", "balanced_accuracy", "accuracy")  # what a two-class table's threshold maximises
 CLASS_WEIGHTS = (None, "balanced")
 TTA_MODES = ("none", "flip")  # test-time augmentation: also predict on the mirrored image, average the probabilities
+INVERT_MODES = ("auto", "yes", "no")  # tfcourse.predict --invert: tfcourse.inference.should_invert
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")  # tfcourse.machine.resolve_precision says what auto picks
 
 

@@ -44,6 +44,7 @@ CATALOGUE = {
         "tfds_name": "fashion_mnist",
         "aliases": ("fashion_mnist", "fashion-mnist"),
         "mirror_safe": True,  # a mirrored garment is the same garment
+        "dark_background": True,
     },
     "mnist": {
         "class_names": DIGIT_CLASSES,
@@ -52,8 +53,9 @@ CATALOGUE = {
         "tfds_name": "mnist",
         "aliases": ("mnist",),
         "mirror_safe": False,  # a mirrored 2 or 7 is no digit
+        "dark_background": True,
     },
-    "digits": {"class_names": DIGIT_CLASSES, "mirror_safe": False},
+    "digits": {"class_names": DIGIT_CLASSES, "mirror_safe": False, "dark_background": True},
 }
 DATA_DIR_ENV = "TFCOURSE_DATA_DIR"
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # as keras.utils.image_dataset_from_directory
@@ -704,12 +706,22 @@ def augmentation_layer(name: str, seed: int):
     return AUGMENTATIONS[name][0](keras, seed)
 
 
-def mirror_safe(name: str) -> Optional[bool]:
-    """Whether a horizontal flip keeps the label for a catalogued dataset (``None``: not known)."""
+def _catalogue_fact(name: str, fact: str) -> Optional[bool]:
     if name.startswith("tfds:"):
         name = next((k for k, e in CATALOGUE.items() if e.get("tfds_name") == name[5:]), name)
     entry = _catalogue_entry(name)
-    return (entry[1] if entry else CATALOGUE.get(name, {})).get("mirror_safe")
+    return (entry[1] if entry else CATALOGUE.get(name, {})).get(fact)
+
+
+def mirror_safe(name: str) -> Optional[bool]:
+    """Whether a horizontal flip keeps the label for a catalogued dataset (``None``: not known)."""
+    return _catalogue_fact(name, "mirror_safe")
+
+
+def dark_background(name: str) -> Optional[bool]:
+    """Whether a catalogued dataset's images are light objects on black (``None``: not known): a photo of a
+    dark garment on white paper must be inverted before such a model sees it (``tfcourse.predict``)."""
+    return _catalogue_fact(name, "dark_background")
 
 
 SHIFT_FRACTION = 0.1  # --augment shifts by up to this share of the side, in whole pixels (2 on 28x28)

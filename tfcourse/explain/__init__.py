@@ -55,7 +55,7 @@ def explain(
 ) -> Dict[str, Any]:
     """Runs one method of ``CAM_METHODS + GRADIENT_METHODS``; returns ``{"maps": (N, H, W), "layer": name}``.
 
-    A mixed-precision model is explained through its float32 copy (``models.float32_copy``).
+    A mixed-precision model is explained through its float32 copy (``models.float32_copy``), once.
     """
     model = float32_copy(model)
     if method in CAM_METHODS:

@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from tfcourse.explain.cams import _resize_maps, normalize_maps
+from tfcourse.explain.cams import _resize_maps, in_float32, normalize_maps
 
 
 def attention_layers(model) -> List[Any]:
@@ -51,6 +51,7 @@ def token_grid(model) -> Dict[str, Any]:
     )
 
 
+@in_float32
 def attention_weights(model, images, batch_size: int = 256) -> List[np.ndarray]:
     """Every attention layer's weights for ``images``: a list of ``(N, heads, tokens, tokens)`` arrays,
     each row (a query token's attention over the key tokens) summing to 1."""

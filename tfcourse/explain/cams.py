@@ -3,7 +3,8 @@ saliency, SmoothGrad (tf-keras-vis), a direct ``tf.GradientTape`` Grad-CAM, and 
 maximisation (what a layer's filters or a class logit respond to, from random noise or an image).
 
 Every function takes a Keras model whose outputs are logits and images already preprocessed
-for it (``Normalization.apply``), and returns NumPy arrays.
+for it (``Normalization.apply``), and returns NumPy arrays. A mixed-precision model is explained
+through its float32 copy (``in_float32``).
 
 The direct Grad-CAM (``gradcam_tape``) exists for models tf-keras-vis cannot reach into:
 tf-keras-vis looks layers up on the outer model, so the convolutions of a transfer model's
@@ -13,14 +14,28 @@ nested base (``base/<layer>``) are only reachable here; ``gradcam`` falls back t
 from __future__ import annotations
 
 import contextlib
+import functools
 from typing import Any, List, Optional, Sequence
 
 import numpy as np
+
+from tfcourse.models import float32_copy
 
 CAM_METHODS = ("gradcam", "gradcam++", "scorecam", "gradcam_tape")
 GRADIENT_METHODS = ("saliency", "smoothgrad")
 _CONV_TYPES = ("Conv1D", "Conv2D", "Conv3D", "DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose")
 _NESTED = "/"  # "base/conv5_block3_out": a layer inside the nested model "base"
+
+
+def in_float32(explainer):
+    """``explainer(model, ...)`` run on ``models.float32_copy(model)``: gradients and maps of a bfloat16
+    model would come back coarse (8 bits of mantissa) and in a dtype SciPy and Matplotlib cannot use."""
+
+    @functools.wraps(explainer)
+    def wrapper(model, *args, **kwargs):
+        return explainer(float32_copy(model), *args, **kwargs)
+
+    return wrapper
 
 
 # ----------------------------------------------------------------------------- layers
@@ -155,6 +170,7 @@ def normalize_maps(maps: np.ndarray) -> np.ndarray:
     return np.divide(maps - low, span, out=np.zeros_like(maps), where=span > 0).astype(np.float32)
 
 
+@in_float32
 def gradcam_tape(model, images, class_ids: Sequence[int], layer: Optional[str] = None, upsample: bool = True):
     """Grad-CAM (Selvaraju et al. 2017) written directly with ``tf.GradientTape``.
 
@@ -220,6 +236,7 @@ def _refuse_nested(layer: Optional[str], method: str) -> None:
         )
 
 
+@in_float32
 def gradcam(model, images, class_ids: Sequence[int], layer: Optional[str] = None, plus_plus: bool = False):
     """Grad-CAM or Grad-CAM++ by tf-keras-vis, (N, H, W) maps in [0, 1] at the input size.
 
@@ -244,6 +261,7 @@ def gradcam(model, images, class_ids: Sequence[int], layer: Optional[str] = None
     return np.asarray(maps, dtype=np.float32)
 
 
+@in_float32
 def scorecam(model, images, class_ids: Sequence[int], layer: Optional[str] = None, max_channels: Optional[int] = 64):
     """Score-CAM (Wang et al. 2020) by tf-keras-vis: each feature map masks the input, the class
     probability of the masked input weighs the map. Costs one forward pass per channel per image;
@@ -265,6 +283,7 @@ def scorecam(model, images, class_ids: Sequence[int], layer: Optional[str] = Non
     return np.asarray(maps, dtype=np.float32)
 
 
+@in_float32
 def saliency(
     model, images, class_ids: Sequence[int], smooth_samples: int = 0, smooth_noise: float = 0.2, seed: int = 0
 ):
@@ -284,6 +303,7 @@ def saliency(
     return np.asarray(maps, dtype=np.float32)
 
 
+@in_float32
 def activation_maximization(
     model,
     layer: Optional[str] = None,

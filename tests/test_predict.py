@@ -1,0 +1,146 @@
+"""``python -m tfcourse.predict`` on real image files: PNG/JPEG/BMP of mixed sizes and colours made from
+the test split, through a run folder, its model.keras and its export; errors; export version order."""
+
+import csv
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tfcourse import artifacts, evaluate, inference, predict
+
+
+def _write_pictures(images, folder):
+    """Each 8x8 test image as a picture someone could have taken of it: scaled up (integer and odd
+    factors), grey or RGB, some dark-on-light (inverted), as PNG, JPEG or BMP. Returns
+    ``[(path, inverted)]`` in image order."""
+    folder.mkdir()
+    written = []
+    for i, image in enumerate(images[..., 0]):
+        size = (8, 16, 13, 40, 24)[i % 5]
+        grey = Image.fromarray(image).resize((size, size), Image.Resampling.LANCZOS if size % 8 else Image.NEAREST)
+        inverted = i % 3 == 1
+        if inverted:
+            grey = Image.fromarray(255 - np.asarray(grey))
+        picture = grey.convert("RGB") if i % 2 else grey
+        suffix = (".png", ".jpg", ".bmp", ".png")[i % 4]
+        path = folder / f"img{i:03d}{suffix}"
+        picture.save(path, quality=95) if suffix == ".jpg" else picture.save(path)
+        written.append((str(path), inverted))
+    return written
+
+
+def test_predict_on_pictures_of_mixed_sizes_and_colours_agrees_with_the_model(cnn_run, tmp_path, capsys):
+    run_dir, export_dir = cnn_run
+    run = artifacts.load(run_dir)
+    test = run.test_data()
+    images = test.images[:120]
+    expected = evaluate.probabilities(
+        run.keras_model(), run.model_inputs(images), run.record["config"].get("tta", "none")
+    ).numpy()
+    pictures = _write_pictures(images, tmp_path / "pictures")
+    with open(pictures[0][0], "rb") as handle:  # a file that is no image is listed and skipped
+        (tmp_path / "pictures" / "notes.png").write_bytes(b"not an image" + handle.read()[:3])
+
+    for model_path in (run_dir, os.path.join(run_dir, "model.keras"), os.path.dirname(export_dir)):
+        out = tmp_path / f"{os.path.basename(model_path)}.csv"
+        grid = tmp_path / f"{os.path.basename(model_path)}.png"
+        capsys.readouterr()
+        code = predict.main([model_path, str(tmp_path / "pictures"), "--output", str(out), "--grid", str(grid)])
+        assert code == 0
+        printed = capsys.readouterr()
+        assert "skipped" in printed.err and "notes.png" in printed.err
+        with open(out, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        assert [row["file"] for row in rows] == [path for path, _ in pictures]  # sorted, the bad file left out
+        assert [row["inverted"] == "True" for row in rows] == [inverted for _, inverted in pictures]
+        agree = np.mean([row["class1"] == run.class_names[i] for row, i in zip(rows, expected.argmax(axis=1))])
+        assert agree >= 0.95, (model_path, agree)
+        probabilities = np.array([[float(row[f"p_{name}"]) for name in run.class_names] for row in rows])
+        np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-4)
+        assert rows[0]["class1"] in printed.out and "top 3" in printed.out
+        with Image.open(grid) as drawn:
+            assert drawn.size[0] > 400 and drawn.size[1] > 400
+
+    # --invert no: the dark-on-light pictures are seen as they are, and mostly misread
+    rows, _, _ = inference.predict_files(inference.open_model(run_dir), [str(tmp_path / "pictures")], invert="no")
+    dark_on_light = [i for i, (_, inverted) in enumerate(pictures) if inverted]
+    misread = np.mean([rows[i]["top"][0][0] != run.class_names[expected[i].argmax()] for i in dark_on_light])
+    assert misread > 0.5
+
+
+def test_json_output_and_a_single_file(cnn_run, tmp_path):
+    run_dir, _ = cnn_run
+    run = artifacts.load(run_dir)
+    Image.fromarray(run.test_data().images[0, ..., 0]).resize((32, 32)).save(tmp_path / "one.png")
+    out = tmp_path / "p.json"
+    assert predict.main([run_dir, str(tmp_path / "one.png"), "--top-k", "2", "--output", str(out)]) == 0
+    (row,) = json.loads(out.read_text())
+    assert row["file"] == str(tmp_path / "one.png") and len(row["top"]) == 2
+    assert row["top"][0]["probability"] >= row["top"][1]["probability"]
+    assert set(row["probabilities"]) == set(run.class_names)
+
+
+def test_the_latest_export_version_is_the_highest_number(cnn_run, tmp_path):
+    _, export_dir = cnn_run
+    model_dir = tmp_path / "saved_models" / "cnn"
+    for version in ("2", "9", "10"):
+        shutil.copytree(export_dir, model_dir / version)
+    (model_dir / "11").mkdir()  # a version folder without saved_model.pb (a copy under way) is not a version
+    predictor = inference.open_model(str(model_dir))
+    assert predictor.source == str(model_dir / "10") and predictor.kind == "export"
+    assert inference.open_model(str(model_dir / "9")).source == str(model_dir / "9")
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda tmp: tmp / "empty", "holds no model"),
+        (lambda tmp: tmp / "missing", "is neither a folder nor a .keras file"),
+        (lambda tmp: tmp / "root", "holds several exported models"),
+    ],
+)
+def test_a_path_that_is_not_a_model_exits_2(make, message, cnn_run, tmp_path, capsys):
+    _, export_dir = cnn_run
+    (tmp_path / "empty").mkdir()
+    shutil.copytree(os.path.dirname(export_dir), tmp_path / "root" / "cnn")
+    shutil.copytree(os.path.dirname(export_dir), tmp_path / "root" / "vgg")
+    Image.new("L", (8, 8)).save(tmp_path / "x.png")
+    with pytest.raises(SystemExit) as exit_info:
+        predict.main([str(make(tmp_path)), str(tmp_path / "x.png")])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_no_readable_image_exits_2_and_writes_nothing(cnn_run, tmp_path, capsys):
+    run_dir, _ = cnn_run
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG not really")
+    (tmp_path / "empty").mkdir()
+    for path, output, message in (
+        ("broken.png", "p.csv", "none of the 1 file(s) given could be read"),
+        ("empty", "p.csv", "no image files found"),
+        ("broken.png", "p.txt", "name a .csv or .json file"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            predict.main([run_dir, str(tmp_path / path), "--output", str(tmp_path / output)])
+        assert exit_info.value.code == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "p.csv").exists() and not (tmp_path / "p.txt").exists()
+
+
+def test_a_table_model_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="model for tables"):
+        inference._check_images((12,), "a table run")
+
+
+def test_should_invert_follows_the_border_and_the_data():
+    light = np.full((10, 10), 240, np.uint8)
+    light[3:7, 3:7] = 20
+    dark = 255 - light
+    assert inference.should_invert(light, "auto", dark_background=True)
+    assert not inference.should_invert(dark, "auto", dark_background=True)
+    assert not inference.should_invert(light, "auto", dark_background=None)  # not known: left as it is
+    assert inference.should_invert(dark, "yes", None) and not inference.should_invert(light, "no", True)

@@ -1,0 +1,144 @@
+"""``python -m tfcourse.predict MODEL IMAGE_OR_FOLDER...``: classify your own image files.
+
+MODEL is a run folder, its ``model.keras``, or an export (``saved_models/<name>`` for its latest version,
+or ``saved_models/<name>/<version>``). Each PNG/JPEG/BMP/GIF file (a folder: every such file inside it) is
+brought to the model's input (``tfcourse.inference.prepare_image``) and its top classes are printed;
+``--output`` writes them as CSV or JSON, ``--grid`` draws each image as the model saw it with its top 3.
+Unreadable files are listed and skipped; when none can be read the command exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import List, Optional
+
+from tfcourse.cli_args import positive_int
+from tfcourse.config import INVERT_MODES
+
+OUTPUT_FORMATS = (".csv", ".json")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m tfcourse.predict",
+        description="Predict the classes of image files with a trained model (a run folder, its model.keras, "
+        "or a SavedModel export).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("model", metavar="MODEL", help="run folder, .keras file, or saved_models/<name>[/<version>]")
+    parser.add_argument("images", metavar="IMAGE_OR_FOLDER", nargs="+", help="image files or folders of them")
+    parser.add_argument("--top-k", type=positive_int, default=3, help="classes listed per image")
+    parser.add_argument(
+        "--invert",
+        choices=INVERT_MODES,
+        default="auto",
+        help="invert the pictures (dark garment on white paper -> the light-on-black of Fashion-MNIST); auto: "
+        "when a picture's border is light and the model's data is light on black",
+    )
+    parser.add_argument("--output", default=None, metavar="FILE", help="write the predictions to FILE.csv or FILE.json")
+    parser.add_argument("--grid", default=None, metavar="FILE.png", help="draw the images as the model saw them")
+    parser.add_argument("--batch-size", type=positive_int, default=256, help="images per prediction batch")
+    return parser
+
+
+def _check_outputs(args) -> None:
+    if args.output and os.path.splitext(args.output)[1].lower() not in OUTPUT_FORMATS:
+        raise ValueError(f"--output {args.output}: name a .csv or .json file.")
+    if args.grid and not args.grid.lower().endswith(".png"):
+        raise ValueError(f"--grid {args.grid}: name a .png file.")
+    for path in filter(None, (args.output, args.grid)):
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise ValueError(f"{path}: its folder {folder} does not exist; create it or write elsewhere.")
+
+
+def table(rows, top_k: int) -> str:
+    """The predictions as a plain-text table: file, then ``class probability`` for each of the top k."""
+    header = ["file"] + [f"top {i + 1}" for i in range(top_k)]
+    lines = [[row["file"]] + [f"{name} {p:.3f}" for name, p in row["top"]] for row in rows]
+    widths = [max(len(str(line[i])) for line in [header] + lines if i < len(line)) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(str(cell).ljust(w) for cell, w in zip(line, widths)).rstrip() for line in [header] + lines
+    )
+
+
+def write_output(path: str, rows, class_names) -> None:
+    """CSV (file, inverted, top1, p1, ..., then one probability column per class) or JSON, atomically."""
+    import csv
+    import io
+
+    from tfcourse import rundir
+
+    if path.lower().endswith(".json"):
+        payload = [
+            {
+                "file": row["file"],
+                "inverted": row["inverted"],
+                "top": [{"class": name, "probability": p} for name, p in row["top"]],
+                "probabilities": dict(zip(class_names, (float(p) for p in row["probabilities"]))),
+            }
+            for row in rows
+        ]
+        rundir.write_json(path, payload)
+        return
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    top_k = len(rows[0]["top"])
+    writer.writerow(
+        ["file", "inverted"]
+        + [f"{kind}{i + 1}" for i in range(top_k) for kind in ("class", "p")]
+        + [f"p_{name}" for name in class_names]
+    )
+    for row in rows:
+        writer.writerow(
+            [row["file"], row["inverted"]]
+            + [value for name, p in row["top"] for value in (name, f"{p:.6f}")]
+            + [f"{p:.6f}" for p in row["probabilities"]]
+        )
+    rundir.write_text(path, buffer.getvalue())
+
+
+def predict_command(args) -> None:
+    from tfcourse import inference, plots  # TensorFlow loads here, after the flags are read
+
+    predictor = inference.open_model(args.model)
+    rows, skipped, images = inference.predict_files(predictor, args.images, args.invert, args.top_k, args.batch_size)
+    for path, reason in skipped:
+        print(f"tfcourse.predict: skipped {path}: {reason}", file=sys.stderr)
+    if not rows:
+        raise ValueError(
+            f"none of the {len(skipped)} file(s) given could be read as an image"
+            if skipped
+            else "no image files found (PNG, JPEG, BMP or GIF) in " + ", ".join(args.images)
+        )
+    print(f"tfcourse.predict: {predictor.kind} {predictor.source}, {len(rows)} image(s)")
+    print(table(rows, min(args.top_k, len(predictor.class_names))))
+    if args.output:
+        write_output(args.output, rows, predictor.class_names)
+        print(f"tfcourse.predict: wrote {args.output}")
+    if args.grid:
+        titles = [
+            os.path.basename(row["file"])[:18]
+            + ("\n(inverted)" if row["inverted"] else "")
+            + "".join(f"\n{name} {p:.2f}" for name, p in row["top"][:3])
+            for row in rows
+        ]
+        plots.plot_examples(images, titles, args.grid, f"predictions of {os.path.basename(predictor.source)}")
+        print(f"tfcourse.predict: wrote {args.grid}")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from tfcourse.rundir import cli_errors
+
+    with cli_errors(parser):
+        _check_outputs(args)
+        predict_command(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
