@@ -5,11 +5,6 @@ import os
 import struct
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-if os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") != "1":
-    # Several pytest-xdist workers share the cores: one TensorFlow thread pool thread each (subprocesses
-    # inherit it) instead of every worker starting one per core and the workers' threads fighting.
-    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
-    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 
 import numpy as np
 import pytest

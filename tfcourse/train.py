@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="standard: the model's optimizer hyperparameters (Adam), --lr-schedule, early stopping; fast: "
         "SGD-Nesterov with a one-cycle learning rate, label smoothing 0.1, weight decay, flips and shifts, flip "
         "test-time augmentation, batch 256, 16 epochs; quick: fast cut to about 3 CPU-minutes (batch 128, "
-        "4 epochs, no flips or shifts in training) (docs/speed.md)",
+        "4 epochs, no flips or shifts in training, no test-time augmentation) (docs/speed.md)",
     )
     parser.add_argument(
         "--peak-lr",
@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=TTA_MODES,
         default=None,
         help="test-time augmentation: flip averages the probabilities on each test image and its mirror image, "
-        "in the evaluation and in the export (default: none; flip with --recipe fast/quick on a dataset whose mirror "
+        "in the evaluation and in the export (default: none; flip with --recipe fast on a dataset whose mirror "
         "images keep their class)",
     )
     parser.add_argument(
