@@ -459,9 +459,9 @@ def test_distributed_chief_and_two_workers(tmp_path):
         "--tuner",
         "random",
         "--max-trials",
-        "4",
+        "6",
         "--epochs",
-        "2",
+        "3",
         "--patience",
         "10",
         "--directory",
@@ -478,7 +478,7 @@ def test_distributed_chief_and_two_workers(tmp_path):
     chief_output = chief.communicate(timeout=120)[0]
     assert chief.returncode == 0, chief_output
     rows = json.loads((tmp_path / "shared" / "trials.json").read_text())
-    assert len(rows) == 4 and all(row["status"] == "COMPLETED" for row in rows)
+    assert len(rows) == 6 and all(row["status"] == "COMPLETED" for row in rows)
     assert {row["tuner_id"] for row in rows} == {"worker0", "worker1"}  # the trials were spread over both
     assert "Results summary" in chief_output and (tmp_path / "shared" / "summary.md").exists()
     assert all("Results summary" not in output for output in outputs)  # workers only train
