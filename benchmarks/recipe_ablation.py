@@ -29,7 +29,7 @@ import os
 import subprocess
 import sys
 
-from _runs import read_run_file, reuse_differences  # benchmarks/ is on sys.path when a script in it runs
+from _runs import reuse_differences  # benchmarks/ is on sys.path when a script in it runs
 from _tables import publish
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -73,11 +73,9 @@ def worker(name: str, run_dir: str) -> int:
 
 def train_variant(name: str, run_dir: str) -> None:
     """The variant in a fresh process (its log beside the run), unless ``run_dir`` holds it finished."""
-    flags, changes, _ = VARIANTS[name]
     if os.path.isfile(os.path.join(run_dir, "metrics.json")):
-        recorded = read_run_file(run_dir, "config.json")["config"]["recipe"]
-        differences = [] if changes else reuse_differences(run_dir, flags.split())
-        if differences or (changes and recorded != f"quick-{name}"):
+        differences = reuse_differences(run_dir, register(name))  # every setting, the variant's recipe included
+        if differences:
             raise SystemExit(f"{name}: {run_dir} holds another run ({'; '.join(differences)}); delete it to retrain.")
         print(f"{name}: reusing {run_dir}", flush=True)
         return
@@ -88,13 +86,10 @@ def train_variant(name: str, run_dir: str) -> None:
             raise SystemExit(f"{name} failed; see {run_dir}.log")
 
 
-def accuracy_without_tta(run_dir: str) -> float:
-    """The saved model's test accuracy on single images (no flip averaging)."""
+def accuracy_without_tta(run) -> float:
+    """The saved model's test accuracy on single images (no flip averaging), of an ``artifacts.Run``."""
     import numpy as np
 
-    from tfcourse import artifacts
-
-    run = artifacts.load(run_dir)
     test = run.test_data()
     logits = run.keras_model("accuracy").predict(run.model_inputs(test.images), batch_size=500, verbose=0)
     return float(np.mean(np.argmax(logits, axis=1) == test.labels))
@@ -114,6 +109,8 @@ def main(argv=None):
         train_variant(name, os.path.join(args.results, name))
     from time_to_accuracy import silhouette
 
+    from tfcourse import artifacts
+
     lines = [
         f"Fashion-MNIST, official split (54,000 training images, 10,000 test images), seed 42, one run per row, "
         f"one after the other. Base: `python -m tfcourse.train {BASE}`; each row changes one thing.",
@@ -126,13 +123,14 @@ def main(argv=None):
     for name in args.variants:
         register(name)
         run_dir = os.path.join(args.results, name)
-        metrics = read_run_file(run_dir, "metrics.json")
+        run = artifacts.load(run_dir)  # once: the test split and the model serve both measurements
+        metrics = run.metrics
         accuracy = metrics["test_accuracy"]
         base = accuracy if name == "base" else base
         delta = "" if base is None or name == "base" else f"{100 * (accuracy - base):+.2f} points"
         lines.append(
             f"| {name} | {VARIANTS[name][2]} | {metrics['train_seconds']:.0f} | {accuracy:.2%} | "
-            f"{accuracy_without_tta(run_dir):.2%} | {delta} | {silhouette(run_dir):.2f} |"
+            f"{accuracy_without_tta(run):.2%} | {delta} | {silhouette(run):.2f} |"
         )
     publish("\n".join(lines) + "\n", args.out)
     return 0

@@ -52,12 +52,11 @@ def accuracy_by(history, epoch_seconds, seconds: float):
     return reached
 
 
-def silhouette(run_dir: str) -> float:
-    """The run report's Grad-CAM silhouette ratio of a finished run (``gallery.silhouette_measure``)."""
-    from tfcourse import artifacts
+def silhouette(run) -> float:
+    """The run report's Grad-CAM silhouette ratio of a finished run (an ``artifacts.Run``;
+    ``gallery.silhouette_measure``)."""
     from tfcourse.explain import gallery
 
-    run = artifacts.load(run_dir)
     return gallery.silhouette_measure(run, run.keras_model("Grad-CAM"), "gradcam")["ratio"]
 
 
@@ -68,6 +67,8 @@ def main(argv=None):
     parser.add_argument("--out", default=os.path.join(HERE, "results", "time_to_accuracy.md"))
     args = parser.parse_args(argv)
     os.makedirs(args.results, exist_ok=True)
+    from tfcourse import artifacts  # TensorFlow loads here, after the flags are read
+
     lines = [
         "Fashion-MNIST, official test set (10,000 images), seed 42; one run per row, one after the other. "
         "Training time: the run's train_seconds (model.fit's wall time: training steps, graph tracing and "
@@ -92,7 +93,7 @@ def main(argv=None):
             f"{metrics['epochs_trained']} | {metrics['train_images_per_second']:,.0f} | "
             f"{metrics['train_seconds']:.0f} | {metrics['test_accuracy']:.2%} | "
             + " | ".join("" if m is None else f"{m:.2%}" for m in marks)
-            + f" | {silhouette(run_dir):.2f} |"
+            + f" | {silhouette(artifacts.load(run_dir)):.2f} |"
         )
     publish("\n".join(lines) + "\n", args.out)
 

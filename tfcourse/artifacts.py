@@ -156,6 +156,11 @@ class Run:
             self._test = TestData(x[splits.test], y[splits.test], splits.test, dataset, splits)
         return self._test
 
+    @property
+    def tta(self) -> str:
+        """The test-time augmentation the run was evaluated (and exported) with (``none`` for older runs)."""
+        return ((self.record or {}).get("config") or {}).get("tta", "none")
+
     def model_inputs(self, raw_images):
         """Raw pixels -> what the Keras model takes (the run's normalisation), as a NumPy array."""
         return self.normalization.apply(np.asarray(raw_images)).numpy()
@@ -184,10 +189,9 @@ class Run:
                 chunks.append(np.log(np.maximum(serve(images=batch)["probabilities"].numpy(), 1e-12)))
         else:
             model = self.keras_model("predictions")
-            tta = ((self.record or {}).get("config") or {}).get("tta", "none")  # as the run was evaluated
             for start in range(0, len(test.images), batch_size):
                 inputs = self.model_inputs(test.images[start : start + batch_size])
-                chunks.append(np.asarray(evaluate.recorded_logits(model, inputs, tta)))
+                chunks.append(np.asarray(evaluate.recorded_logits(model, inputs, self.tta)))
         return {"labels": test.labels, "logits": np.concatenate(chunks), "test_indices": test.indices}
 
 

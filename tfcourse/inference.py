@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -46,15 +45,17 @@ class Predictor:
 
 def _versions(folder: str) -> List[int]:
     """The numbered SavedModel versions under an export's model folder, oldest first (by number: 10 after 9)."""
-    return sorted(
-        int(name)
-        for name in os.listdir(folder)
-        if re.fullmatch(r"\d+", name) and os.path.isfile(os.path.join(folder, name, "saved_model.pb"))
-    )
+    return [
+        number
+        for number in export.version_numbers(folder)
+        if os.path.isfile(os.path.join(folder, str(number), "saved_model.pb"))
+    ]
 
 
-def _dataset_of(record) -> Optional[str]:
-    return ((record or {}).get("config") or {}).get("data", {}).get("dataset")
+def _dark_background(run) -> Optional[bool]:
+    """``data.dark_background`` of the dataset the run was trained on (``None``: no run record to say)."""
+    dataset = ((run.record or {}).get("config") or {}).get("data", {}).get("dataset")
+    return data.dark_background(dataset) if dataset else None
 
 
 def open_model(path: str) -> Predictor:
@@ -82,12 +83,8 @@ def open_model(path: str) -> Predictor:
         os.path.join(path, rundir.CONFIG_FILE)
     ):
         versions = _versions(path)
-        models = sorted(
-            name
-            for name in os.listdir(path)
-            if os.path.isdir(os.path.join(path, name)) and _versions(os.path.join(path, name))
-        )
-        if not versions and models:
+        models = [] if versions else [name for name in sorted(os.listdir(path)) if _versions(os.path.join(path, name))]
+        if models:
             raise ValueError(
                 f"{path} holds {'several exported models' if len(models) > 1 else 'an exported model'} "
                 f"({', '.join(models)}); pass one of them, e.g. {os.path.join(path, models[0])}."
@@ -116,48 +113,37 @@ def _check_images(input_shape, source: str) -> Tuple[int, int, int]:
 def _from_run(run, source: str, kind: str) -> Predictor:
     model = run.keras_model("predictions")
     shape = _check_images(model.inputs[0].shape[1:], source)
-    tta = ((run.record or {}).get("config") or {}).get("tta", "none")
 
     def probabilities(images: np.ndarray) -> np.ndarray:
-        return evaluate.probabilities(model, run.model_inputs(images), tta).numpy()
+        return evaluate.probabilities(model, run.model_inputs(images), run.tta).numpy()
 
-    dataset = _dataset_of(run.record)
-    return Predictor(
-        source,
-        kind,
-        run.class_names,
-        shape,
-        data.dark_background(dataset) if dataset else None,
-        probabilities,
-    )
+    return Predictor(source, kind, run.class_names, shape, _dark_background(run), probabilities)
 
 
 def _from_export(run) -> Predictor:
+    """The export's own uint8 signature (preprocessing and test-time augmentation inside); its input shape
+    read from that signature."""
     import tensorflow as tf
 
-    info = rundir.read_json(os.path.join(run.export_dir, export.METADATA_FILE), "export metadata")
-    shape = _check_images(info["input_shape"], run.export_dir)
     serve = tf.saved_model.load(run.export_dir).signatures[export.SIGNATURE_UINT8]
+    shape = _check_images(serve.structured_input_signature[1]["images"].shape[1:], run.export_dir)
 
     def probabilities(images: np.ndarray) -> np.ndarray:
         return serve(images=tf.constant(images, tf.uint8))["probabilities"].numpy()
 
-    dataset = _dataset_of(run.record)  # the run folder it came from, when it is still there
-    return Predictor(
-        run.export_dir,
-        "export",
-        run.class_names,
-        shape,
-        data.dark_background(dataset) if dataset else None,
-        probabilities,
-    )
+    # the dataset is known from the run folder the export came from, when that is still there
+    return Predictor(run.export_dir, "export", run.class_names, shape, _dark_background(run), probabilities)
+
+
+def _check_invert(invert: str) -> None:
+    if invert not in INVERT_MODES:
+        raise ValueError(f"--invert must be one of {', '.join(INVERT_MODES)}, got {invert!r}.")
 
 
 def should_invert(grey: np.ndarray, invert: str, dark_background: Optional[bool]) -> bool:
     """``--invert``: ``yes``/``no``, or ``auto``: a picture whose border is light (mean above
     ``LIGHT_BORDER``) is inverted for a model trained on light objects on black."""
-    if invert not in INVERT_MODES:
-        raise ValueError(f"--invert must be one of {', '.join(INVERT_MODES)}, got {invert!r}.")
+    _check_invert(invert)
     if invert != "auto":
         return invert == "yes"
     border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
@@ -222,6 +208,7 @@ def predict_files(
 
     if top_k < 1:
         raise ValueError(f"--top-k must be at least 1, got {top_k}.")
+    _check_invert(invert)  # before the loop: a bad mode is the caller's error, not a file's
     prepared, rows, skipped = [], [], []
     for path in image_files(paths):
         try:
@@ -229,8 +216,6 @@ def predict_files(
                 image.load()
                 pixels, inverted = prepare_image(image, predictor.input_shape, invert, predictor.dark_background)
         except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as error:
-            if isinstance(error, ValueError) and "--invert" in str(error):
-                raise
             skipped.append((path, f"{type(error).__name__}: {error}"))
             continue
         prepared.append(pixels)

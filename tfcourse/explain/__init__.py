@@ -39,7 +39,6 @@ from tfcourse.explain.cams import (  # noqa: F401
     saliency,
     scorecam,
 )
-from tfcourse.models import float32_copy
 
 METHODS = CAM_METHODS + GRADIENT_METHODS + ("activation_max", "attention")
 
@@ -55,9 +54,8 @@ def explain(
 ) -> Dict[str, Any]:
     """Runs one method of ``CAM_METHODS + GRADIENT_METHODS``; returns ``{"maps": (N, H, W), "layer": name}``.
 
-    A mixed-precision model is explained through its float32 copy (``models.float32_copy``), once.
+    A mixed-precision model is explained through its float32 copy (each method is ``cams.in_float32``).
     """
-    model = float32_copy(model)
     if method in CAM_METHODS:
         layer = _spatial_layer(model, layer)
     if method == "gradcam":

@@ -11,6 +11,7 @@ import keras
 import numpy as np
 
 from tfcourse import evaluate, explain, plots
+from tfcourse.models import float32_copy
 from tfcourse.rundir import write_npz
 
 SILHOUETTE_EXAMPLES = 200  # correctly classified test images the Grad-CAM silhouette ratio is measured on
@@ -73,7 +74,7 @@ def write_explanations(
     ``activation_max`` writes the optimised inputs; ``attention`` writes every layer's attention weights
     and draws attention head ``head`` of ``layer`` (default the last) and the attention over patches
     (of that layer, or the rollout through all layers). Returns the paths written."""
-    model = explain.float32_copy(model)  # once for all methods (each would copy a mixed-precision model)
+    model = float32_copy(model)  # once for all methods (each would copy a mixed-precision model)
     test = run.test_data()
     outputs = run.predictions()
     predictions = outputs["logits"].argmax(axis=1)

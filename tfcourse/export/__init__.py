@@ -33,12 +33,17 @@ METADATA_FILE = os.path.join("assets.extra", "tfcourse.json")
 STAGING_PATTERN = re.compile(r"^\.tmp-(?P<pid>\d+)-.*$")  # mkdtemp's names for an export being written
 
 
+def version_numbers(model_dir: str) -> list:
+    """The integer-named entries under an export's model folder, ascending by number (10 after 9); none for a
+    folder that does not exist."""
+    if not os.path.isdir(model_dir):
+        return []
+    return sorted(int(name) for name in os.listdir(model_dir) if re.fullmatch(r"\d+", name))
+
+
 def next_version(model_dir: str) -> int:
     """The next free integer version under ``model_dir`` (1 for an empty or new folder)."""
-    if not os.path.isdir(model_dir):
-        return 1
-    versions = [int(name) for name in os.listdir(model_dir) if re.fullmatch(r"\d+", name)]
-    return max(versions, default=0) + 1
+    return max(version_numbers(model_dir), default=0) + 1
 
 
 def _serving_module(model, normalization, class_names: Sequence[str], tta: str = "none"):

@@ -73,7 +73,7 @@ def export_run_folder(run_dir: str, export_root: str, model_name: Optional[str] 
         images,
         run.metrics.get("test_accuracy"),
         verify=verify,
-        tta=(run.record.get("config") or {}).get("tta", "none"),
+        tta=run.tta,
     )
 
 
