@@ -134,6 +134,15 @@ def test_no_readable_image_exits_2_and_writes_nothing(cnn_run, tmp_path, capsys)
 def test_a_table_model_is_refused(tmp_path):
     with pytest.raises(ValueError, match="model for tables"):
         inference._check_images((12,), "a table run")
+    # an export of a table model (export_table_model's metadata: named inputs) is refused before loading
+    version = tmp_path / "weather" / "1"
+    (version / "assets.extra").mkdir(parents=True)
+    (version / "saved_model.pb").write_bytes(b"")
+    (version / "assets.extra" / "tfcourse.json").write_text(
+        json.dumps({"class_names": ["no", "yes"], "inputs": {"temp_max": "number"}})
+    )
+    with pytest.raises(ValueError, match="export of a model for tables"):
+        inference.open_model(str(tmp_path / "weather"))
 
 
 def test_should_invert_follows_the_border_and_the_data():

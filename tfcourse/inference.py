@@ -95,6 +95,12 @@ def open_model(path: str) -> Predictor:
                 "saved_model.pb (an export version) and no numbered version folders (an export's model folder)."
             )
         path = os.path.join(path, str(versions[-1]))
+    info = rundir.read_json(os.path.join(path, export.METADATA_FILE), "export metadata", missing=None)
+    if isinstance(info, dict) and "inputs" in info:  # export_table_model: named columns in, no images
+        raise ValueError(
+            f"{path} is an export of a model for tables (inputs {', '.join(sorted(info['inputs']))}), not for "
+            "images; tfcourse.predict reads image files."
+        )
     run = artifacts.load(path)
     if run.export_dir is not None:
         return _from_export(run)
