@@ -125,7 +125,7 @@ def predict_command(args) -> None:
             + "".join(f"\n{name} {p:.2f}" for name, p in row["top"][:3])
             for row in rows
         ]
-        plots.plot_examples(images, titles, args.grid, f"predictions of {os.path.basename(predictor.source)}")
+        plots.plot_examples(images, titles, args.grid, f"predictions of {predictor.source}")
         print(f"tfcourse.predict: wrote {args.grid}")
 
 
