@@ -51,11 +51,15 @@ def current_versions() -> dict:
 
 def reuse_differences(run_dir: str, argv) -> List[str]:
     """What differs between the run in ``run_dir`` and a run of ``argv`` now (empty: it may be reused)."""
+    from tfcourse import config as config_lib
+
     record = read_run_file(run_dir, "config.json")
     recorded, wanted = record.get("config", {}), requested_config(argv)
+    # a setting added after the run was trained, asked at its default, is what that run did
+    defaults = json.loads(json.dumps(config_lib.to_dict(config_lib.TrainConfig())))
     differences = []
     for key in sorted(set(recorded) | set(wanted)):
-        if key == "output_dir":
+        if key == "output_dir" or (key not in recorded and wanted.get(key) == defaults.get(key)):
             continue
         old, new = recorded.get(key), wanted.get(key)
         if isinstance(old, dict) and isinstance(new, dict):

@@ -30,6 +30,11 @@ def test_a_run_is_reused_only_for_the_same_configuration_and_versions(tmp_path, 
             _runs.train_or_reuse(ARGV + changed, run_dir, "mlp")
     config_path = os.path.join(run_dir, "config.json")
     record = json.load(open(config_path))
+    del record["config"]["export_formats"]  # a run older than a setting, asked at its default: reused
+    json.dump(record, open(config_path, "w"))
+    assert _runs.train_or_reuse(ARGV, run_dir, "mlp") is True
+    with pytest.raises(SystemExit, match=r"export_formats: None there, \['savedmodel', 'onnx'\] asked"):
+        _runs.train_or_reuse(ARGV + ["--export", "--export-format", "onnx"], run_dir, "mlp")
     record["versions"]["tensorflow"] = "2.0.0"
     json.dump(record, open(config_path, "w"))
     with pytest.raises(SystemExit, match="tensorflow 2.0.0 there"):

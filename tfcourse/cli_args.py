@@ -46,6 +46,16 @@ def positive_float(text: str) -> float:
     return value
 
 
+def export_formats(text: str):
+    """``--export-format savedmodel,onnx,litert`` (``config.parse_export_formats``)."""
+    from tfcourse.config import parse_export_formats
+
+    try:
+        return parse_export_formats(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def fraction(text: str) -> float:
     value = number(text)
     if not 0 < value < 1:

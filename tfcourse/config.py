@@ -22,6 +22,24 @@ CLASS_WEIGHTS = (None, "balanced")
 TTA_MODES = ("none", "flip")  # test-time augmentation: also predict on the mirrored image, average the probabilities
 INVERT_MODES = ("auto", "yes", "no")  # tfcourse.predict --invert: tfcourse.inference.should_invert
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")  # tfcourse.machine.resolve_precision says what auto picks
+# --export-format: the SavedModel always; ONNX and LiteRT (float32, float16, int8) files beside it on request
+EXPORT_FORMATS = ("savedmodel", "onnx", "litert")
+
+
+def parse_export_formats(text: str) -> Tuple[str, ...]:
+    """``"savedmodel,onnx"`` -> the formats to write, in ``EXPORT_FORMATS`` order, the SavedModel always among them.
+
+    Raises:
+        ValueError: For an unknown name.
+    """
+    names = [name.strip().lower() for name in str(text).split(",") if name.strip()]
+    unknown = sorted(set(names) - set(EXPORT_FORMATS))
+    if unknown:
+        raise ValueError(
+            f"unknown export format {', '.join(unknown)}; use a comma-separated list of "
+            f"{', '.join(EXPORT_FORMATS)} (the SavedModel is always written)"
+        )
+    return tuple(name for name in EXPORT_FORMATS if name in names or name == "savedmodel")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,6 +155,8 @@ class TrainConfig:
         output_dir: The run folder; ``None`` makes ``runs/<model>-<dataset>-<time>``.
         export: Also write a TensorFlow Serving SavedModel.
         export_dir: Root of the Serving layout ``<export_dir>/<model>/<version>/``.
+        export_formats: ``EXPORT_FORMATS`` the export writes: the SavedModel, and ONNX / LiteRT files
+            beside it in the version folder (``tfcourse.export.runtimes``).
         steps_per_execution: Training steps run per call into the TensorFlow graph;
             more steps per call amortise Python overhead on small models.
         deterministic: Ask TensorFlow for deterministic kernels (slower, bitwise
@@ -174,6 +194,7 @@ class TrainConfig:
     output_dir: Optional[str] = None
     export: bool = False
     export_dir: str = "saved_models"
+    export_formats: Tuple[str, ...] = ("savedmodel",)
     steps_per_execution: int = 8
     deterministic: bool = False
     train_on: str = "train"

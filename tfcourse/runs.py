@@ -77,6 +77,10 @@ def validate_config(config: TrainConfig) -> None:
         (config.data.batch_size >= 1, f"batch size must be at least 1, got {config.data.batch_size}"),
         (config.steps_per_execution >= 1, f"steps per execution must be at least 1, got {config.steps_per_execution}"),
         (
+            config.export or tuple(config.export_formats) == ("savedmodel",),
+            "--export-format writes files of an export; add --export",
+        ),
+        (
             config.data.split in config_lib.SPLIT_PROTOCOLS,
             f"split must be one of {config_lib.SPLIT_PROTOCOLS}, got {config.data.split!r}",
         ),
@@ -108,6 +112,7 @@ def validate_config(config: TrainConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise ValueError(message + ".")
+    export.runtimes.require(export.runtimes.parse_formats(",".join(config.export_formats)))  # before training
 
 
 def _recipe_checks(config: TrainConfig):
@@ -266,6 +271,8 @@ def train_and_evaluate(
             metrics["test_accuracy"],
             verify=verify_export,
             tta=config.tta,
+            formats=config.export_formats,
+            calibration=calibration_images(x, splits, config.seed),
         )
     return RunResult(run_dir, metrics, trained.history, export_dir, model)
 
@@ -520,6 +527,13 @@ def _write_report(run: artifacts.Run) -> None:
         )
 
 
+def calibration_images(x, splits, seed: int):
+    """A seeded sample of raw training images for an int8 export's calibration (never the test split)."""
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(splits.train, size=min(export.runtimes.CALIBRATION_IMAGES, len(splits.train)), replace=False)
+    return x[np.sort(chosen)]
+
+
 def export_run(
     model,
     run_dir: str,
@@ -531,9 +545,11 @@ def export_run(
     test_accuracy: Optional[float],
     verify: bool = True,
     tta: str = "none",
+    formats=("savedmodel",),
+    calibration=None,
 ) -> str:
     """Exports a finished run's model (checked in a fresh process before it gets a version number)
-    and records where in ``export.json``.
+    and records where in ``export.json``; ``formats`` and ``calibration`` as ``export.export_saved_model``.
 
     Raises:
         ValueError: If the export or its check fails; the run folder stays complete, and the
@@ -550,6 +566,8 @@ def export_run(
             metadata={"run_dir": os.path.abspath(run_dir), "test_accuracy": test_accuracy},
             verify=verify,
             tta=tta,
+            formats=formats,
+            calibration=calibration,
         )
     except Exception as error:  # noqa: BLE001  (disk full, permissions, a failed check: the run is kept)
         raise ValueError(
@@ -559,6 +577,13 @@ def export_run(
         ) from error
     write_json(os.path.join(run_dir, rundir.EXPORT_FILE), {"export_dir": os.path.abspath(export_dir)})
     print(f"tfcourse: exported SavedModel to {export_dir}", flush=True)
+    others = export.read_metadata(export_dir).get("formats")
+    if others:
+        print(
+            f"tfcourse: ONNX/LiteRT files beside it, each checked in a fresh process against the model on "
+            f"{len(images)} test images:\n{export.runtimes.describe(others)}",
+            flush=True,
+        )
     if difference is not None:
         print(
             f"tfcourse: export verified in a fresh process before it got its version number (max |dp| = "

@@ -200,6 +200,7 @@ def export_run(run: TableRun, export_root: str, model_name: str, verify: bool = 
             threshold=threshold,
             metadata={"run_dir": os.path.abspath(run.run_dir), "target": run.dataset.target},
             check=check if verify else None,
+            examples=probe,
         )
     except Exception as error:  # noqa: BLE001  (disk full, permissions, a failed check: the run is kept)
         raise ValueError(

@@ -19,6 +19,7 @@ from tfcourse.cli_args import (
     add_data_arguments,
     add_table_arguments,
     data_config_from_args,
+    export_formats,
     hp_override,
     is_table,
     layer,
@@ -179,6 +180,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--export", action="store_true", help="export a TensorFlow Serving SavedModel")
     parser.add_argument("--export-dir", default=DEFAULTS.export_dir, help="export root: <dir>/<model>/<version>/")
     parser.add_argument(
+        "--export-format",
+        type=export_formats,
+        default=None,
+        help="with --export: savedmodel (always written), onnx, litert (float32, float16 and int8 files), "
+        "comma-separated; each file checked in a fresh process against the model (needs the [runtimes] extra)",
+    )
+    parser.add_argument(
         "--verbose",
         type=int,
         choices=(0, 1, 2),
@@ -191,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
 TABLE_FLAGS = TABLE_DATA_FLAGS + ("threshold_metric",)
 # Flags of the image path a table run does not take (yet); given with a table they are refused.
 IMAGE_ONLY_FLAGS = IMAGE_DATA_FLAGS + (
+    "export_format",
     "train_on",
     "recipe",
     "peak_lr",
@@ -260,6 +269,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         output_dir=args.output_dir,
         export=args.export,
         export_dir=args.export_dir,
+        export_formats=args.export_format or DEFAULTS.export_formats,
         steps_per_execution=args.steps_per_execution,
         deterministic=args.deterministic,
         report=not args.no_report,

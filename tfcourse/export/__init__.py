@@ -9,7 +9,9 @@ pixels and gets class probabilities back:
 
 Both return ``probabilities`` (None, num_classes), ``class_ids`` (None,) and ``classes``
 (None,) class-name strings. Class names are also an asset (``assets/class_names.txt``) and,
-with the preprocessing and input shape, in ``assets.extra/tfcourse.json``.
+with the preprocessing and input shape, in ``assets.extra/tfcourse.json``. TF Serving's warm-up
+requests, a REST example and the lines that serve and ask it are in ``assets.extra/`` too
+(``serving``); ONNX and LiteRT files of the same model, on request, beside the SavedModel (``runtimes``).
 The version folder is written under a hidden temporary name (TF Serving ignores names that
 are not integers) and renamed when complete, so a server never sees half an export.
 """
@@ -24,7 +26,10 @@ import shutil
 import tempfile
 from typing import Any, Callable, Dict, Optional, Sequence
 
+import numpy as np
+
 from tfcourse import evaluate, rundir
+from tfcourse.export import runtimes, serving
 from tfcourse.models import computes_in_float32
 
 SIGNATURE_FLOAT = "serving_default"
@@ -97,6 +102,9 @@ def export_saved_model(
     version: Optional[int] = None,
     check: Optional[Callable[[str], Any]] = None,
     tta: str = "none",
+    examples=None,
+    formats: Sequence[str] = ("savedmodel",),
+    calibration=None,
 ) -> str:
     """Writes a TF Serving SavedModel and returns its version folder.
 
@@ -112,10 +120,17 @@ def export_saved_model(
             (e.g. ``verify_export``); if it raises, the export is removed and never gets
             an integer version a model server would load.
         tta: ``flip``: the signatures average the probabilities on each image and its mirror image.
+        examples: Raw test images (N, H, W, C), uint8: the first few become TF Serving's warm-up requests
+            and the REST example (blank images without them); the ONNX/LiteRT files are checked on all.
+        formats: ``runtimes.FORMATS`` to write: the SavedModel always, ``onnx`` and ``litert`` (float32,
+            float16 and int8 files) beside it, each checked in a fresh process before the version is published.
+        calibration: Raw training images for the int8 LiteRT file's calibration.
 
     Raises:
         ValueError: If the model's input shape is not fully known, class names do not match
-            the number of outputs, or the version already exists.
+            the number of outputs, the version already exists, or ONNX/LiteRT files are asked for
+            without ``examples`` to check them on.
+        RuntimeError: If an ONNX/LiteRT file disagrees with the model (nothing is published).
     """
     import tensorflow as tf
     from keras.export import ExportArchive
@@ -128,6 +143,15 @@ def export_saved_model(
             f"The model has {model.outputs[0].shape[-1]} outputs but {len(class_names)} class names were given."
         )
 
+    formats = runtimes.parse_formats(",".join(formats))
+    if examples is None:
+        if len(formats) > 1:
+            raise ValueError("ONNX/LiteRT files are checked on test images before they are published; pass examples.")
+        examples = np.zeros((serving.REST_EXAMPLES,) + input_shape, np.uint8)
+    examples = np.asarray(examples)
+    expected = evaluate.probabilities(model, normalization.apply(examples), tta).numpy()
+    example_classes = [class_names[i] for i in expected[: serving.REST_EXAMPLES].argmax(axis=1)]
+
     def write(staging: str) -> None:
         serve = _serving_module(model, normalization, class_names, tta)
         archive = ExportArchive()
@@ -139,6 +163,15 @@ def export_saved_model(
             SIGNATURE_UINT8, serve, input_signature=[tf.TensorSpec((None,) + input_shape, tf.uint8, name="images")]
         )
         archive.write_out(staging, verbose=False)
+        pixels = {"images": examples.astype(np.float32)}
+        info["warmup_requests"] = serving.write_warmup(
+            staging, model_name, SIGNATURE_FLOAT, pixels, {"images": tf.float32}
+        )
+        serving.write_rest_example(staging, SIGNATURE_FLOAT, pixels)
+        written = runtimes.write_formats(staging, model, normalization, tta, formats, calibration)
+        if written:
+            tolerance = TOLERANCE["float32" if computes_in_float32(model) else "mixed"]
+            info["formats"] = runtimes.check_formats(staging, written, examples, expected, tolerance)
 
     info = {
         "class_names": list(class_names),
@@ -148,7 +181,7 @@ def export_saved_model(
         "tta": tta,
         **(metadata or {}),
     }
-    return _write_version(export_root, model_name, class_names, write, info, version, check)
+    return _write_version(export_root, model_name, class_names, write, info, version, check, example_classes)
 
 
 def _write_version(
@@ -159,11 +192,14 @@ def _write_version(
     info: Dict[str, Any],
     version: Optional[int],
     check: Optional[Callable[[str], Any]],
+    example_classes: Sequence[str],
 ) -> str:
     """The steps every export shares: a hidden staging folder under ``<export_root>/<model_name>`` (stale
-    ones of dead processes swept), ``write(staging)`` puts the SavedModel there, the class names go to
-    ``assets/class_names.txt``, ``check(staging)`` runs, ``info`` goes to ``assets.extra/tfcourse.json``
-    with the version number, and the folder is renamed to its integer version."""
+    ones of dead processes swept), ``write(staging)`` puts the SavedModel (and its warm-up requests and REST
+    example) there, the class names go to ``assets/class_names.txt``, ``check(staging)`` runs, ``info`` goes
+    to ``assets.extra/tfcourse.json`` with the version number, ``assets.extra/README`` gets the serving lines
+    of that version (and the ``example_classes`` its REST example must get), and the folder is renamed to
+    its integer version."""
     model_dir = os.path.join(export_root, model_name)
     os.makedirs(model_dir, exist_ok=True)
     # never a servable version (TF Serving skips names that are not integers), only disk space
@@ -189,6 +225,10 @@ def _write_version(
         def write_metadata(number: int) -> None:
             with open(os.path.join(staging, METADATA_FILE), "w", encoding="utf-8") as handle:
                 json.dump({"model": model_name, "version": number, **info}, handle, indent=2)
+            with open(os.path.join(staging, serving.README_FILE), "w", encoding="utf-8") as handle:
+                handle.write(
+                    serving.readme_text(model_dir, model_name, number, info.get("warmup_requests", 0), example_classes)
+                )
 
         os.chmod(staging, 0o755)  # mkdtemp makes it private; a model server may run as another user
         final_dir = _publish(staging, model_dir, version, write_metadata)
@@ -208,12 +248,16 @@ def export_checked(
     metadata: Optional[Dict[str, Any]] = None,
     verify: bool = True,
     tta: str = "none",
+    formats: Sequence[str] = ("savedmodel",),
+    calibration=None,
 ):
     """``export_saved_model`` with ``verify_export`` run on the finished export before it gets its version.
 
     Args:
-        images: uint8 images (N, H, W, C), raw pixels, for the fresh-process check.
+        images: uint8 images (N, H, W, C), raw pixels, for the fresh-process check (and the warm-up requests,
+            the REST example and the ONNX/LiteRT check).
         verify: Run the check (a few seconds: a new Python process loads TensorFlow).
+        formats, calibration: As ``export_saved_model``.
 
     Returns:
         ``(version folder, largest probability difference or None without verify)``.
@@ -232,8 +276,16 @@ def export_checked(
         metadata=metadata,
         check=check if verify else None,
         tta=tta,
+        examples=images,
+        formats=formats,
+        calibration=calibration,
     )
     return final_dir, found.get("difference")
+
+
+def read_metadata(export_dir: str) -> Dict[str, Any]:
+    """An export's ``assets.extra/tfcourse.json`` (``{}`` when it has none)."""
+    return rundir.read_json(os.path.join(export_dir, METADATA_FILE), "export metadata", missing={})
 
 
 def load_class_names(export_dir: str):
@@ -270,7 +322,6 @@ def serve_in_fresh_process(export_dir: str, images) -> Dict[str, Any]:
     Raises:
         RuntimeError: If the fresh process fails, with its error output.
     """
-    import numpy as np
 
     with tempfile.TemporaryDirectory() as scratch:
         inputs_path = os.path.join(scratch, "images.npy")
@@ -283,8 +334,6 @@ def _run_fresh(script: str, export_dir: str, inputs_path: str, outputs_path: str
     and returns the arrays it saved."""
     import subprocess
     import sys
-
-    import numpy as np
 
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     done = subprocess.run(
@@ -322,7 +371,6 @@ def verify_export(
     Raises:
         RuntimeError: If the fresh process fails or the predictions differ by more than ``tolerance``.
     """
-    import numpy as np
 
     if tolerance is None:
         tolerance = TOLERANCE["float32" if computes_in_float32(model) else "mixed"]
@@ -381,6 +429,7 @@ def export_table_model(
     metadata: Optional[Dict[str, Any]] = None,
     version: Optional[int] = None,
     check: Optional[Callable[[str], Any]] = None,
+    examples: Optional[Dict[str, Any]] = None,
 ) -> str:
     """Writes a TF Serving SavedModel of a raw-row table model and returns its version folder.
 
@@ -393,6 +442,7 @@ def export_table_model(
         model: The raw-row Keras model (``tabular_features.raw_row_model``): logits out, one for two classes.
         kinds: Feature name -> ``numeric`` or ``categorical``.
         threshold: The decision threshold of a two-class target (``None`` for more classes: argmax).
+        examples: Raw test rows (column name -> values) for the warm-up requests and the REST example.
         Others: As ``export_saved_model``.
 
     Raises:
@@ -406,15 +456,24 @@ def export_table_model(
     if binary != (threshold is not None):
         raise ValueError("A two-class table model needs its decision threshold (and only it has one).")
 
+    signature = table_input_signature(kinds)
+    example_classes = []
+    if examples is not None:
+        rows = {name: np.asarray(values) for name, values in examples.items()}
+        _, class_ids = table_probabilities(model, serving.examples_of(rows, serving.REST_EXAMPLES), threshold)
+        example_classes = [class_names[i] for i in class_ids]
+
     def write(staging: str) -> None:
         archive = ExportArchive()
         archive.track(model)
         archive.add_endpoint(
-            SIGNATURE_FLOAT,
-            _table_serving(model, class_names, threshold),
-            input_signature=[table_input_signature(kinds)],
+            SIGNATURE_FLOAT, _table_serving(model, class_names, threshold), input_signature=[signature]
         )
         archive.write_out(staging, verbose=False)
+        if examples is not None:
+            dtypes = {name: spec.dtype for name, spec in signature.items()}
+            info["warmup_requests"] = serving.write_warmup(staging, model_name, SIGNATURE_FLOAT, rows, dtypes)
+            serving.write_rest_example(staging, SIGNATURE_FLOAT, rows)
 
     info = {
         "class_names": list(class_names),
@@ -423,7 +482,7 @@ def export_table_model(
         "signatures": {SIGNATURE_FLOAT: "one named input per column: float32 (NaN: missing) or string"},
         **(metadata or {}),
     }
-    return _write_version(export_root, model_name, class_names, write, info, version, check)
+    return _write_version(export_root, model_name, class_names, write, info, version, check, example_classes)
 
 
 # Run in a separate interpreter that imports nothing but TensorFlow, as a model server would.
@@ -447,7 +506,6 @@ def serve_table_in_fresh_process(export_dir: str, columns: Dict[str, Any]) -> Di
     Raises:
         RuntimeError: If the fresh process fails, with its error output.
     """
-    import numpy as np
 
     with tempfile.TemporaryDirectory() as scratch:
         inputs_path = os.path.join(scratch, "rows.npz")
@@ -457,7 +515,6 @@ def serve_table_in_fresh_process(export_dir: str, columns: Dict[str, Any]) -> Di
 
 def table_probabilities(model, columns: Dict[str, Any], threshold: Optional[float]):
     """What the Keras raw-row model says for ``columns``: ``(probabilities, class ids)``."""
-    import numpy as np
     import tensorflow as tf
 
     feed = {name: tf.constant(np.asarray(values)[:, None]) for name, values in sorted(columns.items())}
@@ -482,7 +539,6 @@ def verify_table_export(
         RuntimeError: If the fresh process fails, a probability differs by more than ``tolerance``, or a
             class differs.
     """
-    import numpy as np
 
     served = serve_table_in_fresh_process(export_dir, columns)
     expected, class_ids = table_probabilities(model, columns, threshold)

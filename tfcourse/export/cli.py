@@ -12,6 +12,8 @@ import os
 import sys
 from typing import List, Optional
 
+from tfcourse.cli_args import export_formats
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -26,16 +28,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--model-name", default=None, help="the model's name under the export root (default: the run's model)"
     )
     parser.add_argument("--no-verify", action="store_true", help="skip the fresh-process check")
+    parser.add_argument(
+        "--format",
+        type=export_formats,
+        default=("savedmodel",),
+        help="savedmodel (always written), onnx, litert (float32, float16 and int8 files), comma-separated; "
+        "each file checked in a fresh process against the model (needs the [runtimes] extra)",
+    )
     return parser
 
 
-def export_run_folder(run_dir: str, export_root: str, model_name: Optional[str] = None, verify: bool = True) -> str:
+def export_run_folder(
+    run_dir: str, export_root: str, model_name: Optional[str] = None, verify: bool = True, formats=("savedmodel",)
+) -> str:
     """Exports a run folder's model; returns the version folder.
 
     A table run is exported for raw rows (``table_runs.export_run``), checked on its test rows. The
     check of an image run runs on the run's own test images when its data can be loaded without a
     download, else on seeded random images (it compares the served and the Keras model's
-    probabilities, so any input shows a mismatch).
+    probabilities, so any input shows a mismatch). ONNX/LiteRT ``formats`` need the run's data (the
+    int8 file is calibrated on its training images).
 
     Raises:
         ValueError: If ``run_dir`` is not a run folder, its files cannot be read, or the export fails.
@@ -43,10 +55,14 @@ def export_run_folder(run_dir: str, export_root: str, model_name: Optional[str] 
     import numpy as np
 
     from tfcourse import artifacts, rundir, table_runs
+    from tfcourse.export import runtimes
     from tfcourse.report.table_page import is_table_run
-    from tfcourse.runs import export_run
+    from tfcourse.runs import calibration_images, export_run
 
+    runtimes.require(formats)
     if is_table_run(run_dir):  # raw rows in: the table is read again for the check's test rows
+        if tuple(formats) != ("savedmodel",):
+            raise ValueError(f"--format {','.join(formats)}: a table run is exported as a SavedModel only.")
         rundir.check_writable_folder(export_root, "--export-dir")
         run = table_runs.load_run(run_dir)
         name = model_name or json_model(run_dir)
@@ -56,9 +72,18 @@ def export_run_folder(run_dir: str, export_root: str, model_name: Optional[str] 
         raise ValueError(f"{run_dir} is already an export; pass the run folder it came from.")
     rundir.check_writable_folder(export_root, "--export-dir")
     model = run.keras_model("export")
+    calibration = None
     try:
-        images = run.test_data().images[:32]
+        test = run.test_data()
+        images = test.images[:32]
+        if tuple(formats) != ("savedmodel",):
+            calibration = calibration_images(test.dataset.pooled()[0], test.splits, int(run.record["config"]["seed"]))
     except ValueError:
+        if tuple(formats) != ("savedmodel",):
+            raise ValueError(
+                f"--format {','.join(formats)} needs the run's data (test images for the check, training images "
+                "for the int8 calibration), which cannot be loaded here."
+            ) from None
         shape = tuple(model.inputs[0].shape[1:])
         images = np.random.default_rng(0).integers(0, 256, size=(32,) + shape, dtype=np.uint8)
         print("tfcourse: the run's data is not available here; checking the export on 32 random images", flush=True)
@@ -74,6 +99,8 @@ def export_run_folder(run_dir: str, export_root: str, model_name: Optional[str] 
         run.metrics.get("test_accuracy"),
         verify=verify,
         tta=run.tta,
+        formats=formats,
+        calibration=calibration,
     )
 
 
@@ -96,7 +123,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from tfcourse.rundir import cli_errors
 
     with cli_errors(parser):
-        export_run_folder(args.run, args.export_dir, args.model_name, verify=not args.no_verify)
+        export_run_folder(args.run, args.export_dir, args.model_name, verify=not args.no_verify, formats=args.format)
     return 0
 
 
