@@ -152,9 +152,9 @@ def main(argv=None):
         run_dir = os.path.join(args.runs, RUNS[model])
         train_or_reuse(JOBS[RUNS[model]].split(), run_dir, RUNS[model])
         version, run, seconds = export_all_formats(run_dir, args.exports, model)
-        config = run.record["config"]
+        precision = (run.record.get("precision") or {}).get("policy") or run.record["config"]["precision"]
         notes.append(
-            f"{model}: run `python -m tfcourse.train {JOBS[RUNS[model]]}` (trained in {config['precision']}, "
+            f"{model}: run `python -m tfcourse.train {JOBS[RUNS[model]]}` (trained in {precision}, "
             f"test-time augmentation {run.tta}); exporting its float32 copy in all formats, each checked, took "
             f"{seconds:.0f} s."
         )
