@@ -17,10 +17,11 @@ from tfcourse.export import runtimes, serving
 
 @pytest.fixture(scope="module")
 def float32_run(tmp_path_factory):
-    """A cnn trained in float32 on digits through ``python -m tfcourse.train --export --export-format
+    """A cnn trained in float32 on standardised digits through ``python -m tfcourse.train --export --export-format
     savedmodel,onnx,litert``: ``(run_dir, export_dir)``."""
     root = tmp_path_factory.mktemp("runtimes")
     argv = ["--model", "cnn", "--dataset", "digits", "--epochs", "8", "--patience", "8", "--hp", "filters=32"]
+    argv += ["--normalization", "standardize"]  # a mean and a std inside every format
     argv += ["--precision", "float32", "--no-report", "--verbose", "0", "--output-dir", str(root / "run")]
     argv += ["--export", "--export-dir", str(root / "exports"), "--export-format", "savedmodel,onnx,litert"]
     assert train.main(argv) == 0
