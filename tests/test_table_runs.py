@@ -108,6 +108,18 @@ def test_the_export_serves_raw_rows_in_a_fresh_process_as_the_keras_model(seattl
     assert served["classes"] == ["Yes" if p >= run.metrics["threshold"] else "No" for p in positive]
     assert len(set(served["classes"])) == 2  # the rows were chosen to get both answers
 
+    # TF Serving's warm-up requests (its own protos): raw test rows, one per request, through the signature
+    from tfcourse.export import serving
+
+    signature = tf.saved_model.load(run.export_dir).signatures["serving_default"]
+    requests = serving.read_warmup(os.path.join(run.export_dir, serving.WARMUP_FILE))
+    assert len(requests) == serving.WARMUP_REQUESTS
+    for name, signature_name, inputs in requests:
+        assert signature_name == "serving_default" and sorted(inputs) == sorted(info["inputs"])
+        assert signature(**{column: tf.constant(values) for column, values in inputs.items()})["classes"].shape == (1,)
+    body = json.load(open(os.path.join(run.export_dir, serving.REQUEST_FILE)))
+    assert sorted(body["instances"][0]) == sorted(info["inputs"])  # row format: {column: value} per row
+
 
 @pytest.mark.skipif(
     browser.find_chromium() is None and os.environ.get("CI") != "true",
