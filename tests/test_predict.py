@@ -143,6 +143,14 @@ def test_a_table_model_is_refused(tmp_path):
     )
     with pytest.raises(ValueError, match="export of a model for tables"):
         inference.open_model(str(tmp_path / "weather"))
+    # a table run folder (config.json lists its columns) and its model.keras: named as a table run
+    run = tmp_path / "weather-run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"data": {"columns": {"temp_max": "numeric"}}}))
+    (run / "model.keras").write_bytes(b"")
+    for given in (run, run / "model.keras"):
+        with pytest.raises(ValueError, match="is a run on a table"):
+            inference.open_model(str(given))
 
 
 def test_should_invert_follows_the_border_and_the_data():

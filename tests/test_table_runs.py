@@ -114,7 +114,7 @@ def test_the_export_serves_raw_rows_in_a_fresh_process_as_the_keras_model(seattl
     signature = tf.saved_model.load(run.export_dir).signatures["serving_default"]
     requests = serving.read_warmup(os.path.join(run.export_dir, serving.WARMUP_FILE))
     assert len(requests) == serving.WARMUP_REQUESTS
-    for name, signature_name, inputs in requests:
+    for _, signature_name, inputs in requests:
         assert signature_name == "serving_default" and sorted(inputs) == sorted(info["inputs"])
         assert signature(**{column: tf.constant(values) for column, values in inputs.items()})["classes"].shape == (1,)
     body = json.load(open(os.path.join(run.export_dir, serving.REQUEST_FILE)))

@@ -68,6 +68,7 @@ def open_model(path: str) -> Predictor:
     """
     if os.path.isfile(path) and path.endswith(".keras"):
         folder = os.path.dirname(os.path.abspath(path))
+        _refuse_table_run(folder, path)
         if not os.path.isfile(os.path.join(folder, rundir.CONFIG_FILE)):
             raise ValueError(
                 f"{path} has no {rundir.CONFIG_FILE} beside it, so its class names and preprocessing are unknown; "
@@ -101,10 +102,19 @@ def open_model(path: str) -> Predictor:
             f"{path} is an export of a model for tables (inputs {', '.join(sorted(info['inputs']))}), not for "
             "images; tfcourse.predict reads image files."
         )
+    _refuse_table_run(path, path)
     run = artifacts.load(path)
     if run.export_dir is not None:
         return _from_export(run)
     return _from_run(run, path, "run")
+
+
+def _refuse_table_run(run_dir: str, given: str) -> None:
+    if rundir.is_table_run(run_dir):
+        raise ValueError(
+            f"{given} is a run on a table (a model of named columns), not on images; tfcourse.predict reads image "
+            "files. Its export serves raw rows: see docs/tables.md."
+        )
 
 
 def _check_images(input_shape, source: str) -> Tuple[int, int, int]:

@@ -274,3 +274,13 @@ def cli_errors(parser):
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     except KeyboardInterrupt as error:
         interrupted_exit(parser, error)
+
+
+def is_table_run(run_dir: str) -> bool:
+    """A run folder written by ``table_runs.train_table`` (its ``config.json`` lists the table's columns)."""
+    try:
+        with open(os.path.join(run_dir, CONFIG_FILE), encoding="utf-8") as handle:
+            record = json.load(handle)
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and "columns" in record.get("data", {})

@@ -56,7 +56,7 @@ def export_run_folder(
 
     from tfcourse import artifacts, rundir, table_runs
     from tfcourse.export import runtimes
-    from tfcourse.report.table_page import is_table_run
+    from tfcourse.rundir import is_table_run
     from tfcourse.runs import calibration_images, export_run
 
     runtimes.require(formats)

@@ -44,7 +44,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     from tfcourse.report.compare_page import write_comparison  # TensorFlow loads here, after the flags are read
     from tfcourse.report.run_page import write_report
-    from tfcourse.report.table_page import is_table_run, write_table_report
+    from tfcourse.report.table_page import write_table_report
+    from tfcourse.rundir import is_table_run
 
     created = None
     try:

@@ -10,7 +10,6 @@ Everything comes from the run folder's files (``config.json``, ``metrics.json``,
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, Dict, Optional
 
@@ -22,16 +21,6 @@ from tfcourse.report.blocks import figure, heading, machine_description, paragra
 REPORT_HTML = "report.html"
 REPORT_MD = "report.md"
 FIGURES_DIR = "figures"
-
-
-def is_table_run(run_dir: str) -> bool:
-    """A run folder written by ``table_runs.train_table`` (its ``config.json`` lists the table's columns)."""
-    try:
-        with open(os.path.join(run_dir, rundir.CONFIG_FILE), encoding="utf-8") as handle:
-            record = json.load(handle)
-    except (OSError, ValueError):
-        return False
-    return isinstance(record, dict) and "columns" in record.get("data", {})
 
 
 def _read(run_dir: str, name: str) -> Any:
