@@ -133,14 +133,14 @@ def test_summary_of_an_existing_search(tmp_path, monkeypatch, capsys):
 def test_retrain_on_train_and_val(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert (
-        run_tune(
+        run_tune(  # one trial is enough: what is checked is the retrained model
             *TINY,
             "--tuner",
-            "hyperband",
-            "--max-epochs",
-            "3",
-            "--factor",
-            "3",
+            "random",
+            "--max-trials",
+            "1",
+            "--epochs",
+            "1",
             "--retrain",
             "--retrain-on",
             "train+val",
