@@ -70,6 +70,8 @@ def test_search_summaries_tensorboard_and_retrain(tmp_path, monkeypatch, capsys)
             "--retrain",
             "--output-dir",
             "best",
+            "--export-format",
+            "onnx",
         )
         == 0
     )
@@ -114,6 +116,7 @@ def test_search_summaries_tensorboard_and_retrain(tmp_path, monkeypatch, capsys)
     export_dir = json.loads((tmp_path / "best" / "export.json").read_text())["export_dir"]
     assert os.path.isfile(os.path.join(export_dir, "saved_model.pb"))
     assert "export verified in a fresh process" in out
+    assert os.path.isfile(os.path.join(export_dir, "model.onnx")) and "model.onnx" in out  # --export-format onnx
 
 
 def test_summary_of_an_existing_search(tmp_path, monkeypatch, capsys):
@@ -306,6 +309,8 @@ def test_show_space_and_space_file(tmp_path, capsys):
         (["--role", "worker", "--oracle", "nohost"], "expected HOST:PORT"),
         (["--role", "worker", "--oracle", "127.0.0.1:1", "--tuner-id", "chief2"], "must not contain 'chief'"),
         (["--summary", "nowhere"], "holds no KerasTuner trials"),
+        (["--export-format", "onnx"], "add --retrain"),
+        (["--retrain", "--export-format", "saved_model"], "unknown export format saved_model"),
     ],
 )
 def test_bad_input_exits_2(argv, message, tmp_path, monkeypatch, capsys):

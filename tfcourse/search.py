@@ -352,8 +352,10 @@ def retrain_best(
     export_dir: str = "saved_models",
     download: bool = True,
     verbose: Any = "auto",
+    export_formats=("savedmodel",),
 ):
-    """Trains the best trial's hyperparameters afresh, evaluates once on test, and exports a SavedModel.
+    """Trains the best trial's hyperparameters afresh, evaluates once on test, and exports a SavedModel
+    (and the ONNX / LiteRT files of ``export_formats``, an image model only).
 
     The model trains for the best trial's best epoch count (``epochs`` overrides it) on
     the train split, or on train + validation with ``train_on="train+val"``; the run
@@ -402,6 +404,7 @@ def retrain_best(
         output_dir=output_dir,
         export=True,
         export_dir=export_dir,
+        export_formats=tuple(export_formats),
         steps_per_execution=config.steps_per_execution,
         train_on=train_on,
         lr_schedule=config.lr_schedule,

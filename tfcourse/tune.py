@@ -19,6 +19,7 @@ from tfcourse.cli_args import (
     add_data_arguments,
     add_table_arguments,
     data_config_from_args,
+    export_formats,
     is_table,
     positive_float,
     positive_int,
@@ -199,6 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output-dir", default=None, help="run folder of the retrained model (default runs/...)")
     parser.add_argument("--export-dir", default="saved_models", help="export root of the retrained model")
     parser.add_argument(
+        "--export-format",
+        type=export_formats,
+        default=None,
+        help="with --retrain: savedmodel (always written), onnx, litert, comma-separated, as tfcourse.train's",
+    )
+    parser.add_argument(
         "--role",
         choices=("chief", "worker"),
         default=None,
@@ -232,7 +239,7 @@ def config_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) 
     """The search's settings; a table (``--dataset csv:PATH`` or ``seattle_weather``) gets a
     ``TableDataConfig`` and refuses the image flags, an image dataset refuses the table flags."""
     if is_table(args.dataset):
-        refuse_given(parser, args, IMAGE_DATA_FLAGS + ("precision",), f"for {args.dataset}")
+        refuse_given(parser, args, IMAGE_DATA_FLAGS + ("precision", "export_format"), f"for {args.dataset}")
         data, model = table_data_config_from_args(args), args.model or TableConfig.model
     else:
         refuse_table_flags(parser, args, TABLE_DATA_FLAGS)
@@ -303,7 +310,14 @@ def main(argv: Optional[List[str]] = None) -> int:
             show_summary(args.summary, args.top)
             return 0
         config = config_from_args(parser, args)
+        if args.export_format and not args.retrain:
+            raise ValueError("--export-format sets what --retrain exports; add --retrain.")
         from tfcourse import search  # TensorFlow loads here, after the flags are read
+
+        if args.export_format:  # before the search: a missing converter must not wait for its end
+            from tfcourse.export import runtimes
+
+            runtimes.require(args.export_format)
 
         if args.show_space:
             print_space(config.model, config.data.dataset, search.space_rows(config, download=not args.no_download))
@@ -333,6 +347,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 export_dir=args.export_dir,
                 download=not args.no_download,
                 verbose=verbosity(args),
+                export_formats=args.export_format or ("savedmodel",),
             )
     return 0
 
