@@ -192,3 +192,16 @@ def test_a_resumed_search_does_not_train_a_finished_trial_again(digits_pipelines
     assert (project / "trial_1" / tuners.TRIAL_STATS_FILE).read_text() == stats  # not trained again
     assert sorted(tuner.oracle.trials) == ["0", "1", "2"]
     assert all(trial.status == "COMPLETED" for trial in tuner.oracle.trials.values())
+
+
+def test_a_trial_on_a_short_epoch_runs_one_step_per_graph_call(few_digits_pipelines):
+    """A trial's graphs are traced afresh; on an epoch of few steps the multi-step loop costs more tracing
+    than it saves, so such a trial runs one step per call (a long epoch keeps ``steps_per_execution``)."""
+    hypermodel = tuners.make_hypermodel("mlp", (8, 8, 1), 10, steps_per_execution=2)
+    long_epoch = few_digits_pipelines.train.unbatch().batch(8)  # 256 images: 32 steps >= 4 calls of 2
+    for pipeline, expected in ((few_digits_pipelines.train, 1), (long_epoch, 2)):  # 4 steps: < 4 calls of 2
+        hp = keras_tuner.HyperParameters()
+        model = hypermodel.build(hp)
+        assert model.steps_per_execution == 2
+        hypermodel.fit(hp, model, pipeline, validation_data=few_digits_pipelines.val, epochs=1, verbose=0)
+        assert model.steps_per_execution == expected
