@@ -77,10 +77,6 @@ def predictors(version: str, threads: int):
     return found
 
 
-def in_batches(predict, images, batch_size=256):
-    return np.concatenate([predict(images[i : i + batch_size]) for i in range(0, len(images), batch_size)])
-
-
 def measure(version: str, run, rounds: int, threads: int):
     """Rows of the table for one model."""
     from tfcourse import runners
@@ -88,7 +84,7 @@ def measure(version: str, run, rounds: int, threads: int):
     test = run.test_data()
     images, labels = test.images.astype(np.float32), test.labels
     predict = predictors(version, threads)
-    probabilities = {key: in_batches(fn, images) for key, fn in predict.items()}
+    probabilities = {key: runners.in_batches(fn, images) for key, fn in predict.items()}
     reference = probabilities["savedmodel"]
     latency = {key: [] for key in predict}
     throughput = {key: [] for key in predict}
@@ -103,7 +99,7 @@ def measure(version: str, run, rounds: int, threads: int):
                 calls.append(time.perf_counter() - start)
             latency[key].append(statistics.median(calls))
             start = time.perf_counter()
-            in_batches(fn, images)
+            runners.in_batches(fn, images)
             throughput[key].append(len(images) / (time.perf_counter() - start))
     rows = []
     for key in predict:

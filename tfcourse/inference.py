@@ -96,7 +96,7 @@ def open_model(path: str) -> Predictor:
                 "saved_model.pb (an export version) and no numbered version folders (an export's model folder)."
             )
         path = os.path.join(path, str(versions[-1]))
-    info = rundir.read_json(os.path.join(path, export.METADATA_FILE), "export metadata", missing=None)
+    info = export.read_metadata(path)
     if isinstance(info, dict) and "inputs" in info:  # export_table_model: named columns in, no images
         raise ValueError(
             f"{path} is an export of a model for tables (inputs {', '.join(sorted(info['inputs']))}), not for "

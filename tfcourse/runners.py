@@ -79,14 +79,15 @@ def _load_litert(path: str, threads: Optional[int]):
     return predict
 
 
+def in_batches(predict: Callable[[np.ndarray], np.ndarray], images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """``predict`` over ``images`` a batch at a time, the outputs concatenated in order."""
+    return np.concatenate([predict(images[start : start + batch_size]) for start in range(0, len(images), batch_size)])
+
+
 def run_folder(folder: str, images: np.ndarray, batch_size: int = 256) -> dict:
     """Probabilities of every ``FILES`` entry present in ``folder`` on ``images``: ``{key: array}``."""
-    found = {}
-    for key, name in FILES.items():
-        path = os.path.join(folder, name)
-        if os.path.isfile(path):
-            predict = load(path)
-            found[key] = np.concatenate(
-                [predict(images[start : start + batch_size]) for start in range(0, len(images), batch_size)]
-            )
-    return found
+    return {
+        key: in_batches(load(os.path.join(folder, name)), images, batch_size)
+        for key, name in FILES.items()
+        if os.path.isfile(os.path.join(folder, name))
+    }

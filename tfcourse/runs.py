@@ -112,7 +112,7 @@ def validate_config(config: TrainConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise ValueError(message + ".")
-    export.runtimes.require(export.runtimes.parse_formats(",".join(config.export_formats)))  # before training
+    export.runtimes.require(config_lib.parse_export_formats(",".join(config.export_formats)))  # before training
 
 
 def _recipe_checks(config: TrainConfig):

@@ -29,7 +29,8 @@ from typing import Any, Callable, Dict, Optional, Sequence
 import numpy as np
 
 from tfcourse import evaluate, rundir
-from tfcourse.export import runtimes, serving
+from tfcourse.config import parse_export_formats
+from tfcourse.export import fresh, runtimes, serving
 from tfcourse.models import computes_in_float32
 
 SIGNATURE_FLOAT = "serving_default"
@@ -122,7 +123,7 @@ def export_saved_model(
         tta: ``flip``: the signatures average the probabilities on each image and its mirror image.
         examples: Raw test images (N, H, W, C), uint8: the first few become TF Serving's warm-up requests
             and the REST example (blank images without them); the ONNX/LiteRT files are checked on all.
-        formats: ``runtimes.FORMATS`` to write: the SavedModel always, ``onnx`` and ``litert`` (float32,
+        formats: ``config.EXPORT_FORMATS`` to write: the SavedModel always, ``onnx`` and ``litert`` (float32,
             float16 and int8 files) beside it, each checked in a fresh process before the version is published.
         calibration: Raw training images for the int8 LiteRT file's calibration.
 
@@ -143,7 +144,7 @@ def export_saved_model(
             f"The model has {model.outputs[0].shape[-1]} outputs but {len(class_names)} class names were given."
         )
 
-    formats = runtimes.parse_formats(",".join(formats))
+    formats = parse_export_formats(",".join(formats))
     if examples is None:
         if len(formats) > 1:
             raise ValueError("ONNX/LiteRT files are checked on test images before they are published; pass examples.")
@@ -326,23 +327,13 @@ def serve_in_fresh_process(export_dir: str, images) -> Dict[str, Any]:
     with tempfile.TemporaryDirectory() as scratch:
         inputs_path = os.path.join(scratch, "images.npy")
         np.save(inputs_path, np.asarray(images, dtype=np.uint8))
-        return _run_fresh(_FRESH_PROCESS_SCRIPT, export_dir, inputs_path, os.path.join(scratch, "outputs.npz"))
-
-
-def _run_fresh(script: str, export_dir: str, inputs_path: str, outputs_path: str) -> Dict[str, Any]:
-    """Runs ``script`` (export folder, inputs file, outputs file as its arguments) in a new Python process
-    and returns the arrays it saved."""
-    import subprocess
-    import sys
-
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    done = subprocess.run(
-        [sys.executable, "-c", script, export_dir, inputs_path, outputs_path], capture_output=True, text=True, env=env
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"Loading {export_dir} in a fresh process failed:\n{done.stderr[-3000:]}")
-    with np.load(outputs_path) as outputs:
-        return {key: outputs[key] for key in outputs.files}
+        return fresh.run(
+            _FRESH_PROCESS_SCRIPT,
+            export_dir,
+            inputs_path,
+            os.path.join(scratch, "outputs.npz"),
+            f"Loading {export_dir}",
+        )
 
 
 # How far a served probability may be from the in-process one. A mixed_bfloat16 model's graph is fused
@@ -510,7 +501,9 @@ def serve_table_in_fresh_process(export_dir: str, columns: Dict[str, Any]) -> Di
     with tempfile.TemporaryDirectory() as scratch:
         inputs_path = os.path.join(scratch, "rows.npz")
         np.savez(inputs_path, **{name: np.asarray(values) for name, values in columns.items()})
-        return _run_fresh(_FRESH_TABLE_SCRIPT, export_dir, inputs_path, os.path.join(scratch, "outputs.npz"))
+        return fresh.run(
+            _FRESH_TABLE_SCRIPT, export_dir, inputs_path, os.path.join(scratch, "outputs.npz"), f"Loading {export_dir}"
+        )
 
 
 def table_probabilities(model, columns: Dict[str, Any], threshold: Optional[float]):

@@ -15,19 +15,15 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import subprocess
-import sys
 import tempfile
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
-from tfcourse.config import EXPORT_FORMATS, parse_export_formats
+from tfcourse.export import fresh
 from tfcourse.models import float32_copy
 from tfcourse.runners import FILES
 
-FORMATS = EXPORT_FORMATS
-LITERT_VARIANTS = ("float32", "float16", "int8")
 # The Python modules each format needs (the [runtimes] extra); the SavedModel needs TensorFlow alone.
 NEEDS = {"onnx": ("tf2onnx", "onnx", "onnxruntime"), "litert": ("ai_edge_litert",)}
 CALIBRATION_IMAGES = 500  # int8 calibration: enough for stable activation ranges, a few seconds
@@ -36,11 +32,6 @@ CALIBRATION_IMAGES = 500  # int8 calibration: enough for stable activation range
 # same top-1 class on most images instead (its probabilities move by up to ~0.1).
 FLOAT16_TOLERANCE = 2e-2
 INT8_SAME_TOP1 = 0.9
-
-
-def parse_formats(text: str) -> Tuple[str, ...]:
-    """``config.parse_export_formats`` (``ValueError`` for an unknown name)."""
-    return parse_export_formats(text)
 
 
 def require(formats: Sequence[str]) -> None:
@@ -66,16 +57,8 @@ def probability_model(model, normalization, tta: str = "none"):
 
     core = float32_copy(model)
     shape = tuple(model.inputs[0].shape[1:])
-    mean = np.asarray(normalization.mean, np.float32)
-    std = np.asarray(normalization.std, np.float32)
-    unit = normalization.mode == "unit"
-
-    def normalize(pixels):
-        scaled = pixels / 255.0
-        return scaled if unit else (scaled - mean) / std
-
     images = keras.Input(shape=shape, dtype="float32", name="images")
-    inputs = keras.layers.Lambda(normalize, name="normalize")(images)
+    inputs = keras.layers.Lambda(normalization.apply, name="normalize")(images)
     probabilities = keras.layers.Softmax(name="softmax")(core(inputs))
     if tta == "flip":
         mirrored = keras.layers.Lambda(lambda x: keras.ops.flip(x, axis=2), name="mirror")(inputs)
@@ -162,22 +145,12 @@ def run_in_fresh_process(folder: str, images) -> Dict[str, np.ndarray]:
     Raises:
         RuntimeError: If the fresh process fails, with its error output.
     """
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     with tempfile.TemporaryDirectory() as scratch:
         inputs_path, outputs_path = os.path.join(scratch, "images.npy"), os.path.join(scratch, "outputs.npz")
         np.save(inputs_path, np.asarray(images, np.float32))
-        done = subprocess.run(
-            [sys.executable, "-c", _FRESH_RUNTIMES_SCRIPT, folder, inputs_path, outputs_path],
-            capture_output=True,
-            text=True,
-            env=env,
+        return fresh.run(
+            _FRESH_RUNTIMES_SCRIPT, folder, inputs_path, outputs_path, f"Running the ONNX/LiteRT files of {folder}"
         )
-        if done.returncode != 0:
-            raise RuntimeError(
-                f"Running the ONNX/LiteRT files of {folder} in a fresh process failed:\n{done.stderr[-3000:]}"
-            )
-        with np.load(outputs_path) as outputs:
-            return {key: outputs[key] for key in outputs.files}
 
 
 def agreement(probabilities: np.ndarray, reference: np.ndarray) -> Dict[str, float]:
