@@ -272,7 +272,7 @@ def train_and_evaluate(
             verify=verify_export,
             tta=config.tta,
             formats=config.export_formats,
-            calibration=calibration_images(x, splits, config.seed),
+            calibration=calibration_images(x, splits, config.seed) if len(config.export_formats) > 1 else None,
         )
     return RunResult(run_dir, metrics, trained.history, export_dir, model)
 
