@@ -489,6 +489,24 @@ def test_sigterm_cleans_up_like_ctrl_c(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_sigterm_that_surfaces_as_another_exception_still_exits_143(capsys):
+    # SIGTERM landing inside TensorFlow's C code once came out as "SystemError: bad argument to internal
+    # function" and exit 1 with a traceback; the CLI must still say terminated and exit 143.
+    import argparse
+
+    from tfcourse import rundir
+
+    with pytest.raises(SystemExit) as stopped:
+        with rundir.cli_errors(argparse.ArgumentParser(prog="tfcourse-test")):
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)  # the handler raises here
+            except KeyboardInterrupt:
+                raise SystemError("bad argument to internal function") from None
+    assert stopped.value.code == 143
+    assert "terminated (SIGTERM)" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_kill_9_leftovers_are_swept_by_the_next_run(tmp_path, capsys):
     process, staging = _start_training(tmp_path, "killed")

@@ -243,12 +243,21 @@ def sigterm_unwinds():
         yield
         return
 
+    received = []
+
     def handler(signum, frame):
+        received.append(signum)
         raise Terminated()
 
     previous = signal.signal(signal.SIGTERM, handler)
     try:
         yield
+    except Exception as error:
+        # raised inside TensorFlow's C code, the handler's exception can come out as another one
+        # (CPython: ``SystemError: bad argument to internal function``); it was still SIGTERM
+        if received:
+            raise Terminated() from error
+        raise
     finally:
         signal.signal(signal.SIGTERM, previous)
 
