@@ -269,10 +269,13 @@ def test_resnet_small_depth_and_width():
     assert [layer.filters for layer in convs] == [32, 32, 32, 64, 64, 64]
     assert all(layer.kernel_regularizer is None for layer in convs)
     assert model.get_layer("features").output.shape == (None, 64)
+    fixed = keras_tuner.HyperParameters()
+    fixed.Fixed("stages", 4)
     with pytest.raises(ValueError, match="stages=4 halves a 4x4 input below 1x1; use at most 3 stages"):
-        build_model(
-            "resnet_small", hparams.make_hyperparameters("resnet_small", {"stages": 4}, (4, 4, 1), 10), (4, 4, 1)
-        )
+        build_model("resnet_small", fixed, (4, 4, 1), 10)
+    # the declared range follows the input: a 4x4 image takes 2 halvings, so at most 3 stages
+    with pytest.raises(ValueError, match=r"stages=4 for model 'resnet_small' must be in \[2, 3\]"):
+        hparams.make_hyperparameters("resnet_small", {"stages": 4}, (4, 4, 1), 10)
 
 
 def test_resnet50_adapts_small_grayscale_inputs():

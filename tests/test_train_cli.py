@@ -224,7 +224,10 @@ def test_invalid_flags_exit_2(argv, message, capsys):
         (["--dataset", "digits", "--hp", "dropout=0.9"], "must be in [0.0, 0.5]"),
         (["--dataset", "digits", "--hp", "filterz=64"], "has no hyperparameter 'filterz'"),
         (["--dataset", "digits", "--split", "official"], "no official test set"),
-        (["--dataset", "digits", "--model", "cnn", "--hp", "conv_blocks=5"], "use at most 3 blocks"),
+        (
+            ["--dataset", "digits", "--model", "cnn", "--hp", "conv_blocks=5"],
+            "conv_blocks=5 for model 'cnn' must be in [1, 3]",
+        ),
         (["--dataset", "/no/such/folder"], "Dataset folder /no/such/folder does not exist"),
         (["--dataset", "fashon_mnist"], "Unknown dataset 'fashon_mnist'"),
         (["--dataset", "digits", "--classes", "3"], "at least two different labels"),
@@ -278,10 +281,10 @@ def test_list_hp_declares_the_space_for_the_dataset_named(image_folder, capsys):
     assert out[0] == "# cnn for 8x8x1 inputs and 10 classes (digits)" and out[1].startswith("conv_blocks")
     assert run_cli("--model", "mlp", "--dataset", str(image_folder), "--list-hp") == 0
     assert capsys.readouterr().out.startswith(f"# mlp for 12x10x3 inputs and 3 classes ({image_folder})")
-    # defaults that cannot be built for these images are refused with what fits (not listed for 28x28x1)
-    with pytest.raises(SystemExit) as done:
-        run_cli("--model", "attention", "--dataset", str(image_folder), "--list-hp")
-    assert done.value.code == 2 and "does not divide the 12x10 input" in capsys.readouterr().err
+    # the declared space follows the images: only the patch sizes that divide 12x10 (not 28x28x1's 4, 7, 14)
+    assert run_cli("--model", "attention", "--dataset", str(image_folder), "--list-hp") == 0
+    patch = [line for line in capsys.readouterr().out.splitlines() if line.startswith("patch_size")]
+    assert len(patch) == 1 and "'values': [2]" in patch[0] and "'default': 2" in patch[0]
 
 
 @pytest.mark.slow

@@ -42,6 +42,28 @@ def parse_export_formats(text: str) -> Tuple[str, ...]:
     return tuple(name for name in EXPORT_FORMATS if name in names or name == "savedmodel")
 
 
+def parse_keep_checkpoints(text: str) -> Optional[int]:
+    """``--keep-checkpoints``: ``all`` -> ``None`` (KerasTuner's own: every trial's best-epoch weights),
+    ``best`` -> 1, ``top-K`` -> K, ``none`` -> 0 (how many trials' checkpoints a search keeps).
+
+    Raises:
+        ValueError: For anything else.
+    """
+    value = str(text).strip().lower()
+    named = {"all": None, "best": 1, "none": 0}
+    if value in named:
+        return named[value]
+    prefix, _, count = value.partition("top-")
+    if not prefix and count.isdigit() and int(count) >= 1:
+        return int(count)
+    raise ValueError(f"--keep-checkpoints {text!r}: use all, best, top-K (K a whole number >= 1, e.g. top-3) or none")
+
+
+def keep_checkpoints_name(kept: Optional[int]) -> str:
+    """The ``--keep-checkpoints`` spelling of ``parse_keep_checkpoints``'s value."""
+    return {None: "all", 0: "none", 1: "best"}.get(kept, f"top-{kept}")
+
+
 @dataclasses.dataclass(frozen=True)
 class Recipe:
     """How a model is trained: the optimizer and its learning-rate curve, the loss, and the defaults of the
@@ -318,6 +340,10 @@ class TuneConfig:
             retrained model; the cosine decay runs over ``epochs`` (Hyperband: over ``max_epochs``,
             each round going on where the previous one stopped).
         precision: As ``TrainConfig.precision``, for every trial and the retrained model.
+        cv: Score each trial by ``cv``-fold stratified cross-validation on the training split (the
+            oracle ranks by the folds' mean); ``None``: train on train, score on validation.
+        keep_checkpoints: How many trials' best-epoch weights the search keeps on disk (the best
+            ones); ``None`` keeps every trial's (KerasTuner's own behaviour), 0 none.
         data: Where the data comes from and how it is split and fed: a ``DataConfig`` for images, a
             ``TableDataConfig`` for a table (then ``model`` is a table model).
     """
@@ -340,6 +366,8 @@ class TuneConfig:
     steps_per_execution: int = 8
     lr_schedule: str = "plateau"
     precision: str = "auto"
+    cv: Optional[int] = None
+    keep_checkpoints: Optional[int] = None
     data: Union[DataConfig, TableDataConfig] = dataclasses.field(default_factory=DataConfig)
 
 

@@ -848,6 +848,40 @@ def make_pipelines(dataset: Dataset, splits: Splits, config: DataConfig, seed: i
     )
 
 
+def cv_folds(dataset: Dataset, splits: Splits, config: DataConfig, seed: int, folds: int) -> List[Pipelines]:
+    """``folds``-fold cross-validation of the training split: stratified and seeded (scikit-learn's
+    ``StratifiedKFold``, shuffled with ``seed``); fold ``i``'s ``Pipelines`` train on the other folds
+    and validate on fold ``i`` (normalisation fitted on the training folds only). The validation and
+    test splits are left out.
+
+    Raises:
+        ValueError: If ``folds`` is below 2, or above the training examples of the smallest class.
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    if folds < 2:
+        raise ValueError(f"--cv {folds}: cross-validation needs at least 2 folds.")
+    _, labels = dataset.pooled()
+    train_labels = labels[splits.train]
+    counts = np.bincount(train_labels, minlength=dataset.num_classes)
+    smallest = int(counts[counts > 0].min())
+    if folds > smallest:
+        raise ValueError(
+            f"--cv {folds}: the smallest class has only {smallest} training examples, so a stratified fold "
+            f"cannot hold one of each; use at most --cv {smallest}."
+        )
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return [
+        make_pipelines(
+            dataset,
+            dataclasses.replace(splits, train=splits.train[fit], val=splits.train[held], test=splits.test[:0]),
+            config,
+            seed,
+        )
+        for fit, held in splitter.split(np.zeros((len(train_labels), 1)), train_labels)
+    ]
+
+
 def limit_train(dataset: Dataset, splits: Splits, limit: Optional[int], seed: int) -> Splits:
     """Keeps a stratified, seeded subset of ``limit`` training examples (validation and test untouched).
 

@@ -45,16 +45,28 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def numeric_hyperparameters(rows: Sequence[Dict[str, Any]]) -> List[str]:
-    """Columns ``hp/<name>`` whose values are numbers and vary across trials (Hyperband's bookkeeping excluded)."""
+def varying_hyperparameters(rows: Sequence[Dict[str, Any]]) -> List[str]:
+    """Columns ``hp/<name>`` (numbers, choices or booleans) that vary across trials (Hyperband's bookkeeping excluded)."""
     names = []
     for key in dict.fromkeys(k for row in rows for k in row):
-        if not key.startswith("hp/") or key.startswith("hp/tuner/"):
-            continue
-        values = [row.get(key) for row in rows if row.get(key) is not None]
-        if values and all(_is_number(v) for v in values) and len(set(values)) > 1:
-            names.append(key)
+        if key.startswith("hp/") and not key.startswith("hp/tuner/"):
+            if len({repr(row.get(key)) for row in rows if row.get(key) is not None}) > 1:
+                names.append(key)
     return names
+
+
+def _positions(values: Sequence[Any]):
+    """Values of one hyperparameter as x positions: numbers as they are (``log``: the range spans more
+    than a factor 20 of positive numbers), anything else (choices, booleans) as category indices.
+
+    Returns:
+        ``(positions, categories or None, log)``.
+    """
+    if all(_is_number(v) for v in values):
+        log = min(values) > 0 and max(values) / min(values) > 20
+        return [float(v) for v in values], None, log
+    categories = sorted({str(v) for v in values})
+    return [float(categories.index(str(v))) for v in values], categories, False
 
 
 def plot_search(
@@ -63,9 +75,9 @@ def plot_search(
     """Draws a search's trials.
 
     Writes ``search_progress.png`` (each trial's score in trial order, failed trials marked,
-    and the best-so-far curve) and, when some numeric hyperparameter varied,
-    ``score_vs_hyperparameters.png`` (score against each one; log axis for ranges spanning
-    more than a factor 20, e.g. the learning rate).
+    and the best-so-far curve) and, when some hyperparameter varied, ``score_vs_hyperparameters.png``
+    (score against each one; log axis for ranges spanning more than a factor 20, e.g. the learning
+    rate; choices and booleans as categories).
 
     Returns:
         The file names written (inside ``out_dir``).
@@ -111,25 +123,23 @@ def plot_search(
     plt.close(fig)
     written = [SEARCH_PROGRESS]
 
-    names = numeric_hyperparameters([row for row in rows if _is_number(row.get("score"))])
+    names = varying_hyperparameters([row for row in rows if _is_number(row.get("score"))])
     if names:
         columns = min(3, len(names))
         lines = math.ceil(len(names) / columns)
         fig, axes = plt.subplots(lines, columns, figsize=(4 * columns, 3.2 * lines), squeeze=False)
         for index, (ax, name) in enumerate(zip(axes.flat, names)):
+            kept = [row for row in rows if row.get(name) is not None and _is_number(row.get("score"))]
+            xs, categories, log = _positions([row[name] for row in kept])
             for color, group in zip(_colors(len(groups)), groups):
-                points = [
-                    (row[name], row["score"])
-                    for row in rows
-                    if row.get("hp/tuner/epochs") == group
-                    and _is_number(row.get(name))
-                    and _is_number(row.get("score"))
-                ]
+                points = [(x, row["score"]) for x, row in zip(xs, kept) if row.get("hp/tuner/epochs") == group]
                 if points:
                     ax.scatter(*zip(*points), color=color, label=label(group))
-            xs = [row[name] for row in rows if _is_number(row.get(name)) and _is_number(row.get("score"))]
-            if min(xs) > 0 and max(xs) / min(xs) > 20:
+            if log:
                 ax.set_xscale("log")
+            if categories:
+                ax.set_xticks(range(len(categories)), categories)
+                ax.set_xlim(-0.5, len(categories) - 0.5)
             if index == 0 and len(groups) > 1:
                 ax.legend(loc="best", fontsize="small")
             ax.set_xlabel(name[3:])
@@ -137,10 +147,149 @@ def plot_search(
             ax.grid(alpha=0.3)
         for ax in list(axes.flat)[len(names) :]:
             ax.set_visible(False)
-        fig.suptitle(f"{objective} against each numeric hyperparameter")
+        fig.suptitle(f"{objective} against each hyperparameter that varied")
         _finish(fig, os.path.join(out_dir, SCORE_VS_HP))
         written.append(SCORE_VS_HP)
     return written
+
+
+def plot_search_timeline(
+    rows: Sequence[Dict[str, Any]], path: str, objective: str = "score", direction: str = "max"
+) -> Optional[str]:
+    """Each trial's score at the wall-clock time it ended, minutes from the first trial's start, with the
+    best-so-far curve; failed trials marked. ``None`` (nothing drawn) without trial times."""
+    timed = [row for row in rows if _is_number(row.get("end_time")) and _is_number(row.get("wall_seconds"))]
+    if not timed:
+        return None
+    plt = _pyplot()
+    start = min(row["end_time"] - row["wall_seconds"] for row in timed)
+    timed = sorted(timed, key=lambda row: row["end_time"])
+    minutes = [(row["end_time"] - start) / 60 for row in timed]
+    scored = [(m, row["score"]) for m, row in zip(minutes, timed) if _is_number(row.get("score"))]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if scored:
+        ax.scatter(*zip(*scored), color="tab:blue", label="trial score (when it ended)", zorder=3)
+        pick, best, curve = (max if direction == "max" else min), None, []
+        for _, score in scored:
+            best = score if best is None else pick(best, score)
+            curve.append(best)
+        xs = [m for m, _ in scored] + [max(minutes)]
+        ax.step(xs, curve + curve[-1:], where="post", color="tab:orange", label="best so far")
+    failed = [m for m, row in zip(minutes, timed) if not _is_number(row.get("score"))]
+    if failed:
+        low = min((score for _, score in scored), default=0.0)
+        ax.scatter(failed, [low] * len(failed), marker="x", color="tab:red", label="failed trial", zorder=3)
+    ax.set_xlabel("minutes since the first trial started")
+    ax.set_ylabel(objective)
+    ax.set_title(f"best {objective} so far over wall time ({len(timed)} trials)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best")
+    return _finish(fig, path)
+
+
+def plot_parallel_coordinates(
+    rows: Sequence[Dict[str, Any]], names: Sequence[str], path: str, objective: str = "score", direction: str = "max"
+) -> Optional[str]:
+    """Parallel coordinates: one vertical axis per hyperparameter (``names``, ``hp/<name>`` columns) and a
+    last one for the score; one line per scored trial, coloured by its score (brighter is better). Each
+    axis runs from its lowest to its highest value (log for ranges over a factor 20; choices in order).
+    ``None`` (nothing drawn) with fewer than two scored trials or no hyperparameter."""
+    scored = [row for row in rows if _is_number(row.get("score"))]
+    if len(scored) < 2 or not names:
+        return None
+    import numpy as np
+
+    plt = _pyplot()
+    axes_values, labels = [], []
+    for name in names:
+        kept = [row.get(name) for row in scored]
+        present = [v for v in kept if v is not None]
+        positions, categories, log = _positions(present)
+        lookup = dict(zip(map(repr, present), positions))
+        raw = np.array([lookup.get(repr(v), np.nan) for v in kept], dtype=float)
+        scaled = np.log10(raw) if log else raw
+        low, high = np.nanmin(scaled), np.nanmax(scaled)
+        axes_values.append((scaled - low) / (high - low) if high > low else np.full_like(scaled, 0.5))
+        if categories:
+            labels.append((name[3:], categories))
+        else:
+            ends = [10**low, 10**high] if log else [low, high]
+            labels.append((name[3:], [f"{ends[0]:.3g}", f"{ends[1]:.3g}"]))
+    scores = np.array([row["score"] for row in scored], dtype=float)
+    low, high = scores.min(), scores.max()
+    axes_values.append((scores - low) / (high - low) if high > low else np.full_like(scores, 0.5))
+    labels.append((objective, [f"{low:.4g}", f"{high:.4g}"]))
+    matrix = np.stack(axes_values, axis=1)
+    better = (scores - low) / (high - low) if high > low else np.ones_like(scores)
+    if direction != "max":
+        better = 1 - better
+    colormap = plt.get_cmap("viridis")
+    fig, ax = plt.subplots(figsize=(max(7, 1.3 * len(labels)), 4.5))
+    for index in np.argsort(better):  # the best drawn last, on top
+        ax.plot(range(len(labels)), matrix[index], color=colormap(better[index]), alpha=0.85, linewidth=1.6)
+    for position, (_, ticks) in enumerate(labels):  # choices spread evenly, numbers at both ends
+        ax.axvline(position, color="#888", linewidth=0.8)
+        for spot, tick in zip(np.linspace(0, 1, len(ticks)) if len(ticks) > 1 else [0.5], ticks):
+            ax.annotate(str(tick), (position, spot), xytext=(3, 0), textcoords="offset points", fontsize=7, va="center")
+    ax.set_xticks(range(len(labels)), [name for name, _ in labels], rotation=30, ha="right")
+    ax.set_yticks([])
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_xlim(-0.2, len(labels) - 0.6)
+    ax.set_title(f"{len(scored)} scored trials; line colour: {objective} (brighter is better)")
+    mappable = plt.cm.ScalarMappable(cmap=colormap)
+    mappable.set_array([])
+    fig.colorbar(mappable, ax=ax, pad=0.02, label="rank of the score, worst to best", ticks=[])
+    return _finish(fig, path)
+
+
+def plot_importance(names: Sequence[str], importances: Sequence[float], path: str, caption: str) -> str:
+    """Horizontal bars of hyperparameter importance (largest on top)."""
+    plt = _pyplot()
+    order = sorted(range(len(names)), key=lambda i: importances[i])
+    fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(names) + 1.4))
+    ax.barh([names[i] for i in order], [importances[i] for i in order], color="tab:blue")
+    ax.set_xlabel("share of the explained variance of the score (estimate)")
+    ax.set_title(caption, fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    return _finish(fig, path)
+
+
+def plot_trial_curves(curves: Sequence[Dict[str, Any]], path: str, objective: str) -> Optional[str]:
+    """Learning curves of a few trials: ``objective`` per epoch (left) and the training loss (right).
+
+    Args:
+        curves: ``{"label", "first_epoch", "histories"}`` per trial; ``histories`` is one Keras history
+            dict per execution (per fold with cross-validation), drawn thin, their mean drawn thick.
+    """
+    if not curves:
+        return None
+    import numpy as np
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for color, curve in zip(_colors(len(curves)), curves):
+        for ax, key in zip(axes, (objective, "loss")):
+            runs = [h.get(key) or [] for h in curve["histories"]]
+            runs = [r for r in runs if r]
+            if not runs:
+                continue
+            for run in runs if len(runs) > 1 else []:
+                epochs = np.arange(len(run)) + curve["first_epoch"] + 1
+                ax.plot(epochs, run, color=color, alpha=0.3, linewidth=0.8)
+            length = min(len(r) for r in runs)
+            mean = np.mean([r[:length] for r in runs], axis=0)
+            epochs = np.arange(length) + curve["first_epoch"] + 1
+            ax.plot(epochs, mean, "-o", color=color, markersize=3, label=curve["label"])
+    from matplotlib.ticker import MaxNLocator
+
+    for ax, key in zip(axes, (objective, "training loss")):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.grid(alpha=0.3)
+    axes[0].legend(loc="best", fontsize="small")
+    fig.suptitle(f"learning curves of the top {len(curves)} trials (thin: each fold/execution, thick: their mean)")
+    return _finish(fig, path)
 
 
 # ----------------------------------------------------------------------------- runs: curves and test results

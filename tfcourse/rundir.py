@@ -35,6 +35,7 @@ COST_MD = "cost.md"
 PREDICTIONS_FILE = "predictions.npz"
 REPORT_TEXT_FILE = "report.txt"
 EXPORT_FILE = "export.json"  # where the run was exported
+REPORT_HTML, REPORT_MD = "report.html", "report.md"  # a run's report (image or table run)
 PARTIAL_PATTERN = re.compile(r"^\.(?P<name>.+)\.partial-(?P<pid>\d+)$")
 
 

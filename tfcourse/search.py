@@ -19,6 +19,7 @@ from tfcourse import config as config_lib
 from tfcourse import data, hparams, machine, rundir, runs, table_runs, tuners
 from tfcourse.config import TableConfig, TableDataConfig, TrainConfig, TuneConfig
 from tfcourse.models import get_spec, list_models
+from tfcourse.report import search_page
 
 # Settings that define a search: resuming with any of them changed would mix two searches.
 IDENTITY_KEYS = (
@@ -37,6 +38,7 @@ IDENTITY_KEYS = (
     "normalization",
     "augment",
     "image_size",
+    "cv",
 ) + config_lib.TABLE_SETTINGS  # a table's (absent, so None, for images)
 # what a search.json written before the key existed ran with (float32: before --precision, always)
 IDENTITY_DEFAULTS = {"lr_schedule": "plateau", "precision": "float32"}
@@ -171,6 +173,21 @@ def validate(config: TuneConfig) -> None:
             config.max_minutes is None or config.max_minutes > 0,
             f"max minutes must be positive, got {config.max_minutes}",
         ),
+        (config.cv is None or config.cv >= 2, f"--cv needs at least 2 folds, got {config.cv}"),
+        (
+            config.cv is None or config.tuner != "hyperband",
+            "--cv scores each trial on K folds, but Hyperband carries each model from round to round on its "
+            "checkpoint, one model per trial; use --tuner random or --tuner bayesian with --cv, or drop --cv",
+        ),
+        (
+            config.cv is None or not is_table(config),
+            f"--cv is for image datasets; a table's encoding and threshold are fitted on its training rows and "
+            f"chosen on validation, so {config.data.dataset} is searched on its validation split: drop --cv",
+        ),
+        (
+            config.keep_checkpoints is None or config.keep_checkpoints >= 0,
+            f"--keep-checkpoints must keep 0 or more trials, got {config.keep_checkpoints}",
+        ),
     ]
     for ok, message in checks:
         if not ok:
@@ -252,6 +269,15 @@ def run_search(
         f"split {splits.protocol} {splits.sizes()}; the test split is not used by the search",
         flush=True,
     )
+    folds = None
+    if config.cv:
+        folds = data.cv_folds(dataset, splits, config.data, config.seed, config.cv)
+        print(
+            f"tfcourse: each trial is scored by {config.cv}-fold stratified cross-validation on the "
+            f"{len(splits.train)} training examples (folds of {', '.join(str(f.sizes['val']) for f in folds)}); "
+            "the validation split is not used by the search",
+            flush=True,
+        )
     hyperparameters = hparams.make_search_space(
         config.model, config.space, pipelines.input_shape, pipelines.num_classes, batch_size=config.data.batch_size
     )
@@ -284,7 +310,9 @@ def run_search(
         hyperparameters=hyperparameters,
         distribution_strategy=distribution_strategy,
         max_minutes=config.max_minutes,
+        keep_checkpoints=config.keep_checkpoints,
     )
+    tuner.folds = folds
     if role != "worker":
         os.makedirs(directory, exist_ok=True)
         rundir.write_json(os.path.join(directory, tuners.SEARCH_FILE), record)
@@ -314,10 +342,34 @@ def run_search(
         print(f"tfcourse: no trial ran in {directory}; nothing to summarise", flush=True)
         return SearchResult(directory, tuner, finished, {})
 
-    paths = tuners.summarize(directory, direction=record["direction"], top=top)
+    paths = summarize(directory, direction=record["direction"], top=top)
     tuner.results_summary(num_trials=top)
     print(f"tfcourse: summaries in {directory}: " + ", ".join(sorted(paths)), flush=True)
     return SearchResult(directory, tuner, finished, paths)
+
+
+def summarize(project_directory: str, direction: Optional[str] = None, top: int = 5) -> Dict[str, str]:
+    """``tuners.summarize`` (trials.csv/json, summary.md, figures) and the search page (``search.html``,
+    ``search.md``) of a search directory; the paths written, by file name."""
+    paths = tuners.summarize(project_directory, direction=direction, top=top)
+    paths.update(search_page.write_search_page(project_directory, top=top))
+    return paths
+
+
+def _record_retrained(project_directory: str, run, best: Dict[str, Any], train_on: str) -> None:
+    """Writes the search's ``retrained.json`` (the run the search page links to) and rewrites the page."""
+    metrics = run.metrics or {}
+    rundir.write_json(
+        os.path.join(project_directory, search_page.RETRAINED_FILE),
+        {
+            "run_dir": os.path.abspath(run.run_dir),
+            "trial_id": best["trial_id"],
+            "train_on": train_on,
+            "test_accuracy": metrics.get("test_accuracy"),
+            "export_dir": run.export_dir,
+        },
+    )
+    search_page.write_search_page(project_directory)
 
 
 def best_trial_settings(project_directory: str) -> Dict[str, Any]:
@@ -394,6 +446,7 @@ def retrain_best(
         )
         run = table_runs.train_table(table_config, verbose=verbose, record_extra=tuned_from)
         print(table_runs.summary(run), flush=True)
+        _record_retrained(project_directory, run, best, train_on)
         return run
     train_config = TrainConfig(
         model=config.model,
@@ -416,12 +469,9 @@ def retrain_best(
         f"{best['best_epoch']}) for {run_epochs} epochs on {train_on}, batch size {batch_size}",
         flush=True,
     )
-    return runs.train_and_evaluate(
-        train_config,
-        download=download,
-        verbose=verbose,
-        record_extra=tuned_from,
-    )
+    run = runs.train_and_evaluate(train_config, download=download, verbose=verbose, record_extra=tuned_from)
+    _record_retrained(project_directory, run, best, train_on)
+    return run
 
 
 def load_tuner(project_directory: str):

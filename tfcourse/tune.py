@@ -29,7 +29,16 @@ from tfcourse.cli_args import (
     table_data_config_from_args,
     verbosity,
 )
-from tfcourse.config import LR_SCHEDULES, OBJECTIVES, PRECISIONS, TRAIN_ON, TUNER_KINDS, TableConfig, TuneConfig
+from tfcourse.config import (
+    LR_SCHEDULES,
+    OBJECTIVES,
+    PRECISIONS,
+    TRAIN_ON,
+    TUNER_KINDS,
+    TableConfig,
+    TuneConfig,
+    parse_keep_checkpoints,
+)
 from tfcourse.models import MODELS
 from tfcourse.rundir import cli_errors
 
@@ -67,6 +76,13 @@ def load_space(items) -> Dict[str, Any]:
             raise ValueError(f"Search-space file {value} must hold a JSON object of name -> value, list or range.")
         space.update(loaded)
     return space
+
+
+def _keep_checkpoints(text: str) -> Optional[int]:
+    try:
+        return parse_keep_checkpoints(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _oracle_address(text: str):
@@ -154,6 +170,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--show-space", action="store_true", help="print the search space (with --space applied) and exit"
     )
     parser.add_argument(
+        "--cv",
+        type=positive_int,
+        default=None,
+        metavar="K",
+        help="score each trial by K-fold stratified cross-validation on the training split (mean of the folds "
+        "ranks the trials; random and bayesian tuners; the validation split is then not used by the search)",
+    )
+    parser.add_argument(
+        "--keep-checkpoints",
+        type=_keep_checkpoints,
+        default=None,
+        metavar="all|best|top-K|none",
+        help="trials whose best-epoch weights stay on disk (KerasTuner keeps all; Hyperband prunes at the end "
+        "of the search, as later rounds start from them)",
+    )
+    parser.add_argument(
         "--max-minutes",
         type=positive_float,
         default=None,
@@ -171,6 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="only (re)write the summaries and plots of an existing search directory, and print them",
     )
     parser.add_argument("--top", type=positive_int, default=5, help="trials listed in the summaries")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="open search.html in headless Chromium; fail unless every figure loads without console errors",
+    )
     add_data_arguments(parser, tables=True)
     add_table_arguments(parser)
     parser.add_argument(
@@ -263,6 +300,8 @@ def config_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) 
         steps_per_execution=args.steps_per_execution,
         lr_schedule=args.lr_schedule,
         precision=args.precision,
+        cv=args.cv,
+        keep_checkpoints=args.keep_checkpoints,
         data=data,
     )
 
@@ -289,25 +328,39 @@ def configure_distributed(role: Optional[str], oracle, tuner_id: Optional[str]) 
     os.environ.update(KERASTUNER_TUNER_ID=name, KERASTUNER_ORACLE_IP=oracle[0], KERASTUNER_ORACLE_PORT=str(oracle[1]))
 
 
-def show_summary(project_directory: str, top: int) -> None:
-    """Rewrites a search directory's summaries and prints them (KerasTuner's ``results_summary`` too)."""
-    from tfcourse import search, tuners
+def show_summary(project_directory: str, top: int, check: bool = False) -> None:
+    """Rewrites a search directory's summaries and its page and prints them (KerasTuner's ``results_summary``
+    too); with ``check`` the page is loaded in headless Chromium."""
+    from tfcourse import search
 
-    paths = tuners.summarize(project_directory, top=top)
+    paths = search.summarize(project_directory, top=top)
     tuner = search.load_tuner(project_directory)
     if tuner is not None:
         tuner.results_summary(num_trials=top)
     with open(paths["summary.md"], encoding="utf-8") as handle:
         print(handle.read())
     print("tfcourse: wrote " + ", ".join(os.path.join(project_directory, name) for name in sorted(paths)))
+    if check:
+        check_page(os.path.join(project_directory, "search.html"))
+
+
+def check_page(path: str) -> None:
+    """``--check``: the search page in headless Chromium (every figure loaded, no console error)."""
+    from tfcourse.report import browser
+
+    browser.require_clean_page(path, "tfcourse.tune")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     with cli_errors(parser):
+        if args.check:
+            from tfcourse.report import browser
+
+            browser.require_available()  # before the search, not after it
         if args.summary:
-            show_summary(args.summary, args.top)
+            show_summary(args.summary, args.top, check=args.check)
             return 0
         config = config_from_args(parser, args)
         if args.export_format and not args.retrain:
@@ -349,6 +402,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                 verbose=verbosity(args),
                 export_formats=args.export_format or ("savedmodel",),
             )
+        if args.check and result.summary_paths:  # after --retrain: the page links the retrained run's report
+            check_page(result.summary_paths["search.html"])
     return 0
 
 

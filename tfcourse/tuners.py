@@ -23,12 +23,17 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import keras
 import keras_tuner as kt
+from keras_tuner.src import config as kt_config
+from keras_tuner.src.engine import oracle as kt_oracle
+from keras_tuner.src.engine import tuner_utils
 
 from tfcourse import fit, hparams, plots, rundir
-from tfcourse.config import TUNER_KINDS
+from tfcourse.config import TUNER_KINDS, keep_checkpoints_name
 from tfcourse.models import build_model, get_spec
 
 TRIAL_STATS_FILE = "tfcourse_trial.json"
+TRACEBACK_FILE = "traceback.txt"  # a failed trial's traceback, in its own folder
+CHECKPOINT_FILE = "checkpoint.weights.h5"  # KerasTuner's best-epoch weights of a trial (Keras 3)
 SEARCH_FILE = "search.json"  # tfcourse's record of a search's settings (written by tfcourse.search)
 
 
@@ -62,6 +67,7 @@ def make_hypermodel(
 
     class CourseHyperModel(kt.HyperModel):
         base_seed = trial_seed = seed
+        train_maker = staticmethod(make_train) if make_train is not None else None  # a CV fold sets its own
 
         def build(self, hp):
             keras.utils.set_random_seed(self.trial_seed)
@@ -70,10 +76,10 @@ def make_hypermodel(
             return fit.compile_model(model, hp, steps_per_execution=steps_per_execution, binary=binary)
 
         def fit(self, hp, model, x, *args, **kwargs):
-            if make_train is not None:
+            if self.train_maker is not None:
                 chosen = hparams.batch_size_hp(hp, batch_size)
                 if chosen != batch_size:
-                    x = make_train(chosen)
+                    x = self.train_maker(chosen)
             # every trial traces its graphs afresh: on a short epoch one step per call is the faster trial
             steps = int(x.cardinality()) if hasattr(x, "cardinality") else None  # a tf.data pipeline
             model.steps_per_execution = fit.steps_per_execution_for(model.steps_per_execution, steps)
@@ -143,6 +149,9 @@ def _tuner_class(kind: str):
 
     class CourseTuner(bases[kind]):
         deadline: Optional[float] = None  # time.time() after which no new trial starts
+        folds: Optional[Sequence[Any]] = None  # cross-validation: one Pipelines per fold (data.cv_folds)
+        keep_checkpoints: Optional[int] = None  # trials whose best-epoch weights stay on disk (None: all)
+        _fold = 0
 
         def save(self):
             # KerasTuner writes its state files in place; a kill mid-write leaves a file no
@@ -161,9 +170,22 @@ def _tuner_class(kind: str):
             # initialisation its own.
             self.hypermodel.trial_seed = self.hypermodel.base_seed + int(trial.trial_id)
             start = time.perf_counter()
-            with releasing_graph_gradients():
-                histories = super().run_trial(trial, *args, **kwargs)
             objective = self.oracle.objective
+            fold_scores = None
+            with releasing_graph_gradients():
+                if not self.folds:
+                    histories = super().run_trial(trial, *args, **kwargs)
+                else:  # K models, one per fold; KerasTuner averages their best-epoch scores for the oracle
+                    histories, fold_scores = [], []
+                    for number, fold in enumerate(self.folds):
+                        self._fold, self.hypermodel.train_maker = number, fold.make_train
+                        fold_histories = super().run_trial(
+                            trial, fold.train, *args[1:], **{**kwargs, "validation_data": fold.val}
+                        )
+                        histories += fold_histories
+                        metrics = tuner_utils.convert_to_metrics_dict(fold_histories, objective)
+                        fold_scores.append(float(objective.get_value(metrics)))
+                    self._fold = 0
             initial = int(trial.hyperparameters.values.get("tuner/initial_epoch", 0))
             records = [history.history for history in histories if hasattr(history, "history")]
             stats = {
@@ -174,12 +196,117 @@ def _tuner_class(kind: str):
                 "tuner_id": self.tuner_id,
                 "host": socket.gethostname(),
                 "pid": os.getpid(),
+                # per execution (per fold with --cv): the epoch curves the search page draws
+                "history": [{key: [float(v) for v in values] for key, values in r.items()} for r in records],
             }
+            if fold_scores is not None:
+                stats["cv_scores"] = fold_scores
             rundir.write_json(os.path.join(self.get_trial_dir(trial.trial_id), TRIAL_STATS_FILE), stats)
             return histories
 
+        def _configure_tensorboard_dir(self, callbacks, trial, execution=0):
+            # with --cv each fold's executions log beside the others: logs/<trial>/execution<fold*n+i>
+            super()._configure_tensorboard_dir(callbacks, trial, self._fold * self.executions_per_trial + execution)
+
+        def on_trial_end(self, trial):
+            if trial.message:  # a failed trial: its traceback goes to its own folder, one line to the console
+                rundir.write_text(os.path.join(self.get_trial_dir(trial.trial_id), TRACEBACK_FILE), trial.message)
+            super().on_trial_end(trial)
+            if not isinstance(self, kt.Hyperband):  # Hyperband's later rounds start from earlier checkpoints
+                prune_checkpoints(self)
+
+        def on_search_end(self):
+            super().on_search_end()
+            prune_checkpoints(self)
+
     CourseTuner.__name__ = f"Course{bases[kind].__name__}"
     return CourseTuner
+
+
+def prune_checkpoints(tuner) -> List[str]:
+    """Removes the best-epoch weights of every trial but the ``tuner.keep_checkpoints`` best (``None``:
+    keeps all, KerasTuner's own behaviour; 0: removes every one). Returns the files removed."""
+    if tuner.keep_checkpoints is None:
+        return []
+    best = tuner.oracle.get_best_trials(num_trials=tuner.keep_checkpoints) if tuner.keep_checkpoints else []
+    keep = {os.path.abspath(tuner._get_checkpoint_fname(trial.trial_id)) for trial in best}
+    removed = []
+    for path in glob.glob(os.path.join(tuner.project_dir, "trial_*", CHECKPOINT_FILE)):
+        if os.path.abspath(path) not in keep:
+            with contextlib.suppress(FileNotFoundError):  # another worker's prune got there first
+                os.remove(path)
+                removed.append(path)
+    return removed
+
+
+def folder_bytes(directory: str) -> int:
+    """Bytes of every file under ``directory``."""
+    return sum(os.path.getsize(os.path.join(folder, name)) for folder, _, names in os.walk(directory) for name in names)
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def planned_trials(oracle) -> Optional[int]:
+    """How many trials a search will run in all: ``max_trials``, or for Hyperband one iteration's brackets
+    (KerasTuner's own bracket sizes; fewer when ``max_trials`` caps it)."""
+    if isinstance(oracle, kt.oracles.HyperbandOracle):
+        sizes = sum(
+            oracle._get_size(bracket, round_)
+            for bracket in range(oracle._get_num_brackets())
+            for round_ in range(oracle._get_num_rounds(bracket))
+        )
+        return min(sizes, oracle.max_trials) if oracle.max_trials else sizes
+    return oracle.max_trials
+
+
+class TrialLines(kt_oracle.Display):
+    """KerasTuner's console display (the oracle calls it as each trial begins and ends, on the chief in
+    distributed mode), made one line per trial as it ends: its id and status, its score or why it failed
+    (the traceback is in the trial's folder), the best so far, the time it took, the time since this
+    process started the search, and an estimate of the time left within ``max_trials`` / the time budget."""
+
+    def __init__(self, oracle, deadline: Optional[float] = None):
+        super().__init__(oracle, verbose=0)
+        self.deadline = deadline
+        self.started = time.time()
+        self.began: Dict[str, float] = {}
+        self.durations: List[float] = []
+
+    def on_trial_begin(self, trial):
+        self.began[trial.trial_id] = time.time()
+
+    def on_trial_end(self, trial):
+        print(self.line(trial), flush=True)
+
+    def line(self, trial) -> str:
+        oracle, now = self.oracle, time.time()
+        name = oracle.objective.name
+        took = now - self.began.pop(trial.trial_id, now)
+        self.durations.append(took)
+        if trial.score is not None and trial.status == kt.engine.trial.TrialStatus.COMPLETED:
+            result = f"{name} {trial.score:.4f}"
+        else:
+            last = (trial.message or "").strip().splitlines()[-1:] or ["no score"]
+            where = os.path.join(oracle._get_trial_dir(trial.trial_id), TRACEBACK_FILE)
+            result = f"{last[0][:160]} (traceback: {where})"
+        best = [t for t in oracle.get_best_trials(1) if t.score is not None]  # a failed trial has no score
+        best_text = f"best {best[0].score:.4f} (trial {best[0].trial_id})" if best else "no best yet"
+        ended = sum(t.status not in ("RUNNING", "IDLE") for t in oracle.trials.values())
+        planned = planned_trials(oracle)
+        left = None
+        if planned is not None:
+            left = max(planned - ended, 0) * statistics.mean(self.durations)
+        if self.deadline is not None:
+            left = max(self.deadline - now, 0) if left is None else min(left, max(self.deadline - now, 0))
+        progress = f"{ended}/{planned} trials" if planned else f"{ended} trials"
+        estimate = f", ~{_clock(left)} left" if left is not None else ""
+        return (
+            f"tfcourse: trial {trial.trial_id} {trial.status.lower()}: {result} | {best_text} | {took:.1f} s | "
+            f"{_clock(now - self.started)} elapsed, {progress}{estimate}"
+        )
 
 
 def make_tuner(
@@ -199,6 +326,7 @@ def make_tuner(
     max_consecutive_failed_trials: int = 3,
     distribution_strategy=None,
     max_minutes: Optional[float] = None,
+    keep_checkpoints: Optional[int] = None,
 ):
     """Builds a KerasTuner tuner.
 
@@ -217,6 +345,10 @@ def make_tuner(
         max_consecutive_failed_trials: Failed trials in a row before the search stops.
         distribution_strategy: A ``tf.distribute`` strategy for each trial's model.
         max_minutes: Start no new trial after this many minutes from now.
+        keep_checkpoints: Trials whose best-epoch weights stay on disk, the best ones (``None``: all).
+
+    A failed trial prints one line (``TrialLines``) and leaves its traceback in its folder
+    (``TRACEBACK_FILE``): KerasTuner's own traceback print (its ``config.DEBUG``) is turned off.
     """
     common = dict(
         objective=kt.Objective(objective, direction=objective_direction(objective)),
@@ -235,9 +367,14 @@ def make_tuner(
         tuner = tuner_class(hypermodel, max_epochs=max_epochs, factor=factor, **common)
     else:
         tuner = tuner_class(hypermodel, max_trials=max_trials, **common)
+    kt_config.DEBUG = False  # KerasTuner prints each failed trial's traceback; it goes to the trial's folder
     if max_minutes is not None:
         tuner.deadline = time.time() + 60 * max_minutes
+    tuner.keep_checkpoints = keep_checkpoints
     if isinstance(tuner.oracle, kt.Oracle):  # a worker's oracle is a gRPC client that writes nothing
+        state = tuner.oracle._display.get_state()
+        tuner.oracle._display = TrialLines(tuner.oracle, tuner.deadline)
+        tuner.oracle._display.set_state(state)
         _write_oracle_state_atomically(tuner.oracle)
         _forget_ended_ongoing_trials(tuner.oracle)
     return tuner
@@ -381,13 +518,31 @@ def trial_rows(project_dir: str) -> List[Dict[str, Any]]:
             "end_time": stats.get("end_time"),
             "tuner_id": stats.get("tuner_id"),
             "message": message.splitlines()[-1] if message else None,  # last line of a failure's traceback
+            "checkpoint": os.path.isfile(os.path.join(os.path.dirname(path), CHECKPOINT_FILE)),
         }
+        folds = stats.get("cv_scores")
+        if folds:  # --cv: the folds' scores; the oracle's score is their mean (KerasTuner averages them)
+            row["cv/mean"] = statistics.mean(folds)
+            row["cv/std"] = statistics.pstdev(folds)
+            row.update({f"cv/fold{number}": score for number, score in enumerate(folds, 1)})
         row.update({f"hp/{name}": value for name, value in values.items()})
         rows.append(row)
     if not rows:
         raise ValueError(f"{project_dir}: no trial.json can be read ({', '.join(sorted(unreadable))}).")
     rows.sort(key=lambda row: (len(row["trial_id"]), row["trial_id"]))
     return rows
+
+
+def trial_histories(project_dir: str, trial_id: str) -> List[Dict[str, List[float]]]:
+    """The Keras histories a trial recorded (one per execution; per fold with ``--cv``), or ``[]`` (a trial
+    from before tfcourse recorded them, or a failed one)."""
+    path = os.path.join(project_dir, f"trial_{trial_id}", TRIAL_STATS_FILE)
+    try:
+        stats = rundir.read_json(path, "trial statistics") if os.path.isfile(path) else {}
+    except ValueError:
+        return []
+    histories = stats.get("history") if isinstance(stats, dict) else None
+    return [h for h in histories if isinstance(h, dict)] if isinstance(histories, list) else []
 
 
 def _search_space(project_dir: str) -> List[Dict[str, Any]]:
@@ -410,6 +565,16 @@ def read_search_record(project_dir: str) -> Optional[Dict[str, Any]]:
             f"{path}: the search record holds no JSON object; restore it, or start afresh with --overwrite."
         )
     return record
+
+
+def disk_line(project_dir: str, rows: Sequence[Dict[str, Any]], record: Dict[str, Any]) -> str:
+    """What the search folder holds on disk: its size and how many trials' weights it keeps."""
+    policy = keep_checkpoints_name(record.get("keep_checkpoints"))
+    with_weights = sum(bool(row.get("checkpoint")) for row in rows)
+    return (
+        f"Search folder: {folder_bytes(project_dir) / 2**20:.1f} MB on disk, best-epoch weights of "
+        f"{with_weights} of {len(rows)} trials (--keep-checkpoints {policy})."
+    )
 
 
 def summarize(project_dir: str, direction: Optional[str] = None, top: int = 5) -> Dict[str, str]:
@@ -466,11 +631,20 @@ def summarize(project_dir: str, direction: Optional[str] = None, top: int = 5) -
     for problem in unreadable:
         lines.append(f"Left out, unreadable: {problem['problem']} Fix: {problem['fix']}.")
     total = sum(row["wall_seconds"] or 0 for row in rows)
-    lines += [f"Total trial wall time: {total:.1f} s.", "", f"## Top {min(top, len(ranked))} trials", ""]
-    header = ["trial", "score", "best epoch", "epochs", "seconds"] + [key[3:] for key in hp_columns]
+    lines += [f"Total trial wall time: {total:.1f} s.", disk_line(project_dir, rows, record)]
+    if record.get("cv"):
+        lines.append(
+            f"Each trial was scored by {record['cv']}-fold stratified cross-validation on the training split: "
+            "its score is the mean of the folds (the std and each fold's score are in trials.csv)."
+        )
+    lines += ["", f"## Top {min(top, len(ranked))} trials", ""]
+    cv = bool(record.get("cv"))
+    header = ["trial", "score"] + (["cv std"] if cv else []) + ["best epoch", "epochs", "seconds"]
+    header += [key[3:] for key in hp_columns]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in ranked[:top]:
-        cells = [row["trial_id"], f"{row['score']:.4f}", row["best_epoch"], row["epochs_trained"], row["wall_seconds"]]
+        cells = [row["trial_id"], f"{row['score']:.4f}"] + ([f"{row.get('cv/std', 0):.4f}"] if cv else [])
+        cells += [row["best_epoch"], row["epochs_trained"], row["wall_seconds"]]
         cells += [f"{row[key]:.4g}" if isinstance(row.get(key), float) else row.get(key) for key in hp_columns]
         lines.append("| " + " | ".join("" if cell is None else str(cell) for cell in cells) + " |")
     lines += ["", "## Search space", "", "| name | type | settings |", "|---|---|---|"]
@@ -526,4 +700,14 @@ def run_search(
     except BudgetSpent:
         tuner.on_search_end()
         return False
+    except RuntimeError as error:  # KerasTuner's Oracle._check_consecutive_failures
+        if "consecutive failures" not in str(error):
+            raise
+        last = (str(error).strip().splitlines() or [""])[-1]
+        raise ValueError(
+            f"the search stopped: {tuner.oracle.max_consecutive_failed_trials} trials in a row failed, the last "
+            f"with {last!r}; each failed trial's traceback is in its folder "
+            f"({os.path.join(tuner.project_dir, 'trial_*', TRACEBACK_FILE)}). Fix what it names (narrow the space "
+            "with --space, or check the data) and run the same command again: completed trials are kept."
+        ) from None
     return True

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import keras
 
-from tfcourse.models.common import HEADS, check_poolings, conv_bn_activation, dense_head, feature_head
+from tfcourse.models.common import HEADS, check_poolings, conv_bn_activation, dense_head, depth_hp, feature_head
 
 MAX_FILTERS = 512
 ACTIVATIONS = ["relu", "elu", "gelu", "swish"]
@@ -16,7 +16,7 @@ ACTIVATIONS = ["relu", "elu", "gelu", "swish"]
 def build(hp, input_shape, num_classes):
     """Builds the CNN.
 
-    Hyperparameters: ``conv_blocks`` (1-5, default 2), ``filters`` of the first block
+    Hyperparameters: ``conv_blocks`` (1-5, at most the halvings the input takes: 3 on 8x8; default 2), ``filters`` of the first block
     (32-256 step 32, default 32), ``convs_per_block`` (1-3, default 1), ``kernel_size``
     (3 or 5), ``pooling`` (max/avg), ``activation`` (relu/elu/gelu/swish, default relu),
     ``dropout`` (0-0.5, default 0.25), ``batch_norm`` (default on), ``head`` (``flatten`` or
@@ -26,7 +26,7 @@ def build(hp, input_shape, num_classes):
     Raises:
         ValueError: If the blocks' pooling would shrink the input below 1x1.
     """
-    conv_blocks = hp.Int("conv_blocks", 1, 5, default=2)
+    conv_blocks = depth_hp(hp, "conv_blocks", 1, 5, 2, input_shape)
     filters = hp.Int("filters", 32, 256, step=32, default=32)
     convs_per_block = hp.Int("convs_per_block", 1, 3, default=1)
     kernel_size = hp.Choice("kernel_size", [3, 5], default=3)

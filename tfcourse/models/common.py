@@ -38,6 +38,22 @@ def check_poolings(
         )
 
 
+def most_halvings(input_shape) -> int:
+    """How many 2x downsamplings an ``(H, W, ...)`` input takes before a side falls below 1 pixel."""
+    return max(min(input_shape[0], input_shape[1]).bit_length() - 1, 0)
+
+
+def depth_hp(hp, name: str, low: int, high: int, default: int, input_shape, offset: int = 0) -> int:
+    """``hp.Int(name, low, high)`` for a stack of halving blocks, its top cut to what the input fits.
+
+    A search then never draws a depth that halves the input below 1x1 (an 8x8 digit takes 3 halvings,
+    a 28x28 image 4): the declared range follows the data. ``offset``: blocks that do not halve (a
+    ResNet's first stage). An input too small even for ``low`` keeps ``low``; ``check_poolings`` names it.
+    """
+    top = max(low, min(high, most_halvings(input_shape) + offset))
+    return hp.Int(name, low, top, default=min(default, top))
+
+
 def batch_norm_layer(name: str):
     """Batch norm over the channels of an image feature map (the fused kernel: see ``FusedBatchNormalization``)."""
     return FusedBatchNormalization(momentum=BN_MOMENTUM, name=name)

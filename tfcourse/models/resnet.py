@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import keras
 
-from tfcourse.models.common import batch_norm_layer, check_poolings, logits_layer
+from tfcourse.models.common import batch_norm_layer, check_poolings, depth_hp, logits_layer
 from tfcourse.models.layers import adapt_to_rgb
 
 RESNET50_IMAGE_SIZES = [32, 64, 96, 128, 160, 224]
@@ -46,7 +46,7 @@ def _basic_block(x, filters: int, stride: int, name: str, weight_decay: float):
 def build_small(hp, input_shape, num_classes):
     """Builds ``resnet_small``.
 
-    Hyperparameters: ``stages`` (2-4, default 3), ``blocks_per_stage`` (1-5, default 3, i.e.
+    Hyperparameters: ``stages`` (2-4, at most one more than the halvings the input takes; default 3), ``blocks_per_stage`` (1-5, default 3, i.e.
     ResNet-20), ``width`` of the stem and first stage (8-64 step 8, default 16; doubling per
     stage), ``weight_decay`` (L2 on convolution kernels, 0/1e-5/1e-4/1e-3, default 1e-4) and
     ``dropout`` before the logits (0-0.5, default 0).
@@ -54,7 +54,7 @@ def build_small(hp, input_shape, num_classes):
     Raises:
         ValueError: If the stages' downsampling would shrink the input below 1x1.
     """
-    stages = hp.Int("stages", 2, 4, default=3)
+    stages = depth_hp(hp, "stages", 2, 4, 3, input_shape, offset=1)
     blocks_per_stage = hp.Int("blocks_per_stage", 1, 5, default=3)
     width = hp.Int("width", 8, 64, step=8, default=16)
     weight_decay = hp.Choice("weight_decay", [0.0, 1e-5, 1e-4, 1e-3], default=1e-4)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import keras
 
-from tfcourse.models.common import HEADS, check_poolings, conv_bn_activation, dense_head, feature_head
+from tfcourse.models.common import HEADS, check_poolings, conv_bn_activation, dense_head, depth_hp, feature_head
 
 MAX_FILTERS = 512
 
@@ -17,7 +17,7 @@ MAX_FILTERS = 512
 def build(hp, input_shape, num_classes):
     """Builds the VGG-style network.
 
-    Hyperparameters: ``blocks`` (1-5, default 3), ``filters`` of the first block (16-128 step
+    Hyperparameters: ``blocks`` (1-5, at most the halvings the input takes; default 3), ``filters`` of the first block (16-128 step
     16, default 32; doubling per block, capped at 512), ``convs_per_block`` (1-3, default 2),
     ``batch_norm`` (default on), ``conv_dropout`` after each block (0-0.5, default 0.25),
     ``head`` (``flatten`` or global-average ``gap``, default flatten), ``dense_layers`` (0-2,
@@ -27,7 +27,7 @@ def build(hp, input_shape, num_classes):
     Raises:
         ValueError: If the blocks' pooling would shrink the input below 1x1.
     """
-    blocks = hp.Int("blocks", 1, 5, default=3)
+    blocks = depth_hp(hp, "blocks", 1, 5, 3, input_shape)
     filters = hp.Int("filters", 16, 128, step=16, default=32)
     convs_per_block = hp.Int("convs_per_block", 1, 3, default=2)
     batch_norm = hp.Boolean("batch_norm", default=True)

@@ -38,6 +38,11 @@ def pre(text: str):
     return ("pre", text)
 
 
+def link(text: str, href: str, before: str = ""):
+    """A paragraph ``before`` followed by a link to ``href`` (a path relative to the page, or a URL)."""
+    return ("link", text, href, before)
+
+
 def _cell(value: Any) -> str:
     if isinstance(value, float):  # fractions to 4 decimals; seconds, rates and sizes less finely
         return f"{value:.4f}" if abs(value) < 1 else (f"{value:.2f}" if abs(value) < 1000 else f"{value:.0f}")
@@ -67,6 +72,8 @@ def render_markdown(blocks, base_dir: str) -> str:
             out.append(f"![{_md(block[2])}]({os.path.relpath(block[1], base_dir)})\n\n*{_md(block[2])}*")
         elif kind == "pre":
             out.append("```\n" + block[1].rstrip() + "\n```")
+        elif kind == "link":
+            out.append(f"{_md(block[3])}[{_md(block[1])}]({block[2].replace(' ', '%20').replace(')', '%29')})")
         out.append("")
     return "\n".join(out)
 
@@ -106,6 +113,8 @@ def render_html(blocks, title: str) -> str:
             )
         elif kind == "pre":
             body.append(f"<pre>{html.escape(block[1])}</pre>")
+        elif kind == "link":
+            body.append(f'<p>{html.escape(block[3])}<a href="{html.escape(block[2])}">{html.escape(block[1])}</a></p>')
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<link rel="icon" href="data:,">'  # no favicon request (it would log an error)

@@ -12,14 +12,13 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from tfcourse import artifacts, evaluate, explain, plots
+from tfcourse import artifacts, evaluate, explain, plots, rundir
 from tfcourse.eda import stats
 from tfcourse.explain import gallery
 from tfcourse.report import eda_page
 from tfcourse.report.blocks import figure, heading, paragraph, pre, table, write_pages
 
-REPORT_HTML = "report.html"
-REPORT_MD = "report.md"
+REPORT_HTML, REPORT_MD = rundir.REPORT_HTML, rundir.REPORT_MD
 FIGURES_DIR = "figures"
 GRID_SIZE = 16  # images in the prediction and misclassified grids
 

@@ -18,8 +18,7 @@ import numpy as np
 from tfcourse import plots, rundir
 from tfcourse.report.blocks import figure, heading, machine_description, paragraph, table, write_pages
 
-REPORT_HTML = "report.html"
-REPORT_MD = "report.md"
+REPORT_HTML, REPORT_MD = rundir.REPORT_HTML, rundir.REPORT_MD
 FIGURES_DIR = "figures"
 
 
