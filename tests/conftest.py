@@ -1,7 +1,10 @@
 """Shared fixtures: tiny but real datasets written to disk in every supported format."""
 
+import fcntl
 import gzip
+import json
 import os
+import shutil
 import struct
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -19,6 +22,29 @@ def write_idx(path, array, compress=True):
     with opener(path, "wb") as handle:
         handle.write(payload)
     return path
+
+
+def built_once(tmp_path_factory, name, build):
+    """``build(folder)`` once per test run, its JSON result shared by every pytest-xdist worker.
+
+    A session or module fixture runs once per worker that needs it; for an expensive one (a search,
+    a trained run) the first worker builds it under a lock in the run's shared temporary folder and
+    the others wait for it and read its result. The built folder must then only be read. Without
+    xdist it is built in the session's own temporary folder.
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        return build(tmp_path_factory.mktemp(name))
+    folder = tmp_path_factory.getbasetemp().parent / name  # this run's folder, above each worker's own
+    result_file = folder.with_suffix(".json")
+    with open(folder.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if result_file.exists():
+            return json.loads(result_file.read_text())
+        shutil.rmtree(folder, ignore_errors=True)  # a build that failed in another worker
+        folder.mkdir()
+        result = build(folder)
+        result_file.write_text(json.dumps(result))
+        return result
 
 
 def make_images(num_per_class, num_classes=10, size=28, seed=0):

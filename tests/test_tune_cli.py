@@ -375,7 +375,9 @@ def _spawn(args, cwd, env=None):
 
 
 def test_killed_search_resumes_without_redoing_completed_trials(tmp_path):
+    # --keep-checkpoints none: no trial's weights are kept, and a resume needs none of them
     args = [*TINY, "--tuner", "random", "--max-trials", "5", "--epochs", "4", "--patience", "10"]
+    args += ["--keep-checkpoints", "none"]
     project = tmp_path / "tuning" / "mlp-digits-random"
     process = _spawn(args, tmp_path)
     deadline = time.time() + 240
@@ -405,6 +407,8 @@ def test_killed_search_resumes_without_redoing_completed_trials(tmp_path):
         assert (project / f"trial_{trial_id}" / tuners.TRIAL_STATS_FILE).read_text() == stats_before[trial_id]
     rows = json.loads((project / "trials.json").read_text())
     assert len(rows) == 5
+    assert not glob.glob(str(project / "**" / "*.h5"), recursive=True) and not any(row["checkpoint"] for row in rows)
+    assert "best-epoch weights of 0 of 5 trials (--keep-checkpoints none)" in (project / "summary.md").read_text()
 
 
 MEMORY_PROBE = """
@@ -488,6 +492,9 @@ def test_distributed_chief_and_two_workers(tmp_path):
     assert {row["tuner_id"] for row in rows} == {"worker0", "worker1"}  # the trials were spread over both
     assert "Results summary" in chief_output and (tmp_path / "shared" / "summary.md").exists()
     assert all("Results summary" not in output for output in outputs)  # workers only train
+    # live progress on the chief: one line per trial as it ends, whichever worker trained it
+    ended = re.findall(r"^tfcourse: trial (\d+) completed: val_accuracy [\d.]+ \| best ", chief_output, re.M)
+    assert sorted(ended) == sorted(row["trial_id"] for row in rows), chief_output
 
 
 def test_mirrored_strategy(tmp_path, monkeypatch, capsys):
