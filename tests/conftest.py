@@ -89,14 +89,10 @@ def image_folder(tmp_path):
     return root
 
 
-@pytest.fixture(scope="session")
-def cnn_run(tmp_path_factory):
-    """A small cnn trained on scikit-learn's digits (8x8, 180 test images) through the real
-    ``train_and_evaluate``, with its report and a SavedModel export: ``(run_dir, export_dir)``."""
+def _cnn_run(root):
     from tfcourse.config import DataConfig, TrainConfig
     from tfcourse.runs import train_and_evaluate
 
-    root = tmp_path_factory.mktemp("cnn_run")
     result = train_and_evaluate(
         TrainConfig(
             model="cnn",
@@ -112,16 +108,22 @@ def cnn_run(tmp_path_factory):
         verify_export=False,
     )
     assert result.metrics["test_accuracy"] > 0.8
-    return result.run_dir, result.export_dir
+    return [result.run_dir, result.export_dir]
 
 
 @pytest.fixture(scope="session")
-def mlp_run(tmp_path_factory):
-    """An mlp trained on digits without a report: ``run_dir``."""
+def cnn_run(tmp_path_factory):
+    """A small cnn trained on scikit-learn's digits (8x8, 180 test images) through the real
+    ``train_and_evaluate``, with its report and a SavedModel export: ``(run_dir, export_dir)``.
+    Built once per test run and shared by the xdist workers: tests only read it (copy it to change it)."""
+    return tuple(built_once(tmp_path_factory, "cnn_run", _cnn_run))
+
+
+def _mlp_run(root):
     from tfcourse.config import DataConfig, TrainConfig
     from tfcourse.runs import train_and_evaluate
 
-    run_dir = str(tmp_path_factory.mktemp("mlp_run") / "mlp")
+    run_dir = str(root / "mlp")
     train_and_evaluate(
         TrainConfig(model="mlp", epochs=6, output_dir=run_dir, report=False, data=DataConfig(dataset="digits")),
         verbose=0,
@@ -130,14 +132,15 @@ def mlp_run(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def attention_run(tmp_path_factory):
-    """A tiny ViT-style ``attention`` model (2x2 patches of the 8x8 digits: 16 tokens + class token,
-    2 blocks of 4 heads) trained through ``train_and_evaluate`` with its report and an export:
-    ``(run_dir, export_dir)``."""
+def mlp_run(tmp_path_factory):
+    """An mlp trained on digits without a report: ``run_dir`` (shared, read only: see ``cnn_run``)."""
+    return built_once(tmp_path_factory, "mlp_run", _mlp_run)
+
+
+def _attention_run(root):
     from tfcourse.config import DataConfig, TrainConfig
     from tfcourse.runs import train_and_evaluate
 
-    root = tmp_path_factory.mktemp("attention_run")
     result = train_and_evaluate(
         TrainConfig(
             model="attention",
@@ -153,4 +156,12 @@ def attention_run(tmp_path_factory):
         verify_export=False,
     )
     assert result.metrics["test_accuracy"] > 0.7
-    return result.run_dir, result.export_dir
+    return [result.run_dir, result.export_dir]
+
+
+@pytest.fixture(scope="session")
+def attention_run(tmp_path_factory):
+    """A tiny ViT-style ``attention`` model (2x2 patches of the 8x8 digits: 16 tokens + class token,
+    2 blocks of 4 heads) trained through ``train_and_evaluate`` with its report and an export:
+    ``(run_dir, export_dir)`` (shared, read only: see ``cnn_run``)."""
+    return tuple(built_once(tmp_path_factory, "attention_run", _attention_run))

@@ -86,7 +86,8 @@ def test_patch_size_that_does_not_divide_the_input_is_a_clear_error():
         match=r"patch_size=5 does not divide the 28x28 input .* use one of 2, 4, 7, 14 \(e.g. --hp patch_size=4\)",
     ):
         build_model("attention", _fixed(patch_size=5), (28, 28, 1), 10)
-    with pytest.raises(ValueError, match="patch_size=7 does not divide the 8x8 input"):
+    # the declared choices follow the input: 7 is not among an 8x8 image's
+    with pytest.raises(ValueError, match=r"patch_size=7 .* must be one of \[2, 4, 8\] \(the space declared for 8x8x1"):
         _model("attention", {"patch_size": 7}, input_shape=(8, 8, 1))
     with pytest.raises(ValueError, match="embed_dim=36 is not a multiple of num_heads=8"):
         build_model("attention", _fixed(embed_dim=36, num_heads=8), (28, 28, 1), 10)
@@ -122,8 +123,8 @@ def test_the_cli_refuses_a_patch_size_before_writing_anything(tmp_path, capsys):
         )
     assert exit_.value.code == 2
     assert (
-        "patch_size=7 does not divide the 8x8 input into whole patches; use one of 2, 4, 8 (e.g. --hp "
-        "patch_size=4)" in capsys.readouterr().err
+        "patch_size=7 for model 'attention' must be one of [2, 4, 8] (the space declared for 8x8x1 inputs)"
+        in capsys.readouterr().err
     )
     assert not out.exists()
 

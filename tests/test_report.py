@@ -136,8 +136,11 @@ def test_check_without_a_browser_is_refused_before_the_report_is_written(mlp_run
 
 
 @needs_chromium
-def test_report_renders_in_headless_chromium_with_a_screenshot(cnn_run):
-    run_dir, _ = cnn_run
+def test_report_renders_in_headless_chromium_with_a_screenshot(cnn_run, tmp_path):
+    import shutil
+
+    run_dir = str(tmp_path / "run")  # the report is rewritten in its folder: a copy (cnn_run is shared)
+    shutil.copytree(cnn_run[0], run_dir)
     assert report_cli.main([run_dir, "--no-explanations", "--check", "--screenshot"]) == 0
     shot = os.path.join(run_dir, "report.png")
     from PIL import Image

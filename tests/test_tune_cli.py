@@ -117,6 +117,10 @@ def test_search_summaries_tensorboard_and_retrain(tmp_path, monkeypatch, capsys)
     assert os.path.isfile(os.path.join(export_dir, "saved_model.pb"))
     assert "export verified in a fresh process" in out
     assert os.path.isfile(os.path.join(export_dir, "model.onnx")) and "model.onnx" in out  # --export-format onnx
+    # the search page, rewritten after the retrain, links the retrained run's report
+    page = (project / "search.html").read_text(encoding="utf-8")
+    assert 'href="../../best/report.html"' in page and (tmp_path / "best" / "report.html").is_file()
+    assert f"trial {best['trial_id']} was retrained on train and tested once" in page
 
 
 def test_summary_of_an_existing_search(tmp_path, monkeypatch, capsys):

@@ -76,6 +76,10 @@ def describe_space(hp) -> List[Dict[str, Any]]:
     return rows
 
 
+def _shape_text(input_shape: Sequence[int]) -> str:
+    return "x".join(str(int(side)) for side in input_shape)
+
+
 def _check_value(entry, value) -> Optional[str]:
     config = entry.get_config()
     kind = type(entry).__name__
@@ -154,7 +158,10 @@ def make_hyperparameters(
             )
         problem = _check_value(known[name], value)
         if problem:
-            raise ValueError(f"Hyperparameter {name}={value!r} for model {model_name!r} must be {problem}.")
+            raise ValueError(
+                f"Hyperparameter {name}={value!r} for model {model_name!r} must be {problem} "
+                f"(the space declared for {_shape_text(input_shape)} inputs)."
+            )
         if type(known[name]).__name__ == "Int":
             value = int(value)
         hp.Fixed(name, value)
@@ -213,7 +220,10 @@ def make_search_space(
         for value in values:
             problem = _check_value(entry, value)
             if problem:
-                raise ValueError(f"--space {name}={value!r} for model {model_name!r} must be {problem}.")
+                raise ValueError(
+                    f"--space {name}={value!r} for model {model_name!r} must be {problem} "
+                    f"(the space declared for {_shape_text(input_shape)} inputs)."
+                )
         if kind == "Int":
             values = [int(v) for v in values]
         if isinstance(spec, dict):
