@@ -199,7 +199,12 @@ CASES = [
     Case("unknown hyperparameter", "train", TRAIN + ["--hp", "nosuch=1"], r"has no hyperparameter 'nosuch'"),
     Case("hyperparameter off its step", "train", TRAIN + ["--model", "cnn", "--hp", "filters=33"], r"step grid"),
     Case("hyperparameter out of range", "train", TRAIN + ["--model", "cnn", "--hp", "dropout=2"], r"must be in \["),
-    Case("too deep for 8x8", "train", TRAIN + ["--model", "cnn", "--hp", "conv_blocks=5"], r"use at most 3 blocks"),
+    Case(
+        "too deep for 8x8",
+        "train",
+        TRAIN + ["--model", "cnn", "--hp", "conv_blocks=5"],
+        r"conv_blocks=5 for model 'cnn' must be in \[1, 3\] \(the space declared for 8x8x1 inputs\)",
+    ),
     Case("negative patience", "train", TRAIN + ["--patience", "-1"], r"patience must be 0 or more"),
     Case("infinite fine-tune scale", "train", TRAIN + ["--fine-tune-lr-scale", "inf"], r"finite number"),
     Case("zero fine-tune scale", "train", TRAIN + ["--fine-tune-lr-scale", "0"], r"positive number"),

@@ -112,7 +112,7 @@ def test_inspect_cli_markdown_and_json(capsys, tmp_path):
     [
         (["--model", "vggg"], "Unknown model 'vggg'"),
         (["--model", "/no/such/model.keras"], "does not exist"),
-        (["--model", "vgg", "--hp", "blocks=9"], "must be in [1, 5]"),
+        (["--model", "vgg", "--hp", "blocks=9"], "must be in [1, 4] (the space declared for 28x28x1 inputs)"),
     ],
 )
 def test_inspect_cli_errors(argv, message, capsys):

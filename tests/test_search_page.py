@@ -31,7 +31,7 @@ TRIALS = 4
 def _cv_search(root):
     argv = ["--dataset", "digits", "--model", "cnn", "--tuner", "random", "--max-trials", str(TRIALS)]
     argv += ["--epochs", "2", "--cv", "3", "--keep-checkpoints", "top-2", "--seed", "3", "--verbose", "0"]
-    argv += ["--space", "filters=32", "--space", "convs_per_block=1", "--directory", str(root)]
+    argv += ["--space", "filters=32", "--space", "convs_per_block=1", "--train-limit", "600", "--directory", str(root)]
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         assert tune.main(argv) == 0, err.getvalue()
@@ -111,7 +111,7 @@ def test_cv_folds_are_recorded_and_their_mean_is_what_the_oracle_ranked_by(cv_se
         assert oracle.trials[row["trial_id"]].score == pytest.approx(statistics.mean(folds), abs=1e-9)
         # three trained models per trial, each logged to TensorBoard in its own folder
         assert len(glob.glob(str(project / "logs" / row["trial_id"] / "execution*"))) == 3
-    assert "3-fold stratified cross-validation on the 1437 training examples" in output
+    assert "3-fold stratified cross-validation on the 600 training examples" in output
     assert "Each trial was scored by 3-fold stratified cross-validation" in (project / "summary.md").read_text()
 
 

@@ -341,6 +341,8 @@ def test_tune_on_a_table_searches_tabular_mlp_and_retrains_for_raw_rows(tmp_path
     retrained = json.load(open(tmp_path / "best" / "config.json"))
     assert retrained["tuned_from"]["trial_id"] == best and retrained["config"]["model"] == "tabular_mlp"
     assert retrained["hyperparameters"]["hidden_layers"] == 1
+    page = (project / "search.html").read_text(encoding="utf-8")  # links the retrained table run's report
+    assert 'href="../../best/report.html"' in page and "was retrained on train and tested once: test accuracy" in page
     export_dir = json.load(open(tmp_path / "best" / "export.json"))["export_dir"]
     assert json.load(open(os.path.join(export_dir, "assets.extra", "tfcourse.json")))["inputs"] == {
         "humidity": "numeric",

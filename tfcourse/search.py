@@ -365,7 +365,7 @@ def _record_retrained(project_directory: str, run, best: Dict[str, Any], train_o
             "run_dir": os.path.abspath(run.run_dir),
             "trial_id": best["trial_id"],
             "train_on": train_on,
-            "test_accuracy": metrics.get("test_accuracy"),
+            "test_accuracy": metrics.get("test_accuracy", metrics.get("accuracy")),  # a two-class table: accuracy
             "export_dir": run.export_dir,
         },
     )

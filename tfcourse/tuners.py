@@ -224,19 +224,28 @@ def _tuner_class(kind: str):
 
 
 def prune_checkpoints(tuner) -> List[str]:
-    """Removes the best-epoch weights of every trial but the ``tuner.keep_checkpoints`` best (``None``:
-    keeps all, KerasTuner's own behaviour; 0: removes every one). Returns the files removed."""
+    """Removes the best-epoch weights of every ended trial but the ``tuner.keep_checkpoints`` best (``None``:
+    keeps all, KerasTuner's own behaviour; 0: removes every one); a trial still running (on another worker)
+    keeps its own until it ends. Returns the files removed."""
     if tuner.keep_checkpoints is None:
         return []
     best = tuner.oracle.get_best_trials(num_trials=tuner.keep_checkpoints) if tuner.keep_checkpoints else []
     keep = {os.path.abspath(tuner._get_checkpoint_fname(trial.trial_id)) for trial in best}
     removed = []
     for path in glob.glob(os.path.join(tuner.project_dir, "trial_*", CHECKPOINT_FILE)):
-        if os.path.abspath(path) not in keep:
+        trial_id = os.path.basename(os.path.dirname(path))[len("trial_") :]
+        if os.path.abspath(path) not in keep and not _running(tuner.oracle, trial_id):
             with contextlib.suppress(FileNotFoundError):  # another worker's prune got there first
                 os.remove(path)
                 removed.append(path)
     return removed
+
+
+def _running(oracle, trial_id: str) -> bool:
+    try:
+        return oracle.get_trial(trial_id).status == kt.engine.trial.TrialStatus.RUNNING
+    except (KeyError, ValueError):  # a folder the oracle does not know (left by an older search)
+        return False
 
 
 def folder_bytes(directory: str) -> int:

@@ -160,12 +160,14 @@ def write_search_page(project_dir: str, top: int = 5) -> Dict[str, str]:
     ]
     retrained = _retrained(project_dir)
     if retrained:
+        accuracy = retrained.get("test_accuracy")
+        tested = f": test accuracy {accuracy:.4f}" if isinstance(accuracy, (int, float)) else ""
         blocks.append(
             link(
                 "the retrained run's report",
                 retrained["href"],
                 before=f"After the search, trial {retrained.get('trial_id')} was retrained on "
-                f"{retrained.get('train_on')} and tested once: test accuracy {retrained.get('test_accuracy', 0):.4f}. See ",
+                f"{retrained.get('train_on')} and tested once{tested}. See ",
             )
         )
     blocks += [heading(2, "Settings and budget"), table(["setting", "value"], _settings(record))]
