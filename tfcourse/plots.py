@@ -224,13 +224,13 @@ def plot_parallel_coordinates(
     if direction != "max":
         better = 1 - better
     colormap = plt.get_cmap("viridis")
-    fig, ax = plt.subplots(figsize=(max(7, 1.3 * len(labels)), 4.5))
+    fig, ax = plt.subplots(figsize=(max(7.0, 1.1 * len(labels)), 5))
     for index in np.argsort(better):  # the best drawn last, on top
         ax.plot(range(len(labels)), matrix[index], color=colormap(better[index]), alpha=0.85, linewidth=1.6)
     for position, (_, ticks) in enumerate(labels):  # choices spread evenly, numbers at both ends
         ax.axvline(position, color="#888", linewidth=0.8)
         for spot, tick in zip(np.linspace(0, 1, len(ticks)) if len(ticks) > 1 else [0.5], ticks):
-            ax.annotate(str(tick), (position, spot), xytext=(3, 0), textcoords="offset points", fontsize=7, va="center")
+            ax.annotate(str(tick), (position, spot), xytext=(3, 0), textcoords="offset points", fontsize=9, va="center")
     ax.set_xticks(range(len(labels)), [name for name, _ in labels], rotation=30, ha="right")
     ax.set_yticks([])
     ax.set_ylim(-0.05, 1.05)
@@ -238,7 +238,7 @@ def plot_parallel_coordinates(
     ax.set_title(f"{len(scored)} scored trials; line colour: {objective} (brighter is better)")
     mappable = plt.cm.ScalarMappable(cmap=colormap)
     mappable.set_array([])
-    fig.colorbar(mappable, ax=ax, pad=0.02, label="rank of the score, worst to best", ticks=[])
+    fig.colorbar(mappable, ax=ax, pad=0.02, label=f"{objective}: worst (dark) to best (bright)", ticks=[])
     return _finish(fig, path)
 
 

@@ -27,6 +27,7 @@ IMPORTANCE = "hyperparameter_importance.png"
 CURVES = "learning_curves.png"
 FEWEST_FOR_IMPORTANCE = 4  # completed trials the importance estimate needs
 CURVE_TRIALS = 3
+PARALLEL_AXES = 8  # hyperparameter axes in the parallel-coordinates figure
 
 
 def importance(rows: Sequence[Dict[str, Any]], names: Sequence[str], seed: int = 0) -> Optional[Dict[str, float]]:
@@ -197,10 +198,22 @@ def write_search_page(project_dir: str, top: int = 5) -> Dict[str, str]:
             blocks.append(figure(path, caption))
 
     blocks.append(heading(2, "Hyperparameters"))
+    shares = importance(ranked, varying)
+    # a readable figure: at most PARALLEL_AXES axes, those the importance estimate ranks highest
+    shown = sorted(varying, key=lambda n: -shares[n])[:PARALLEL_AXES] if shares else varying[:PARALLEL_AXES]
     path = os.path.join(project_dir, PARALLEL)
-    if plots.plot_parallel_coordinates(ranked, varying, path, objective, direction):
+    if plots.plot_parallel_coordinates(ranked, shown, path, objective, direction):
         written[PARALLEL] = path
-        blocks.append(figure(path, "parallel coordinates: one line per scored trial, coloured by its score"))
+        which = (
+            f"; the {len(shown)} of {len(varying)} varied hyperparameters the importance estimate ranks highest"
+            if len(shown) < len(varying) and shares
+            else (
+                f"; the first {len(shown)} of {len(varying)} varied hyperparameters"
+                if len(shown) < len(varying)
+                else ""
+            )
+        )
+        blocks.append(figure(path, "parallel coordinates: one line per scored trial, coloured by its score" + which))
     path = os.path.join(project_dir, plots.SCORE_VS_HP)
     if varying and os.path.isfile(path):
         blocks.append(figure(path, f"{objective} against each hyperparameter that varied"))
@@ -208,7 +221,6 @@ def write_search_page(project_dir: str, top: int = 5) -> Dict[str, str]:
         blocks.append(paragraph("No hyperparameter varied between the scored trials."))
 
     blocks.append(heading(2, "Hyperparameter importance (an estimate)"))
-    shares = importance(ranked, varying)
     if shares is None:
         blocks.append(
             paragraph(
