@@ -64,3 +64,26 @@ def test_cosine_schedule_copies_decay_their_own_rate():
     assert second.schedule(5, 0.5) == pytest.approx(5e-3) and first.schedule(5, 0.5) == pytest.approx(5e-4)
     first.on_train_begin()  # a new fit reads its starting rate afresh
     assert first.schedule(5, 4e-3) == pytest.approx(2e-3)
+
+
+@pytest.mark.parametrize("recipe", ["hp", "fast"])
+def test_the_first_training_step_is_traced_once_and_trains_as_keras_would(recipe):
+    """compile_model builds the optimizer's variables, so Keras does not create them inside the first
+    traced step (a tf.function that creates variables is traced twice). Same weights as Keras' own way."""
+    x = np.random.default_rng(0).random((96, 8, 8, 1), dtype=np.float32)
+    y = np.arange(96) % 10
+    weights, traces = {}, {}
+    for build_optimizer in (True, False):
+        keras.utils.set_random_seed(1)
+        hp = hparams.make_hyperparameters("cnn", {"batch_norm": True}, (8, 8, 1), 10)
+        model = build_model("cnn", hp, (8, 8, 1), 10)
+        optimizer = fit.recipe_optimizer(fit.get_recipe("fast"), 6) if recipe == "fast" else None
+        fit.compile_model(model, hp, optimizer=optimizer, build_optimizer=build_optimizer)
+        count = []
+        step = model.train_step
+        model.train_step = lambda batch, step=step, count=count: count.append(1) or step(batch)  # once per trace
+        model.fit(x, y, batch_size=32, epochs=2, shuffle=False, verbose=0)
+        weights[build_optimizer], traces[build_optimizer] = model.get_weights(), len(count)
+    assert traces == {True: 1, False: 2}
+    for ours, keras_own in zip(weights[True], weights[False], strict=True):
+        np.testing.assert_allclose(ours, keras_own, rtol=1e-5, atol=1e-6)

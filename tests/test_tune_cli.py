@@ -167,7 +167,7 @@ def test_retrain_on_train_and_val(tmp_path, monkeypatch):
     assert all(later < earlier for earlier, later in zip(rates, rates[1:]))  # cosine decay
 
 
-def test_cosine_schedule_in_every_trial_and_the_retrained_model(tmp_path, monkeypatch, capsys):
+def test_cosine_schedule_in_every_trial_and_the_retrained_model(tmp_path, monkeypatch, capsys, recwarn):
     monkeypatch.chdir(tmp_path)
     assert (
         run_tune(
@@ -204,6 +204,8 @@ def test_cosine_schedule_in_every_trial_and_the_retrained_model(tmp_path, monkey
         assert any(recorded == pytest.approx(point, rel=1e-5) for point in curve), (path, recorded, curve)
         resumed += first > 0
     assert resumed >= 1  # a trial went on from an earlier round's checkpoint
+    # and got its optimizer state back with its weights (built at compile time: fit.compile_model)
+    assert not [w for w in recwarn if "Skipping variable loading for optimizer" in str(w.message)]
     assert json.loads((project / "search.json").read_text())["lr_schedule"] == "cosine"
     assert (
         "Training: Hyperband rounds up to 3 epochs (factor 3), early stopping after 10 epochs without val_loss "

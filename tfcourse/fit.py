@@ -81,6 +81,7 @@ def compile_model(
     binary: bool = False,
     optimizer=None,
     label_smoothing: float = 0.0,
+    build_optimizer: bool = True,
 ):
     """Compiles ``model`` for integer labels and logits outputs, from ``hp``.
 
@@ -92,6 +93,10 @@ def compile_model(
         optimizer: A recipe's own optimizer (``recipe_optimizer``); ``None``: ``make_optimizer(hp)``
             (which also declares the optimizer hyperparameters).
         label_smoothing: Of the (multi-class) loss; 0 is plain cross-entropy.
+        build_optimizer: Create the optimizer's variables now. Keras (with no distribution strategy)
+            otherwise creates them while tracing the first training step, and a ``tf.function`` that
+            creates variables is traced a second time: the first epoch then pays the tracing twice
+            (``benchmarks/trace_once.py``). ``False`` keeps Keras' own behaviour (for that benchmark).
     """
     if binary:
         loss = keras.losses.BinaryCrossentropy(from_logits=True)
@@ -112,6 +117,8 @@ def compile_model(
         steps_per_execution=steps_per_execution,
         jit_compile=jit_compile,
     )
+    if build_optimizer and model.built:
+        model.optimizer.build(model.trainable_variables)
     return model
 
 
