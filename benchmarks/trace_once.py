@@ -94,12 +94,12 @@ def main(argv=None):
         "| tracing s, Keras | tracing s, tfcourse | epoch 1 speed-up | max weight difference |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
+
+    def median(rows, column):
+        return statistics.median(row[column] for row in rows)
+
     for name in args.models:
         ours, theirs = results[(name, True)], results[(name, False)]
-
-        def median(rows, column):
-            return statistics.median(row[column] for row in rows)
-
         second = statistics.median([row[1] for row in ours + theirs])
         lines.append(
             f"| {name} | {theirs[0][2]} / {ours[0][2]} | {median(theirs, 0):.1f} | {median(ours, 0):.1f} | {second:.2f} "
