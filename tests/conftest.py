@@ -13,6 +13,15 @@ import numpy as np
 import pytest
 
 
+def pytest_collection_finish(session):
+    """Every test module is imported (TensorFlow, Keras, KerasTuner with them): take those objects out of
+    the garbage collector's reach, as the command lines do, or every ``gc.collect()`` of Keras and
+    KerasTuner walks them again."""
+    from tfcourse import machine
+
+    machine.freeze_imported_objects()
+
+
 def write_idx(path, array, compress=True):
     """Writes ``array`` (uint8) in the IDX format, gzipped when ``compress``."""
     array = np.asarray(array, dtype=np.uint8)

@@ -130,6 +130,4 @@ def test_a_script_the_checker_cannot_start_is_reported_with_its_error(tmp_path):
     with pytest.raises(
         RuntimeError, match=r"(?s)Checking broken in a fresh process failed:.*SyntaxError.*ended before"
     ):
-        fresh.run(
-            "def (:", str(tmp_path), str(tmp_path / "in.npy"), str(tmp_path / "o.npz"), "Checking broken"
-        )
+        fresh.run("def (:", str(tmp_path), str(tmp_path / "in.npy"), str(tmp_path / "o.npz"), "Checking broken")

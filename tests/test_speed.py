@@ -205,3 +205,37 @@ def test_bfloat16_run_records_its_precision_explains_in_float32_and_exports_floa
     with_tta = evaluate.probabilities(result.model, inputs, "flip").numpy()
     without = evaluate.probabilities(result.model, inputs).numpy()
     assert np.abs(served - with_tta).mean() < np.abs(served - without).mean()
+
+
+FREEZE_PROBE = """
+import contextlib, gc, io, json, sys, weakref
+from tfcourse import train, tune
+before = gc.get_freeze_count()
+with contextlib.redirect_stdout(io.StringIO()):
+    train.main(["--dataset", "digits", "--model", "mlp", "--list-hp"])
+after_train = gc.get_freeze_count()
+with contextlib.redirect_stdout(io.StringIO()):
+    tune.main(["--dataset", "digits", "--model", "mlp", "--show-space"])
+after_tune = gc.get_freeze_count()
+class Node: pass
+node = Node(); node.self = node; alive = weakref.ref(node); del node  # cyclic garbage made afterwards
+gc.collect()
+print(json.dumps({"before": before, "train": after_train, "tune": after_tune, "cycle_collected": alive() is None,
+                  "tensorflow": "tensorflow" in sys.modules}))
+"""
+
+
+def test_the_command_lines_freeze_the_imported_libraries_once_and_still_collect_later_garbage():
+    """Keras' clear_session and KerasTuner collect garbage before every model and trial; once TensorFlow,
+    Keras and KerasTuner are imported the command lines freeze those objects (gc.freeze), once per process,
+    so that a collection does not walk them again. Garbage made afterwards is still collected."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", FREEZE_PROBE], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    probe = json.loads(done.stdout.strip().splitlines()[-1])
+    assert probe["tensorflow"] and probe["before"] == 0
+    assert probe["train"] > 100_000  # TensorFlow's and Keras' objects (~420,000 here)
+    assert probe["tune"] == probe["train"]  # once per process: a later call freezes nothing new
+    assert probe["cycle_collected"]

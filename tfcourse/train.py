@@ -12,6 +12,7 @@ import argparse
 import sys
 from typing import List, Optional
 
+from tfcourse import machine
 from tfcourse.cli_args import (
     DEFAULTS,
     IMAGE_DATA_FLAGS,
@@ -285,6 +286,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             table = table_config_from_args(parser, args)
             from tfcourse import table_runs  # TensorFlow loads here, after the flags are read
 
+            machine.freeze_imported_objects()
             run = table_runs.train_table(table, verbose=verbosity(args))
             print(table_runs.summary(run))
             return 0
@@ -292,6 +294,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         config = config_from_args(args)
         from tfcourse import runs  # TensorFlow loads here, after the flags are read (``--help`` stays fast)
 
+        machine.freeze_imported_objects()
         if args.list_hp:
             print_space(config.model, config.data.dataset, runs.space_rows(config, download=not args.no_download))
             return 0

@@ -12,7 +12,7 @@ import socket
 import sys
 from typing import Any, Dict, List, Optional
 
-from tfcourse import rundir
+from tfcourse import machine, rundir
 from tfcourse.cli_args import (
     IMAGE_DATA_FLAGS,
     TABLE_DATA_FLAGS,
@@ -367,6 +367,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             raise ValueError("--export-format sets what --retrain exports; add --retrain.")
         from tfcourse import search  # TensorFlow loads here, after the flags are read
 
+        machine.freeze_imported_objects()
         if args.export_format:  # before the search: a missing converter must not wait for its end
             from tfcourse.export import runtimes
 
