@@ -87,7 +87,9 @@ def run_job(module, flags, freeze, folder):
     result = json.loads(lines[-1].split(" ", 1)[1])
     if module == "tfcourse.tune":
         with open(os.path.join(folder, "search", "trials.json")) as handle:
-            result["result"] = f"best val {max(row['score'] for row in json.load(handle) if row['score'] is not None):.4f}"
+            result["result"] = (
+                f"best val {max(row['score'] for row in json.load(handle) if row['score'] is not None):.4f}"
+            )
     else:
         with open(os.path.join(folder, "run", "metrics.json")) as handle:
             result["result"] = f"test {json.load(handle)['test_accuracy']:.4f}"
