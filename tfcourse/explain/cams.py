@@ -347,16 +347,23 @@ def activation_maximization(
         start = np.random.default_rng(seed).uniform(0, 1, shape).astype(np.float32) * (high - low) + low
     else:
         start = np.asarray(seed_images, dtype=np.float32)
-    tf.random.set_seed(seed)  # the input modifiers' jitter
+    tf.random.set_seed(seed)
     modifier = ExtractIntermediateLayer(layer) if layer is not None else None
     maximizer = ActivationMaximization(model, model_modifier=modifier, clone=modifier is not None)
     # tf-keras-vis jitters by 4 pixels, made for 224x224 inputs; half of an 8x8 digit would drown the signal
     jitter = max(1, min(shape[1:3]) // 8)
-    result = maximizer(
-        _score(units),
-        seed_input=start.copy(),
-        steps=steps,
-        input_range=(float(low.min()), float(high.max())),
-        input_modifiers=[Jitter(jitter=jitter), Rotate2D(degree=1)],
-    )
+    rotate = Rotate2D(degree=1)
+    rotate.random_generator = np.random.default_rng(seed)  # its own generator is unseeded
+    numpy_state = np.random.get_state()  # Jitter draws its shifts from NumPy's global generator
+    np.random.seed(seed)
+    try:
+        result = maximizer(
+            _score(units),
+            seed_input=start.copy(),
+            steps=steps,
+            input_range=(float(low.min()), float(high.max())),
+            input_modifiers=[Jitter(jitter=jitter), rotate],
+        )
+    finally:
+        np.random.set_state(numpy_state)
     return np.clip(np.asarray(result, dtype=np.float32), low, high), start
