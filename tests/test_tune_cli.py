@@ -419,7 +419,8 @@ def test_killed_search_resumes_without_redoing_completed_trials(tmp_path):
 
 MEMORY_PROBE = """
 import gc, json, sys
-from tfcourse import data, fit, hparams, tuners
+from tfcourse import data, fit, hparams, machine, tuners
+machine.freeze_imported_objects()  # as python -m tfcourse.tune does
 def rss_mb():
     with open("/proc/self/statm") as handle:
         return int(handle.read().split()[1]) * 4096 / 2**20
