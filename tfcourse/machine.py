@@ -90,9 +90,9 @@ def freeze_imported_objects() -> None:
     live as long as the process. Every full collection walked them all (0.2 s each on 2 CPU cores), and
     full collections are frequent here: ``keras.backend.clear_session()`` and KerasTuner run
     ``gc.collect()`` before every model and trial, and tracing a training step allocates enough to start
-    more. They took 27% of a 6-trial search's wall time. Objects created afterwards (models, datasets,
-    traced graphs) are collected as before; freezing once keeps what is never collected to what was alive
-    at the first call (``gc.freeze``).
+    more (a 6-trial search runs 1.35x faster frozen: ``benchmarks/results/gc_freeze.md``). Objects
+    created afterwards (models, datasets, traced graphs) are collected as before; freezing once keeps what
+    is never collected to what was alive at the first call (``gc.freeze``).
     """
     global _frozen
     if not _frozen:

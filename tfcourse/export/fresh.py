@@ -24,8 +24,8 @@ from typing import Dict, Optional
 import numpy as np
 
 # The checker's loop: one request per input line (a JSON list of the script's arguments), two lines back
-# on the protocol channel: "started" when it has the request, then "ok" or a JSON object with the error. Whatever the script or TensorFlow
-# prints goes to the checker's error log, never into the answers.
+# on the protocol channel: "started" when it has the request, then "ok" or a JSON object with the error.
+# Whatever the script or TensorFlow prints goes to the checker's error log, never into the answers.
 _CHECKER = r"""
 import gc, json, os, sys, traceback
 answers = os.fdopen(os.dup(1), "w")
@@ -93,13 +93,15 @@ class _Checker:
         return self.process.poll() is None
 
     def close(self) -> None:
-        if self.alive():
-            self.process.stdin.close()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        try:
+            self.process.stdin.close()  # the checker's loop ends at the end of its input
+        except OSError:  # it had ended: nothing read what was written last
+            pass
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
         self.process.stdout.close()
         self.log.close()
 
