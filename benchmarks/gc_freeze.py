@@ -18,12 +18,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 
-from _tables import publish  # benchmarks/ is on sys.path when a script in it runs
+from _interleave import interleaved, median  # benchmarks/ is on sys.path when a script in it runs
+from _tables import publish
 
 # Runs one command line in this new process, timing full collections with gc.callbacks.
 DRIVER = r"""
@@ -104,23 +104,19 @@ def main(argv=None):
     )
     args = parser.parse_args(argv)
 
-    results = {(label, freeze): [] for label, _, _ in JOBS for freeze in (True, False)}
-    for round_index in range(args.rounds):
-        for label, module, flags in JOBS:
-            order = (True, False) if round_index % 2 == 0 else (False, True)
-            for freeze in order:
-                with tempfile.TemporaryDirectory() as folder:
-                    result = run_job(module, flags, freeze, folder)
-                results[(label, freeze)].append(result)
-                print(
-                    f"round {round_index + 1}/{args.rounds} {label}, {'frozen' if freeze else 'not frozen'}: "
-                    f"{result['wall']:.1f} s, full collections {result['gc']:.1f} s ({result['collections']}), "
-                    f"{result['result']}",
-                    flush=True,
-                )
+    def run(job, freeze):
+        with tempfile.TemporaryDirectory() as folder:
+            return run_job(job[1], job[2], freeze, folder)
 
-    def median(rows, key):
-        return statistics.median(row[key] for row in rows)
+    results = interleaved(
+        args.rounds,
+        JOBS,
+        run,
+        lambda job, freeze, result: (
+            f"{job[0]}, {'frozen' if freeze else 'not frozen'}: {result['wall']:.1f} s, full collections "
+            f"{result['gc']:.1f} s ({result['collections']}), {result['result']}"
+        ),
+    )
 
     lines = [
         f"Each command in a new process, with and without gc.freeze after the imports; median of {args.rounds} "
@@ -130,8 +126,9 @@ def main(argv=None):
         "| full-collection s, frozen | full collections | result (not frozen / frozen) |",
         "|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for label, module, flags in JOBS:
-        ours, theirs = results[(label, True)], results[(label, False)]
+    for job in JOBS:
+        label, module, flags = job
+        ours, theirs = results[(job, True)], results[(job, False)]
         lines.append(
             f"| {label} | `python -m {module} {flags}` | {median(theirs, 'wall'):.1f} | {median(ours, 'wall'):.1f} "
             f"| {median(theirs, 'wall') / median(ours, 'wall'):.2f}x | {median(theirs, 'gc'):.1f} "

@@ -24,7 +24,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from _tables import publish  # noqa: E402  (benchmarks/ is on sys.path when a script in it runs)
+from _interleave import interleaved, median  # noqa: E402  (benchmarks/ is on sys.path when a script in it runs)
+from _tables import publish  # noqa: E402
 
 from tfcourse import data, fit, hparams  # noqa: E402
 from tfcourse.models import build_model  # noqa: E402
@@ -68,22 +69,23 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     dataset = data.load_dataset(args.dataset)
-    results = {(name, built): [] for name in args.models for built in (True, False)}
-    same = {}
-    for round_index in range(args.rounds):
-        for name in args.models:
-            order = (True, False) if round_index % 2 == 0 else (False, True)
-            finals = {}
-            for built in order:
-                first, second, traces, finals[built] = measure(name, built, dataset, args)
-                results[(name, built)].append((first, second, traces))
-                print(
-                    f"round {round_index + 1}/{args.rounds} {name} optimizer built {'at compile' if built else 'by Keras'}: "
-                    f"epoch 1 {first:.1f} s, epoch 2 {second:.1f} s, {traces} traces",
-                    flush=True,
-                )
-            difference = max(float(np.max(np.abs(a - b))) for a, b in zip(finals[True], finals[False], strict=True))
-            same[name] = max(same.get(name, 0.0), difference)
+    results = interleaved(
+        args.rounds,
+        args.models,
+        lambda name, built: measure(name, built, dataset, args),
+        lambda name, built, result: (
+            f"{name} optimizer built {'at compile' if built else 'by Keras'}: "
+            f"epoch 1 {result[0]:.1f} s, epoch 2 {result[1]:.1f} s, {result[2]} traces"
+        ),
+    )
+    same = {  # each round's two models, trained both ways, compared weight by weight
+        name: max(
+            float(np.max(np.abs(a - b)))
+            for ours, theirs in zip(results[(name, True)], results[(name, False)])
+            for a, b in zip(ours[3], theirs[3], strict=True)
+        )
+        for name in args.models
+    }
 
     lines = [
         f"First-epoch cost of tracing, {args.dataset}, {args.limit} training images per epoch, batch {args.batch_size}, "
@@ -94,9 +96,6 @@ def main(argv=None):
         "| tracing s, Keras | tracing s, tfcourse | epoch 1 speed-up | max weight difference |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-
-    def median(rows, column):
-        return statistics.median(row[column] for row in rows)
 
     for name in args.models:
         ours, theirs = results[(name, True)], results[(name, False)]
