@@ -83,3 +83,53 @@ def test_eda_benchmark_times_every_section_and_writes_what_it_found(tmp_path):
         assert re.search(rf"^\| \d+\.\d \| {k + 1}\. {re.escape(name)} \|$", text, re.M), name
     assert re.search(r"^\| \*\*\d+\.\d\*\* \| \*\*the whole command\*\* \|$", text, re.M)
     assert "| images | 1797 (coursework split" in text
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_conv_kernels_times_the_gradients_a_training_step_computes(precision):
+    """Each timed TensorFlow call computes what its name says: the same numbers as a GradientTape
+    through ``tf.nn.conv2d`` with the loss sum(conv(x, w) * dy)."""
+    import conv_kernels
+    import tensorflow as tf
+
+    calls = conv_kernels.tensorflow_calls(6, 3, 5, precision, 2)
+    # the calls' own tensors, rebuilt the same way (same seed, same order)
+    dtype = tf.bfloat16 if precision == "bfloat16" else tf.float32
+    generator = tf.random.Generator.from_seed(0)
+    x, dy, w = (tf.cast(generator.normal(shape), dtype) for shape in ((2, 6, 6, 3), (2, 6, 6, 5), (3, 3, 3, 5)))
+    x32, dy32, w32 = (tf.cast(t, tf.float32) for t in (x, dy, w))
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([x32, w32])
+        output = tf.nn.conv2d(x32, w32, 1, "SAME")
+        loss = tf.reduce_sum(output * dy32)
+    expected = {
+        "forward": output,
+        "input gradient": tape.gradient(loss, x32),
+        "weight gradient": tape.gradient(loss, w32),
+    }
+    tolerance = 5e-2 if precision == "bfloat16" else 1e-5
+    for direction, call in calls.items():
+        got = tf.cast(call(), tf.float32).numpy()
+        scale = float(tf.reduce_max(tf.abs(expected[direction])))
+        assert got.shape == tuple(expected[direction].shape), direction
+        assert abs(got - expected[direction].numpy()).max() <= tolerance * scale, direction
+
+
+def test_conv_kernels_writes_one_row_per_timed_direction(tmp_path):
+    import conv_kernels
+
+    out = tmp_path / "conv.md"
+    argv = ["--convs", "6x1x4,4x4x8", "--batch-size", "2", "--repeats", "1", "--rounds", "1", "--images", "0"]
+    conv_kernels.main([*argv, "--out", str(out)])
+    text = out.read_text()
+    assert text.startswith("Machine: ") and "TensorFlow: oneDNN v" in text
+    rows = [line.split("|")[1:-1] for line in text.splitlines() if line.startswith("| 6x6") or line.startswith("| 4x4")]
+    # the first convolution takes the images: forward and weight gradient only; the second all three
+    assert [(r[0].strip(), r[2].strip()) for r in rows if r[1].strip() == "float32"] == [
+        ("6x6, 1 -> 4", "forward"),
+        ("6x6, 1 -> 4", "weight gradient"),
+        ("4x4, 4 -> 8", "forward"),
+        ("4x4, 4 -> 8", "input gradient"),
+        ("4x4, 4 -> 8", "weight gradient"),
+    ]
+    assert len(rows) == 10 and all(float(r[3]) > 0 for r in rows)
