@@ -1,7 +1,7 @@
 """Where a VGG training step's time goes: the same convolutions timed in TensorFlow and in PyTorch, each
 direction on its own (forward, gradient of the input, gradient of the weights), float32 and bfloat16.
 
-Both frameworks run these convolutions with oneDNN, each with its own bundled copy; the header names
+Both frameworks run these convolutions with oneDNN, each with its own bundled copy; the results file names
 both copies' versions and threading runtimes. The shapes are the six convolutions of the fast recipe's
 VGG (``peer_throughput.py``'s ``vgg``: 3x3, stride 1, same padding) at batch 256, NHWC in TensorFlow and
 channels_last in PyTorch, as the training runs use them (the first one, which takes the images, has no
@@ -11,7 +11,7 @@ PyTorch: ``aten.convolution`` and ``aten.convolution_backward`` with one output 
 framework runs in its own process (two threads each, nothing else running); ``--rounds`` rounds
 alternate them and the median round is reported.
 
-Usage: python benchmarks/conv_kernels.py [--repeats 20] [--rounds 2] [--batch-size 256]
+Usage: python benchmarks/conv_kernels.py [--repeats 20] [--rounds 2] [--batch-size 256] [--images 12800]
 PyTorch comes with the [bench] extra; without it the PyTorch column says so.
 """
 
@@ -204,8 +204,9 @@ def table(times, convs, torch_note):
                 tf_ms, torch_ms = value("tensorflow", key), value("torch", key)
                 for framework, ms in (("tensorflow", tf_ms), ("torch", torch_ms)):
                     if ms is not None:
-                        slot = totals.setdefault((precision, direction, framework), 0.0)
-                        totals[(precision, direction, framework)] = slot + ms
+                        totals[(precision, direction, framework)] = (
+                            totals.get((precision, direction, framework), 0) + ms
+                        )
                 ratio = f"{tf_ms / torch_ms:.2f}x" if tf_ms is not None and torch_ms is not None else torch_note
                 lines.append(
                     f"| {side}x{side}, {cin} -> {cout} | {precision} | {direction} | {fmt(tf_ms)} | {fmt(torch_ms)} "
