@@ -186,49 +186,41 @@ def fmt(value) -> str:
     return "" if value is None else f"{value:.2f}"
 
 
-def table(times, convs, torch_note):
-    def value(framework, key):
-        return times[framework].get(key) if framework in times else None
+def conv_ms(times, framework, precision, direction=None, less=0.0):
+    """The summed milliseconds of a framework's timed convolutions in one precision (one direction, or all
+    three), each less ``less``; None where the framework was not run."""
+    if framework not in times:
+        return None
+    keys = [key.split("/") for key in times[framework] if key.count("/") == 4]
+    return sum(
+        times[framework]["/".join(key)] - less for key in keys if key[3] == precision and direction in (None, key[4])
+    )
 
+
+def row(label, precision, direction, tf_ms, torch_ms, torch_note) -> str:
+    ratio = f"{tf_ms / torch_ms:.2f}x" if tf_ms is not None and torch_ms is not None else torch_note
+    return f"| {label} | {precision} | {direction} | {fmt(tf_ms)} | {fmt(torch_ms)} | {ratio} |"
+
+
+def table(times, convs, torch_note):
     lines = [
         "| convolution (side, in -> out) | precision | direction | TensorFlow ms | PyTorch ms | TensorFlow / PyTorch |",
         "|---|---|---|---:|---:|---:|",
     ]
-    totals = {}
     for side, cin, cout in convs:
         for precision in PRECISIONS:
             for direction in DIRECTIONS:
                 key = f"{side}/{cin}/{cout}/{precision}/{direction}"
                 if key not in times["tensorflow"]:
                     continue  # the first convolution's input gradient
-                tf_ms, torch_ms = value("tensorflow", key), value("torch", key)
-                for framework, ms in (("tensorflow", tf_ms), ("torch", torch_ms)):
-                    if ms is not None:
-                        totals[(precision, direction, framework)] = (
-                            totals.get((precision, direction, framework), 0) + ms
-                        )
-                ratio = f"{tf_ms / torch_ms:.2f}x" if tf_ms is not None and torch_ms is not None else torch_note
-                lines.append(
-                    f"| {side}x{side}, {cin} -> {cout} | {precision} | {direction} | {fmt(tf_ms)} | {fmt(torch_ms)} "
-                    f"| {ratio} |"
-                )
+                torch_ms = times["torch"][key] if "torch" in times else None
+                label = f"{side}x{side}, {cin} -> {cout}"
+                lines.append(row(label, precision, direction, times["tensorflow"][key], torch_ms, torch_note))
     every = f"all {len(convs)}"
     for precision in PRECISIONS:
-        step = {"tensorflow": 0.0, "torch": 0.0}
-        for direction in DIRECTIONS:
-            tf_ms, torch_ms = (
-                totals.get((precision, direction, "tensorflow")),
-                totals.get((precision, direction, "torch")),
-            )
-            step["tensorflow"] += tf_ms or 0.0
-            step["torch"] = None if torch_ms is None or step["torch"] is None else step["torch"] + torch_ms
-            ratio = f"{tf_ms / torch_ms:.2f}x" if tf_ms is not None and torch_ms is not None else torch_note
-            lines.append(f"| {every} | {precision} | {direction} | {fmt(tf_ms)} | {fmt(torch_ms)} | {ratio} |")
-        ratio = f"{step['tensorflow'] / step['torch']:.2f}x" if step["torch"] else torch_note
-        lines.append(
-            f"| {every} | {precision} | **the step's convolutions** | {fmt(step['tensorflow'])} | {fmt(step['torch'])} "
-            f"| {ratio} |"
-        )
+        for direction, name in [(d, d) for d in DIRECTIONS] + [(None, "**the step's convolutions**")]:
+            totals = [conv_ms(times, framework, precision, direction) for framework in ("tensorflow", "torch")]
+            lines.append(row(every, precision, name, *totals, torch_note))
     return lines
 
 
@@ -242,22 +234,21 @@ def step_table(times, convs, batch):
     ]
     sentences = []
     for precision in PRECISIONS:
-        conv_ms = {}
+        convolutions = {}
         for framework in times:
-            conv_keys = [key for key in times[framework] if key.count("/") == 4 and key.split("/")[3] == precision]
-            conv_ms[framework] = sum(times[framework][key] - times[framework]["overhead"] for key in conv_keys)
+            convolutions[framework] = conv_ms(times, framework, precision, less=times[framework]["overhead"])
             step_ms = times[framework][f"step/{precision}"]
             name = "TensorFlow (tfcourse)" if framework == "tensorflow" else "PyTorch (plain loop)"
             lines.append(
-                f"| {precision} | {name} | {step_ms:.1f} ({batch / step_ms * 1e3:,.0f}) | {conv_ms[framework]:.1f} "
-                f"| {conv_ms[framework] / step_ms:.0%} | {batch / conv_ms[framework] * 1e3:,.0f} |"
+                f"| {precision} | {name} | {step_ms:.1f} ({batch / step_ms * 1e3:,.0f}) | {convolutions[framework]:.1f} "
+                f"| {convolutions[framework] / step_ms:.0%} | {batch / convolutions[framework] * 1e3:,.0f} |"
             )
         if "torch" in times:
             target = 1.2 * batch / times["torch"][f"step/{precision}"] * 1e3
             sentences.append(
                 f"{precision}: 1.2x PyTorch's whole step is {target:,.0f} images/s ({batch / target * 1e3:.1f} ms per "
-                f"batch); TensorFlow's convolutions alone, called one at a time, take {conv_ms['tensorflow']:.1f} ms "
-                f"({batch / conv_ms['tensorflow'] * 1e3:,.0f} images/s)."
+                f"batch); TensorFlow's convolutions alone, called one at a time, take {convolutions['tensorflow']:.1f} ms "
+                f"({batch / convolutions['tensorflow'] * 1e3:,.0f} images/s)."
             )
     empty = ", ".join(
         f"{'TensorFlow' if framework == 'tensorflow' else 'PyTorch'} {times[framework]['overhead']:.3f} ms"

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -99,7 +98,7 @@ def main(argv=None):
 
     for name in args.models:
         ours, theirs = results[(name, True)], results[(name, False)]
-        second = statistics.median([row[1] for row in ours + theirs])
+        second = median(ours + theirs, 1)
         lines.append(
             f"| {name} | {theirs[0][2]} / {ours[0][2]} | {median(theirs, 0):.1f} | {median(ours, 0):.1f} | {second:.2f} "
             f"| {median(theirs, 0) - median(theirs, 1):.1f} | {median(ours, 0) - median(ours, 1):.1f} "
