@@ -19,6 +19,17 @@ DEFAULTS = TrainConfig()
 TABLE_MODELS = tuple(list_models("table"))
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` with "(default: X)" after a flag's help only where the help does not state its default
+    itself and X says something (not ``None``, an empty value or a switch's ``False``)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text.lower() or action.default is None or action.default in ((), [], "", False):
+            return text
+        return super()._get_help_string(action)
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)

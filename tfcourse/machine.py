@@ -1,17 +1,21 @@
 """What this computer is, as far as training speed goes: the CPU model, its feature flags, and which
 dtype policy ``--precision auto`` picks on it; and the one process-wide setting speed asks for (the
-garbage collector leaves the imported libraries alone).
+garbage collector leaves the imported libraries alone); and TensorFlow's start-up, loaded quietly.
 
-Pure Python (``/proc/cpuinfo``, ``gc``); nothing here imports TensorFlow, so the CLIs and benchmark headers
-can ask before it loads.
+Pure Python (``/proc/cpuinfo``, ``gc``); importing this module does not import TensorFlow, so the CLIs and
+benchmark headers can ask before it loads (``load_tensorflow`` loads it, when a command asks).
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import platform
-from typing import Dict, FrozenSet, Optional
+import re
+import sys
+import tempfile
+from typing import Dict, FrozenSet, Iterator, List, Optional
 
 from tfcourse.config import PRECISIONS
 
@@ -99,3 +103,83 @@ def freeze_imported_objects() -> None:
         gc.collect()
         gc.freeze()
         _frozen = True
+
+
+# TensorFlow's C++ start-up lines on a CPU machine, none of which is a fault: the absl preamble, INFO and
+# WARNING lines (oneDNN on, no CUDA drivers, the CPU-instructions notice and its continuation line), and the
+# ERROR lines the CUDA-enabled ``tensorflow`` wheel prints when it finds no GPU ("failed call to cuInit").
+# Every other ERROR or FATAL line, and anything else written to stderr meanwhile, is passed through.
+_STARTUP_PREAMBLE = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
+_CPP_LOG_LINE = re.compile(r"^(?P<level>[IWEF])\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ (?P<source>[\w./-]+):\d+\] ")
+_NO_GPU_ERROR = re.compile(r"cuInit|cuda_platform|cuda_executor|cuda_diagnostics|cuda drivers|CUDA_ERROR", re.I)
+_CONTINUATION = "To enable the following instructions:"
+STARTUP_LOG_ENV = "TFCOURSE_TF_STARTUP_LOG"  # set to 1 to see TensorFlow's start-up lines as they are
+
+
+def startup_noise(lines: List[str]) -> List[bool]:
+    """For each line of what TensorFlow printed while starting, whether it is known start-up noise.
+
+    Noise: the absl preamble, INFO and WARNING lines of TensorFlow's C++ logging, its ERROR lines about a
+    missing CUDA driver, and the one known continuation line (the CPU-instructions notice's second line).
+    Everything else is kept: other ERROR and FATAL lines, Python warnings, tracebacks, any other text.
+    """
+    noise, previous = [], False
+    for line in lines:
+        match = _CPP_LOG_LINE.match(line)
+        if line.strip() == _STARTUP_PREAMBLE:
+            previous = True
+        elif match:
+            previous = match["level"] in "IW" or (match["level"] == "E" and bool(_NO_GPU_ERROR.search(line)))
+        else:
+            previous = previous and line.startswith(_CONTINUATION)
+        noise.append(previous)
+    return noise
+
+
+@contextlib.contextmanager
+def filtered_stderr(show_all: bool = False) -> Iterator[None]:
+    """Within the block, what is written to file descriptor 2 (C++ logging included) is held back, then
+    written to stderr without ``startup_noise``'s lines (``show_all``: everything, as it was).
+
+    On an exception in the block everything held back is written unfiltered, so nothing a failure printed
+    is lost.
+    """
+    if show_all:
+        yield
+        return
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as held:
+        saved = os.dup(2)
+        os.dup2(held.fileno(), 2)
+        failed = True
+        try:
+            yield
+            failed = False
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            lines = held.read().decode("utf-8", "replace").splitlines(keepends=True)
+            kept = lines if failed else [line for line, noise in zip(lines, startup_noise(lines)) if not noise]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
+
+
+def load_tensorflow(show_startup: bool = False) -> None:
+    """Imports TensorFlow and Keras and initialises the devices, without TensorFlow's start-up lines.
+
+    The command lines call it before their first TensorFlow work, so a user's first screen is tfcourse's
+    own. The lines TensorFlow prints while loading (``startup_noise``) are hidden, unless ``show_startup``
+    or the environment variable ``TFCOURSE_TF_STARTUP_LOG=1`` asks for them; real errors are always shown.
+    Listing the devices is what makes the CUDA build try the GPU driver, so its "failed call to cuInit"
+    falls inside the quiet window too. Later calls do nothing.
+    """
+    if "tensorflow" in sys.modules and "keras" in sys.modules:
+        return
+    with filtered_stderr(show_all=show_startup or os.environ.get(STARTUP_LOG_ENV, "") not in ("", "0")):
+        import keras  # noqa: F401  (loaded inside the quiet window)
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()

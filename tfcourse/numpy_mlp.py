@@ -12,7 +12,14 @@ import argparse
 import sys
 from typing import List, Optional
 
-from tfcourse.cli_args import add_data_arguments, data_config_from_args, number, positive_float, positive_int
+from tfcourse.cli_args import (
+    HelpFormatter,
+    add_data_arguments,
+    data_config_from_args,
+    number,
+    positive_float,
+    positive_int,
+)
 from tfcourse.config import NUMPY_ACTIVATIONS, NUMPY_INITS, SKLEARN_INITS, NumpyExperimentConfig
 from tfcourse.rundir import cli_errors
 
@@ -52,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train the NumPy-only network (hand-written backpropagation) and scikit-learn's "
         "MLPClassifier alike, one pair per activation; test their checkpoints; write figures, a table of "
         "every test accuracy naming the best model, and report.html/report.md.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     add_data_arguments(parser, pipeline=False)
     parser.add_argument(

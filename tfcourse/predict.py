@@ -14,7 +14,8 @@ import os
 import sys
 from typing import List, Optional
 
-from tfcourse.cli_args import positive_int
+from tfcourse import machine
+from tfcourse.cli_args import HelpFormatter, positive_int
 from tfcourse.config import INVERT_MODES
 
 OUTPUT_FORMATS = (".csv", ".json")
@@ -25,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m tfcourse.predict",
         description="Predict the classes of image files with a trained model (a run folder, its model.keras, "
         "or a SavedModel export).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("model", metavar="MODEL", help="run folder, .keras file, or saved_models/<name>[/<version>]")
     parser.add_argument("images", metavar="IMAGE_OR_FOLDER", nargs="+", help="image files or folders of them")
@@ -101,6 +102,7 @@ def write_output(path: str, rows, class_names) -> None:
 
 
 def predict_command(args) -> None:
+    machine.load_tensorflow()
     from tfcourse import inference, plots  # TensorFlow loads here, after the flags are read
 
     predictor = inference.open_model(args.model)

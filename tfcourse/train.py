@@ -17,6 +17,7 @@ from tfcourse.cli_args import (
     DEFAULTS,
     IMAGE_DATA_FLAGS,
     TABLE_DATA_FLAGS,
+    HelpFormatter,
     add_data_arguments,
     add_table_arguments,
     data_config_from_args,
@@ -54,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(config.json, history.json, history.csv, metrics.json, model.keras, TensorBoard logs/) "
         "and optionally export a TensorFlow Serving SavedModel; or a feed-forward network on a table "
         "(--dataset csv:PATH --target COLUMN, or seattle_weather).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument(
         "--model", default=None, choices=sorted(MODELS), help=f"registered model to train (default {DEFAULTS.model})"
@@ -284,6 +285,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     with cli_errors(parser):
         if is_table(args.dataset):
             table = table_config_from_args(parser, args)
+            machine.load_tensorflow(show_startup=args.verbose == 2)
             from tfcourse import table_runs  # TensorFlow loads here, after the flags are read
 
             machine.freeze_imported_objects()
@@ -292,6 +294,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             return 0
         refuse_table_flags(parser, args, TABLE_FLAGS)
         config = config_from_args(args)
+        machine.load_tensorflow(show_startup=args.verbose == 2)
         from tfcourse import runs  # TensorFlow loads here, after the flags are read (``--help`` stays fast)
 
         machine.freeze_imported_objects()

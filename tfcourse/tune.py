@@ -16,6 +16,7 @@ from tfcourse import machine, rundir
 from tfcourse.cli_args import (
     IMAGE_DATA_FLAGS,
     TABLE_DATA_FLAGS,
+    HelpFormatter,
     add_data_arguments,
     add_table_arguments,
     data_config_from_args,
@@ -98,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Search a model's hyperparameters with KerasTuner (trials train on the train split and are "
         "scored on the validation split), write trials.csv/trials.json/summary.md and plots, and "
         "optionally retrain the best trial, evaluate it once on test and export it.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument(
         "--model",
@@ -365,6 +366,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         config = config_from_args(parser, args)
         if args.export_format and not args.retrain:
             raise ValueError("--export-format sets what --retrain exports; add --retrain.")
+        machine.load_tensorflow(show_startup=args.verbose == 2)
         from tfcourse import search  # TensorFlow loads here, after the flags are read
 
         machine.freeze_imported_objects()

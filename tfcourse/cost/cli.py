@@ -13,8 +13,8 @@ import os
 import sys
 from typing import List, Optional
 
-from tfcourse import cost
-from tfcourse.cli_args import hp_override, positive_int
+from tfcourse import cost, machine
+from tfcourse.cli_args import HelpFormatter, hp_override, positive_int
 from tfcourse.rundir import model_file
 
 
@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m tfcourse.cost",
         description="Print a model's cost report: per layer output shape, parameters and multiply-adds, "
         "totals and estimated training FLOPs per image.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument(
         "--model", required=True, help="registered model name, or a .keras file, or a run folder with model.keras"
@@ -58,6 +58,7 @@ def load_model_for_inspection(model: str, input_shape, num_classes: int, hp_over
     Raises:
         ValueError: For an unknown name that is not a path either, or a folder without model.keras.
     """
+    machine.load_tensorflow()
     from tfcourse import hparams, models  # TensorFlow loads here, after the flags are read
 
     if os.path.isdir(model) or model.endswith(".keras"):

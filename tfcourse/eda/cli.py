@@ -11,8 +11,10 @@ import argparse
 import sys
 from typing import List, Optional
 
+from tfcourse import machine
 from tfcourse.cli_args import (
     TABLE_DATA_FLAGS,
+    HelpFormatter,
     add_data_arguments,
     add_table_arguments,
     data_config_from_args,
@@ -39,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         "and what follows for training; or of a table (--dataset csv:PATH --target COLUMN, or seattle_weather): "
         "column kinds, missing values, the target's balance, each feature by class. Writes eda.json, figures/, "
         "eda.md and eda.html.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     add_data_arguments(parser, pipeline=False, normalization=False, tables=True)
     add_table_arguments(parser)
@@ -135,6 +137,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             return _table_main(parser, args, argv)
         refuse_table_flags(parser, args, TABLE_DATA_FLAGS)
         config = config_from_args(args)
+        machine.load_tensorflow()
         from tfcourse.report import browser, eda_page  # TensorFlow, scikit-learn, matplotlib load after the flags
 
         if args.check:

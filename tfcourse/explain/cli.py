@@ -7,7 +7,7 @@ import os
 import sys
 from typing import List, Optional
 
-from tfcourse import rundir
+from tfcourse import machine, rundir
 from tfcourse.explain import CAM_METHODS, METHODS, check_method, method_applies
 
 
@@ -100,6 +100,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def _explain_command(args) -> List[str]:
     """The explanations ``args`` ask for, written; returns the paths."""
+    machine.load_tensorflow()
     from tfcourse import artifacts  # TensorFlow loads here, after the flags are read
     from tfcourse.explain import gallery
 

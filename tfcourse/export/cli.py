@@ -12,7 +12,8 @@ import os
 import sys
 from typing import List, Optional
 
-from tfcourse.cli_args import export_formats
+from tfcourse import machine
+from tfcourse.cli_args import HelpFormatter, export_formats
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m tfcourse.export",
         description="Export a run folder's model as a TensorFlow Serving SavedModel (<export-dir>/<model>/<version>/), "
         "checked in a fresh process before it gets its version number; records it in RUN/export.json.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("run", metavar="RUN", help="a run folder written by python -m tfcourse.train")
     parser.add_argument("--export-dir", default="saved_models", help="export root: <dir>/<model>/<version>/")
@@ -54,6 +55,7 @@ def export_run_folder(
     """
     import numpy as np
 
+    machine.load_tensorflow()
     from tfcourse import artifacts, rundir, table_runs
     from tfcourse.export import runtimes
     from tfcourse.rundir import is_table_run

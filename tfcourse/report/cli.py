@@ -12,7 +12,7 @@ import sys
 import time
 from typing import List, Optional
 
-from tfcourse import rundir
+from tfcourse import machine, rundir
 from tfcourse.report import browser
 
 
@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    machine.load_tensorflow()
     from tfcourse.report.compare_page import write_comparison  # TensorFlow loads here, after the flags are read
     from tfcourse.report.run_page import write_report
     from tfcourse.report.table_page import write_table_report
