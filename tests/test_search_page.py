@@ -10,6 +10,7 @@ import io
 import os
 import pathlib
 import re
+import shutil
 import statistics
 
 import keras
@@ -17,7 +18,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import built_once
-from tfcourse import data, search, tune, tuners
+from tfcourse import data, plots, search, tune, tuners
 from tfcourse.config import DataConfig, parse_keep_checkpoints
 from tfcourse.models import build_model, list_models
 from tfcourse.report import browser, search_page
@@ -172,6 +173,29 @@ def test_the_page_holds_every_figure_and_the_importance_estimate(cv_search):
     page = (project / search_page.SEARCH_HTML).read_text(encoding="utf-8")
     assert page.count('src="data:image/png;base64,') == len(expected)
     assert f"fitted to the {TRIALS} completed trials" in markdown and "rough estimate" in markdown
+
+
+def test_a_log_sampled_hyperparameter_gets_a_log_axis(cv_search, tmp_path, monkeypatch):
+    """The learning rate is sampled on a log scale (1e-4..1e-2): its parallel-coordinates axis is a log axis
+    even where the trials' values span less than the factor 20 that makes any other range logarithmic."""
+    project, _ = cv_search
+    assert "hp/learning_rate" in tuners.log_sampled(str(project))  # read from KerasTuner's oracle
+    assert "hp/dropout" not in tuners.log_sampled(str(project))
+    rows = [{"hp/learning_rate": lr, "score": score} for lr, score in ((2e-4, 0.8), (6.32e-4, 0.9), (2e-3, 0.85))]
+    matrix, labels, _ = plots.parallel_axes(rows, ["hp/learning_rate"], "val_accuracy", ["hp/learning_rate"])
+    assert matrix[:, 0] == pytest.approx([0.0, 0.5, 1.0], abs=1e-3) and labels[0][0] == "learning_rate (log)"
+    matrix, labels, _ = plots.parallel_axes(rows, ["hp/learning_rate"], "val_accuracy")  # a plain range of 10x
+    assert matrix[1, 0] == pytest.approx(0.2405, abs=1e-3) and labels[0][0] == "learning_rate"
+    # the search page passes the oracle's log-sampled names to the figure
+    copy = tmp_path / "project"
+    shutil.copytree(project, copy)
+    seen = {}
+    drawer = plots.plot_parallel_coordinates
+    monkeypatch.setattr(
+        plots, "plot_parallel_coordinates", lambda *a, **k: seen.update(k) or drawer(*a, **k), raising=True
+    )
+    search_page.write_search_page(str(copy))
+    assert "hp/learning_rate" in seen["log_sampled"]
 
 
 @needs_chromium

@@ -76,8 +76,18 @@ def test_search_summaries_tensorboard_and_retrain(tmp_path, monkeypatch, capsys)
         == 0
     )
     out = capsys.readouterr().out
-    assert "Results summary" in out  # KerasTuner's own results_summary()
     project = tmp_path / "tuning" / "mlp-digits-random"
+    # the search's last screen is tfcourse's own short table and the page's path, not KerasTuner's
+    # results_summary (a "Trial N summary" block of ~17 lines per trial)
+    assert "Results summary" not in out
+    assert not re.search(r"^Trial \d+ summary", out, re.M) and "Hyperparameters:" not in out
+    table = out.split("Top 3 of 3 trials by val_accuracy (maximised, validation split):\n")[1].splitlines()
+    ranked = sorted(json.loads((project / "trials.json").read_text()), key=lambda row: -row["score"])
+    for rank, (line, row) in enumerate(zip(table[:3], ranked), start=1):
+        assert line.startswith(f"{rank:3d}. trial {row['trial_id']}  {row['score']:.4f}  "), line
+        assert f"units={row['hp/units']}" in line and "tuner/" not in line
+    page = os.path.join("tuning", "mlp-digits-random", "search.html")
+    assert table[3] == f"tfcourse: search page {page} (summary.md, trials.csv and figures beside it)"
     for name in (
         "trials.csv",
         "trials.json",
@@ -132,7 +142,7 @@ def test_summary_of_an_existing_search(tmp_path, monkeypatch, capsys):
     capsys.readouterr()
     assert run_tune("--summary", str(project)) == 0
     out = capsys.readouterr().out
-    assert "Results summary" in out and "# Search summary: mlp-digits-bayesian" in out
+    assert "Top 2 of 2 trials by val_accuracy" in out and f"tfcourse: search page {project / 'search.html'}" in out
     assert (project / "summary.md").exists() and (project / "trials.csv").exists()
     assert (project / "search_progress.png").exists()
 
@@ -497,8 +507,8 @@ def test_distributed_chief_and_two_workers(tmp_path):
     rows = json.loads((tmp_path / "shared" / "trials.json").read_text())
     assert len(rows) == 6 and all(row["status"] == "COMPLETED" for row in rows)
     assert {row["tuner_id"] for row in rows} == {"worker0", "worker1"}  # the trials were spread over both
-    assert "Results summary" in chief_output and (tmp_path / "shared" / "summary.md").exists()
-    assert all("Results summary" not in output for output in outputs)  # workers only train
+    assert "Top 5 of 6 trials" in chief_output and (tmp_path / "shared" / "summary.md").exists()
+    assert all("Top " not in output for output in outputs)  # workers only train
     # live progress on the chief: one line per trial as it ends, whichever worker trained it
     ended = re.findall(r"^tfcourse: trial (\d+) completed: val_accuracy [\d.]+ \| best ", chief_output, re.M)
     assert sorted(ended) == sorted(row["trial_id"] for row in rows), chief_output

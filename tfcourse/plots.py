@@ -55,29 +55,36 @@ def varying_hyperparameters(rows: Sequence[Dict[str, Any]]) -> List[str]:
     return names
 
 
-def _positions(values: Sequence[Any]):
-    """Values of one hyperparameter as x positions: numbers as they are (``log``: the range spans more
-    than a factor 20 of positive numbers), anything else (choices, booleans) as category indices.
+def _positions(values: Sequence[Any], log: Optional[bool] = None):
+    """Values of one hyperparameter as x positions: numbers as they are, anything else (choices, booleans)
+    as category indices. ``log`` (a log axis): as the search space declares the sampling (``True`` for
+    ``sampling="log"``) where known, else when the positive values span more than a factor 20.
 
     Returns:
         ``(positions, categories or None, log)``.
     """
     if all(_is_number(v) for v in values):
-        log = min(values) > 0 and max(values) / min(values) > 20
+        positive = min(values) > 0
+        log = positive and (max(values) / min(values) > 20 if log is None else log)
         return [float(v) for v in values], None, log
     categories = sorted({str(v) for v in values})
     return [float(categories.index(str(v))) for v in values], categories, False
 
 
 def plot_search(
-    rows: Sequence[Dict[str, Any]], out_dir: str, objective: str = "score", direction: str = "max"
+    rows: Sequence[Dict[str, Any]],
+    out_dir: str,
+    objective: str = "score",
+    direction: str = "max",
+    log_sampled: Sequence[str] = (),
 ) -> List[str]:
     """Draws a search's trials.
 
     Writes ``search_progress.png`` (each trial's score in trial order, failed trials marked,
     and the best-so-far curve) and, when some hyperparameter varied, ``score_vs_hyperparameters.png``
-    (score against each one; log axis for ranges spanning more than a factor 20, e.g. the learning
-    rate; choices and booleans as categories).
+    (score against each one; a log axis for the ``log_sampled`` columns, ``hp/<name>`` sampled on a log
+    scale, e.g. the learning rate, and for other ranges spanning more than a factor 20; choices and
+    booleans as categories).
 
     Returns:
         The file names written (inside ``out_dir``).
@@ -130,7 +137,7 @@ def plot_search(
         fig, axes = plt.subplots(lines, columns, figsize=(4 * columns, 3.2 * lines), squeeze=False)
         for index, (ax, name) in enumerate(zip(axes.flat, names)):
             kept = [row for row in rows if row.get(name) is not None and _is_number(row.get("score"))]
-            xs, categories, log = _positions([row[name] for row in kept])
+            xs, categories, log = _positions([row[name] for row in kept], True if name in log_sampled else None)
             for color, group in zip(_colors(len(groups)), groups):
                 points = [(x, row["score"]) for x, row in zip(xs, kept) if row.get("hp/tuner/epochs") == group]
                 if points:
@@ -187,24 +194,23 @@ def plot_search_timeline(
     return _finish(fig, path)
 
 
-def plot_parallel_coordinates(
-    rows: Sequence[Dict[str, Any]], names: Sequence[str], path: str, objective: str = "score", direction: str = "max"
-) -> Optional[str]:
-    """Parallel coordinates: one vertical axis per hyperparameter (``names``, ``hp/<name>`` columns) and a
-    last one for the score; one line per scored trial, coloured by its score (brighter is better). Each
-    axis runs from its lowest to its highest value (log for ranges over a factor 20; choices in order).
-    ``None`` (nothing drawn) with fewer than two scored trials or no hyperparameter."""
-    scored = [row for row in rows if _is_number(row.get("score"))]
-    if len(scored) < 2 or not names:
-        return None
+def parallel_axes(
+    scored: Sequence[Dict[str, Any]], names: Sequence[str], objective: str = "score", log_sampled: Sequence[str] = ()
+):
+    """The numbers behind ``plot_parallel_coordinates``: each scored trial's place on each axis.
+
+    Returns:
+        ``(matrix, labels, scores)``: ``matrix[trial, axis]`` in [0, 1] (the hyperparameters ``names``, then
+        the score; a log scale for ``log_sampled`` names and ranges over a factor 20, choices in order);
+        ``labels``, per axis, its name (with " (log)" on a log axis) and its tick texts; the scores.
+    """
     import numpy as np
 
-    plt = _pyplot()
     axes_values, labels = [], []
     for name in names:
         kept = [row.get(name) for row in scored]
         present = [v for v in kept if v is not None]
-        positions, categories, log = _positions(present)
+        positions, categories, log = _positions(present, True if name in log_sampled else None)
         lookup = dict(zip(map(repr, present), positions))
         raw = np.array([lookup.get(repr(v), np.nan) for v in kept], dtype=float)
         scaled = np.log10(raw) if log else raw
@@ -214,15 +220,38 @@ def plot_parallel_coordinates(
             labels.append((name[3:], categories))
         else:
             ends = [10**low, 10**high] if log else [low, high]
-            labels.append((name[3:], [f"{ends[0]:.3g}", f"{ends[1]:.3g}"]))
+            labels.append((name[3:] + (" (log)" if log else ""), [f"{ends[0]:.3g}", f"{ends[1]:.3g}"]))
     scores = np.array([row["score"] for row in scored], dtype=float)
     low, high = scores.min(), scores.max()
     axes_values.append((scores - low) / (high - low) if high > low else np.full_like(scores, 0.5))
     labels.append((objective, [f"{low:.4g}", f"{high:.4g}"]))
-    matrix = np.stack(axes_values, axis=1)
+    return np.stack(axes_values, axis=1), labels, scores
+
+
+def plot_parallel_coordinates(
+    rows: Sequence[Dict[str, Any]],
+    names: Sequence[str],
+    path: str,
+    objective: str = "score",
+    direction: str = "max",
+    log_sampled: Sequence[str] = (),
+) -> Optional[str]:
+    """Parallel coordinates: one vertical axis per hyperparameter (``names``, ``hp/<name>`` columns) and a
+    last one for the score; one line per scored trial, coloured by its score (brighter is better). Each
+    axis runs from its lowest to its highest value (``parallel_axes``: a log scale, marked "(log)", for the
+    ``log_sampled`` names, those the search samples on a log scale, and for ranges over a factor 20).
+    ``None`` (nothing drawn) with fewer than two scored trials or no hyperparameter."""
+    scored = [row for row in rows if _is_number(row.get("score"))]
+    if len(scored) < 2 or not names:
+        return None
+    import numpy as np
+
+    matrix, labels, scores = parallel_axes(scored, names, objective, log_sampled)
+    low, high = scores.min(), scores.max()
     better = (scores - low) / (high - low) if high > low else np.ones_like(scores)
     if direction != "max":
         better = 1 - better
+    plt = _pyplot()
     colormap = plt.get_cmap("viridis")
     fig, ax = plt.subplots(figsize=(max(7.0, 1.1 * len(labels)), 5))
     for index in np.argsort(better):  # the best drawn last, on top

@@ -249,7 +249,7 @@ def run_search(
             distributed mode (the ``KERASTUNER_*`` environment must be set). The chief
             hands out trials and writes the summaries; workers train.
         distribution_strategy: A ``tf.distribute`` strategy for each trial's model.
-        top: Trials listed in ``summary.md`` and in ``results_summary()``.
+        top: Trials listed in ``summary.md`` and printed at the end.
 
     Raises:
         ValueError: For invalid settings, data or space overrides, or a directory holding
@@ -343,8 +343,8 @@ def run_search(
         return SearchResult(directory, tuner, finished, {})
 
     paths = summarize(directory, direction=record["direction"], top=top)
-    tuner.results_summary(num_trials=top)
-    print(f"tfcourse: summaries in {directory}: " + ", ".join(sorted(paths)), flush=True)
+    print("\n".join(tuners.top_trials_lines(directory, top)), flush=True)
+    print(f"tfcourse: search page {paths['search.html']} (summary.md, trials.csv and figures beside it)", flush=True)
     return SearchResult(directory, tuner, finished, paths)
 
 

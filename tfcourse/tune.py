@@ -330,17 +330,14 @@ def configure_distributed(role: Optional[str], oracle, tuner_id: Optional[str]) 
 
 
 def show_summary(project_directory: str, top: int, check: bool = False) -> None:
-    """Rewrites a search directory's summaries and its page and prints them (KerasTuner's ``results_summary``
-    too); with ``check`` the page is loaded in headless Chromium."""
-    from tfcourse import search
+    """Rewrites a search directory's summaries and its page and prints the best trials and where the page
+    is; with ``check`` the page is loaded in headless Chromium."""
+    from tfcourse import search, tuners
 
     paths = search.summarize(project_directory, top=top)
-    tuner = search.load_tuner(project_directory)
-    if tuner is not None:
-        tuner.results_summary(num_trials=top)
-    with open(paths["summary.md"], encoding="utf-8") as handle:
-        print(handle.read())
+    print("\n".join(tuners.top_trials_lines(project_directory, top)))
     print("tfcourse: wrote " + ", ".join(os.path.join(project_directory, name) for name in sorted(paths)))
+    print(f"tfcourse: search page {paths['search.html']}")
     if check:
         check_page(os.path.join(project_directory, "search.html"))
 

@@ -559,6 +559,16 @@ def _search_space(project_dir: str) -> List[Dict[str, Any]]:
     return hparams.describe_space(kt.HyperParameters.from_config(oracle["hyperparameters"]))
 
 
+def log_sampled(project_dir: str) -> List[str]:
+    """The ``hp/<name>`` columns the search samples on a log scale (KerasTuner's ``sampling="log"`` or
+    ``"reverse_log"``), read from its oracle; empty when the oracle cannot be read."""
+    try:
+        space = _search_space(project_dir)
+    except (ValueError, KeyError, TypeError):
+        return []
+    return [f"hp/{entry['name']}" for entry in space if str(entry.get("sampling", "")).endswith("log")]
+
+
 def read_search_record(project_dir: str) -> Optional[Dict[str, Any]]:
     """tfcourse's ``search.json`` of a search directory, or ``None`` for a plain KerasTuner directory."""
     path = os.path.join(project_dir, SEARCH_FILE)
@@ -586,6 +596,35 @@ def disk_line(project_dir: str, rows: Sequence[Dict[str, Any]], record: Dict[str
     )
 
 
+def rank_rows(rows: Sequence[Dict[str, Any]], direction: str) -> List[Dict[str, Any]]:
+    """The scored rows of ``trial_rows``, best first (``direction`` ``max`` or ``min``)."""
+    scored = [row for row in rows if row["score"] is not None]
+    return sorted(scored, key=lambda row: row["score"], reverse=direction == "max")
+
+
+def top_trials_lines(project_dir: str, top: int = 5) -> List[str]:
+    """A search's best ``top`` trials as short lines for the terminal, the last screen of ``tune``.
+
+    One line per trial: rank, trial id, score, epochs, seconds and its hyperparameters (KerasTuner's own
+    bookkeeping ``tuner/*`` left out), instead of KerasTuner's ``results_summary`` (~17 lines a trial).
+    """
+    record = read_search_record(project_dir) or {}
+    objective, direction = record.get("objective", "score"), record.get("direction") or "max"
+    rows = trial_rows(project_dir)
+    ranked = rank_rows(rows, direction)
+    lines = [f"Top {min(top, len(ranked))} of {len(rows)} trials by {objective} ({direction}imised, validation split):"]
+    for rank, row in enumerate(ranked[:top], start=1):
+        settings = " ".join(
+            f"{key[3:]}={value:.3g}" if isinstance(value, float) else f"{key[3:]}={value}"
+            for key, value in row.items()
+            if key.startswith("hp/") and not key.startswith("hp/tuner/") and value is not None
+        )
+        epochs = f"{row['epochs_trained']} epochs" if row.get("epochs_trained") is not None else "epochs ?"
+        seconds = f"{row['wall_seconds']:.0f} s" if row.get("wall_seconds") is not None else "? s"
+        lines.append(f"{rank:3d}. trial {row['trial_id']}  {row['score']:.4f}  {epochs}, {seconds}  {settings}")
+    return lines
+
+
 def summarize(project_dir: str, direction: Optional[str] = None, top: int = 5) -> Dict[str, str]:
     """Writes ``trials.csv``, ``trials.json``, ``summary.md`` and the search plots into ``project_dir``.
 
@@ -611,8 +650,7 @@ def summarize(project_dir: str, direction: Optional[str] = None, top: int = 5) -
     writer.writerows(rows)
     unreadable = unreadable_state(project_dir)
 
-    scored = [row for row in rows if row["score"] is not None]
-    ranked = sorted(scored, key=lambda row: row["score"], reverse=direction == "max")
+    ranked = rank_rows(rows, direction)
     hp_columns = sorted((key for key in columns if key.startswith("hp/")), key=lambda key: key.startswith("hp/tuner/"))
     lines = [f"# Search summary: {os.path.basename(os.path.normpath(project_dir))}", ""]
     if record:
@@ -665,7 +703,9 @@ def summarize(project_dir: str, direction: Optional[str] = None, top: int = 5) -
     for entry in space:
         settings = ", ".join(f"{k}={v}" for k, v in entry.items() if k not in ("name", "type"))
         lines.append(f"| {entry['name']} | {entry['type']} | {settings} |")
-    figures = plots.plot_search(rows, project_dir, objective=objective, direction=direction)
+    figures = plots.plot_search(
+        rows, project_dir, objective=objective, direction=direction, log_sampled=log_sampled(project_dir)
+    )
     if figures:
         lines += ["", "## Figures", ""] + [f"![{name}]({name})" for name in figures]
     rundir.write_text(paths["trials.csv"], table.getvalue())

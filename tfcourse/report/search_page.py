@@ -202,7 +202,9 @@ def write_search_page(project_dir: str, top: int = 5) -> Dict[str, str]:
     # a readable figure: at most PARALLEL_AXES axes, those the importance estimate ranks highest
     shown = sorted(varying, key=lambda n: -shares[n])[:PARALLEL_AXES] if shares else varying[:PARALLEL_AXES]
     path = os.path.join(project_dir, PARALLEL)
-    if plots.plot_parallel_coordinates(ranked, shown, path, objective, direction):
+    if plots.plot_parallel_coordinates(
+        ranked, shown, path, objective, direction, log_sampled=tuners.log_sampled(project_dir)
+    ):
         written[PARALLEL] = path
         which = (
             f"; the {len(shown)} of {len(varying)} varied hyperparameters the importance estimate ranks highest"
