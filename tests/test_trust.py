@@ -232,6 +232,88 @@ def test_check_finite_names_the_loss_and_epoch():
         fit.check_finite({"loss": [float("inf")]})
 
 
+def test_check_finite_checks_the_weights_too():
+    """A loss can stay finite while weights overflow: the weights decide."""
+    import keras
+
+    from tfcourse import fit
+
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Dense(2, name="head")(inputs))
+    fit.check_finite({"loss": [0.5]}, model=model)
+    kernel = model.get_layer("head").kernel
+    kernel.assign(np.where(np.eye(3, 2) > 0, np.inf, kernel.numpy()))
+    with pytest.raises(fit.TrainingDiverged, match=r"holds 2 non-finite weights .* in 1 variable\(s\): head/kernel"):
+        fit.check_finite({"loss": [1.8e27]}, "Fine-tuning", model)
+    with pytest.raises(fit.TrainingDiverged, match="outputs on 1 of 2 test examples are not finite"):
+        fit.check_finite_outputs(np.array([[0.0, 1.0], [np.nan, 2.0]]))
+
+
+class _OverflowAtTheEnd:
+    """A real Keras callback that, as training ends, overflows one kernel to NaN (the loss logged stays
+    finite): the divergence a huge learning rate can cause without a NaN loss."""
+
+    def __new__(cls):
+        import keras
+
+        class Overflow(keras.callbacks.Callback):
+            def on_train_end(self, logs=None):
+                kernel = next(w for w in self.model.trainable_weights if "kernel" in w.path)
+                kernel.assign(np.full(kernel.shape, np.nan, dtype="float32"))
+
+        return Overflow()
+
+
+@pytest.mark.slow
+def test_a_run_whose_weights_diverge_with_a_finite_loss_is_not_published(tmp_path, capsys, monkeypatch):
+    from tfcourse import fit
+
+    standard = fit.standard_callbacks
+    monkeypatch.setattr(fit, "standard_callbacks", lambda *a, **k: standard(*a, **k) + [_OverflowAtTheEnd()])
+    code = exit_code(
+        train.main,
+        TINY_TRAIN + ["--output-dir", str(tmp_path / "run"), "--export", "--export-dir", str(tmp_path / "x")],
+    )
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Training diverged: the model holds" in err and "non-finite weights" in err and "nothing was saved" in err
+    assert "Traceback" not in err and not (tmp_path / "run").exists()
+    assert set(os.listdir(tmp_path)) <= {"x"} and not any(
+        name.isdigit() for _, _, names in os.walk(tmp_path) for name in names
+    )
+
+
+@pytest.mark.slow
+def test_a_saved_model_with_nan_weights_is_refused_everywhere(tmp_path, capsys, cnn_run):
+    """A model.keras whose weights are NaN (written before this check existed, or by hand) is refused by
+    every command that loads it, instead of printing NaN probabilities with exit status 0."""
+    import keras
+    from PIL import Image
+
+    from tfcourse import predict
+    from tfcourse.explain import cli as explain_cli
+    from tfcourse.export import cli as export_cli
+
+    run = tmp_path / "run"
+    shutil.copytree(cnn_run[0], run)
+    model = keras.models.load_model(run / "model.keras")
+    kernel = next(w for w in model.weights if "kernel" in w.path)
+    kernel.assign(np.full(kernel.shape, np.nan, dtype="float32"))
+    model.save(run / "model.keras")
+    Image.fromarray(np.full((8, 8), 200, dtype=np.uint8)).save(tmp_path / "seven.png")
+    capsys.readouterr()
+    for main, argv in (
+        (predict.main, [str(run), str(tmp_path / "seven.png"), "--output", str(tmp_path / "p.csv")]),
+        (export_cli.main, [str(run), "--export-dir", str(tmp_path / "exports")]),
+        (explain_cli.main, [str(run), "--method", "saliency", "--output-dir", str(tmp_path / "explained")]),
+    ):
+        assert exit_code(main, argv) == 2
+        err = capsys.readouterr().err
+        assert f"holds {kernel.numpy().size:,} non-finite weights" in err and "diverged" in err, err
+        assert "Traceback" not in err
+    assert sorted(os.listdir(tmp_path)) == ["run", "seven.png"]
+
+
 # ----------------------------------------------------------------------------- class counts from labels
 
 

@@ -16,6 +16,7 @@ from typing import Any, List, Mapping, Optional, Sequence
 import keras
 
 from tfcourse.config import RECIPES, Recipe
+from tfcourse.models import describe_non_finite, non_finite_weights
 from tfcourse.models.layers import OneCycle, SmoothedSparseCategoricalCrossentropy
 
 OPTIMIZERS = ["adam", "sgd", "rmsprop"]
@@ -245,11 +246,12 @@ class TrainingDiverged(ValueError):
     """The loss became NaN or infinite: the model's weights are garbage."""
 
 
-def check_finite(history: Mapping[str, Sequence[Any]], what: str = "Training") -> None:
-    """Raises ``TrainingDiverged`` if any recorded loss is NaN or infinite.
+def check_finite(history: Mapping[str, Sequence[Any]], what: str = "Training", model=None) -> None:
+    """Raises ``TrainingDiverged`` if any recorded loss is NaN or infinite, or any weight of ``model``.
 
     ``TerminateOnNaN`` stops ``fit`` at the first non-finite batch loss; the epoch's logged
-    loss is then non-finite too, so the history tells.
+    loss is then non-finite too, so the history tells. A loss can stay finite (1e27) while weights
+    overflow, so the weights are checked as well.
     """
     for key in [key for key in history if "loss" in key]:
         for epoch, value in enumerate(history.get(key) or [], start=1):
@@ -259,3 +261,24 @@ def check_finite(history: Mapping[str, Sequence[Any]], what: str = "Training") -
                     "usable and nothing was saved. Lower the learning rate (--hp learning_rate=..., "
                     "--fine-tune-lr-scale) or turn on batch norm, and run again."
                 )
+    found = non_finite_weights(model) if model is not None else []
+    if found:
+        raise TrainingDiverged(
+            f"{what} diverged: the model holds {describe_non_finite(found)} although the loss stayed finite, so "
+            "it predicts garbage and nothing was saved. Lower the learning rate (--hp learning_rate=..., "
+            "--fine-tune-lr-scale) and run again."
+        )
+
+
+def check_finite_outputs(outputs, what: str = "test") -> None:
+    """Raises ``TrainingDiverged`` if any of a model's outputs (logits) on the ``what`` split is not finite."""
+    import numpy as np
+
+    values = np.asarray(outputs, dtype=np.float64)
+    bad = int(values.size - np.count_nonzero(np.isfinite(values)))
+    if bad:
+        rows = int(np.count_nonzero(~np.isfinite(values).reshape(len(values), -1).all(axis=1)))
+        raise TrainingDiverged(
+            f"The trained model's outputs on {rows} of {len(values)} {what} examples are not finite (NaN or "
+            "infinite): training diverged, so nothing was saved. Lower the learning rate and run again."
+        )

@@ -381,6 +381,7 @@ def _evaluate(model, pipelines, splits, trained: Trained, config: TrainConfig):
     """Test-set predictions, every number of ``metrics.json`` (evaluation, training speed, cost) and the
     model's cost report."""
     outputs = evaluate.predict(model, pipelines.test, tta=config.tta)
+    fit.check_finite_outputs(outputs["logits"])
     metrics = evaluate.evaluate_predictions(outputs["labels"], outputs["logits"], pipelines.class_names, splits.test)
     if not math.isfinite(metrics["test_loss"]):
         raise fit.TrainingDiverged(
@@ -485,7 +486,7 @@ def _fit(
         verbose=verbose,
     )
     history_dict = {key: [float(v) for v in values] for key, values in history.history.items()}
-    fit.check_finite(history_dict, "Fine-tuning" if append else "Training")
+    fit.check_finite(history_dict, "Fine-tuning" if append else "Training", model)
     return history_dict, timer.epoch_seconds
 
 

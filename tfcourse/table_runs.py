@@ -121,7 +121,7 @@ def train_table(config: TableConfig, verbose: Any = 0, record_extra: Optional[Di
             shuffle=False,  # the training pipeline shuffles, seeded, every epoch
             verbose=verbose,
         ).history
-        fit.check_finite(history)
+        fit.check_finite(history, model=network)
         model = tabular_features.raw_row_model(pipelines.space, network)
         metrics, predictions = _metrics(network, pipelines, config)
         record = {
@@ -225,6 +225,7 @@ def _metrics(network, pipelines, config: TableConfig):
     dataset, splits = pipelines.dataset, pipelines.splits
     y_test = dataset.y[splits.test]
     test_outputs = _outputs(network, pipelines.make("test", labels=False))
+    fit.check_finite_outputs(test_outputs)
     if not dataset.binary:
         metrics = evaluate.evaluate_predictions(y_test, test_outputs, dataset.class_names)
         probs = evaluate.softmax(test_outputs)

@@ -84,7 +84,7 @@ def make_hypermodel(
             steps = int(x.cardinality()) if hasattr(x, "cardinality") else None  # a tf.data pipeline
             model.steps_per_execution = fit.steps_per_execution_for(model.steps_per_execution, steps)
             history = model.fit(x, *args, **kwargs)
-            fit.check_finite(history.history, "This trial")  # a FAILED trial, not a NaN score
+            fit.check_finite(history.history, "This trial", model)  # a FAILED trial, not a NaN score
             return history
 
     return CourseHyperModel(name=model_name)

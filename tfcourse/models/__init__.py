@@ -113,11 +113,36 @@ def build_model(name: str, hp=None, input_shape: Sequence[int] = (28, 28, 1), nu
     return spec.build(hp if hp is not None else keras_tuner.HyperParameters(), tuple(input_shape), num_classes)
 
 
+def non_finite_weights(model) -> List[tuple]:
+    """Every weight variable of ``model`` holding a NaN or an infinity: ``(path, count)`` pairs.
+
+    A model whose loss stayed finite can still have diverged (a huge learning rate, a batch-norm statistic
+    that overflowed): its predictions are then garbage, so no run or export may be published from it.
+    """
+    import numpy as np
+
+    found = []
+    for weight in model.weights:
+        values = np.asarray(weight.numpy() if hasattr(weight, "numpy") else weight, dtype=np.float32)
+        bad = int(values.size - np.count_nonzero(np.isfinite(values)))
+        if bad:
+            found.append((getattr(weight, "path", None) or weight.name, bad))
+    return found
+
+
+def describe_non_finite(found: Sequence[tuple]) -> str:
+    """``non_finite_weights``' answer in a few words: how many values, in how many variables, the first ones."""
+    total = sum(count for _, count in found)
+    names = ", ".join(path for path, _ in found[:3]) + (", ..." if len(found) > 3 else "")
+    return f"{total:,} non-finite weights (NaN or infinite) in {len(found)} variable(s): {names}"
+
+
 def load_keras_model(path: str, compile: bool = True):
     """``keras.models.load_model`` (tfcourse's custom layers registered first) with a message that names the file and the fix when it cannot be read.
 
     Raises:
-        ValueError: For a missing, empty or corrupt ``.keras`` file.
+        ValueError: For a missing, empty or corrupt ``.keras`` file, and for a model whose weights are
+            not finite (a diverged training run: it would predict garbage).
     """
     import os
 
@@ -131,13 +156,21 @@ def load_keras_model(path: str, compile: bool = True):
             f"{path} is empty (0 bytes: a copy or a save was interrupted); train the run again or restore the file."
         )
     try:
-        return keras.models.load_model(path, compile=compile)
+        model = keras.models.load_model(path, compile=compile)
     except Exception as error:  # noqa: BLE001  (zipfile, h5py, JSON and Keras errors all mean "not a model")
         raise ValueError(
             f"{path} cannot be loaded as a Keras model ({type(error).__name__}: "
             f"{str(error).strip().splitlines()[0][:200] if str(error).strip() else 'no details'}); "
             "train the run again or restore the file."
         ) from None
+    found = non_finite_weights(model)
+    if found:
+        raise ValueError(
+            f"{path} holds {describe_non_finite(found)}: the training that wrote it diverged, so the model "
+            "predicts garbage. Train again with a lower learning rate (--hp learning_rate=..., "
+            "--fine-tune-lr-scale)."
+        )
+    return model
 
 
 def _float32_policies(config):
