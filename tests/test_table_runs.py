@@ -260,6 +260,77 @@ def test_train_cli_on_a_csv(tmp_path, capsys):
     assert json.load(open(out / "metrics.json"))["roc_auc"] > 0.7  # humidity tells
 
 
+def test_input_keys_keep_valid_names_and_make_the_others_predictable():
+    keys = tabular.input_keys(["wind speed", "temp(C)", "speed km/h", "a<b", "wind_speed", "ok.name-2", "(("])
+    assert keys == {
+        "wind speed": "wind_speed_2",  # "wind_speed" is a column's own name, so it keeps it
+        "temp(C)": "temp_C",
+        "speed km/h": "speed_km_h",
+        "a<b": "a_b",
+        "wind_speed": "wind_speed",
+        "ok.name-2": "ok.name-2",
+        "((": "column",
+    }
+
+
+@pytest.mark.slow
+def test_columns_with_spaces_brackets_and_slashes_train_report_export_and_serve(tmp_path, capsys):
+    """Ordinary CSV headers (``wind speed``, ``temp(C)``, ``speed km/h``) once broke Keras' layer names: they
+    train, the report shows them as written, and the export serves raw rows by the keys its README lists."""
+    import subprocess
+    import sys
+
+    import tensorflow as tf
+
+    from tfcourse import train
+
+    rng = np.random.default_rng(1)
+    lines = ["wind speed,temp(C),speed km/h,sky<cover>,rain"]
+    for _ in range(300):
+        wind, temp, speed = rng.uniform(0, 10), rng.uniform(-5, 30), rng.uniform(0, 50)
+        lines.append(
+            f"{wind:.2f},{temp:.1f},{speed:.1f},{rng.choice(['clear', 'cloudy'])},{'Yes' if wind > 5 else 'No'}"
+        )
+    (tmp_path / "w.csv").write_text("\n".join(lines) + "\n")
+    out, exports = tmp_path / "run", tmp_path / "exports"
+    argv = ["--dataset", f"csv:{tmp_path / 'w.csv'}", "--target", "rain", "--output-dir", str(out), "--verbose", "0"]
+    assert train.main(argv + ["--export", "--export-dir", str(exports), "--epochs", "20"]) == 0, capsys.readouterr()
+    record = json.load(open(out / "config.json"))
+    assert list(record["data"]["columns"]) == ["wind speed", "temp(C)", "speed km/h", "sky<cover>"]
+    assert record["data"]["input_keys"]["speed km/h"] == "speed_km_h"
+    assert json.load(open(out / "metrics.json"))["roc_auc"] > 0.9  # wind speed tells
+    report = (out / "report.md").read_text()
+    assert "| wind speed | numeric |" in report and "| temp(C) | numeric |" in report
+
+    (version,) = os.listdir(exports / "tabular_mlp")
+    export_dir = exports / "tabular_mlp" / version
+    readme = (export_dir / "assets.extra" / "README").read_text()
+    for key, name in (("wind_speed", "wind speed"), ("temp_C", "temp(C)"), ("speed_km_h", "speed km/h")):
+        assert f"  {key:24s} column {name!r}" in readme
+    body = json.load(open(export_dir / "assets.extra" / "request.json"))
+    assert sorted(body["instances"][0]) == ["sky_cover", "speed_km_h", "temp_C", "wind_speed"]
+    rows = [
+        {"wind_speed": 9.0, "temp_C": 10.0, "speed_km_h": 20.0, "sky_cover": "clear"},
+        {"wind_speed": 1.0, "temp_C": 10.0, "speed_km_h": 20.0, "sky_cover": "clear"},
+    ]
+    (tmp_path / "rows.json").write_text(json.dumps(rows))
+    done = subprocess.run(
+        [sys.executable, "-c", SERVE_RAW_ROWS, str(export_dir), str(tmp_path / "rows.json")],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1])["classes"] == ["Yes", "No"]
+
+    # model.keras by the same keys; a column it does not know is left alone, not read as another column
+    model = table_runs.load_run_model(str(out))
+    row = {key: tf.constant([[value]]) for key, value in rows[0].items()}
+    alone = model(row).numpy()
+    np.testing.assert_allclose(model(dict(row, weather_code=tf.constant([[99.0]]))).numpy(), alone)
+    assert not np.allclose(model(dict(row, wind_speed=tf.constant([[99.0]]))).numpy(), alone)
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [

@@ -134,6 +134,9 @@ def train_table(config: TableConfig, verbose: Any = 0, record_extra: Optional[Di
                 "class_names": list(dataset.class_names),
                 "target": dataset.target,
                 "columns": {name: dataset.kinds[name] for name in dataset.columns},
+                # model.keras and the export take each column by this key (its name unless TensorFlow forbids
+                # a character of it)
+                "input_keys": dataset.keys,
                 "encoded_features": int(pipelines.input_shape[0]),
                 "split_sizes": splits.sizes(),
                 "class_weight": pipelines.weights,
@@ -165,9 +168,10 @@ UNSEEN_CATEGORY = "(a value training never saw)"
 def probe_rows(dataset: tabular.TabularDataset, rows: np.ndarray) -> Dict[str, np.ndarray]:
     """Raw columns of ``rows`` (one value per row) with, in turn, each number made missing (NaN) in one
     row and each category replaced by one training never saw in another: what an export must serve."""
-    columns = {name: np.array(values) for name, values in tabular_features.model_inputs(dataset, rows).items()}
+    columns = {key: np.array(values) for key, values in tabular_features.model_inputs(dataset, rows).items()}
+    kinds = dataset.key_kinds
     for i, name in enumerate(columns):
-        if dataset.kinds[name] == "numeric":
+        if kinds[name] == "numeric":
             columns[name][i % len(rows)] = np.nan
         else:
             columns[name] = columns[name].astype(object)
@@ -196,9 +200,13 @@ def export_run(run: TableRun, export_root: str, model_name: str, verify: bool = 
             export_root,
             model_name,
             run.dataset.class_names,
-            run.dataset.kinds,
+            run.dataset.key_kinds,
             threshold=threshold,
-            metadata={"run_dir": os.path.abspath(run.run_dir), "target": run.dataset.target},
+            metadata={
+                "run_dir": os.path.abspath(run.run_dir),
+                "target": run.dataset.target,
+                "input_keys": run.dataset.renamed,
+            },
             check=check if verify else None,
             examples=probe,
         )

@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import os
+import re
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -30,6 +31,30 @@ SPLIT_PROTOCOLS = ("stratified", "time")
 CATALOGUE = {
     "seattle_weather": "Seattle daily weather 2012-2015 (vega_datasets' seattle-weather.csv): will it rain tomorrow?"
 }
+
+
+_KEY_CHARACTERS = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def input_keys(names: Sequence[str]) -> Dict[str, str]:
+    """Column name -> the key the model's input goes by: the name itself where TensorFlow's naming rules
+    allow it (letters, digits, ``_``, ``.``, ``-``, starting with a letter or digit), else the name with
+    each run of other characters made one ``_`` (``wind speed`` -> ``wind_speed``, ``temp(C)`` ->
+    ``temp_C``). Keys are unique: a clash takes ``_2``, ``_3``, ... (names that are keys already first)."""
+    keys: Dict[str, str] = {}
+    taken = set()
+    for name in sorted(names, key=lambda n: (input_key_candidate(n) != n, n)):
+        key, number = input_key_candidate(name), 2
+        while key in taken:
+            key, number = f"{input_key_candidate(name)}_{number}", number + 1
+        keys[name] = key
+        taken.add(key)
+    return {name: keys[name] for name in names}
+
+
+def input_key_candidate(name: str) -> str:
+    key = _KEY_CHARACTERS.sub("_", name).strip("_.-")
+    return key or "column"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +89,22 @@ class TabularDataset:
     @property
     def num_rows(self) -> int:
         return len(self.y)
+
+    @property
+    def keys(self) -> Dict[str, str]:
+        """Column name -> the model's input key for it (``input_keys``): the name itself unless TensorFlow
+        forbids a character of it."""
+        return input_keys(list(self.columns))
+
+    @property
+    def key_kinds(self) -> Dict[str, str]:
+        """The model's input key -> ``numeric`` or ``categorical``."""
+        return {self.keys[name]: kind for name, kind in self.kinds.items()}
+
+    @property
+    def renamed(self) -> Dict[str, str]:
+        """Input key -> column name, for the columns whose key is not their name."""
+        return {key: name for name, key in self.keys.items() if key != name}
 
     @property
     def num_classes(self) -> int:

@@ -31,25 +31,28 @@ ADAPT_BATCH = 8192
 
 
 def model_inputs(dataset: TabularDataset, rows: np.ndarray) -> Dict[str, np.ndarray]:
-    """The columns of ``rows`` as the FeatureSpace takes them: float32 numbers (NaN: missing) and strings."""
-    return {  # in sorted order, as the FeatureSpace's inputs are (a dict in another order draws a warning)
-        name: values[rows].astype(np.float32) if dataset.kinds[name] == "numeric" else values[rows].astype(str)
-        for name, values in sorted(dataset.columns.items())
+    """The columns of ``rows`` as the FeatureSpace takes them: float32 numbers (NaN: missing) and strings,
+    by their input keys (``TabularDataset.keys``: the column names, unless TensorFlow forbids a character)."""
+    keys = dataset.keys
+    columns = {
+        keys[name]: values[rows].astype(np.float32) if dataset.kinds[name] == "numeric" else values[rows].astype(str)
+        for name, values in dataset.columns.items()
     }
+    return dict(sorted(columns.items()))  # in sorted order, as the FeatureSpace's inputs are (else a warning)
 
 
 def make_feature_space(dataset: TabularDataset, train: np.ndarray):
-    """A ``FeatureSpace`` over every feature column, adapted on the rows ``train`` only."""
+    """A ``FeatureSpace`` over every feature column (by input key), adapted on the rows ``train`` only."""
 
     features = {}
-    for name, kind in sorted(dataset.kinds.items()):  # sorted, as every dict of columns fed to it
+    for key, kind in sorted(dataset.key_kinds.items()):  # sorted, as every dict of columns fed to it
         if kind == "numeric":
-            features[name] = keras.utils.FeatureSpace.feature(
-                dtype="float32", preprocessor=ImputedNormalization(name=f"impute_{name}"), output_mode="float"
+            features[key] = keras.utils.FeatureSpace.feature(
+                dtype="float32", preprocessor=ImputedNormalization(name=f"impute_{key}"), output_mode="float"
             )
         else:
-            features[name] = keras.utils.FeatureSpace.string_categorical(
-                num_oov_indices=1, output_mode="one_hot", name=f"lookup_{name}"
+            features[key] = keras.utils.FeatureSpace.string_categorical(
+                num_oov_indices=1, output_mode="one_hot", name=f"lookup_{key}"
             )
     space = keras.utils.FeatureSpace(features, output_mode="concat")
     # batched already: given a dict of arrays, FeatureSpace.adapt feeds each layer batches of 32 rows
@@ -64,9 +67,15 @@ def encoded_size(space) -> int:
 
 
 def raw_row_model(space, model) -> keras.Model:
-    """``model`` (on the encoded vector) behind ``space``: a Functional model from raw named columns."""
-    # a plain dict: the FeatureSpace's own is a TrackedDict, a structure a dict of columns would not match
-    inputs = dict(space.get_inputs())
+    """``model`` (on the encoded vector) behind ``space``: a Functional model from raw named columns.
+
+    It is called with a dict of columns by input key. Its inputs are a list of named ``Input``s, sorted by
+    key, not a dict: Keras then picks each input from the dict by its name, so a row with a column the
+    model does not know is still read right (with a dict of inputs, Keras 3 flattens the caller's dict in
+    key order, and an extra key shifts every later column into the wrong input) and a missing one is an
+    error.
+    """
+    inputs = [tensor for _, tensor in sorted(space.get_inputs().items())]
     return keras.Model(inputs, model(space.get_encoded_features()), name=f"{model.name}_on_raw_rows")
 
 

@@ -228,7 +228,14 @@ def _write_version(
                 json.dump({"model": model_name, "version": number, **info}, handle, indent=2)
             with open(os.path.join(staging, serving.README_FILE), "w", encoding="utf-8") as handle:
                 handle.write(
-                    serving.readme_text(model_dir, model_name, number, info.get("warmup_requests", 0), example_classes)
+                    serving.readme_text(
+                        model_dir,
+                        model_name,
+                        number,
+                        info.get("warmup_requests", 0),
+                        example_classes,
+                        renamed=info.get("input_keys"),
+                    )
                 )
 
         os.chmod(staging, 0o755)  # mkdtemp makes it private; a model server may run as another user
@@ -431,7 +438,8 @@ def export_table_model(
 
     Args:
         model: The raw-row Keras model (``tabular_features.raw_row_model``): logits out, one for two classes.
-        kinds: Feature name -> ``numeric`` or ``categorical``.
+        kinds: Input key -> ``numeric`` or ``categorical`` (``TabularDataset.key_kinds``; ``metadata``'s
+            ``input_keys`` maps a key to its column's name where they differ, for the README).
         threshold: The decision threshold of a two-class target (``None`` for more classes: argmax).
         examples: Raw test rows (column name -> values) for the warm-up requests and the REST example.
         Others: As ``export_saved_model``.

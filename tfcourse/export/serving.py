@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -118,8 +118,16 @@ def write_rest_example(staging: str, signature: str, inputs: Dict[str, np.ndarra
     return body
 
 
-def readme_text(model_dir: str, model_name: str, version: int, warmups: int, classes: Sequence[str]) -> str:
-    """``assets.extra/README``: how to serve this export with TF Serving and ask it the REST example."""
+def readme_text(
+    model_dir: str,
+    model_name: str,
+    version: int,
+    warmups: int,
+    classes: Sequence[str],
+    renamed: Optional[Dict[str, str]] = None,
+) -> str:
+    """``assets.extra/README``: how to serve this export with TF Serving and ask it the REST example;
+    ``renamed`` (input key -> column name) lists the inputs whose key is not their column's name."""
     model_dir = os.path.abspath(model_dir)
     version_dir = os.path.join(model_dir, str(version))
     text = f"""TensorFlow Serving: model {model_name!r}, version {version}
@@ -132,6 +140,12 @@ docker run --rm -p 8501:8501 -v "{model_dir}:/models/{model_name}" -e MODEL_NAME
 server binary takes: tensorflow_model_server --rest_api_port=8501 --model_name={model_name} \\
 --model_base_path={model_dir})
 """
+    if renamed:
+        text += (
+            "\nInput names: TensorFlow allows letters, digits, _, . and - in an input's name, so these columns "
+            "go by a key\n(in request.json, gRPC requests and model.keras alike):\n\n"
+            + "".join(f"  {key:24s} column {name!r}\n" for key, name in sorted(renamed.items()))
+        )
     if warmups:
         text += f"""
 When it loads a version, TF Serving replays assets.extra/tf_serving_warmup_requests ({warmups} requests of one
