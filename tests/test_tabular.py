@@ -311,3 +311,40 @@ def test_binary_metrics_against_their_definitions():
 def test_a_column_named_like_a_pandas_renaming_is_not_a_repeat(tmp_path):
     dataset = tabular.load_csv(write(tmp_path, "a,a.1,target\n1,2,x\n3,4,y\n"), "target")
     assert list(dataset.columns) == ["a", "a.1"]
+
+
+def _numbers_with(stray, rows=400):
+    lines = ["a,b,y"] + [f"{i % 37 / 3:.2f},{'xyz'[i % 3]},{'pn'[i % 2]}" for i in range(rows)]
+    for line, cell in stray.items():
+        lines[line - 1] = f'"{cell}",x,p'
+    return "\n".join(lines) + "\n"
+
+
+def test_a_numeric_column_with_stray_cells_is_named_not_made_categorical(tmp_path):
+    """Two stray cells in 400 numbers once made the column a category per value (288 inputs) unsaid."""
+    path = write(tmp_path, _numbers_with({18: "12;5", 91: "abc"}))
+    with pytest.raises(ValueError, match=r"column 'a' is numbers but for 2 of 400 cells \(line 18: '12;5', line 91"):
+        tabular.load_csv(path, "y")
+    assert tabular.load_csv(path, "y", categorical=["a"]).kinds["a"] == "categorical"  # the user's word
+    assert tabular.load_csv(write(tmp_path, _numbers_with({18: ""})), "y").kinds["a"] == "numeric"  # empty: missing
+    # a column of words with a few numbers among them stays categorical
+    words = "a,y\n" + "".join(f"{'7' if i % 3 == 0 else 'word' + str(i % 4)},{'pn'[i % 2]}\n" for i in range(40))
+    assert tabular.load_csv(write(tmp_path, words, "words.csv"), "y").kinds["a"] == "categorical"
+
+
+def test_a_numeric_target_with_many_values_is_not_made_a_classifier(tmp_path):
+    many = "a,y\n" + "".join(f"{i % 7},{i * 1.5}\n" for i in range(500))
+    with pytest.raises(ValueError, match="--target y holds numbers with 500 distinct values: .*--categorical y"):
+        tabular.load_csv(write(tmp_path, many), "y")
+    assert tabular.load_csv(write(tmp_path, many), "y", categorical=["y"]).num_classes == 500
+    few = "a,y\n" + "".join(f"{i % 7},{i % 10}\n" for i in range(500))  # digit labels 0-9: classes
+    assert tabular.load_csv(write(tmp_path, few, "few.csv"), "y").num_classes == 10
+
+
+def test_a_huge_cell_is_refused_before_it_costs_memory(tmp_path):
+    """A 50 MB cell asked NumPy for 78 GiB (rows x longest cell as a fixed-width string array)."""
+    text = "a,b,y\n" + "".join(f"{i},x,{'pn'[i % 2]}\n" for i in range(50)) + f'1,"{"z" * 5_000_000}",p\n'
+    path = write(tmp_path, text)
+    with pytest.raises(ValueError, match=r"column 'b' on line 52 holds a cell of 5,000,000 characters.*--drop b"):
+        tabular.load_csv(path, "y")
+    assert list(tabular.load_csv(path, "y", drop=["b"]).columns) == ["a"]

@@ -479,7 +479,12 @@ def load_dataset(name: str, data_dir: Optional[str] = None, image_size=None, dow
     if os.path.isfile(name):
         raise ValueError(
             f"--dataset {name} is a file; it takes a folder (the four IDX files, or one sub-folder of "
-            "images per class), a catalogued name or tfds:NAME. Put the file's data into such a folder."
+            "images per class), a catalogued name or tfds:NAME. "
+            + (
+                f"For a table, pass --dataset csv:{name} --target COLUMN."
+                if name.lower().endswith(".csv")
+                else "Put the file's data into such a folder."
+            )
         )
     if os.sep in name or name.startswith("."):
         raise ValueError(f"Dataset folder {name} does not exist. Check the path.")

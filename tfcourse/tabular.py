@@ -26,6 +26,14 @@ import numpy as np
 from tfcourse import data
 
 KINDS = ("numeric", "categorical", "date")
+# A cell is a number or a category: one longer than this is free text (or a broken file), and a column of
+# long cells costs rows x longest cell x 4 bytes as a NumPy string array (a 50 MB cell asked for 78 GiB).
+MAX_CELL_CHARACTERS = 1000
+# A column whose present cells are at least this share numbers is a numeric column with stray cells, not
+# a categorical one: refused with the cells named, rather than one-hot encoded one value per number.
+MOSTLY_NUMERIC = 0.9
+# A target of numbers with more distinct values than this is a measurement (regression), not class labels.
+MAX_NUMERIC_CLASSES = 20
 MISSING = ("", "NA", "N/A", "n/a", "na", "NaN", "nan", "null", "NULL", "None", "?")
 SPLIT_PROTOCOLS = ("stratified", "time")
 CATALOGUE = {
@@ -165,6 +173,39 @@ def _is_missing(values: np.ndarray) -> np.ndarray:
     return np.isin(np.char.strip(values.astype(str)), MISSING)
 
 
+def _check_cell_lengths(frame, columns: Sequence[str], source: str) -> None:
+    """Refuses a cell longer than ``MAX_CELL_CHARACTERS`` in ``columns``, naming its line and column."""
+    for column in columns:
+        lengths = frame[column].str.len().to_numpy()
+        if len(lengths) and lengths.max() > MAX_CELL_CHARACTERS:
+            row = int(lengths.argmax())
+            raise ValueError(
+                f"{source}: column {column!r} on line {row + 2} holds a cell of {int(lengths[row]):,} characters; a "
+                f"table cell is a number or a category (at most {MAX_CELL_CHARACTERS:,} characters). Leave the column "
+                f"out with --drop {column}, or fix the file (an unclosed quote makes one cell of many lines)."
+            )
+
+
+def _stray_cells(cells: np.ndarray, lines: np.ndarray, column: str) -> None:
+    """Refuses a column that is numbers but for a few stray cells (``12;5``, ``abc``), naming them."""
+    import pandas as pd
+
+    present = np.flatnonzero(~_is_missing(cells))
+    if len(present) < 10:
+        return
+    parsed = pd.to_numeric(pd.Series(cells[present]), errors="coerce").to_numpy(np.float64)
+    stray = present[np.isnan(parsed)]
+    if 0 < len(stray) <= (1 - MOSTLY_NUMERIC) * len(present):
+        shown = ", ".join(f"line {lines[i]}: {str(cells[i])!r}" for i in stray[:3]) + (
+            ", ..." if len(stray) > 3 else ""
+        )
+        raise ValueError(
+            f"column {column!r} is numbers but for {len(stray)} of {len(present)} cells ({shown}); as it is it "
+            f"would become a category per value. Fix or empty those cells (an empty cell is a missing value), or "
+            f"pass --categorical {column} if its values are categories."
+        )
+
+
 def infer_kind(values: np.ndarray) -> str:
     """``numeric`` when every present value is a number, ``date`` when every present value is an ISO
     date or a ``YYYY/MM/DD`` date, else ``categorical``. A column with no value at all is categorical."""
@@ -227,6 +268,8 @@ def from_frame(
     if both:
         raise ValueError(f"{', '.join(both)} named by both --categorical and --numeric; choose one.")
 
+    chosen = list(features) if features else [c for c in columns if c != target and c not in drop]
+    _check_cell_lengths(frame, [target] + chosen + ([time_column] if time_column else []), source)
     raw_target = frame[target].to_numpy(dtype=str)
     keep = ~_is_missing(raw_target)
     dropped = int((~keep).sum())
@@ -240,6 +283,15 @@ def from_frame(
             f"{f' after dropping {dropped} rows without one' if dropped else ''}; a classifier needs at least two "
             "classes: pick another target column."
         )
+    if len(class_names) > MAX_NUMERIC_CLASSES and target not in categorical:
+        import pandas as pd
+
+        if pd.to_numeric(pd.Series(class_names), errors="coerce").notna().all():
+            raise ValueError(
+                f"--target {target} holds numbers with {len(class_names)} distinct values: a measurement to "
+                "predict (regression), not classes, and tfcourse trains classifiers. Bin it into a few classes, "
+                f"pick a categorical target, or pass --categorical {target} if its values are class labels."
+            )
     if len(class_names) == 2:
         if positive_class is None:
             positive_class = next((c for c in ("Yes", "yes", "1", "True", "true") if c in class_names), class_names[1])
@@ -253,7 +305,6 @@ def from_frame(
     index = {c: i for i, c in enumerate(class_names)}
     y = np.array([index[v] for v in labels], dtype=np.int64)
 
-    chosen = list(features) if features else [c for c in columns if c != target and c not in drop]
     if target in chosen:
         raise ValueError(f"--features names the target {target}; a model cannot see what it predicts.")
     kinds, values = {}, {}
@@ -263,6 +314,8 @@ def from_frame(
     for column in chosen:
         cells = frame[column].to_numpy(dtype=str)
         kind = "categorical" if column in categorical else "numeric" if column in numeric else infer_kind(cells)
+        if kind == "categorical" and column not in categorical:
+            _stray_cells(cells, lines, column)
         if kind == "date":
             continue  # a calendar date is no feature here; --time-column keeps it for a time split
         missing = _is_missing(cells)

@@ -53,10 +53,28 @@ class State:
     batch_norms: List[Dict[str, np.ndarray]]
 
 
+def _looks_like_text(path: str) -> bool:
+    with open(path, "rb") as handle:
+        sample = handle.read(4096)
+    try:
+        sample.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return b"\x00" not in sample
+
+
 def _read(path: str, what: str) -> Dict[str, np.ndarray]:
     """Every array of an ``.npz``, read without unpickling anything."""
     if not os.path.isfile(path):
         raise ValueError(f"{path}: {what} file not found; pass the checkpoint's files (see NumpyMLP.save).")
+    with open(path, "rb") as handle:
+        head = handle.read(6)
+    # np.load takes whatever is neither a zip nor a .npy for a pickle, so say what the file is first
+    if not head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY", b"\x80")):
+        kind = "an empty file" if not head else "text" if _looks_like_text(path) else "not a zip archive"
+        raise ValueError(
+            f"{path}: the {what} file is {kind}, not a NumPy .npz archive; pass the files NumpyMLP.save wrote."
+        )
     try:
         with np.load(path, allow_pickle=False) as archive:
             if not isinstance(archive, np.lib.npyio.NpzFile):
