@@ -8,6 +8,12 @@ refusal), no traceback escaped, the message matches what the case expects, and n
 behind. ``--subprocess`` runs each case as ``python -m tfcourse.<cli>`` instead (slower: each
 process imports TensorFlow), which also covers the module entry points.
 
+Faults of the machine are real, not simulated: a case with ``mounts`` runs its CLI as a subprocess in
+its own user and mount namespace (``unshare -rm``) with a tiny or read-only tmpfs mounted in its scratch
+folder (a full disk, a read-only file system), and what the CLI left on that file system is listed from
+inside before the namespace ends. A case with ``cli="api"`` calls the Python API a program would
+(``call``): a ``ValueError`` there is its refusal (exit status 2 in the table).
+
 Usage: python benchmarks/bad_inputs.py [--subprocess] [--only SUBSTRING] [--out FILE]
 Writes benchmarks/results/bad_inputs.md; exits 1 if any case fails.
 """
@@ -48,6 +54,8 @@ class Case:
     plant: Callable[[str], None] = lambda scratch: None
     code: int = 2
     keep: bool = False  # True: the case writes on purpose (e.g. --summary); only new files are checked
+    mounts: Optional[str] = None  # shell lines run first inside `unshare -rm` (tmpfs mounts in the scratch)
+    call: Optional[Callable[[List[str]], Optional[int]]] = None  # cli="api": the API call, given argv
 
 
 # ----------------------------------------------------------------------------- planted files
@@ -160,6 +168,118 @@ def _overwrite(name, content):
     return change
 
 
+def _nan_weights(run_dir):
+    """The run's model.keras with one kernel overflowed to NaN: what a diverged training wrote before
+    tfcourse checked the weights (the loss had stayed finite)."""
+    import keras
+    import numpy as np
+
+    import tfcourse  # noqa: F401  (registers the custom layers)
+
+    model = keras.models.load_model(os.path.join(run_dir, "model.keras"))
+    kernel = next(w for w in model.weights if "kernel" in w.path)
+    kernel.assign(np.full(kernel.shape, np.nan, dtype="float32"))
+    model.save(os.path.join(run_dir, "model.keras"))
+
+
+def _png(name, side=8, value=200):
+    def plant(scratch):
+        from PIL import Image
+
+        Image.fromarray(np.full((side, side), value, dtype=np.uint8)).save(os.path.join(scratch, name))
+
+    return plant
+
+
+def _bomb_file(scratch):
+    _bomb(scratch)
+
+
+def _numbers_csv(stray=None, rows=400):
+    """A table whose column ``a`` is numbers (``stray``: line -> a cell that is not)."""
+
+    def plant(scratch):
+        lines = ["a,b,y"] + [f"{i % 37 / 3:.2f},{'xyz'[i % 3]},{'pn'[i % 2]}" for i in range(rows)]
+        for line, cell in (stray or {}).items():
+            lines[line - 1] = f'"{cell}",x,p'
+        _file("t.csv", "\n".join(lines) + "\n")(scratch)
+
+    return plant
+
+
+def _awkward_names_csv(scratch):
+    rng = np.random.default_rng(1)
+    lines = ["wind speed,temp(C),speed km/h,rain"]
+    for _ in range(200):
+        wind = rng.uniform(0, 10)
+        lines.append(f"{wind:.2f},{rng.uniform(-5, 30):.1f},{rng.uniform(0, 50):.1f},{'Yes' if wind > 5 else 'No'}")
+    _file("t.csv", "\n".join(lines) + "\n")(scratch)
+
+
+def _huge_cell_csv(scratch):
+    with open(os.path.join(scratch, "t.csv"), "w", encoding="utf-8") as handle:
+        handle.write("a,b,y\n" + "".join(f"{i},x,{'pn'[i % 2]}\n" for i in range(50)))
+        handle.write('1,"' + "z" * 50_000_000 + '",p\n')  # 50 MB: NumPy once asked for 78 GiB
+
+
+def _rival_partial(scratch):
+    """The hidden partial folder of a live process with a lower id (PID 1 is always alive) building ``run``:
+    what a second ``train`` with the same --output-dir finds while the first works."""
+    os.makedirs(os.path.join(scratch, ".run.partial-1"))
+
+
+def _held_search_lock(scratch):
+    """A live process holding the lock of ``tuning/s`` (``rundir.folder_lock``) while the case runs."""
+    os.makedirs(os.path.join(scratch, "tuning"))
+    ready = os.path.join(scratch, "tuning", ".holder-ready")
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from tfcourse import rundir\n"
+            "with rundir.folder_lock(sys.argv[1], 'wait'):\n"
+            "    open(sys.argv[2], 'w').close(); time.sleep(120)",
+            os.path.join(scratch, "tuning", "s"),
+            ready,
+        ],
+        env=dict(os.environ, PYTHONPATH=ROOT),
+    )
+    HOLDERS.append(holder)
+    while not os.path.exists(ready):
+        if holder.poll() is not None:
+            raise RuntimeError("the lock holder could not start")
+    os.remove(ready)
+
+
+def _empty_oracle(scratch):
+    shutil.copytree(SHARED["search"], os.path.join(scratch, "tuning", "s"))
+    open(os.path.join(scratch, "tuning", "s", "oracle.json"), "w").close()
+
+
+def _checkpoint_call(argv):
+    from tfcourse.numpy_nn import NumpyMLP
+
+    NumpyMLP.load(argv[0])
+
+
+def _extra_column_call(argv):
+    """A table run's model.keras fed a row with a column it does not know: the answer must equal the row's
+    own (before: the extra value was read as another column)."""
+    import tensorflow as tf
+
+    from tfcourse import table_runs
+
+    model = table_runs.load_run_model(argv[0])
+    row = {"precipitation": 0.0, "temp_max": 12.2, "temp_min": 5.0, "weather": "sun", "wind": 3.1}
+    feed = {key: tf.constant([[value]]) for key, value in row.items()}
+    alone = model(feed).numpy()
+    extra = model(dict(feed, weather_code=tf.constant([[99.0]]))).numpy()
+    if not np.allclose(alone, extra):
+        raise SystemExit(f"the extra column changed the answer: {alone.ravel()} -> {extra.ravel()}")
+    print(f"an extra column is left alone: the same logit {alone.ravel()[0]:.4f}", file=sys.stderr)
+
+
+HOLDERS: List[subprocess.Popen] = []
 TRAIN = ["--dataset", "digits", "--model", "mlp", "--epochs", "1", "--verbose", "0", "--no-report"]
 TUNE = [
     "--dataset",
@@ -181,7 +301,13 @@ CASES = [
     Case("unknown model", "train", ["--model", "nope"], r"invalid choice: 'nope'"),
     Case("unknown dataset", "train", ["--dataset", "nosuch"], r"Unknown dataset 'nosuch'"),
     Case("missing dataset folder", "train", ["--dataset", "./no/such"], r"does not exist"),
-    Case("a CSV file as dataset", "train", ["--dataset", "table.csv"], r"is a file", _file("table.csv", "a,b\n1,2\n")),
+    Case(
+        "a CSV file as dataset",
+        "train",
+        ["--dataset", "table.csv"],
+        r"is a file.*For a table, pass --dataset csv:table.csv --target COLUMN",
+        _file("table.csv", "a,b\n1,2\n"),
+    ),
     Case("tfds typo", "train", ["--dataset", "tfds:mnistt", "--no-download"], r"did you mean tfds:mnist"),
     Case("zero epochs", "train", TRAIN + ["--epochs", "0"], r"--epochs: must be a positive integer"),
     Case("epochs not a number", "train", TRAIN + ["--epochs", "x"], r"--epochs: must be a positive integer"),
@@ -427,6 +553,128 @@ CASES = [
         r"is not an EDA folder",
         _file("notes.txt"),
     ),
+    # issue 39, round three: silent garbage
+    Case(
+        "predict with a model.keras of NaN weights",
+        "predict",
+        ["run", "seven.png"],
+        r"model.keras holds [\d,]+ non-finite weights .*diverged",
+        _both(_run(_nan_weights), _png("seven.png")),
+    ),
+    Case(
+        "export a model.keras of NaN weights",
+        "export",
+        ["run", "--export-dir", "exports"],
+        r"holds [\d,]+ non-finite weights",
+        _run(_nan_weights),
+    ),
+    Case(
+        "table: two stray cells in a numeric column",
+        "train",
+        ["--dataset", "csv:t.csv", "--target", "y"],
+        r"column 'a' is numbers but for 2 of 400 cells \(line 18: '12;5', line 91: 'abc'\)",
+        _numbers_csv({18: "12;5", 91: "abc"}),
+    ),
+    Case(
+        "table: model.keras fed an extra column",
+        "api",
+        ["run"],
+        r"an extra column is left alone",
+        lambda scratch: shutil.copytree(SHARED["table_run"], os.path.join(scratch, "run")),
+        code=0,
+        call=_extra_column_call,
+    ),
+    Case(
+        "tune: a second process on a search in progress",
+        "tune",
+        TUNE + ["--project-name", "s"],
+        r"tuning/s is in use by another process \(PID \d+\); wait until it has finished",
+        _held_search_lock,
+    ),
+    Case(
+        "table: a numeric target of 500 values",
+        "train",
+        ["--dataset", "csv:t.csv", "--target", "y"],
+        r"--target y holds numbers with 500 distinct values: .*regression",
+        _file("t.csv", "a,y\n" + "".join(f"{i % 7},{i * 1.5}\n" for i in range(500))),
+    ),
+    # tracebacks where one line belongs
+    Case(
+        "table: columns named 'wind speed', 'temp(C)', 'speed km/h'",
+        "train",
+        ["--dataset", "csv:t.csv", "--target", "rain", "--epochs", "2", "--verbose", "0", "--output-dir", "out"],
+        r"^(?!.*Error).*$",
+        _awkward_names_csv,
+        code=0,
+        keep=True,
+    ),
+    Case(
+        "table: a 50 MB cell",
+        "train",
+        ["--dataset", "csv:t.csv", "--target", "y"],
+        r"column 'b' on line 52 holds a cell of 50,000,000 characters",
+        _huge_cell_csv,
+    ),
+    Case(
+        "predict: a decompression bomb among good images",
+        "predict",
+        ["run", "seven.png", "bomb.png"],
+        r"skipped bomb.png: refused, a decompression bomb",
+        _both(_run(), _png("seven.png"), _bomb_file),
+        code=0,
+    ),
+    Case(
+        "predict: only a decompression bomb",
+        "predict",
+        ["run", "bomb.png"],
+        r"skipped bomb.png: refused, a decompression bomb.*none of the 1 file",
+        _both(_run(), _bomb_file),
+    ),
+    Case(
+        "predict --output on a read-only file system",
+        "predict",
+        ["run", "seven.png", "--output", "ro/p.csv"],
+        r"--output ro/p.csv: cannot write into \S*ro \(permission denied or read-only\)",
+        _both(_run(), _png("seven.png")),
+        mounts="mount -t tmpfs -o ro,size=64k tmpfs ro",
+    ),
+    Case(
+        "train: a second run into the same --output-dir",
+        "train",
+        TRAIN + ["--output-dir", "run"],
+        r"run: another process \(PID 1\) is writing this folder now",
+        _rival_partial,
+    ),
+    Case(
+        "train: --output-dir on a full disk",
+        "train",
+        ["--dataset", "digits", "--model", "cnn", "--epochs", "1", "--verbose", "0", "--output-dir", "full/run"],
+        r"error: cannot write (into )?full/run\S* \(No space left on device\): the disk is full",
+        mounts="mount -t tmpfs -o size=96k tmpfs full",
+    ),
+    Case(
+        "tune: a search folder on a full disk",
+        "tune",
+        TUNE + ["--directory", "full"],
+        r"error: cannot write (into )?full\S* \(No space left on device\): the disk is full",
+        mounts="mount -t tmpfs -o size=32k tmpfs full",
+    ),
+    # unclear answers
+    Case(
+        "a text file as a NumPy checkpoint",
+        "api",
+        ["4_relu_weights.npz"],
+        r"4_relu_weights.npz: the weights file is text, not a NumPy .npz archive",
+        _file("4_relu_weights.npz", "these are not weights\n"),
+        call=_checkpoint_call,
+    ),
+    Case(
+        "tune: resume with an empty oracle.json",
+        "tune",
+        TUNE + ["--project-name", "s", "--seed", "3"],
+        r"oracle.json: the KerasTuner state file is empty.*trials' own files are intact and stay.*--summary",
+        _empty_oracle,
+    ),
 ]
 
 SHARED = {}
@@ -443,6 +691,10 @@ def prepare_shared(root: str) -> None:
         SHARED["search"] = os.path.join(root, "tuning", "s")
         if tune.main(TUNE + ["--directory", os.path.join(root, "tuning"), "--project-name", "s", "--seed", "3"]) != 0:
             raise SystemExit("could not run the shared search")
+        SHARED["table_run"] = os.path.join(root, "table_run")
+        table = ["--dataset", "seattle_weather", "--epochs", "2", "--verbose", "0", "--no-report"]
+        if train.main(table + ["--output-dir", SHARED["table_run"]]) != 0:
+            raise SystemExit("could not train the shared table run")
 
 
 def _main_of(cli: str) -> Callable:
@@ -461,21 +713,54 @@ def _listing(folder: str) -> set:
     return found
 
 
+INSIDE = ".left-inside"  # what a namespaced case left on its own mounts, listed before they vanish
+
+
+def _api_main(case: Case) -> Callable:
+    """``case.call`` as a CLI would behave: a ``ValueError`` is a refusal (its message, status 2)."""
+
+    def main(argv):
+        try:
+            return case.call(argv) or 0
+        except ValueError as error:
+            print(f"python API: error: {error}", file=sys.stderr)
+            return 2
+
+    return main
+
+
+def _mount_points(case: Case) -> List[str]:
+    """The folders a case's ``mounts`` mount on: the last word of each ``mount ... tmpfs POINT``."""
+    return re.findall(r"\btmpfs (\S+)\s*(?:&&|;|$)", case.mounts or "")
+
+
+def _namespaced(case: Case, argv: List[str]) -> List[str]:
+    """The command line of a ``mounts`` case: its CLI in a new user and mount namespace, after the mounts;
+    then what it left under the mount points is listed into ``INSIDE``."""
+    points = " ".join(_mount_points(case))
+    script = f'{case.mounts} || exit 99; "$@"; status=$?; find {points} -mindepth 1 > {INSIDE}; exit $status'
+    return ["unshare", "-rm", "sh", "-c", script, "sh", sys.executable, "-m", f"tfcourse.{case.cli}", *argv]
+
+
 def run_case(case: Case, as_subprocess: bool = False) -> dict:
     scratch = tempfile.mkdtemp(prefix="bad-input-")
     try:
         case.plant(scratch)
+        for point in _mount_points(case):
+            os.makedirs(os.path.join(scratch, point))  # the mount points are the case's own, not left behind
         before = _listing(scratch)
         argv = [arg.replace("{scratch}", scratch) for arg in case.argv]
-        if as_subprocess:
+        if (as_subprocess or case.mounts) and case.cli != "api":
             done = subprocess.run(
-                [sys.executable, "-m", f"tfcourse.{case.cli}", *argv],
+                _namespaced(case, argv) if case.mounts else [sys.executable, "-m", f"tfcourse.{case.cli}", *argv],
                 cwd=scratch,
                 capture_output=True,
                 text=True,
                 env=dict(os.environ, PYTHONPATH=ROOT),
             )
             code, err = done.returncode, done.stderr
+            if code == 99:
+                err += f"\nthe mounts failed (unshare -rm is needed for this case): {case.mounts}"
         else:
             err_buffer, out_buffer = io.StringIO(), io.StringIO()
             cwd = os.getcwd()
@@ -483,7 +768,7 @@ def run_case(case: Case, as_subprocess: bool = False) -> dict:
             try:
                 with contextlib.redirect_stderr(err_buffer), contextlib.redirect_stdout(out_buffer):
                     try:
-                        code = _main_of(case.cli)(argv)
+                        code = (_api_main(case) if case.cli == "api" else _main_of(case.cli))(argv)
                     except SystemExit as stop:
                         code = stop.code if isinstance(stop.code, int) else 1
                     except Exception:  # noqa: BLE001  (a traceback escaping main is exactly what is measured)
@@ -492,7 +777,10 @@ def run_case(case: Case, as_subprocess: bool = False) -> dict:
             finally:
                 os.chdir(cwd)
             err = err_buffer.getvalue()
-        left = sorted(path for path in _listing(scratch) - before if not path.startswith("__pycache__"))
+        left = sorted(path for path in _listing(scratch) - before if not path.startswith(("__pycache__", INSIDE)))
+        if os.path.isfile(os.path.join(scratch, INSIDE)):
+            with open(os.path.join(scratch, INSIDE), encoding="utf-8") as handle:
+                left += sorted(line.strip() for line in handle if line.strip())
         lines = [
             line for line in err.splitlines() if line.strip() and not line.startswith(("WARNING", "I0000", "W0000"))
         ]
@@ -510,6 +798,10 @@ def run_case(case: Case, as_subprocess: bool = False) -> dict:
             "ok": ok,
         }
     finally:
+        while HOLDERS:
+            holder = HOLDERS.pop()
+            holder.kill()
+            holder.wait()
         shutil.rmtree(scratch, ignore_errors=True)
 
 

@@ -3,6 +3,7 @@
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -338,3 +339,44 @@ def test_recipe_fast_fills_the_flags_not_given_and_keeps_those_given():
     assert (quick.epochs, quick.data.batch_size, quick.data.augment, quick.tta) == (4, 128, False, "none")
     assert fit.get_recipe("quick").optimizer == "sgd_nesterov" and fit.get_recipe("quick").label_smoothing == 0.1
     assert train.config_from_args(parser.parse_args(["--recipe", "quick", "--augment"])).data.augment is True
+
+
+@pytest.mark.slow
+def test_the_first_screen_holds_no_tensorflow_start_up_lines(tmp_path):
+    """``python -m tfcourse.train --dataset digits --epochs 1`` as a newcomer runs it (no TF_CPP_MIN_LOG_LEVEL):
+    its first 10 lines are tfcourse's own, not TensorFlow's C++ start-up log (``I0000 ...``, the absl
+    preamble, the CUDA wheel's ``E0000 ... failed call to cuInit``); TFCOURSE_TF_STARTUP_LOG=1 shows them."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TF_CPP")}
+    command = [sys.executable, "-m", "tfcourse.train", "--dataset", "digits", "--epochs", "1", "--no-report"]
+    done = subprocess.run(
+        command + ["--output-dir", str(tmp_path / "run")], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = (done.stderr + done.stdout).splitlines()  # stderr first: that is where TensorFlow's lines go
+    cpp = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ \S+:\d+\]|absl::InitializeLog|cuInit|rebuild TensorFlow")
+    assert not [line for line in lines if cpp.search(line)], "\n".join(lines[:10])
+    assert lines[0] == "tfcourse: loading digits ...", lines[:10]  # the first line a user sees is tfcourse's
+    shown = subprocess.run(
+        command + ["--output-dir", str(tmp_path / "run2")],
+        capture_output=True,
+        text=True,
+        env=dict(env, TFCOURSE_TF_STARTUP_LOG="1"),
+        cwd=tmp_path,
+    )
+    assert shown.returncode == 0 and cpp.search(shown.stderr), shown.stderr[-2000:]  # hidden, not gone
+
+
+def test_startup_noise_is_hidden_and_real_errors_are_kept():
+    from tfcourse import machine
+
+    lines = [
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n",
+        "I0000 00:00:1796672953.356051    4105 port.cc:153] oneDNN custom operations are on.\n",
+        "I0000 00:00:1796672953.399520    4105 cpu_feature_guard.cc:227] This TensorFlow binary is optimized\n",
+        "To enable the following instructions: AVX2 AVX512F FMA, in other operations, rebuild TensorFlow.\n",
+        "/x/site-packages/keras/a.py:12: UserWarning: a real Python warning\n",
+        "E0000 00:00:1796672958.424481    4105 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error\n",
+        "E0000 00:00:1796672958.424481    4105 op_kernel.cc:1857] OP_REQUIRES failed: a real error\n",
+        "F0000 00:00:1796672958.424481    4105 logging.cc:1] Check failed: something fatal\n",
+    ]
+    assert machine.startup_noise(lines) == [True, True, True, True, False, True, False, False]

@@ -231,6 +231,9 @@ def predict_files(
             with Image.open(path) as image:
                 image.load()
                 pixels, inverted = prepare_image(image, predictor.input_shape, invert, predictor.dark_background)
+        except Image.DecompressionBombError as error:  # not an OSError: PIL's guard against exhausting memory
+            skipped.append((path, f"refused, a decompression bomb or a huge scan ({error}); shrink it"))
+            continue
         except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as error:
             skipped.append((path, f"{type(error).__name__}: {error}"))
             continue

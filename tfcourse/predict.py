@@ -14,7 +14,7 @@ import os
 import sys
 from typing import List, Optional
 
-from tfcourse import machine
+from tfcourse import machine, rundir
 from tfcourse.cli_args import HelpFormatter, positive_int
 from tfcourse.config import INVERT_MODES
 
@@ -53,6 +53,7 @@ def _check_outputs(args) -> None:
         folder = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(folder):
             raise ValueError(f"{path}: its folder {folder} does not exist; create it or write elsewhere.")
+        rundir.check_writable_folder(path, "--output" if path == args.output else "--grid")
 
 
 def table(rows, top_k: int) -> str:
@@ -69,8 +70,6 @@ def write_output(path: str, rows, class_names) -> None:
     """CSV (file, inverted, top1, p1, ..., then one probability column per class) or JSON, atomically."""
     import csv
     import io
-
-    from tfcourse import rundir
 
     if path.lower().endswith(".json"):
         payload = [

@@ -15,6 +15,8 @@ A floor-1 module: it imports nothing of tfcourse.
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import json
 import os
 import re
@@ -177,6 +179,81 @@ def prepare_partial(final: str) -> str:
     return os.path.join(parent, f".{name}.partial-{os.getpid()}")
 
 
+def missing_folders(path: str) -> List[str]:
+    """``path`` and those of its parent folders that do not exist yet, deepest first (what a command that
+    makes ``path`` may remove again, if empty, when it fails)."""
+    made, probe = [], os.path.abspath(path)
+    while not os.path.exists(probe):
+        made.append(probe)
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    return made
+
+
+def claim_partial(final: str) -> str:
+    """Makes and returns this process's hidden ``.NAME.partial-PID`` folder for the new folder ``final``.
+
+    Two processes started on the same ``final`` (two ``train`` runs with one ``--output-dir``) would both
+    build it and the second would lose its finished work at the rename; so the claim is refused when another
+    live process builds the same folder and its process id is lower (exactly one of any set of rivals goes
+    on, whatever the timing).
+
+    Raises:
+        ValueError: Another live process is building ``final``; names its process id and the fix.
+    """
+    made = missing_folders(os.path.dirname(os.path.abspath(final)))  # for abandon_partial to take back
+    staging = prepare_partial(final)
+    os.makedirs(staging)
+    _MADE_PARENTS[staging] = made
+    parent, name = os.path.split(os.path.abspath(final))
+    rivals = []
+    for entry in os.listdir(parent):
+        match = PARTIAL_PATTERN.match(entry)
+        if match and match["name"] == name and int(match["pid"]) != os.getpid() and process_alive(int(match["pid"])):
+            rivals.append(int(match["pid"]))
+    if rivals and min(rivals) < os.getpid():
+        abandon_partial(staging)
+        raise ValueError(
+            f"{final}: another process (PID {min(rivals)}) is writing this folder now; pass another --output-dir, "
+            "or wait until it has finished."
+        )
+    return staging
+
+
+_MADE_PARENTS: dict = {}
+
+
+def abandon_partial(staging: str) -> None:
+    """Removes a ``claim_partial`` folder of work that failed, and the parent folders the claim made
+    if they are empty now: a refused run leaves nothing behind."""
+    shutil.rmtree(staging, ignore_errors=True)
+    for folder in _MADE_PARENTS.pop(staging, []):
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)  # only if empty
+
+
+def publish_new_folder(partial: str, final: str) -> str:
+    """Renames the complete folder ``partial`` to ``final``; if something took ``final`` meanwhile, to the
+    first free ``final-2``, ``final-3``, ... instead, so finished work is never thrown away.
+
+    Returns:
+        The folder's name now.
+    """
+    candidate, number = final, 2
+    while True:
+        if not os.path.exists(candidate):
+            try:
+                os.rename(partial, candidate)
+                _MADE_PARENTS.pop(partial, None)
+                return candidate
+            except OSError as error:  # taken between the look and the rename
+                if error.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.EISDIR):
+                    raise
+        candidate, number = f"{final}-{number}", number + 1
+
+
 def publish_folder(partial: str, final: str) -> None:
     """Renames the complete folder ``partial`` to ``final``. A folder already at ``final`` (an earlier
     result of the same command) is moved aside first and removed only once the new one is in place;
@@ -231,6 +308,47 @@ def sweep_stale_partials(parent: str, pattern: re.Pattern = PARTIAL_PATTERN) -> 
     return swept
 
 
+@contextlib.contextmanager
+def folder_lock(folder: str, busy: str):
+    """Within the block this process alone works in ``folder`` (a search folder): an exclusive ``flock`` on a
+    hidden ``.NAME.lock`` file beside it, holding the holder's process id.
+
+    The lock goes with the process (``kill -9`` included), so it is never left stale; the file is removed on
+    release (and a lock taken on a file removed meanwhile is taken again). Folders made for the lock file
+    are removed again if empty.
+
+    Raises:
+        ValueError: Another process holds the lock: names it by process id, with ``busy`` (what to do).
+    """
+    parent, name = os.path.split(os.path.abspath(folder))
+    made = missing_folders(parent)
+    os.makedirs(parent, exist_ok=True)
+    lock_path = os.path.join(parent, f".{name}.lock")
+    while True:
+        handle = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(handle, 32).decode("ascii", "replace").strip() or "unknown"
+            os.close(handle)
+            raise ValueError(f"{folder} is in use by another process (PID {holder}); {busy}") from None
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(lock_path).st_ino == os.fstat(handle).st_ino:
+                break
+        os.close(handle)  # the holder removed the file as we opened it: lock the new one
+    os.ftruncate(handle, 0)
+    os.write(handle, f"{os.getpid()}\n".encode("ascii"))
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(lock_path)
+        os.close(handle)
+        for made_folder in made:
+            with contextlib.suppress(OSError):
+                os.rmdir(made_folder)  # only if empty
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the program stands so it unwinds exactly like Ctrl-C."""
 
@@ -273,10 +391,44 @@ def interrupted_exit(parser, error: KeyboardInterrupt) -> None:
     )
 
 
+# What the machine refused when writing, and what the user can do about it: the one answer of every
+# command line to a full disk, a read-only or foreign folder, or another process that wrote first.
+_WRITE_FAULTS = {
+    errno.ENOSPC: "the disk is full; free some space or pass another output folder, then run the same command "
+    "again (finished work is kept, unfinished output was removed)",
+    errno.EDQUOT: "the disk quota is used up; free some space or pass another output folder",
+    errno.EROFS: "the file system is read-only; pass an output folder on a writable disk",
+    errno.EACCES: "permission denied; pass an output folder you can write to",
+    errno.EPERM: "not permitted; pass an output folder you can write to",
+    errno.EEXIST: "another process created it meanwhile; pass another output folder or run again",
+    errno.ENOTEMPTY: "another process created it meanwhile; pass another output folder or run again",
+    errno.EIO: "the disk reported an input/output error; check the disk, or pass an output folder on another",
+}
+_MESSAGES = {os.strerror(number): number for number in _WRITE_FAULTS}
+
+
+def write_fault(error: BaseException, output: Optional[str] = None) -> Optional[str]:
+    """One line for a write the machine refused (a full disk, a read-only folder, a collision): an
+    ``OSError`` with one of those error numbers, or a TensorFlow error whose message carries the same text
+    (TensorFlow's file writers raise ``ResourceExhaustedError: ... No space left on device``); ``None`` for
+    anything else (a bug keeps its traceback). The line names the file, or where none is known (a file
+    closed on a full disk), the command's ``output`` folder."""
+    number = error.errno if isinstance(error, OSError) else None
+    if number not in _WRITE_FAULTS:
+        number = next((code for text, code in _MESSAGES.items() if text in str(error)), None)
+        if number is None or isinstance(error, (ValueError, KeyboardInterrupt)):
+            return None
+    path = getattr(error, "filename", None)
+    where = f"cannot write {path}" if path else f"cannot write into {output}" if output else "a write failed"
+    return f"{where} ({os.strerror(number)}): {_WRITE_FAULTS[number]}."
+
+
 @contextlib.contextmanager
-def cli_errors(parser):
+def cli_errors(parser, output: Optional[str] = None):
     """The body of a CLI's ``main``: SIGTERM unwinds like Ctrl-C (``sigterm_unwinds``), a
-    ``ValueError`` exits with status 2 and its message, Ctrl-C and SIGTERM exit 130 / 143."""
+    ``ValueError`` exits with status 2 and its message, so does a write the machine refused (``write_fault``:
+    full disk, read-only folder, collision; ``output``, the command's output folder, is named where the
+    error names no file), Ctrl-C and SIGTERM exit 130 / 143."""
     try:
         with sigterm_unwinds():
             yield
@@ -284,6 +436,11 @@ def cli_errors(parser):
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     except KeyboardInterrupt as error:
         interrupted_exit(parser, error)
+    except Exception as error:  # noqa: BLE001  (only write faults are answered here; the rest is re-raised)
+        line = write_fault(error, output)
+        if line is None:
+            raise
+        parser.exit(2, f"{parser.prog}: error: {line}\n")
 
 
 def is_table_run(run_dir: str) -> bool:

@@ -213,18 +213,13 @@ def train_and_evaluate(
     """
     validate_config(config)
     run_dir = _claim_run_dir(config)
-    keras.utils.set_random_seed(config.seed)
-    if config.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    dataset, splits, pipelines = _load_data(config, download)
-    model, hp = _build_model(config, pipelines)
-
-    staging = os.path.join(
-        os.path.dirname(os.path.abspath(run_dir)), f".{os.path.basename(run_dir)}.partial-{os.getpid()}"
-    )
-    os.makedirs(os.path.dirname(staging), exist_ok=True)  # only now: a refused run leaves no folder behind
-    os.makedirs(staging)
+    staging = rundir.claim_partial(run_dir)  # removed on any failure below: a refused run leaves nothing
     try:
+        keras.utils.set_random_seed(config.seed)
+        if config.deterministic:
+            tf.config.experimental.enable_op_determinism()
+        dataset, splits, pipelines = _load_data(config, download)
+        model, hp = _build_model(config, pipelines)
         trained = _train(model, hp, pipelines, config, staging, verbose)
         outputs, metrics, model_cost = _evaluate(model, pipelines, splits, trained, config)
         record = _run_record(config, hp, dataset, splits, pipelines, record_extra)
@@ -245,10 +240,13 @@ def train_and_evaluate(
                     outputs,
                 )
             )
-        os.rename(staging, run_dir)
+        published = rundir.publish_new_folder(staging, run_dir)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        rundir.abandon_partial(staging)
         raise
+    if published != run_dir:
+        print(f"tfcourse: {run_dir} was made by another process meanwhile; this run is in {published}", flush=True)
+        run_dir = published
     print(
         f"tfcourse: test accuracy {metrics['test_accuracy']:.4f} (loss {metrics['test_loss']:.4f}) "
         f"after {metrics['epochs_trained']} epochs in {trained.seconds:.1f}s; run folder {run_dir}",

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import os
-import shutil
 from typing import Any, Dict, Optional
 
 import keras
@@ -110,8 +109,7 @@ def train_table(config: TableConfig, verbose: Any = 0, record_extra: Optional[Di
         flush=True,
     )
 
-    staging = rundir.prepare_partial(run_dir)
-    os.makedirs(staging)
+    staging = rundir.claim_partial(run_dir)
     try:
         history = network.fit(
             pipelines.train,
@@ -152,10 +150,13 @@ def train_table(config: TableConfig, verbose: Any = 0, record_extra: Optional[Di
         model.save(os.path.join(staging, rundir.MODEL_FILE))
         if config.report:
             table_page.write_table_report(staging)
-        rundir.publish_folder(staging, run_dir)
+        published = rundir.publish_new_folder(staging, run_dir)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        rundir.abandon_partial(staging)
         raise
+    if published != run_dir:
+        print(f"tfcourse: {run_dir} was made by another process meanwhile; this run is in {published}", flush=True)
+        run_dir = published
     run = TableRun(run_dir, metrics, history, model, dataset, splits)
     if config.export:
         run.export_dir = export_run(run, config.export_dir, config.model)

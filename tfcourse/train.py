@@ -282,7 +282,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    with cli_errors(parser):
+    with cli_errors(parser, output=args.output_dir or "runs/"):
         if is_table(args.dataset):
             table = table_config_from_args(parser, args)
             machine.load_tensorflow(show_startup=args.verbose == 2)

@@ -7,6 +7,7 @@ and a message saying what was wrong.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import socket
 import sys
@@ -342,6 +343,26 @@ def show_summary(project_directory: str, top: int, check: bool = False) -> None:
         check_page(os.path.join(project_directory, "search.html"))
 
 
+@contextlib.contextmanager
+def _new_search_removed_on_failure(project_dir: str, role: Optional[str]):
+    """A search folder this command creates is removed again if the command fails (a full disk, Ctrl-C)
+    before any trial completed: nothing half-written is left; one with a completed trial is kept to resume."""
+    made = [] if role == "worker" else rundir.missing_folders(project_dir)
+    try:
+        yield
+    except BaseException:
+        from tfcourse import tuners
+
+        if made and not tuners.completed_trials(project_dir):
+            import shutil
+
+            shutil.rmtree(project_dir, ignore_errors=True)
+            for folder in made[1:]:
+                with contextlib.suppress(OSError):
+                    os.rmdir(folder)  # only if empty
+        raise
+
+
 def check_page(path: str) -> None:
     """``--check``: the search page in headless Chromium (every figure loaded, no console error)."""
     from tfcourse.report import browser
@@ -352,7 +373,7 @@ def check_page(path: str) -> None:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    with cli_errors(parser):
+    with cli_errors(parser, output=args.directory):
         if args.check:
             from tfcourse.report import browser
 
@@ -375,35 +396,46 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.show_space:
             print_space(config.model, config.data.dataset, search.space_rows(config, download=not args.no_download))
             return 0
-        configure_distributed(args.role, args.oracle, args.tuner_id)
-        strategy = None
-        if args.distribution == "mirrored":
-            import tensorflow as tf
-
-            strategy = tf.distribute.MirroredStrategy()
-            print(f"tfcourse: MirroredStrategy over {strategy.num_replicas_in_sync} device(s)", flush=True)
-        result = search.run_search(
-            config,
-            download=not args.no_download,
-            verbose=verbosity(args),
-            role=args.role,
-            distribution_strategy=strategy,
-            top=args.top,
+        search.validate(config)  # a safe folder name before a lock file is put beside it
+        busy = (
+            "wait until it has finished (this command then resumes its trials), or pass another --project-name; "
+            "to share one search, start it with --role chief and the others with --role worker"
         )
-        if args.retrain and args.role != "worker":
-            search.retrain_best(
+        lock = (
+            contextlib.nullcontext()
+            if args.role == "worker"  # workers train the chief's trials in its folder
+            else rundir.folder_lock(search.project_dir(config), busy)
+        )
+        with lock, _new_search_removed_on_failure(search.project_dir(config), args.role):
+            configure_distributed(args.role, args.oracle, args.tuner_id)
+            strategy = None
+            if args.distribution == "mirrored":
+                import tensorflow as tf
+
+                strategy = tf.distribute.MirroredStrategy()
+                print(f"tfcourse: MirroredStrategy over {strategy.num_replicas_in_sync} device(s)", flush=True)
+            result = search.run_search(
                 config,
-                result.project_dir,
-                train_on=args.retrain_on,
-                epochs=args.retrain_epochs,
-                output_dir=args.output_dir,
-                export_dir=args.export_dir,
                 download=not args.no_download,
                 verbose=verbosity(args),
-                export_formats=args.export_format or ("savedmodel",),
+                role=args.role,
+                distribution_strategy=strategy,
+                top=args.top,
             )
-        if args.check and result.summary_paths:  # after --retrain: the page links the retrained run's report
-            check_page(result.summary_paths["search.html"])
+            if args.retrain and args.role != "worker":
+                search.retrain_best(
+                    config,
+                    result.project_dir,
+                    train_on=args.retrain_on,
+                    epochs=args.retrain_epochs,
+                    output_dir=args.output_dir,
+                    export_dir=args.export_dir,
+                    download=not args.no_download,
+                    verbose=verbosity(args),
+                    export_formats=args.export_format or ("savedmodel",),
+                )
+            if args.check and result.summary_paths:  # after --retrain: the page links the retrained run's report
+                check_page(result.summary_paths["search.html"])
     return 0
 
 

@@ -454,14 +454,28 @@ def unreadable_state(project_dir: str) -> List[Dict[str, str]]:
                         "again: that trial is trained again"
                     )
                 elif name == "oracle.json":
+                    kept = len(glob.glob(os.path.join(project_dir, "trial_*", "trial.json")))
                     fix = (
-                        "the trials' own files are intact (--summary still reports them); to search again start "
-                        "afresh with --overwrite, or use another --project-name"
+                        f"the {kept} trials' own files are intact and stay as they are: python -m tfcourse.tune "
+                        f"--summary {project_dir} reports them; to search on, pass another --project-name (a new "
+                        "search beside this one). Only --overwrite would delete them"
                     )
                 else:
                     fix = f"remove {path} (it holds only that tuner's own bookkeeping) and run again"
                 found.append({"path": path, "problem": str(error), "fix": fix})
     return found
+
+
+def completed_trials(project_dir: str) -> int:
+    """How many trials of a search folder completed (readable ``trial.json`` with status COMPLETED)."""
+    count = 0
+    for path in glob.glob(os.path.join(project_dir, "trial_*", "trial.json")):
+        try:
+            trial = rundir.read_json(path, "trial file")
+        except ValueError:
+            continue
+        count += isinstance(trial, dict) and trial.get("status") == "COMPLETED"
+    return count
 
 
 def check_state(project_dir: str) -> None:

@@ -85,11 +85,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"tfcourse.explain: error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # an output folder that cannot be written (read-only, full disk)
-        print(
-            f"tfcourse.explain: error: cannot write {error.filename or 'the output'}: {error.strerror}; pass "
-            "another --output-dir.",
-            file=sys.stderr,
+        line = rundir.write_fault(error) or (
+            f"cannot write {error.filename or 'the output'}: {error.strerror}; pass another --output-dir."
         )
+        print(f"tfcourse.explain: error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as error:
         rundir.interrupted_exit(parser, error)

@@ -84,7 +84,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         message = (
             error
             if isinstance(error, ValueError)
-            else (f"cannot write {error.filename or 'the report'}: {error.strerror}; pass another --output-dir")
+            else rundir.write_fault(error)
+            or f"cannot write {error.filename or 'the report'}: {error.strerror}; pass another --output-dir"
         )
         print(f"tfcourse.report: error: {message}", file=sys.stderr)
         return 2
