@@ -222,16 +222,19 @@ def _huge_cell_csv(scratch):
         handle.write('1,"' + "z" * 50_000_000 + '",p\n')  # 50 MB: NumPy once asked for 78 GiB
 
 
-def _rival_partial(scratch):
-    """The hidden partial folder of a live process with a lower id (PID 1 is always alive) building ``run``:
-    what a second ``train`` with the same --output-dir finds while the first works."""
-    os.makedirs(os.path.join(scratch, ".run.partial-1"))
+def _held_lock(folder):
+    """A live process holding the lock of ``folder`` (``rundir.folder_lock``, as a running ``tune`` holds its
+    search folder's and a running ``train`` its run folder's) while the case runs."""
+
+    def plant(scratch):
+        _hold(scratch, folder)
+
+    return plant
 
 
-def _held_search_lock(scratch):
-    """A live process holding the lock of ``tuning/s`` (``rundir.folder_lock``) while the case runs."""
-    os.makedirs(os.path.join(scratch, "tuning"))
-    ready = os.path.join(scratch, "tuning", ".holder-ready")
+def _hold(scratch, folder):
+    os.makedirs(os.path.dirname(os.path.join(scratch, folder)) or scratch, exist_ok=True)
+    ready = os.path.join(scratch, ".holder-ready")
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -239,7 +242,7 @@ def _held_search_lock(scratch):
             "import sys, time; from tfcourse import rundir\n"
             "with rundir.folder_lock(sys.argv[1], 'wait'):\n"
             "    open(sys.argv[2], 'w').close(); time.sleep(120)",
-            os.path.join(scratch, "tuning", "s"),
+            os.path.join(scratch, folder),
             ready,
         ],
         env=dict(os.environ, PYTHONPATH=ROOT),
@@ -589,7 +592,7 @@ CASES = [
         "tune",
         TUNE + ["--project-name", "s"],
         r"tuning/s is in use by another process \(PID \d+\); wait until it has finished",
-        _held_search_lock,
+        _held_lock(os.path.join("tuning", "s")),
     ),
     Case(
         "table: a numeric target of 500 values",
@@ -642,8 +645,8 @@ CASES = [
         "train: a second run into the same --output-dir",
         "train",
         TRAIN + ["--output-dir", "run"],
-        r"run: another process \(PID 1\) is writing this folder now",
-        _rival_partial,
+        r"run is in use by another process \(PID \d+\); pass another --output-dir",
+        _held_lock("run"),
     ),
     Case(
         "train: --output-dir on a full disk",

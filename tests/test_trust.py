@@ -6,6 +6,7 @@ with exit status 2 and a message naming the problem, or survives it without losi
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -727,3 +728,73 @@ def test_publishing_a_folder_over_an_earlier_one_never_loses_both(tmp_path, monk
     (tmp_path / ".next.partial-1").mkdir()
     rundir.publish_folder(str(tmp_path / ".next.partial-1"), str(tmp_path / "next"))  # nothing to replace
     assert sorted(os.listdir(tmp_path)) == ["eda", "next"]
+
+
+# ----------------------------------------------------------------------------- one process per folder
+
+
+def test_a_search_folder_is_locked_while_a_process_works_in_it(tmp_path, monkeypatch, capsys):
+    """A second ``tune`` on a search in progress is refused with the holder's PID (before: it retrained the
+    first one's running trials in the same folders); the lock goes with its process, even on kill -9."""
+    from tfcourse import rundir
+
+    monkeypatch.chdir(tmp_path)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from tfcourse import rundir\n"
+            "with rundir.folder_lock(sys.argv[1], 'wait'):\n"
+            "    print('held', flush=True); time.sleep(120)",
+            str(tmp_path / "tuning" / "s"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert exit_code(tune.main, TINY_TUNE + ["--max-trials", "1", "--project-name", "s"]) == 2
+        err = capsys.readouterr().err
+        assert f"tuning/s is in use by another process (PID {holder.pid}); wait until it has finished" in err
+        assert not (tmp_path / "tuning" / "s").exists()  # the refused command wrote nothing
+    finally:
+        holder.kill()  # kill -9: no finally of its own runs
+        holder.wait()
+    with rundir.folder_lock(str(tmp_path / "tuning" / "s"), "wait"):
+        assert (tmp_path / "tuning" / ".s.lock").read_text().strip() == str(os.getpid())
+    assert not (tmp_path / "tuning" / ".s.lock").exists()
+
+
+def test_a_claimed_run_folder_refuses_a_rival_and_a_late_collision_keeps_both(tmp_path):
+    from tfcourse import rundir
+
+    first = rundir.claim_partial(str(tmp_path / "run"))  # flock: a second open file of ours is a rival too
+    with pytest.raises(ValueError, match=rf"run is in use by another process \(PID {os.getpid()}\); pass another"):
+        rundir.claim_partial(str(tmp_path / "run"))
+    rundir.abandon_partial(first)
+    assert os.listdir(tmp_path) == []
+    staging = rundir.claim_partial(str(tmp_path / "other" / "run"))
+    (tmp_path / "other" / "run").mkdir()  # another process published the same name meanwhile
+    (tmp_path / "other" / "run" / "theirs.txt").write_text("their finished run")
+    (pathlib_path := tmp_path / "other" / os.path.basename(staging) / "ours.txt").write_text("ours")
+    assert pathlib_path.exists()
+    assert rundir.publish_new_folder(staging, str(tmp_path / "other" / "run")) == str(tmp_path / "other" / "run-2")
+    assert (tmp_path / "other" / "run" / "theirs.txt").exists() and (tmp_path / "other" / "run-2" / "ours.txt").exists()
+    staging = rundir.claim_partial(str(tmp_path / "new" / "deeper" / "run"))
+    rundir.abandon_partial(staging)  # a refused run takes back the folders its claim made
+    assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.slow
+def test_two_train_runs_into_one_output_dir_lose_no_finished_work(tmp_path):
+    """Started together: the later claim is refused at once with the other's PID, or (if the first had
+    published already) told the folder exists; never a traceback, and a run that finished is kept whole."""
+    command = [sys.executable, "-m", "tfcourse.train", *TINY_TRAIN, "--epochs", "3", "--output-dir", "run"]
+    runs = [subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [(run.wait(timeout=300), run.stderr.read()) for run in runs]
+    assert sorted(code for code, _ in results) == [0, 2], results
+    (refusal,) = [err for code, err in results if code == 2]
+    assert "Traceback" not in refusal
+    assert re.search(r"run is in use by another process \(PID \d+\)|exists already", refusal), refusal
+    assert (tmp_path / "run" / "model.keras").exists() and (tmp_path / "run" / "metrics.json").exists()
+    assert sorted(os.listdir(tmp_path)) == ["run"]

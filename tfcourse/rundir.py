@@ -193,50 +193,50 @@ def missing_folders(path: str) -> List[str]:
 
 
 def claim_partial(final: str) -> str:
-    """Makes and returns this process's hidden ``.NAME.partial-PID`` folder for the new folder ``final``.
+    """Claims the new folder ``final`` for this process: returns the hidden ``.NAME.partial-PID`` folder
+    (made) to build it in, holding the folder's lock (``_acquire_lock``) until ``publish_new_folder`` or
+    ``abandon_partial``.
 
     Two processes started on the same ``final`` (two ``train`` runs with one ``--output-dir``) would both
-    build it and the second would lose its finished work at the rename; so the claim is refused when another
-    live process builds the same folder and its process id is lower (exactly one of any set of rivals goes
-    on, whatever the timing).
+    build it and the second would lose its finished work at the rename: the lock refuses the later one at
+    once, with the holder's process id.
 
     Raises:
-        ValueError: Another live process is building ``final``; names its process id and the fix.
+        ValueError: Another process is building ``final``, or ``final`` exists already.
     """
     made = missing_folders(os.path.dirname(os.path.abspath(final)))  # for abandon_partial to take back
     staging = prepare_partial(final)
+    try:
+        handle = _acquire_lock(final, "pass another --output-dir, or wait until it has finished.")
+    except BaseException:
+        _remove_empty(made)
+        raise
+    if os.path.exists(final):  # published by another process between the caller's look and this lock
+        _release_lock(final, handle)
+        _remove_empty(made)
+        raise ValueError(f"{final} exists already; pass another --output-dir or remove it.")
     os.makedirs(staging)
-    _MADE_PARENTS[staging] = made
-    parent, name = os.path.split(os.path.abspath(final))
-    rivals = []
-    for entry in os.listdir(parent):
-        match = PARTIAL_PATTERN.match(entry)
-        if match and match["name"] == name and int(match["pid"]) != os.getpid() and process_alive(int(match["pid"])):
-            rivals.append(int(match["pid"]))
-    if rivals and min(rivals) < os.getpid():
-        abandon_partial(staging)
-        raise ValueError(
-            f"{final}: another process (PID {min(rivals)}) is writing this folder now; pass another --output-dir, "
-            "or wait until it has finished."
-        )
+    _CLAIMS[staging] = (final, handle, made)
     return staging
 
 
-_MADE_PARENTS: dict = {}
+_CLAIMS: dict = {}
 
 
 def abandon_partial(staging: str) -> None:
-    """Removes a ``claim_partial`` folder of work that failed, and the parent folders the claim made
-    if they are empty now: a refused run leaves nothing behind."""
+    """Removes a ``claim_partial`` folder of work that failed, releases its claim, and removes the parent
+    folders the claim made if they are empty now: a refused run leaves nothing behind."""
     shutil.rmtree(staging, ignore_errors=True)
-    for folder in _MADE_PARENTS.pop(staging, []):
-        with contextlib.suppress(OSError):
-            os.rmdir(folder)  # only if empty
+    final, handle, made = _CLAIMS.pop(staging, (None, None, []))
+    if handle is not None:
+        _release_lock(final, handle)
+    _remove_empty(made)
 
 
 def publish_new_folder(partial: str, final: str) -> str:
-    """Renames the complete folder ``partial`` to ``final``; if something took ``final`` meanwhile, to the
-    first free ``final-2``, ``final-3``, ... instead, so finished work is never thrown away.
+    """Renames the complete folder ``partial`` to ``final`` and releases its claim; if something took
+    ``final`` meanwhile (a program that does not take the lock), to the first free ``final-2``, ``final-3``,
+    ... instead, so finished work is never thrown away.
 
     Returns:
         The folder's name now.
@@ -246,12 +246,15 @@ def publish_new_folder(partial: str, final: str) -> str:
         if not os.path.exists(candidate):
             try:
                 os.rename(partial, candidate)
-                _MADE_PARENTS.pop(partial, None)
-                return candidate
+                break
             except OSError as error:  # taken between the look and the rename
                 if error.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.EISDIR):
                     raise
         candidate, number = f"{final}-{number}", number + 1
+    claimed, handle, _ = _CLAIMS.pop(partial, (None, None, []))
+    if handle is not None:
+        _release_lock(claimed, handle)
+    return candidate
 
 
 def publish_folder(partial: str, final: str) -> None:
@@ -308,22 +311,20 @@ def sweep_stale_partials(parent: str, pattern: re.Pattern = PARTIAL_PATTERN) -> 
     return swept
 
 
-@contextlib.contextmanager
-def folder_lock(folder: str, busy: str):
-    """Within the block this process alone works in ``folder`` (a search folder): an exclusive ``flock`` on a
-    hidden ``.NAME.lock`` file beside it, holding the holder's process id.
+def _lock_path(folder: str) -> str:
+    parent, name = os.path.split(os.path.abspath(folder))
+    return os.path.join(parent, f".{name}.lock")
 
-    The lock goes with the process (``kill -9`` included), so it is never left stale; the file is removed on
-    release (and a lock taken on a file removed meanwhile is taken again). Folders made for the lock file
-    are removed again if empty.
+
+def _acquire_lock(folder: str, busy: str) -> int:
+    """An exclusive ``flock`` on ``folder``'s hidden ``.NAME.lock`` beside it (made if missing), holding
+    this process's id; returns the open file. A lock taken on a file its holder removed meanwhile is taken
+    again on the new one.
 
     Raises:
         ValueError: Another process holds the lock: names it by process id, with ``busy`` (what to do).
     """
-    parent, name = os.path.split(os.path.abspath(folder))
-    made = missing_folders(parent)
-    os.makedirs(parent, exist_ok=True)
-    lock_path = os.path.join(parent, f".{name}.lock")
+    lock_path = _lock_path(folder)
     while True:
         handle = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -338,15 +339,45 @@ def folder_lock(folder: str, busy: str):
         os.close(handle)  # the holder removed the file as we opened it: lock the new one
     os.ftruncate(handle, 0)
     os.write(handle, f"{os.getpid()}\n".encode("ascii"))
+    return handle
+
+
+def _release_lock(folder: str, handle: int) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(_lock_path(folder))
+    os.close(handle)
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str, busy: str):
+    """Within the block this process alone works in ``folder`` (a search folder): an exclusive ``flock`` on a
+    hidden ``.NAME.lock`` file beside it, holding the holder's process id.
+
+    The lock goes with the process (``kill -9`` included), so it is never left stale; the file is removed on
+    release. Folders made for the lock file are removed again if empty.
+
+    Raises:
+        ValueError: Another process holds the lock: names it by process id, with ``busy`` (what to do).
+    """
+    parent = os.path.dirname(os.path.abspath(folder))
+    made = missing_folders(parent)
+    os.makedirs(parent, exist_ok=True)
+    try:
+        handle = _acquire_lock(folder, busy)
+    except BaseException:
+        _remove_empty(made)
+        raise
     try:
         yield
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(lock_path)
-        os.close(handle)
-        for made_folder in made:
-            with contextlib.suppress(OSError):
-                os.rmdir(made_folder)  # only if empty
+        _release_lock(folder, handle)
+        _remove_empty(made)
+
+
+def _remove_empty(folders: List[str]) -> None:
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)  # only if empty
 
 
 class Terminated(KeyboardInterrupt):
