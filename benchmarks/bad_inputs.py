@@ -239,9 +239,13 @@ def _hold(scratch, folder):
         [
             sys.executable,
             "-c",
-            "import sys, time; from tfcourse import rundir\n"
-            "with rundir.folder_lock(sys.argv[1], 'wait'):\n"
-            "    open(sys.argv[2], 'w').close(); time.sleep(120)",
+            # the lock protocol of rundir.folder_lock, written out: another tfcourse process at work there
+            "import fcntl, os, sys, time\n"
+            "parent, name = os.path.split(os.path.abspath(sys.argv[1]))\n"
+            "handle = open(os.path.join(parent, '.' + name + '.lock'), 'w')\n"
+            "fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+            "handle.write(f'{os.getpid()}\\n'); handle.flush()\n"
+            "open(sys.argv[2], 'w').close(); time.sleep(120)",
             os.path.join(scratch, folder),
             ready,
         ],
@@ -834,10 +838,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             )
     passed = sum(result["ok"] for result in results)
     lines = [
-        f"{len(results)} bad inputs through the CLIs ({'one process each' if args.subprocess else 'in-process'}"
-        f"): {passed} passed, {len(results) - passed} failed. A case passes when it exits with the expected "
-        "status (2: refused), no traceback escapes, the message says what it should, and nothing is left "
-        "behind in its scratch folder.",
+        f"{len(results)} bad inputs and faults through the CLIs ({'one process each' if args.subprocess else 'in-process'}"
+        f"; the full and read-only file systems as a process in its own user and mount namespace, tmpfs mounted "
+        f"for real; `api`: the Python API): {passed} passed, {len(results) - passed} failed. A case passes when "
+        "it exits with the expected status (2: refused; 0: a valid input answered), no traceback escapes, the "
+        "message says what it should, and nothing is left behind in its scratch folder (nor on its mounts).",
         "",
         "| # | CLI | bad input | arguments | exit | traceback | left behind | first line of the message | pass |",
         "|---:|---|---|---|---:|---|---|---|---|",
