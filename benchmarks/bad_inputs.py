@@ -641,7 +641,7 @@ CASES = [
         "predict --output on a read-only file system",
         "predict",
         ["run", "seven.png", "--output", "ro/p.csv"],
-        r"--output ro/p.csv: cannot write into \S*ro \(permission denied or read-only\)",
+        r"--output ro: cannot write into \S*ro \(permission denied or read-only\)",
         _both(_run(), _png("seven.png")),
         mounts="mount -t tmpfs -o ro,size=64k tmpfs ro",
     ),

@@ -53,7 +53,7 @@ def _check_outputs(args) -> None:
         folder = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(folder):
             raise ValueError(f"{path}: its folder {folder} does not exist; create it or write elsewhere.")
-        rundir.check_writable_folder(path, "--output" if path == args.output else "--grid")
+        rundir.check_writable_folder(os.path.dirname(path) or ".", "--output" if path == args.output else "--grid")
 
 
 def table(rows, top_k: int) -> str:

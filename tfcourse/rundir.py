@@ -5,9 +5,11 @@ Every file tfcourse writes for a person or a later process goes through ``write_
 so a kill leaves the old file or the new one, never half of one. ``read_json`` names the
 file and the fix when a file is missing, empty or not JSON. Folders are built under a
 hidden ``.NAME.partial-PID`` name and renamed when complete; ``stale_partials`` finds the
-ones a killed process (``kill -9``) left behind so the next run can sweep them.
-``check_writable_folder`` refuses an output or export location that cannot be written
-before any work starts.
+ones a killed process (``kill -9``) left behind so the next run can sweep them. One process at a
+time: a new run folder is claimed under an ``flock`` (``claim_partial``), a search folder is held
+with ``folder_lock``; both go with their process. ``check_writable_folder`` refuses an output or
+export location that cannot be written before any work starts, and ``cli_errors`` answers every
+command's write faults (full disk, read-only, collisions) in one line.
 
 A floor-1 module: it imports nothing of tfcourse.
 """
@@ -176,6 +178,7 @@ def prepare_partial(final: str) -> str:
     parent, name = os.path.split(os.path.abspath(final))
     os.makedirs(parent, exist_ok=True)
     sweep_stale_partials(parent)
+    sweep_stale_locks(parent)
     return os.path.join(parent, f".{name}.partial-{os.getpid()}")
 
 
@@ -190,6 +193,9 @@ def missing_folders(path: str) -> List[str]:
             break
         probe = parent
     return made
+
+
+_CLAIMS: dict = {}  # a claimed partial folder -> (its final name, the lock's open file, the parents made)
 
 
 def claim_partial(final: str) -> str:
@@ -209,18 +215,15 @@ def claim_partial(final: str) -> str:
     try:
         handle = _acquire_lock(final, "pass another --output-dir, or wait until it has finished.")
     except BaseException:
-        _remove_empty(made)
+        remove_empty_folders(made)
         raise
     if os.path.exists(final):  # published by another process between the caller's look and this lock
         _release_lock(final, handle)
-        _remove_empty(made)
+        remove_empty_folders(made)
         raise ValueError(f"{final} exists already; pass another --output-dir or remove it.")
     os.makedirs(staging)
     _CLAIMS[staging] = (final, handle, made)
     return staging
-
-
-_CLAIMS: dict = {}
 
 
 def abandon_partial(staging: str) -> None:
@@ -230,7 +233,7 @@ def abandon_partial(staging: str) -> None:
     final, handle, made = _CLAIMS.pop(staging, (None, None, []))
     if handle is not None:
         _release_lock(final, handle)
-    _remove_empty(made)
+    remove_empty_folders(made)
 
 
 def publish_new_folder(partial: str, final: str) -> str:
@@ -342,6 +345,30 @@ def _acquire_lock(folder: str, busy: str) -> int:
     return handle
 
 
+def sweep_stale_locks(parent: str) -> List[str]:
+    """Removes the ``.NAME.lock`` files in ``parent`` no process holds (a holder killed with ``kill -9``
+    leaves its file, though never its lock) and returns them."""
+    swept = []
+    for entry in sorted(os.listdir(parent)) if os.path.isdir(parent) else []:
+        if not (entry.startswith(".") and entry.endswith(".lock")):
+            continue
+        path = os.path.join(parent, entry)
+        try:
+            handle = os.open(path, os.O_RDWR)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.stat(path).st_ino == os.fstat(handle).st_ino:
+                os.remove(path)  # while holding it: a process opening it now takes it again anew
+                swept.append(path)
+        except (BlockingIOError, FileNotFoundError):
+            pass  # held: a live process works there
+        finally:
+            os.close(handle)
+    return swept
+
+
 def _release_lock(folder: str, handle: int) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.remove(_lock_path(folder))
@@ -365,16 +392,17 @@ def folder_lock(folder: str, busy: str):
     try:
         handle = _acquire_lock(folder, busy)
     except BaseException:
-        _remove_empty(made)
+        remove_empty_folders(made)
         raise
     try:
         yield
     finally:
         _release_lock(folder, handle)
-        _remove_empty(made)
+        remove_empty_folders(made)
 
 
-def _remove_empty(folders: List[str]) -> None:
+def remove_empty_folders(folders: List[str]) -> None:
+    """Removes each of ``folders`` (deepest first) that is empty; the others stay."""
     for folder in folders:
         with contextlib.suppress(OSError):
             os.rmdir(folder)  # only if empty

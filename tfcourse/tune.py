@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import socket
 import sys
 from typing import Any, Dict, List, Optional
@@ -354,12 +355,8 @@ def _new_search_removed_on_failure(project_dir: str, role: Optional[str]):
         from tfcourse import tuners
 
         if made and not tuners.completed_trials(project_dir):
-            import shutil
-
             shutil.rmtree(project_dir, ignore_errors=True)
-            for folder in made[1:]:
-                with contextlib.suppress(OSError):
-                    os.rmdir(folder)  # only if empty
+            rundir.remove_empty_folders(made[1:])
         raise
 
 
