@@ -501,7 +501,7 @@ def test_distributed_chief_and_two_workers(tmp_path):
         _spawn([*args, "--role", "worker", "--oracle", address, "--tuner-id", f"worker{i}"], tmp_path) for i in range(2)
     ]
     outputs = [worker.communicate(timeout=300)[0] for worker in workers]
-    assert [worker.returncode for worker in workers] == [0, 0], outputs
+    assert [worker.returncode for worker in workers] == [0, 0], [output[-1500:] for output in outputs]
     chief_output = chief.communicate(timeout=120)[0]
     assert chief.returncode == 0, chief_output
     rows = json.loads((tmp_path / "shared" / "trials.json").read_text())
@@ -522,3 +522,19 @@ def test_mirrored_strategy(tmp_path, monkeypatch, capsys):
     assert (
         json.loads((tmp_path / "tuning" / "mlp-digits-random" / "trials.json").read_text())[0]["status"] == "COMPLETED"
     )
+
+
+@pytest.mark.parametrize("command", ["train", "tune", "predict", "numpy_mlp", "eda", "export", "cost"])
+def test_help_states_each_default_once(command):
+    """``--help`` once printed "(default: None)" after defaults each flag's help states by hand."""
+    import importlib
+
+    module = importlib.import_module(
+        f"tfcourse.{command}.cli" if command in ("eda", "export", "cost") else f"tfcourse.{command}"
+    )
+    text = " ".join(module.build_parser().format_help().split())
+    assert "(default: None)" not in text and "(default: False)" not in text and "(default: ())" not in text
+    if command == "tune":
+        assert "default cnn; for a table tabular_mlp)" in text
+        assert "default cnn; for a table tabular_mlp) (default" not in text
+        assert "(default: 5)" in text or "(default: 10)" in text  # a default the help leaves out is still shown

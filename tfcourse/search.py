@@ -284,7 +284,8 @@ def run_search(
 
     directory = project_dir(config)
     record = search_record(config, pipelines.input_shape, pipelines.num_classes)
-    check_project(directory, record, config.overwrite and role != "worker")
+    if role != "worker":  # a worker trains in the chief's folder, which the chief may be filling right now
+        check_project(directory, record, config.overwrite)
     hypermodel = tuners.make_hypermodel(
         config.model,
         pipelines.input_shape,
