@@ -328,3 +328,48 @@ def test_reading_a_space_keeps_the_dtype_policy_the_caller_set():
         assert keras.config.dtype_policy().name == "mixed_bfloat16"
     finally:
         keras.config.set_dtype_policy("float32")
+
+
+LOAD_AFTER_IMPORT = """
+import sys
+order = sys.argv[1]
+if order == "keras-first":
+    import keras
+import tfcourse
+assert order == "keras-first" or ("keras" not in sys.modules and "tensorflow" not in sys.modules), "import tfcourse is heavy"
+import keras
+import numpy as np
+for path in sys.argv[2:]:
+    model = keras.models.load_model(path)
+    print(path, type(model).__name__, [type(layer).__name__ for layer in model.layers])
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("order", ["tfcourse-first", "keras-first"])
+def test_a_saved_model_loads_with_plain_keras_after_import_tfcourse(order, cnn_run, attention_run, tmp_path):
+    """``keras.models.load_model`` on the files tfcourse writes (custom batch norm, attention layers, the table
+    model's imputing normaliser), in a fresh process that imports tfcourse and keras in either order; without
+    ``import tfcourse`` Keras cannot find the custom classes. ``import tfcourse`` itself stays light."""
+    import os
+    import subprocess
+    import sys
+
+    from tfcourse import table_runs
+    from tfcourse.config import TableConfig
+
+    table = table_runs.train_table(TableConfig(output_dir=str(tmp_path / "table"), epochs=1, report=False))
+    paths = [os.path.join(run, "model.keras") for run in (cnn_run[0], attention_run[0], table.run_dir)]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run(
+        [sys.executable, "-c", LOAD_AFTER_IMPORT, order, *paths], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count(" Functional ") == 3 and "FusedBatchNormalization" in done.stdout
+    plain = subprocess.run(
+        [sys.executable, "-c", "import sys, keras; keras.models.load_model(sys.argv[1])", paths[0]],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert plain.returncode != 0 and "Could not locate class 'FusedBatchNormalization'" in plain.stderr
