@@ -23,7 +23,9 @@ def _register_layers() -> None:
     try:
         importlib.import_module(_LAYERS)
     except Exception as error:  # noqa: BLE001  (Keras must still import; saved tfcourse models then need it)
-        warnings.warn(f"tfcourse could not register its Keras layers ({error}); import {_LAYERS} yourself.")
+        warnings.warn(
+            f"tfcourse could not register its Keras layers ({error}); import {_LAYERS} yourself.", stacklevel=2
+        )
 
 
 class _AfterKerasImport(importlib.abc.MetaPathFinder):

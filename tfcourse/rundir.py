@@ -502,6 +502,27 @@ def cli_errors(parser, output: Optional[str] = None):
         parser.exit(2, f"{parser.prog}: error: {line}\n")
 
 
+def export_of_run(run_dir: str, export_root: str, write: Callable[[], Any]) -> Any:
+    """Runs ``write()`` (an export of the finished run folder ``run_dir``; its result, or a tuple whose first
+    item, is the export's folder) and records that folder in the run's ``export.json``.
+
+    Raises:
+        ValueError: If the export fails (disk full, permissions, a failed check): the run folder stays
+            complete, and the message says how to export it again.
+    """
+    try:
+        result = write()
+    except Exception as error:  # noqa: BLE001  (disk full, permissions, a failed check: the run is kept)
+        raise ValueError(
+            f"The export failed ({type(error).__name__}: {str(error).strip()[:500]}). The run folder "
+            f"{run_dir} is complete; export it again with: python -m tfcourse.export {run_dir} "
+            f"--export-dir {export_root}"
+        ) from error
+    export_dir = result[0] if isinstance(result, tuple) else result
+    write_json(os.path.join(run_dir, EXPORT_FILE), {"export_dir": os.path.abspath(export_dir)})
+    return result
+
+
 def is_table_run(run_dir: str) -> bool:
     """A run folder written by ``table_runs.train_table`` (its ``config.json`` lists the table's columns)."""
     try:

@@ -554,8 +554,10 @@ def export_run(
         ValueError: If the export or its check fails; the run folder stays complete, and the
             message says how to export it again.
     """
-    try:
-        export_dir, difference = export.export_checked(
+    export_dir, difference = rundir.export_of_run(
+        run_dir,
+        export_root,
+        lambda: export.export_checked(
             model,
             export_root,
             model_name,
@@ -567,14 +569,8 @@ def export_run(
             tta=tta,
             formats=formats,
             calibration=calibration,
-        )
-    except Exception as error:  # noqa: BLE001  (disk full, permissions, a failed check: the run is kept)
-        raise ValueError(
-            f"The export failed ({type(error).__name__}: {str(error).strip()[:500]}). The run folder "
-            f"{run_dir} is complete; export it again with: python -m tfcourse.export {run_dir} "
-            f"--export-dir {export_root}"
-        ) from error
-    write_json(os.path.join(run_dir, rundir.EXPORT_FILE), {"export_dir": os.path.abspath(export_dir)})
+        ),
+    )
     print(f"tfcourse: exported SavedModel to {export_dir}", flush=True)
     others = export.read_metadata(export_dir).get("formats")
     if others:

@@ -143,7 +143,7 @@ def train_table(config: TableConfig, verbose: Any = 0, record_extra: Optional[Di
         }
         rundir.write_json(os.path.join(staging, rundir.CONFIG_FILE), record)
         rundir.write_json(
-            os.path.join(staging, "history.json"), {k: [float(v) for v in vs] for k, vs in history.items()}
+            os.path.join(staging, rundir.HISTORY_FILE), {k: [float(v) for v in vs] for k, vs in history.items()}
         )
         rundir.write_json(os.path.join(staging, rundir.METRICS_FILE), metrics)
         np.savez(os.path.join(staging, rundir.PREDICTIONS_FILE), **predictions)
@@ -195,8 +195,10 @@ def export_run(run: TableRun, export_root: str, model_name: str, verify: bool = 
     def check(staging: str) -> None:
         found["difference"] = export.verify_table_export(run.model, staging, probe, run.dataset.class_names, threshold)
 
-    try:
-        export_dir = export.export_table_model(
+    export_dir = rundir.export_of_run(
+        run.run_dir,
+        export_root,
+        lambda: export.export_table_model(
             run.model,
             export_root,
             model_name,
@@ -210,14 +212,8 @@ def export_run(run: TableRun, export_root: str, model_name: str, verify: bool = 
             },
             check=check if verify else None,
             examples=probe,
-        )
-    except Exception as error:  # noqa: BLE001  (disk full, permissions, a failed check: the run is kept)
-        raise ValueError(
-            f"The export failed ({type(error).__name__}: {str(error).strip()[:500]}). The run folder "
-            f"{run.run_dir} is complete; export it again with: python -m tfcourse.export {run.run_dir} "
-            f"--export-dir {export_root}"
-        ) from error
-    rundir.write_json(os.path.join(run.run_dir, rundir.EXPORT_FILE), {"export_dir": os.path.abspath(export_dir)})
+        ),
+    )
     print(f"tfcourse: exported SavedModel (raw rows in) to {export_dir}", flush=True)
     if verify:
         print(
@@ -289,4 +285,6 @@ def load_run(run_dir: str) -> TableRun:
     dataset, splits = tabular.load_split_table(TableDataConfig(**settings), record["config"]["seed"])
     if splits.sizes() != record["data"]["split_sizes"]:
         raise ValueError(f"{settings['dataset']} has changed since {run_dir} was trained; its splits differ.")
-    return TableRun(run_dir, read(rundir.METRICS_FILE), read("history.json"), load_run_model(run_dir), dataset, splits)
+    return TableRun(
+        run_dir, read(rundir.METRICS_FILE), read(rundir.HISTORY_FILE), load_run_model(run_dir), dataset, splits
+    )

@@ -107,10 +107,10 @@ def export_run_folder(
 
 
 def json_model(run_dir: str) -> str:
-    import json
+    from tfcourse import rundir
 
-    with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as handle:
-        return json.load(handle)["config"]["model"]
+    record = rundir.read_json(os.path.join(run_dir, rundir.CONFIG_FILE), "run configuration")
+    return record["config"]["model"]
 
 
 def main(argv: Optional[List[str]] = None) -> int:

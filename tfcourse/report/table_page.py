@@ -49,7 +49,7 @@ def table_report_blocks(run_dir: str, figures_dir: str):
     """The page's blocks, its figures drawn into ``figures_dir``."""
     record = _read(run_dir, rundir.CONFIG_FILE)
     metrics = _read(run_dir, rundir.METRICS_FILE)
-    history = _read(run_dir, "history.json")
+    history = _read(run_dir, rundir.HISTORY_FILE)
     data, config = record["data"], record["config"]
     class_names = data["class_names"]
     binary = "roc_auc" in metrics
