@@ -346,8 +346,7 @@ for path in sys.argv[2:]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("order", ["tfcourse-first", "keras-first"])
-def test_a_saved_model_loads_with_plain_keras_after_import_tfcourse(order, cnn_run, attention_run, tmp_path):
+def test_a_saved_model_loads_with_plain_keras_after_import_tfcourse(cnn_run, attention_run, tmp_path):
     """``keras.models.load_model`` on the files tfcourse writes (custom batch norm, attention layers, the table
     model's imputing normaliser), in a fresh process that imports tfcourse and keras in either order; without
     ``import tfcourse`` Keras cannot find the custom classes. ``import tfcourse`` itself stays light."""
@@ -361,11 +360,12 @@ def test_a_saved_model_loads_with_plain_keras_after_import_tfcourse(order, cnn_r
     table = table_runs.train_table(TableConfig(output_dir=str(tmp_path / "table"), epochs=1, report=False))
     paths = [os.path.join(run, "model.keras") for run in (cnn_run[0], attention_run[0], table.run_dir)]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    done = subprocess.run(
-        [sys.executable, "-c", LOAD_AFTER_IMPORT, order, *paths], capture_output=True, text=True, env=env
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.count(" Functional ") == 3 and "FusedBatchNormalization" in done.stdout
+    for order in ("tfcourse-first", "keras-first"):
+        done = subprocess.run(
+            [sys.executable, "-c", LOAD_AFTER_IMPORT, order, *paths], capture_output=True, text=True, env=env
+        )
+        assert done.returncode == 0, (order, done.stderr[-3000:])
+        assert done.stdout.count(" Functional ") == 3 and "FusedBatchNormalization" in done.stdout
     plain = subprocess.run(
         [sys.executable, "-c", "import sys, keras; keras.models.load_model(sys.argv[1])", paths[0]],
         capture_output=True,

@@ -98,7 +98,6 @@ def plot_search(
         for i, row in zip(order, rows)
         if row.get("status") not in ("COMPLETED", None) and not _is_number(row.get("score"))
     ]
-    pick = max if direction == "max" else min
 
     # Hyperband scores trials after different numbers of epochs: one colour per budget
     budget = {i: row.get("hp/tuner/epochs") for i, row in zip(order, rows)}
@@ -112,15 +111,8 @@ def plot_search(
         for color, group in zip(_colors(len(groups)), groups):
             points = [(i, s) for i, s in scored if budget[i] == group]
             ax.scatter(*zip(*points), color=color, label=label(group), zorder=3)
-        xs, ys = zip(*scored)
-        best, best_curve = None, []
-        for s in ys:
-            best = s if best is None else pick(best, s)
-            best_curve.append(best)
-        ax.step(xs, best_curve, where="post", color="tab:orange", label="best so far")
-    if failed:
-        low = min((s for _, s in scored), default=0.0)
-        ax.scatter(failed, [low] * len(failed), marker="x", color="tab:red", label="failed trial", zorder=3)
+        _draw_best_so_far(ax, [i for i, _ in scored], [s for _, s in scored], direction)
+    _mark_failed(ax, failed, [s for _, s in scored])
     ax.set_xlabel("trial (in the order run)")
     ax.set_ylabel(objective)
     ax.set_title(f"{len(rows)} trials: {len(scored)} scored, {len(failed)} failed")
@@ -160,6 +152,25 @@ def plot_search(
     return written
 
 
+def _draw_best_so_far(ax, xs, scores, direction: str, until=None) -> None:
+    """The best-so-far step curve of ``scores`` (at ``xs``, in order; held to ``until`` when given)."""
+    pick, best, curve = (max if direction == "max" else min), None, []
+    for score in scores:
+        best = score if best is None else pick(best, score)
+        curve.append(best)
+    xs = list(xs)
+    if until is not None:
+        xs, curve = xs + [until], curve + curve[-1:]
+    ax.step(xs, curve, where="post", color="tab:orange", label="best so far")
+
+
+def _mark_failed(ax, xs, scores) -> None:
+    """Failed trials as red crosses at ``xs``, drawn at the lowest of the ``scores``."""
+    if xs:
+        low = min(scores, default=0.0)
+        ax.scatter(xs, [low] * len(xs), marker="x", color="tab:red", label="failed trial", zorder=3)
+
+
 def plot_search_timeline(
     rows: Sequence[Dict[str, Any]], path: str, objective: str = "score", direction: str = "max"
 ) -> Optional[str]:
@@ -176,16 +187,8 @@ def plot_search_timeline(
     fig, ax = plt.subplots(figsize=(7, 4))
     if scored:
         ax.scatter(*zip(*scored), color="tab:blue", label="trial score (when it ended)", zorder=3)
-        pick, best, curve = (max if direction == "max" else min), None, []
-        for _, score in scored:
-            best = score if best is None else pick(best, score)
-            curve.append(best)
-        xs = [m for m, _ in scored] + [max(minutes)]
-        ax.step(xs, curve + curve[-1:], where="post", color="tab:orange", label="best so far")
-    failed = [m for m, row in zip(minutes, timed) if not _is_number(row.get("score"))]
-    if failed:
-        low = min((score for _, score in scored), default=0.0)
-        ax.scatter(failed, [low] * len(failed), marker="x", color="tab:red", label="failed trial", zorder=3)
+        _draw_best_so_far(ax, [m for m, _ in scored], [s for _, s in scored], direction, until=max(minutes))
+    _mark_failed(ax, [m for m, row in zip(minutes, timed) if not _is_number(row.get("score"))], [s for _, s in scored])
     ax.set_xlabel("minutes since the first trial started")
     ax.set_ylabel(objective)
     ax.set_title(f"best {objective} so far over wall time ({len(timed)} trials)")
