@@ -776,8 +776,8 @@ def test_a_claimed_run_folder_refuses_a_rival_and_a_late_collision_keeps_both(tm
     staging = rundir.claim_partial(str(tmp_path / "other" / "run"))
     (tmp_path / "other" / "run").mkdir()  # another process published the same name meanwhile
     (tmp_path / "other" / "run" / "theirs.txt").write_text("their finished run")
-    (pathlib_path := tmp_path / "other" / os.path.basename(staging) / "ours.txt").write_text("ours")
-    assert pathlib_path.exists()
+    with open(os.path.join(staging, "ours.txt"), "w") as handle:
+        handle.write("our finished run")
     assert rundir.publish_new_folder(staging, str(tmp_path / "other" / "run")) == str(tmp_path / "other" / "run-2")
     assert (tmp_path / "other" / "run" / "theirs.txt").exists() and (tmp_path / "other" / "run-2" / "ours.txt").exists()
     staging = rundir.claim_partial(str(tmp_path / "new" / "deeper" / "run"))
