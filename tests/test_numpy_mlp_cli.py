@@ -113,6 +113,7 @@ def test_kill_9_keeps_finished_activations_and_the_rerun_completes(tmp_path):
     assert numpy_mlp.main(argv) == 0
     assert (out / "relu" / "result.json").stat().st_mtime_ns == stamp  # kept, not retrained
     assert not [p for p in os.listdir(out) if ".partial-" in p]  # the killed activation's folder was swept
+    assert not [p for p in os.listdir(out) if p.endswith(".lock")]  # and its claim's lock file
     assert len(json.loads((out / "results.json").read_text())["rows"]) == 12
 
 

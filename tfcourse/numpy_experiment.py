@@ -289,8 +289,7 @@ def _run_activation(config, activation, arrays, out, verbose) -> Tuple[Dict, boo
         return done, True
     if os.path.isdir(final):  # renamed only with result.json inside, so this is foreign: leave it to the user
         raise ValueError(f"{final} exists without {RESULT_FILE}; remove it (it is not a finished activation).")
-    partial = os.path.join(out, f".{activation}.partial-{os.getpid()}")
-    os.makedirs(partial)
+    partial = rundir.claim_partial(final)  # another process on the same activation is refused here
     try:
         if verbose:
             print(f"{activation}: NumpyMLP, {config.epochs} epochs", flush=True)
@@ -303,9 +302,9 @@ def _run_activation(config, activation, arrays, out, verbose) -> Tuple[Dict, boo
                 print(f"{activation}: MLPClassifier, {config.epochs} epochs", flush=True)
             result["sklearn"] = train_sklearn(config, activation, arrays, os.path.join(partial, "sklearn"), verbose)
         rundir.write_json(os.path.join(partial, RESULT_FILE), result)
-        os.replace(partial, final)
+        final = rundir.publish_new_folder(partial, final)
     except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
+        rundir.abandon_partial(partial)
         raise
     return rundir.read_json(os.path.join(final, RESULT_FILE), "activation result"), False
 
