@@ -32,6 +32,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import time
 import traceback
 from typing import Callable, List, Optional
 
@@ -191,10 +192,6 @@ def _png(name, side=8, value=200):
     return plant
 
 
-def _bomb_file(scratch):
-    _bomb(scratch)
-
-
 def _numbers_csv(stray=None, rows=400):
     """A table whose column ``a`` is numbers (``stray``: line -> a cell that is not)."""
 
@@ -227,35 +224,31 @@ def _held_lock(folder):
     search folder's and a running ``train`` its run folder's) while the case runs."""
 
     def plant(scratch):
-        _hold(scratch, folder)
+        os.makedirs(os.path.dirname(os.path.join(scratch, folder)), exist_ok=True)
+        ready = os.path.join(scratch, ".holder-ready")
+        holder = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                # the lock protocol of rundir.folder_lock, written out: another tfcourse process at work there
+                "import fcntl, os, sys, time\n"
+                "parent, name = os.path.split(os.path.abspath(sys.argv[1]))\n"
+                "handle = open(os.path.join(parent, '.' + name + '.lock'), 'w')\n"
+                "fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+                "handle.write(f'{os.getpid()}\\n'); handle.flush()\n"
+                "open(sys.argv[2], 'w').close(); time.sleep(120)",
+                os.path.join(scratch, folder),
+                ready,
+            ],
+        )
+        HOLDERS.append(holder)
+        while not os.path.exists(ready):
+            if holder.poll() is not None:
+                raise RuntimeError("the lock holder could not start")
+            time.sleep(0.01)
+        os.remove(ready)
 
     return plant
-
-
-def _hold(scratch, folder):
-    os.makedirs(os.path.dirname(os.path.join(scratch, folder)) or scratch, exist_ok=True)
-    ready = os.path.join(scratch, ".holder-ready")
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            # the lock protocol of rundir.folder_lock, written out: another tfcourse process at work there
-            "import fcntl, os, sys, time\n"
-            "parent, name = os.path.split(os.path.abspath(sys.argv[1]))\n"
-            "handle = open(os.path.join(parent, '.' + name + '.lock'), 'w')\n"
-            "fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
-            "handle.write(f'{os.getpid()}\\n'); handle.flush()\n"
-            "open(sys.argv[2], 'w').close(); time.sleep(120)",
-            os.path.join(scratch, folder),
-            ready,
-        ],
-        env=dict(os.environ, PYTHONPATH=ROOT),
-    )
-    HOLDERS.append(holder)
-    while not os.path.exists(ready):
-        if holder.poll() is not None:
-            raise RuntimeError("the lock holder could not start")
-    os.remove(ready)
 
 
 def _empty_oracle(scratch):
@@ -627,7 +620,7 @@ CASES = [
         "predict",
         ["run", "seven.png", "bomb.png"],
         r"skipped bomb.png: refused, a decompression bomb",
-        _both(_run(), _png("seven.png"), _bomb_file),
+        _both(_run(), _png("seven.png"), _bomb),
         code=0,
     ),
     Case(
@@ -635,7 +628,7 @@ CASES = [
         "predict",
         ["run", "bomb.png"],
         r"skipped bomb.png: refused, a decompression bomb.*none of the 1 file",
-        _both(_run(), _bomb_file),
+        _both(_run(), _bomb),
     ),
     Case(
         "predict --output on a read-only file system",

@@ -210,13 +210,8 @@ def claim_partial(final: str) -> str:
     Raises:
         ValueError: Another process is building ``final``, or ``final`` exists already.
     """
-    made = missing_folders(os.path.dirname(os.path.abspath(final)))  # for abandon_partial to take back
+    handle, made = _lock_beside(final, "pass another --output-dir, or wait until it has finished.")
     staging = prepare_partial(final)
-    try:
-        handle = _acquire_lock(final, "pass another --output-dir, or wait until it has finished.")
-    except BaseException:
-        remove_empty_folders(made)
-        raise
     if os.path.exists(final):  # published by another process between the caller's look and this lock
         _release_lock(final, handle)
         remove_empty_folders(made)
@@ -375,6 +370,19 @@ def _release_lock(folder: str, handle: int) -> None:
     os.close(handle)
 
 
+def _lock_beside(folder: str, busy: str):
+    """Makes ``folder``'s parent if missing and takes ``folder``'s lock (``_acquire_lock``); returns the lock's
+    open file and the folders made, which are removed again (if empty) when the lock is refused."""
+    parent = os.path.dirname(os.path.abspath(folder))
+    made = missing_folders(parent)
+    os.makedirs(parent, exist_ok=True)
+    try:
+        return _acquire_lock(folder, busy), made
+    except BaseException:
+        remove_empty_folders(made)
+        raise
+
+
 @contextlib.contextmanager
 def folder_lock(folder: str, busy: str):
     """Within the block this process alone works in ``folder`` (a search folder): an exclusive ``flock`` on a
@@ -386,14 +394,7 @@ def folder_lock(folder: str, busy: str):
     Raises:
         ValueError: Another process holds the lock: names it by process id, with ``busy`` (what to do).
     """
-    parent = os.path.dirname(os.path.abspath(folder))
-    made = missing_folders(parent)
-    os.makedirs(parent, exist_ok=True)
-    try:
-        handle = _acquire_lock(folder, busy)
-    except BaseException:
-        remove_empty_folders(made)
-        raise
+    handle, made = _lock_beside(folder, busy)
     try:
         yield
     finally:

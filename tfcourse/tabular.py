@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import os
 import re
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -98,7 +99,7 @@ class TabularDataset:
     def num_rows(self) -> int:
         return len(self.y)
 
-    @property
+    @functools.cached_property
     def keys(self) -> Dict[str, str]:
         """Column name -> the model's input key for it (``input_keys``): the name itself unless TensorFlow
         forbids a character of it."""
@@ -107,7 +108,8 @@ class TabularDataset:
     @property
     def key_kinds(self) -> Dict[str, str]:
         """The model's input key -> ``numeric`` or ``categorical``."""
-        return {self.keys[name]: kind for name, kind in self.kinds.items()}
+        keys = self.keys
+        return {keys[name]: kind for name, kind in self.kinds.items()}
 
     @property
     def renamed(self) -> Dict[str, str]:

@@ -398,12 +398,13 @@ def main(argv: Optional[List[str]] = None) -> int:
             "wait until it has finished (this command then resumes its trials), or pass another --project-name; "
             "to share one search, start it with --role chief and the others with --role worker"
         )
+        project = search.project_dir(config)
         lock = (
             contextlib.nullcontext()
             if args.role == "worker"  # workers train the chief's trials in its folder
-            else rundir.folder_lock(search.project_dir(config), busy)
+            else rundir.folder_lock(project, busy)
         )
-        with lock, _new_search_removed_on_failure(search.project_dir(config), args.role):
+        with lock, _new_search_removed_on_failure(project, args.role):
             configure_distributed(args.role, args.oracle, args.tuner_id)
             strategy = None
             if args.distribution == "mirrored":
