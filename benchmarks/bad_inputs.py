@@ -267,9 +267,9 @@ def _extra_column_call(argv):
     own (before: the extra value was read as another column)."""
     import tensorflow as tf
 
-    from tfcourse import table_runs
+    from tfcourse.jobs import table_run
 
-    model = table_runs.load_run_model(argv[0])
+    model = table_run.load_run_model(argv[0])
     row = {"precipitation": 0.0, "temp_max": 12.2, "temp_min": 5.0, "weather": "sun", "wind": 3.1}
     feed = {key: tf.constant([[value]]) for key, value in row.items()}
     alone = model(feed).numpy()
@@ -700,8 +700,7 @@ def prepare_shared(root: str) -> None:
 def _main_of(cli: str) -> Callable:
     import importlib
 
-    packaged = ("export", "explain", "report", "cost", "eda")  # python -m tfcourse.X runs tfcourse/X/cli.py
-    module = importlib.import_module(f"tfcourse.{cli}.cli" if cli in packaged else f"tfcourse.{cli}")
+    module = importlib.import_module(f"tfcourse.{cli}")  # python -m tfcourse.X runs tfcourse/X.py
     return module.main
 
 

@@ -121,7 +121,7 @@ def _one(values, what: str) -> str:
 
 def settings_paragraph(rows) -> str:
     """What every row's run recorded in its config.json, in words (nothing here is typed in by hand)."""
-    from tfcourse.fit import PLATEAU_FACTOR
+    from tfcourse.training.fit import PLATEAU_FACTOR
 
     configs = {r["name"]: r["config"] for r in rows}
 

@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 from _tables import publish  # benchmarks/ is on sys.path when a script in it runs
 
-from tfcourse.eda.analysis import SECTIONS
+from tfcourse.exploration.analysis import SECTIONS
 
 
 def main(argv=None) -> int:

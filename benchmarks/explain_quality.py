@@ -42,8 +42,9 @@ def main() -> None:
     parser.add_argument("--out", default=os.path.join(HERE, "results", "explain_quality.md"))
     args = parser.parse_args()
 
-    from tfcourse import artifacts, explain
-    from tfcourse.explain import gallery
+    from tfcourse import explanations
+    from tfcourse.evaluation import artifacts
+    from tfcourse.pages import gallery
 
     extra = {}
     for item in args.layers:
@@ -65,18 +66,18 @@ def main() -> None:
         right = np.flatnonzero(predicted == test.labels)[: args.examples]
         inputs, labels, raw = run.model_inputs(test.images[right]), test.labels[right], test.images[right]
         for layer in [None] + extra.get(run.name, []):
-            reference = explain.gradcam_tape(model, inputs, labels, layer=layer)
+            reference = explanations.gradcam_tape(model, inputs, labels, layer=layer)
             for method in METHODS:
-                if layer is not None and method not in explain.CAM_METHODS:
+                if layer is not None and method not in explanations.CAM_METHODS:
                     continue
-                explain.explain(model, method, inputs[:4], labels[:4], layer=layer)  # warm-up (tracing)
+                explanations.explain(model, method, inputs[:4], labels[:4], layer=layer)  # warm-up (tracing)
                 start = time.perf_counter()
-                result = explain.explain(model, method, inputs, labels, layer=layer)
+                result = explanations.explain(model, method, inputs, labels, layer=layer)
                 seconds = time.perf_counter() - start
                 maps = result["maps"]
                 ratio = gallery.silhouette_ratio(maps, raw)
                 blank = int((maps.reshape(len(maps), -1).max(axis=1) == 0).sum())
-                corr = f"{gallery.correlation(maps, reference):.4f}" if method in explain.CAM_METHODS else ""
+                corr = f"{gallery.correlation(maps, reference):.4f}" if method in explanations.CAM_METHODS else ""
                 lines.append(
                     f"| {run.name} | {method} | {result['layer'] or '(input)'} | {ratio['ratio']:.2f} | "
                     f"{ratio['share_inside']:.0%} | {blank} | {corr} | {1000 * seconds / len(maps):.1f} |"

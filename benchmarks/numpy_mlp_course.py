@@ -23,8 +23,8 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 from _tables import blas_line, publish  # benchmarks/ is on sys.path when a script in it runs
 
-from tfcourse import numpy_experiment
 from tfcourse.config import DataConfig, NumpyExperimentConfig
+from tfcourse.numpy_nn import experiment
 
 
 def main(argv=None):
@@ -53,10 +53,10 @@ def main(argv=None):
     if args.sklearn_init != "own":
         flags += f" --sklearn-init {args.sklearn_init}"
     start = time.perf_counter()
-    report = numpy_experiment.run_experiment(config, verbose=1)
+    report = experiment.run_experiment(config, verbose=1)
     wall = time.perf_counter() - start
     resumed = report["resumed"]
-    table, findings = numpy_experiment.summary(config, report["results"], len(report["classes"]), timing=False)
+    table, findings = experiment.summary(config, report["results"], len(report["classes"]), timing=False)
     lines = [
         f"`python -m tfcourse.numpy_mlp {flags}` (the course experiment; "
         f"experiment folder `{os.path.relpath(results, os.path.dirname(HERE))}`, "

@@ -32,8 +32,8 @@ from _tables import blas_line, publish  # benchmarks/ is on sys.path when a scri
 from threadpoolctl import threadpool_limits
 
 from tfcourse.config import DataConfig, NumpyExperimentConfig
-from tfcourse.numpy_experiment import load_arrays
 from tfcourse.numpy_nn import NumpyMLP
+from tfcourse.numpy_nn.experiment import load_arrays
 
 HIDDEN = (256, 128, 64)
 

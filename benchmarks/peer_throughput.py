@@ -62,8 +62,9 @@ def load_images(count: int):
 def keras_model(net: str, policy: str, keras_bn: bool = False):
     import keras
 
-    from tfcourse import fit, hparams
     from tfcourse.models import build_model, common
+    from tfcourse.training import fit
+    from tfcourse.tuning import hparams
 
     name, overrides = NETS[net]
     hp = hparams.make_hyperparameters(name, {**overrides, "optimizer": "sgd", "learning_rate": 0.01}, (28, 28, 1), 10)
@@ -192,7 +193,7 @@ def matmul_gflops(policy: str, size: int = 2048, repeats: int = 20) -> float:
 
 
 def training_flops(net: str) -> float:
-    from tfcourse import cost
+    from tfcourse.models import cost
 
     return cost.cost_report(keras_model(net, "float32"))["training_flops"]
 

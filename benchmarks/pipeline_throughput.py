@@ -35,8 +35,10 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from _tables import publish  # noqa: E402  (benchmarks/ is on sys.path when a script in it runs)
 
-from tfcourse import data, fit, hparams  # noqa: E402
+from tfcourse import data
 from tfcourse.models import build_model  # noqa: E402
+from tfcourse.training import fit
+from tfcourse.tuning import hparams  # noqa: E402
 
 
 def build(steps_per_execution, input_shape, num_classes, seed, jit_compile=False, policy="float32"):

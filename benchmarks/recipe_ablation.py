@@ -109,7 +109,7 @@ def main(argv=None):
         train_variant(name, os.path.join(args.results, name))
     from time_to_accuracy import silhouette
 
-    from tfcourse import artifacts
+    from tfcourse.evaluation import artifacts
 
     lines = [
         f"Fashion-MNIST, official split (54,000 training images, 10,000 test images), seed 42, one run per row, "

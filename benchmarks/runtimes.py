@@ -3,7 +3,7 @@ float16 and int8 (the LiteRT interpreter), on all 10,000 Fashion-MNIST test imag
 
 For the course cnn and the README's vgg (the runs of ``what_to_expect.py``, reused when they exist with
 exactly that configuration, else trained), the float32 copy of the trained model is exported with
-``--export-format savedmodel,onnx,litert`` (``tfcourse.export.export_saved_model``: preprocessing, softmax
+``--export-format savedmodel,onnx,litert`` (``tfcourse.serving.savedmodel.export_saved_model``: preprocessing, softmax
 and the run's test-time augmentation inside every file; int8 calibrated on 500 training images) into
 ``benchmarks/results/runtimes/<model>/``. Per format: file size, test accuracy, agreement with the
 SavedModel (largest class-probability difference on the first 1,000 and on all 10,000 test images, share
@@ -42,15 +42,16 @@ LABELS = {
 
 def export_all_formats(run_dir: str, out_root: str, name: str):
     """The float32 copy of the run's model exported in every format; returns (version folder, run, seconds)."""
-    from tfcourse import artifacts, export
+    from tfcourse.evaluation import artifacts
+    from tfcourse.jobs.image_run import calibration_images
     from tfcourse.models import float32_copy
-    from tfcourse.runs import calibration_images
+    from tfcourse.serving import savedmodel
 
     run = artifacts.load(run_dir)
     test = run.test_data()
     shutil.rmtree(os.path.join(out_root, name), ignore_errors=True)
     start = time.perf_counter()
-    version = export.export_saved_model(
+    version = savedmodel.export_saved_model(
         float32_copy(run.keras_model()),
         out_root,
         name,
@@ -68,23 +69,23 @@ def predictors(version: str, threads: int):
     """Format -> ``predict(float32 images) -> probabilities``, each loaded once."""
     import tensorflow as tf
 
-    from tfcourse import runners
+    from tfcourse.serving import runtime_runner
 
     serve = tf.saved_model.load(version).signatures["serving_default"]
     found = {"savedmodel": lambda images: serve(images=tf.constant(images))["probabilities"].numpy()}
-    for key, file_name in runners.FILES.items():
-        found[key] = runners.load(os.path.join(version, file_name), threads=threads)
+    for key, file_name in runtime_runner.FILES.items():
+        found[key] = runtime_runner.load(os.path.join(version, file_name), threads=threads)
     return found
 
 
 def measure(version: str, run, rounds: int, threads: int):
     """Rows of the table for one model."""
-    from tfcourse import runners
+    from tfcourse.serving import runtime_runner
 
     test = run.test_data()
     images, labels = test.images.astype(np.float32), test.labels
     predict = predictors(version, threads)
-    probabilities = {key: runners.in_batches(fn, images) for key, fn in predict.items()}
+    probabilities = {key: runtime_runner.in_batches(fn, images) for key, fn in predict.items()}
     reference = probabilities["savedmodel"]
     latency = {key: [] for key in predict}
     throughput = {key: [] for key in predict}
@@ -99,11 +100,11 @@ def measure(version: str, run, rounds: int, threads: int):
                 calls.append(time.perf_counter() - start)
             latency[key].append(statistics.median(calls))
             start = time.perf_counter()
-            runners.in_batches(fn, images)
+            runtime_runner.in_batches(fn, images)
             throughput[key].append(len(images) / (time.perf_counter() - start))
     rows = []
     for key in predict:
-        path = version if key == "savedmodel" else os.path.join(version, runners.FILES[key])
+        path = version if key == "savedmodel" else os.path.join(version, runtime_runner.FILES[key])
         size = folder_bytes(path) if key == "savedmodel" else os.path.getsize(path)
         diff = np.abs(probabilities[key] - reference)
         rows.append(

@@ -21,8 +21,9 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _tables  # noqa: E402
 
-from tfcourse import evaluate, table_runs  # noqa: E402
 from tfcourse.config import TableConfig, TableDataConfig  # noqa: E402
+from tfcourse.evaluation import evaluate
+from tfcourse.jobs import table_run  # noqa: E402
 
 MODELS = ("majority class", "logistic regression", "gradient-boosted trees", "tfcourse tabular_mlp")
 
@@ -83,7 +84,7 @@ def scores(labels, probabilities, threshold):
 def one_split(split: str, seed: int, scratch: str):
     """Every model on one split: ``{model: scores}``."""
     data = TableDataConfig(split=split)
-    run = table_runs.train_table(
+    run = table_run.train_table(
         TableConfig(seed=seed, report=False, output_dir=os.path.join(scratch, f"{split}-{seed}"), data=data)
     )
     dataset, splits = run.dataset, run.splits

@@ -56,7 +56,7 @@ def accuracy_by(history, epoch_seconds, seconds: float):
 def silhouette(run) -> float:
     """The run report's Grad-CAM silhouette ratio of a finished run (an ``artifacts.Run``;
     ``gallery.silhouette_measure``)."""
-    from tfcourse.explain import gallery
+    from tfcourse.pages import gallery
 
     return gallery.silhouette_measure(run, run.keras_model("Grad-CAM"), "gradcam")["ratio"]
 
@@ -68,7 +68,7 @@ def main(argv=None):
     parser.add_argument("--out", default=os.path.join(HERE, "results", "time_to_accuracy.md"))
     args = parser.parse_args(argv)
     os.makedirs(args.results, exist_ok=True)
-    from tfcourse import artifacts  # TensorFlow loads here, after the flags are read
+    from tfcourse.evaluation import artifacts  # TensorFlow loads here, after the flags are read
 
     lines = [
         "Fashion-MNIST, official test set (10,000 images), seed 42; one run per row, one after the other. "

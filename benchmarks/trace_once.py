@@ -26,8 +26,10 @@ import numpy as np  # noqa: E402
 from _interleave import interleaved, median  # noqa: E402  (benchmarks/ is on sys.path when a script in it runs)
 from _tables import publish  # noqa: E402
 
-from tfcourse import data, fit, hparams  # noqa: E402
+from tfcourse import data
 from tfcourse.models import build_model  # noqa: E402
+from tfcourse.training import fit
+from tfcourse.tuning import hparams  # noqa: E402
 
 MODELS = ["mlp", "cnn", "vgg", "resnet_small", "attention", "resnet50"]
 

@@ -100,7 +100,7 @@ def image_folder(tmp_path):
 
 def _cnn_run(root):
     from tfcourse.config import DataConfig, TrainConfig
-    from tfcourse.runs import train_and_evaluate
+    from tfcourse.jobs.image_run import train_and_evaluate
 
     result = train_and_evaluate(
         TrainConfig(
@@ -130,7 +130,7 @@ def cnn_run(tmp_path_factory):
 
 def _mlp_run(root):
     from tfcourse.config import DataConfig, TrainConfig
-    from tfcourse.runs import train_and_evaluate
+    from tfcourse.jobs.image_run import train_and_evaluate
 
     run_dir = str(root / "mlp")
     train_and_evaluate(
@@ -148,7 +148,7 @@ def mlp_run(tmp_path_factory):
 
 def _attention_run(root):
     from tfcourse.config import DataConfig, TrainConfig
-    from tfcourse.runs import train_and_evaluate
+    from tfcourse.jobs.image_run import train_and_evaluate
 
     result = train_and_evaluate(
         TrainConfig(

@@ -9,11 +9,13 @@ import keras
 import numpy as np
 import pytest
 
-from tfcourse import data, explain, export, hparams
-from tfcourse.explain import cli as explain_cli
+from tfcourse import data, explanations
+from tfcourse import explain as explain_cli
 from tfcourse.models import build_model
 from tfcourse.models.layers import ClassToken, PositionEmbedding
-from tfcourse.report import run_page
+from tfcourse.pages import run_page
+from tfcourse.serving import savedmodel
+from tfcourse.tuning import hparams
 
 
 def _model(name, overrides, input_shape=(28, 28, 1), num_classes=10):
@@ -34,13 +36,13 @@ def test_attention_weights_have_one_row_per_query_summing_to_one(name, overrides
     keras.utils.set_random_seed(0)
     model = _model(name, overrides)
     images = np.random.default_rng(0).random((5, 28, 28, 1), dtype=np.float32)
-    weights = explain.attention_weights(model, images, batch_size=2)  # two batches and a remainder
+    weights = explanations.attention_weights(model, images, batch_size=2)  # two batches and a remainder
     assert len(weights) == overrides["depth"]
     for layer_weights in weights:
         assert layer_weights.shape == (5, overrides["num_heads"], tokens, tokens)
         assert (layer_weights >= 0).all()
         np.testing.assert_allclose(layer_weights.sum(axis=-1), 1.0, atol=1e-5)
-    rollout = explain.attention_rollout(weights)
+    rollout = explanations.attention_rollout(weights)
     assert rollout.shape == (5, tokens, tokens)
     np.testing.assert_allclose(rollout.sum(axis=-1), 1.0, atol=1e-5)
 
@@ -50,13 +52,13 @@ def test_rollout_of_a_small_example_by_hand():
     identity [[.9,.1],[.2,.8]]; layer 2 [[.5,.5],[0,1]] mixed [[.75,.25],[0,1]]; rollout = M2 @ M1."""
     layer1 = np.array([[[[1.0, 0.0], [0.4, 0.6]], [[0.6, 0.4], [0.4, 0.6]]]])  # (1 example, 2 heads, 2, 2)
     layer2 = np.array([[[[0.5, 0.5], [0.0, 1.0]]]])
-    np.testing.assert_allclose(explain.attention_rollout([layer1, layer2])[0], [[0.725, 0.275], [0.2, 0.8]])
-    np.testing.assert_allclose(explain.attention_rollout([layer1])[0], [[0.9, 0.1], [0.2, 0.8]])
+    np.testing.assert_allclose(explanations.attention_rollout([layer1, layer2])[0], [[0.725, 0.275], [0.2, 0.8]])
+    np.testing.assert_allclose(explanations.attention_rollout([layer1])[0], [[0.9, 0.1], [0.2, 0.8]])
 
 
 def test_vit_structure_follows_its_hyperparameters():
     model = _model("attention", {"patch_size": 7, "embed_dim": 96, "depth": 3, "num_heads": 2, "mlp_ratio": 4})
-    attention_layers = explain.attention_layers(model)
+    attention_layers = explanations.attention_layers(model)
     assert [layer.name for layer in attention_layers] == ["block0_attention", "block1_attention", "block2_attention"]
     assert all(layer.num_heads == 2 and layer.key_dim == 48 for layer in attention_layers)
     patch = model.get_layer("patch_embedding")
@@ -64,7 +66,7 @@ def test_vit_structure_follows_its_hyperparameters():
     assert model.get_layer("block0_mlp1").units == 4 * 96
     assert model.get_layer("position_embedding").embedding.shape == (1, 16 + 1, 96)
     assert isinstance(model.get_layer("block0_norm1"), keras.layers.LayerNormalization)  # pre-norm: before attention
-    assert explain.token_grid(model) == {"grid": (4, 4), "class_token": True}
+    assert explanations.token_grid(model) == {"grid": (4, 4), "class_token": True}
 
 
 def test_shifted_patches_embed_the_image_and_its_four_diagonal_half_patch_shifts():
@@ -77,7 +79,7 @@ def test_shifted_patches_embed_the_image_and_its_four_diagonal_half_patch_shifts
     assert where == [[[10, 10]], [[12, 12]], [[12, 8]], [[8, 12]], [[8, 8]]]
     assert stacked.sum() == 5  # zeros fill in, nothing wraps around
     assert model.get_layer("patch_embedding").kernel.shape == (4, 4, 5, 64)
-    assert explain.token_grid(model) == {"grid": (7, 7), "class_token": True}
+    assert explanations.token_grid(model) == {"grid": (7, 7), "class_token": True}
 
 
 def test_patch_size_that_does_not_divide_the_input_is_a_clear_error():
@@ -148,7 +150,9 @@ def test_keras_round_trip_keeps_logits_and_attention(name, overrides, tmp_path):
     model.save(path)
     loaded = keras.models.load_model(path)  # no custom_objects: the layers are registered
     np.testing.assert_allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-5)
-    for before, after in zip(explain.attention_weights(model, images), explain.attention_weights(loaded, images)):
+    for before, after in zip(
+        explanations.attention_weights(model, images), explanations.attention_weights(loaded, images)
+    ):
         np.testing.assert_allclose(after, before, atol=1e-6)
 
 
@@ -156,17 +160,19 @@ def test_attention_model_exports_and_serves_in_a_fresh_process(tmp_path):
     keras.utils.set_random_seed(5)
     model = _model("attention", {"depth": 1}, num_classes=3)
     normalization = data.Normalization.fit("unit", np.zeros((1, 28, 28, 1), dtype=np.uint8))
-    path = export.export_saved_model(model, str(tmp_path), "attention", ["a", "b", "c"], normalization)
+    path = savedmodel.export_saved_model(model, str(tmp_path), "attention", ["a", "b", "c"], normalization)
     images = np.random.default_rng(6).integers(0, 256, size=(4, 28, 28, 1), dtype=np.uint8)
-    assert export.verify_export(model, path, images, normalization) < 1e-4
+    assert savedmodel.verify_export(model, path, images, normalization) < 1e-4
 
 
 def test_patch_attention_reads_the_class_token_row():
     matrix = np.zeros((1, 5, 5))
     matrix[0, 0] = [0.2, 0.1, 0.2, 0.3, 0.2]  # the class token's attention: itself, then 4 patches
     matrix[0, 1:, 0] = 1.0
-    np.testing.assert_allclose(explain.patch_attention(matrix, (2, 2), class_token=True)[0], [[0.1, 0.2], [0.3, 0.2]])
-    received = explain.patch_attention(matrix[:, 1:, 1:] + 0.25, (2, 2), class_token=False)[0]
+    np.testing.assert_allclose(
+        explanations.patch_attention(matrix, (2, 2), class_token=True)[0], [[0.1, 0.2], [0.3, 0.2]]
+    )
+    received = explanations.patch_attention(matrix[:, 1:, 1:] + 0.25, (2, 2), class_token=False)[0]
     np.testing.assert_allclose(received, matrix[0, 1:, 1:].mean(axis=0).reshape(2, 2) + 0.25)
 
 

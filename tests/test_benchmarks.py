@@ -67,13 +67,13 @@ def test_numpy_mlp_speed_counts_the_flops_of_an_sgd_step_and_writes_its_table(tm
 
 @pytest.mark.slow
 @pytest.mark.skipif(
-    __import__("tfcourse.report.browser").report.browser.find_chromium() is None and os.environ.get("CI") != "true",
+    __import__("tfcourse.pages.browser").pages.browser.find_chromium() is None and os.environ.get("CI") != "true",
     reason="the EDA benchmark runs the CLI with --check (apt-get install chromium chromium-driver)",
 )
 def test_eda_benchmark_times_every_section_and_writes_what_it_found(tmp_path):
     import eda_fashion
 
-    from tfcourse.eda.analysis import SECTIONS
+    from tfcourse.exploration.analysis import SECTIONS
 
     out = tmp_path / "eda.md"
     assert eda_fashion.main(["--dataset", "digits", "--split", "coursework", "--out", str(out)]) == 0

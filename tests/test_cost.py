@@ -5,9 +5,8 @@ import json
 import keras
 import pytest
 
-from tfcourse import cost
-from tfcourse.cost import cli as inspect
-from tfcourse.models import build_model, get_spec, list_models
+from tfcourse import cost as inspect
+from tfcourse.models import build_model, cost, get_spec, list_models
 
 
 def conv_model(*layers, input_shape=(28, 28, 192)):

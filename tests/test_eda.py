@@ -18,9 +18,10 @@ import pytest
 
 from tests.conftest import write_idx
 from tfcourse import data
-from tfcourse.eda import analysis, features, stats
-from tfcourse.eda import cli as eda_cli
-from tfcourse.report import browser, eda_page
+from tfcourse import eda as eda_cli
+from tfcourse.config import DataConfig
+from tfcourse.exploration import analysis, features, stats
+from tfcourse.pages import browser, eda_page
 
 needs_chromium = pytest.mark.skipif(
     browser.find_chromium() is None and os.environ.get("CI") != "true",
@@ -133,7 +134,7 @@ def test_the_analysis_finds_exactly_what_was_planted(planted_run):
     out, planted, stdout, folder = planted_run
     saved = json.loads((out / "eda.json").read_text())
     sections = saved["sections"]
-    dataset, splits = data.load_splits(data.DataConfig(dataset=str(folder), split="official"), 42)
+    dataset, splits = data.load_splits(DataConfig(dataset=str(folder), split="official"), 42)
     split_of = stats.split_of(len(dataset.pooled()[1]), {"train": splits.train, "val": splits.val, "test": splits.test})
 
     # 1. the 4:1 imbalance of the official training set (90% of it is the train split, stratified)

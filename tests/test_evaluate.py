@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from tfcourse import artifacts, evaluate, rundir
+from tfcourse import rundir
+from tfcourse.evaluation import artifacts, evaluate
 
 
 def random_predictions(n=300, classes=4, seed=0):

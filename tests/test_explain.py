@@ -6,11 +6,12 @@ import keras
 import numpy as np
 import pytest
 
-from tfcourse import artifacts, explain
-from tfcourse.explain import cli as explain_cli
-from tfcourse.explain import gallery
+from tfcourse import explain as explain_cli
+from tfcourse import explanations
+from tfcourse.evaluation import artifacts
+from tfcourse.pages import gallery
 
-CAM_AND_GRADIENT = explain.CAM_METHODS + explain.GRADIENT_METHODS
+CAM_AND_GRADIENT = explanations.CAM_METHODS + explanations.GRADIENT_METHODS
 
 
 @pytest.fixture(scope="module")
@@ -26,31 +27,32 @@ def opened(cnn_run):
 @pytest.mark.parametrize("method", CAM_AND_GRADIENT)
 def test_every_method_gives_one_normalised_map_per_image(opened, method):
     run, model, inputs, labels = opened
-    result = explain.explain(model, method, inputs, labels, smooth_samples=4)
+    result = explanations.explain(model, method, inputs, labels, smooth_samples=4)
     maps = result["maps"]
     assert maps.shape == inputs.shape[:3]
     assert np.isfinite(maps).all() and maps.min() >= 0 and maps.max() <= 1 + 1e-6
     assert (maps.reshape(len(maps), -1).max(axis=1) > 0).sum() >= len(maps) // 2  # not all blank
-    if method in explain.CAM_METHODS:
-        assert result["layer"] == explain.last_conv_layer(model)
+    if method in explanations.CAM_METHODS:
+        assert result["layer"] == explanations.last_conv_layer(model)
 
 
 def test_default_layer_is_the_last_rectified_conv_block(opened):
     _, model, _, _ = opened
-    assert explain.last_conv_layer(model) == "block1_conv0_relu"  # conv -> bn -> relu, before the pooling
+    assert explanations.last_conv_layer(model) == "block1_conv0_relu"  # conv -> bn -> relu, before the pooling
 
 
 def test_direct_gradcam_agrees_with_tf_keras_vis(opened):
     _, model, inputs, labels = opened
     for layer in (None, "block0_conv0_relu", "block1_conv0"):
-        ours = explain.gradcam_tape(model, inputs, labels, layer=layer)
-        theirs = explain.gradcam(model, inputs, labels, layer=layer)
+        ours = explanations.gradcam_tape(model, inputs, labels, layer=layer)
+        theirs = explanations.gradcam(model, inputs, labels, layer=layer)
         assert gallery.correlation(ours, theirs) > 0.99
         np.testing.assert_allclose(ours, theirs, atol=1e-2)
     # and it is not trivially equal to a different explanation
     assert (
         gallery.correlation(
-            explain.gradcam_tape(model, inputs, labels), explain.gradcam_tape(model, inputs, (labels + 1) % 10)
+            explanations.gradcam_tape(model, inputs, labels),
+            explanations.gradcam_tape(model, inputs, (labels + 1) % 10),
         )
         < 0.99
     )
@@ -65,18 +67,18 @@ def test_gradcam_follows_the_evidence_on_a_model_with_a_known_answer():
     logits = keras.layers.Concatenate()([-pooled, pooled])
     model = keras.Model(inputs, logits)
     image = np.ones((1, 6, 6, 1), np.float32)
-    cam = explain.gradcam_tape(model, image, [1], upsample=False)[0]
+    cam = explanations.gradcam_tape(model, image, [1], upsample=False)[0]
     # weights > 0 only where gradients flow (the left half), averaged over the map: a uniform positive CAM
     assert cam.shape == (6, 6) and np.allclose(cam, 0.0)  # constant map -> normalised to 0
     image[0, :, :3] = 2.0
-    cam = explain.gradcam_tape(model, image, [1], upsample=False)[0]
+    cam = explanations.gradcam_tape(model, image, [1], upsample=False)[0]
     assert cam[:, :3].min() == pytest.approx(1.0) and cam[:, 3:].max() == pytest.approx(0.0)
 
 
 def test_activation_maximisation_raises_the_filter_activation(opened):
     run, model, _, _ = opened
     low, high = run.normalization.input_range()
-    images, start = explain.activation_maximization(
+    images, start = explanations.activation_maximization(
         model, "block1_conv0", units=[0, 1], input_range=(low, high), steps=30, seed=0
     )
     assert images.shape == start.shape == (2,) + tuple(model.inputs[0].shape[1:])
@@ -86,11 +88,11 @@ def test_activation_maximisation_raises_the_filter_activation(opened):
     assert after[0, 0] > before[0, 0] and after[1, 1] > before[1, 1]
     assert images.min() >= np.min(low) - 1e-6 and images.max() <= np.max(high) + 1e-6
     # class visualisation (no layer): the chosen logit goes up from random noise
-    images, start = explain.activation_maximization(model, None, units=[3], input_range=(low, high), steps=30)
+    images, start = explanations.activation_maximization(model, None, units=[3], input_range=(low, high), steps=30)
     assert model(images).numpy()[0, 3] > model(start).numpy()[0, 3]
     # the seed fixes the start and the random jitter and rotation of every step, whatever ran before
     np.random.seed(123)
-    again, _ = explain.activation_maximization(model, None, units=[3], input_range=(low, high), steps=30)
+    again, _ = explanations.activation_maximization(model, None, units=[3], input_range=(low, high), steps=30)
     np.testing.assert_array_equal(again, images)
 
 
@@ -99,8 +101,8 @@ def test_cam_methods_do_not_apply_to_an_mlp(mlp_run):
     x = np.zeros((1, 8, 8, 1), np.float32)
     for method in ("gradcam", "gradcam++", "scorecam", "gradcam_tape"):
         with pytest.raises(ValueError, match="no convolutional layer.*saliency"):
-            explain.explain(model, method, x, [0])
-    assert explain.saliency(model, x + 0.5, [0]).shape == (1, 8, 8)  # gradients still work
+            explanations.explain(model, method, x, [0])
+    assert explanations.saliency(model, x + 0.5, [0]).shape == (1, 8, 8)  # gradients still work
 
 
 def test_cli_writes_arrays_and_figures(cnn_run, tmp_path):
@@ -112,7 +114,7 @@ def test_cli_writes_arrays_and_figures(cnn_run, tmp_path):
         == 0
     )
     names = set(os.listdir(out))
-    for method in explain.METHODS:
+    for method in explanations.METHODS:
         stem = method.replace("+", "_plus")
         if method == "attention":  # the cnn has no attention layers: 'all' leaves it out
             assert not {stem + ".npz", stem + ".png"} & names
@@ -164,7 +166,7 @@ def test_nested_layers_use_the_direct_gradcam_and_tf_keras_vis_methods_refuse_th
     model = keras.Model(outer_in, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(features)))
     x = np.random.default_rng(0).random((2, 8, 8, 1), dtype=np.float32)
 
-    assert explain.last_conv_layer(model) == "base/conv"
+    assert explanations.last_conv_layer(model) == "base/conv"
     # The reference by hand: behind global average pooling and one Dense layer, d logit_c / d A^k_ij
     # is W[k, c] / (H * W) at every position, so Grad-CAM = ReLU(A @ W[:, c]) / 64, scaled to [0, 1].
     kernel = np.array([[1.0, -1.0, 0.0], [0.5, 2.0, 0.0], [0.2, -0.5, 0.0], [1.5, 1.0, 0.0]], dtype=np.float32)
@@ -174,11 +176,11 @@ def test_nested_layers_use_the_direct_gradcam_and_tf_keras_vis_methods_refuse_th
     span = np.ptp(expected, axis=(1, 2), keepdims=True)
     assert (span > 0).all()  # two maps with something to show
     expected = (expected - expected.min(axis=(1, 2), keepdims=True)) / span
-    np.testing.assert_allclose(explain.gradcam(model, x, [0, 1]), expected, atol=1e-5)
+    np.testing.assert_allclose(explanations.gradcam(model, x, [0, 1]), expected, atol=1e-5)
     for method in ("gradcam++", "scorecam"):
         with pytest.raises(ValueError, match="cannot reach 'base/conv' inside a nested model"):
-            explain.check_method(model, method)
+            explanations.check_method(model, method)
         with pytest.raises(ValueError, match="cannot reach"):
-            explain.explain(model, method, x, [0, 1])
+            explanations.explain(model, method, x, [0, 1])
     with pytest.raises(ValueError, match="cannot reach"):
-        explain.check_method(model, "activation_max", layer="base/conv")
+        explanations.check_method(model, "activation_max", layer="base/conv")

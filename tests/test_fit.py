@@ -2,9 +2,12 @@ import keras
 import numpy as np
 import pytest
 
-from tfcourse import data, evaluate, fit, hparams
+from tfcourse import data
 from tfcourse.config import DataConfig
+from tfcourse.evaluation import evaluate
 from tfcourse.models import build_model
+from tfcourse.training import fit
+from tfcourse.tuning import hparams
 
 
 def test_evaluate_model_agrees_with_keras_and_counts_per_class():

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from tfcourse.export import fresh
+from tfcourse.serving import fresh
 
 # What a check script sees: its own process id, whether tfcourse's models are loaded there, and the
 # module that the previous check of the same checker defined (a reused namespace would show it).
@@ -99,7 +99,7 @@ WRITER = """
 import sys, time, numpy as np
 sys.path.insert(0, sys.argv[1])
 from test_fresh import PROBE
-from tfcourse.export import fresh
+from tfcourse.serving import fresh
 np.save(sys.argv[2] + "/in.npy", np.array([1]))
 outputs = fresh.run(PROBE, sys.argv[2] + "/m", sys.argv[2] + "/in.npy", sys.argv[2] + "/out.npz", "Checking")
 print(int(outputs["pid"]), flush=True)

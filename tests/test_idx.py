@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import write_idx
-from tfcourse import idx
+from tfcourse.data import idx
 
 
 def test_reads_gzipped_and_plain_files(tmp_path):

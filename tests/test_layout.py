@@ -1,9 +1,12 @@
 """The package's shape: its modules import each other without a cycle (read from the source with
-``ast``, function-local imports included), library modules name the package's own modules at the
-top, and ``--help`` does not load TensorFlow."""
+``ast``, function-local imports included); the rooms of ``tfcourse/`` (its top-level files and folders)
+stand on the floors ``docs/layout.md`` draws, every import running down to a lower floor and nothing
+importing a command; library modules name the package's own modules at the top, and ``--help`` does
+not load TensorFlow."""
 
 import ast
 import os
+import re
 import subprocess
 import sys
 
@@ -13,18 +16,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = os.path.join(ROOT, "tfcourse")
 # Command-line modules: they may import the package's heavy modules inside ``main`` (after the
 # flags are parsed), so that ``--help`` stays fast.
-CLI_MODULES = {
-    "tfcourse.train",
-    "tfcourse.tune",
-    "tfcourse.cli_args",
-    "tfcourse.cost.cli",
-    "tfcourse.export.cli",
-    "tfcourse.explain.cli",
-    "tfcourse.report.cli",
-    "tfcourse.numpy_mlp",
-    "tfcourse.eda.cli",
-    "tfcourse.predict",
-}
+COMMANDS = ("train", "tune", "predict", "eda", "explain", "report", "export", "cost", "numpy_mlp")
+CLI_MODULES = {f"tfcourse.{command}" for command in COMMANDS} | {"tfcourse.cli"}
+LAYOUT = os.path.join(ROOT, "docs", "layout.md")
 
 
 def module_files(package_dir=PACKAGE, package="tfcourse"):
@@ -106,7 +100,7 @@ def test_the_package_has_no_import_cycle():
 
 
 def test_a_package_face_does_not_count_as_a_cycle_but_a_real_loop_does():
-    # A sub-module that imports a sibling through its package, as tfcourse.explain.gallery does.
+    # A sub-module that imports a sibling through its package, as tfcourse.pages.gallery does.
     graph = {"p": [("p.a", 1, True)], "p.a": [("p.b", 1, True)], "p.b": []}
     assert find_cycle(graph) is None
     graph["p.b"] = [("p.a", 3, False)]  # a function-local import back up: still a cycle
@@ -157,3 +151,107 @@ def test_help_does_not_load_tensorflow(command):
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
     assert "usage:" in done.stdout and done.stderr.strip().splitlines()[-1] == "LIGHT", done.stderr[-2000:]
+
+
+def room_of(module):
+    """The room of ``tfcourse/`` a module lives in, as ``farm-studio look`` draws it: ``jobs/`` for
+    ``tfcourse.jobs.search``, ``train.py`` for ``tfcourse.train``, ``__init__.py`` for the package itself."""
+    parts = module.split(".")[1:]
+    if not parts:
+        return "__init__.py"
+    return parts[0] + "/" if os.path.isdir(os.path.join(PACKAGE, parts[0])) else parts[0] + ".py"
+
+
+def room_imports(graph):
+    """``{room: {room it imports: [one "module -> module" example, ...]}}``, a room's own imports left out."""
+    arrows = {}
+    for module, edges in graph.items():
+        for target, *_ in edges:
+            if room_of(module) != room_of(target):
+                arrows.setdefault(room_of(module), {}).setdefault(room_of(target), []).append(f"{module} -> {target}")
+    return arrows
+
+
+def floors(graph):
+    """Each room's floor: 1 for a room that imports no other, else one above the highest room it imports."""
+    arrows = room_imports(graph)
+    found = {}
+
+    def floor(room, path=()):
+        if room not in found:
+            if room in path:
+                raise ValueError("rooms in a circle: " + " -> ".join(path + (room,)))
+            found[room] = 1 + max((floor(target, path + (room,)) for target in arrows.get(room, {})), default=0)
+        return found[room]
+
+    for module in graph:
+        floor(room_of(module))
+    return found
+
+
+def documented_layout(path=LAYOUT):
+    """The floors block of ``docs/layout.md``: ``({room: floor}, {folder room: [its .py files]})``.
+
+    In the block a line ``floor N`` opens a floor, a line indented by two spaces names a room on it
+    (``train.py``, ``jobs/``), a line indented by four names a module of the folder above it."""
+    text = open(path, encoding="utf-8").read()
+    block = re.search(r"```text\nfloor .*?```", text, re.S)
+    assert block, f"{path} has no floors block (a ```text block whose first line is 'floor N')"
+    rooms, modules, floor, folder = {}, {}, None, None
+    for line in block.group(0).splitlines()[1:-1]:
+        if re.match(r"floor \d+", line):
+            floor = int(line.split()[1])
+        elif re.match(r"  \S", line):
+            room = line.split()[0]
+            assert room not in rooms, f"{room} is drawn twice in {path}"
+            rooms[room], folder = floor, room if room.endswith("/") else None
+            if folder:
+                modules[folder] = []
+        elif re.match(r"    \S", line) and folder:
+            modules[folder].append(line.split()[0])
+    return rooms, modules
+
+
+def test_every_import_runs_down_to_a_lower_documented_floor():
+    graph = import_graph()
+    documented, _ = documented_layout()
+    upward = [
+        f"{example} ({room} on floor {documented.get(room)} imports {target} on floor {documented.get(target)})"
+        for room, targets in room_imports(graph).items()
+        for target, examples in targets.items()
+        for example in examples[:1]
+        if documented.get(target, 0) >= documented.get(room, 0)
+    ]
+    assert upward == [], "imports that do not run down the floors of docs/layout.md:\n" + "\n".join(upward)
+
+
+def test_docs_layout_draws_the_floors_the_imports_give():
+    graph = import_graph()
+    documented, modules = documented_layout()
+    actual = floors(graph)
+    wrong = {room: (documented.get(room), actual.get(room)) for room in set(documented) | set(actual)}
+    wrong = {room: pair for room, pair in wrong.items() if pair[0] != pair[1]}
+    assert wrong == {}, f"docs/layout.md's floors differ from the code's (room: (drawn, actual)); redraw them: {wrong}"
+    for folder, listed in modules.items():
+        present = sorted(name for name in os.listdir(os.path.join(PACKAGE, folder)) if name.endswith(".py"))
+        assert sorted(listed) == present, f"docs/layout.md lists {folder} as {sorted(listed)}; it holds {present}"
+
+
+def test_the_commands_are_on_top_and_nothing_imports_them():
+    graph = import_graph()
+    commands = {f"tfcourse.{command}" for command in COMMANDS}
+    assert commands <= set(graph), sorted(commands - set(graph))
+    importers = [
+        f"{module} -> {target}" for module, edges in graph.items() for target, *_ in edges if target in commands
+    ]
+    assert importers == []
+
+
+def test_the_layout_check_finds_a_planted_upward_import(tmp_path):
+    graph = {module: list(edges) for module, edges in import_graph().items()}
+    graph["tfcourse.models.cnn"] = graph["tfcourse.models.cnn"] + [("tfcourse.jobs.search", 1, True)]
+    with pytest.raises(ValueError, match="rooms in a circle"):
+        floors(graph)  # jobs/ imports models/: a circle now
+    graph = {module: list(edges) for module, edges in import_graph().items()}
+    graph["tfcourse.machine"] = graph["tfcourse.machine"] + [("tfcourse.evaluation.evaluate", 1, True)]
+    assert floors(graph) != floors(import_graph())  # machine.py now stands above evaluation/: the drawing is wrong

@@ -3,8 +3,9 @@ import keras_tuner
 import numpy as np
 import pytest
 
-from tfcourse import fit, hparams
 from tfcourse.models import MODELS, build_model, get_spec, list_models
+from tfcourse.training import fit
+from tfcourse.tuning import hparams
 
 
 def test_registry_lists_models_and_rejects_unknown_names():
@@ -354,10 +355,10 @@ def test_a_saved_model_loads_with_plain_keras_after_import_tfcourse(cnn_run, att
     import subprocess
     import sys
 
-    from tfcourse import table_runs
     from tfcourse.config import TableConfig
+    from tfcourse.jobs import table_run
 
-    table = table_runs.train_table(TableConfig(output_dir=str(tmp_path / "table"), epochs=1, report=False))
+    table = table_run.train_table(TableConfig(output_dir=str(tmp_path / "table"), epochs=1, report=False))
     paths = [os.path.join(run, "model.keras") for run in (cnn_run[0], attention_run[0], table.run_dir)]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     for order in ("tfcourse-first", "keras-first"):

@@ -13,9 +13,10 @@ import time
 import numpy as np
 import pytest
 
-from tfcourse import numpy_experiment, numpy_mlp
+from tfcourse import numpy_mlp
 from tfcourse.numpy_nn import NumpyMLP
-from tfcourse.report import browser
+from tfcourse.numpy_nn import experiment as numpy_experiment
+from tfcourse.pages import browser
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICK = ["--dataset", "digits", "--epochs", "4", "--checkpoint-every", "2", "--hidden", "32,16", "--weight-init", "he"]

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tfcourse import artifacts, evaluate, inference, predict
+from tfcourse import predict
+from tfcourse.evaluation import artifacts, evaluate, inference
 
 
 def _write_pictures(images, folder):

@@ -102,7 +102,8 @@ def test_the_readme_train_commands_are_valid():
     (the main job (a) above all: a renamed flag or recipe would otherwise only show on a fresh machine)."""
     import shlex
 
-    from tfcourse import runs, train
+    from tfcourse import train
+    from tfcourse.jobs import image_run
 
     readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
     blocks = re.findall(r"```.*?```", readme, flags=re.S)
@@ -117,4 +118,4 @@ def test_the_readme_train_commands_are_valid():
         args = parser.parse_args(shlex.split(command))
         if args.dataset == "seattle_weather" or args.list_hp:
             continue  # a table run and a listing: their own paths
-        runs.validate_config(train.config_from_args(args))  # ValueError: the README shows a refused command
+        image_run.validate_config(train.config_from_args(args))  # ValueError: the README shows a refused command

@@ -7,9 +7,8 @@ import re
 import numpy as np
 import pytest
 
-from tfcourse.explain import gallery
-from tfcourse.report import browser, run_page
-from tfcourse.report import cli as report_cli
+from tfcourse import report as report_cli
+from tfcourse.pages import browser, gallery, run_page
 
 needs_chromium = pytest.mark.skipif(
     browser.find_chromium() is None and os.environ.get("CI") != "true",
@@ -46,13 +45,14 @@ def test_training_writes_a_complete_report(cnn_run):
     assert f"worst: {worst}" in markdown  # the automatic discussion names the worst class
     # the discussion states the Grad-CAM silhouette ratio measured on this model, recomputed here:
     # Grad-CAM of the true class on the first 200 correctly classified test images
-    from tfcourse import artifacts, explain
+    from tfcourse import explanations
+    from tfcourse.evaluation import artifacts
 
     run = artifacts.load(run_dir)
     test = run.test_data()
     saved = np.load(os.path.join(run_dir, "predictions.npz"))
     right = np.flatnonzero(saved["logits"].argmax(axis=1) == test.labels)[:200]
-    maps = explain.gradcam(run.keras_model(), run.model_inputs(test.images[right]), test.labels[right])
+    maps = explanations.gradcam(run.keras_model(), run.model_inputs(test.images[right]), test.labels[right])
     inside = maps[test.images[right][..., 0] > 0].mean()
     outside = maps[test.images[right][..., 0] == 0].mean()
     where = "on the object" if inside / outside > 1 else "mostly on the background"
@@ -62,8 +62,8 @@ def test_training_writes_a_complete_report(cnn_run):
 
 
 def test_background_heat_on_a_flatten_head_is_explained():
-    from tfcourse import hparams
     from tfcourse.models import build_model
+    from tfcourse.tuning import hparams
 
     def model(head):
         return build_model("cnn", hparams.make_hyperparameters("cnn", {"head": head}, (8, 8, 1), 10), (8, 8, 1), 10)

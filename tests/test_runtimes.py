@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfcourse import artifacts, evaluate, export, runners, train
-from tfcourse.export import cli as export_cli
-from tfcourse.export import runtimes, serving
+from tfcourse import export as export_cli
+from tfcourse import rundir, train
+from tfcourse.evaluation import artifacts, evaluate
+from tfcourse.serving import runtime_runner, runtimes, savedmodel, tf_serving
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +34,10 @@ def test_onnx_and_litert_agree_with_the_savedmodel_in_a_fresh_process(float32_ru
     run_dir, export_dir = float32_run
     x, y = artifacts.load(run_dir).test_data().dataset.pooled()
     images, labels = x[:1000], y[:1000]
-    served = export.serve_in_fresh_process(export_dir, images)["serving_default/probabilities"]
+    served = savedmodel.serve_in_fresh_process(export_dir, images)["serving_default/probabilities"]
     others = runtimes.run_in_fresh_process(export_dir, images)
     assert not others.pop("tensorflow_loaded")  # ONNX Runtime and LiteRT alone ran them
-    assert sorted(others) == sorted(runners.FILES)
+    assert sorted(others) == sorted(runtime_runner.FILES)
     for key in ("onnx", "litert_float32"):
         assert np.abs(others[key] - served).max() < 1e-4, key
     assert np.abs(others["litert_float16"] - served).max() < runtimes.FLOAT16_TOLERANCE
@@ -46,9 +47,9 @@ def test_onnx_and_litert_agree_with_the_savedmodel_in_a_fresh_process(float32_ru
 
     assert accuracy(served) > 0.9
     assert accuracy(others["litert_int8"]) >= accuracy(served) - 0.005
-    sizes = {key: os.path.getsize(os.path.join(export_dir, name)) for key, name in runners.FILES.items()}
+    sizes = {key: os.path.getsize(os.path.join(export_dir, name)) for key, name in runtime_runner.FILES.items()}
     assert sizes["litert_int8"] * 3 <= sizes["litert_float32"]
-    recorded = export.read_metadata(export_dir)["formats"]  # what the export's own check measured
+    recorded = rundir.read_metadata(export_dir)["formats"]  # what the export's own check measured
     assert {key: info["bytes"] for key, info in recorded.items()} == sizes
     assert recorded["onnx"]["max_abs_dp"] < 1e-4 and recorded["litert_int8"]["same_top1"] >= runtimes.INT8_SAME_TOP1
 
@@ -58,8 +59,8 @@ def test_warmup_requests_and_the_rest_example_run_through_the_signature(float32_
     run = artifacts.load(run_dir)
     test_images = run.test_data().images
     loaded = tf.saved_model.load(export_dir)
-    requests = serving.read_warmup(os.path.join(export_dir, serving.WARMUP_FILE))  # TF Serving's protos
-    assert len(requests) == serving.WARMUP_REQUESTS
+    requests = tf_serving.read_warmup(os.path.join(export_dir, tf_serving.WARMUP_FILE))  # TF Serving's protos
+    assert len(requests) == tf_serving.WARMUP_REQUESTS
     for row, (name, signature, inputs) in enumerate(requests):
         assert (name, signature, sorted(inputs)) == ("cnn", "serving_default", ["images"])
         np.testing.assert_array_equal(inputs["images"], test_images[row : row + 1].astype(np.float32))
@@ -67,19 +68,19 @@ def test_warmup_requests_and_the_rest_example_run_through_the_signature(float32_
         expected = evaluate.probabilities(run.keras_model(), run.model_inputs(test_images[row : row + 1]))
         np.testing.assert_allclose(served, expected.numpy(), atol=1e-5)
 
-    with open(os.path.join(export_dir, serving.REQUEST_FILE), encoding="utf-8") as handle:
+    with open(os.path.join(export_dir, tf_serving.REQUEST_FILE), encoding="utf-8") as handle:
         body = json.load(handle)
-    assert body["signature_name"] == "serving_default" and len(body["instances"]) == serving.REST_EXAMPLES
-    inputs = serving.body_inputs(body, ["images"])
-    np.testing.assert_array_equal(inputs["images"], test_images[: serving.REST_EXAMPLES])
+    assert body["signature_name"] == "serving_default" and len(body["instances"]) == tf_serving.REST_EXAMPLES
+    inputs = tf_serving.body_inputs(body, ["images"])
+    np.testing.assert_array_equal(inputs["images"], test_images[: tf_serving.REST_EXAMPLES])
     classes = loaded.signatures["serving_default"](images=tf.constant(inputs["images"], tf.float32))["classes"]
-    with open(os.path.join(export_dir, serving.README_FILE), encoding="utf-8") as handle:
+    with open(os.path.join(export_dir, tf_serving.README_FILE), encoding="utf-8") as handle:
         readme = handle.read()
     assert json.dumps([name.decode() for name in classes.numpy()]) in readme  # what the curl must print
     model_dir, version = os.path.split(export_dir)
     assert f'-v "{model_dir}:/models/cnn" -e MODEL_NAME=cnn tensorflow/serving' in readme
     assert f"http://localhost:8501/v1/models/cnn/versions/{version}:predict" in readme
-    assert f'-d @"{os.path.join(export_dir, serving.REQUEST_FILE)}"' in readme
+    assert f'-d @"{os.path.join(export_dir, tf_serving.REQUEST_FILE)}"' in readme
 
 
 def test_the_export_command_writes_the_formats_asked_for(float32_run, tmp_path, capsys):
@@ -88,7 +89,7 @@ def test_the_export_command_writes_the_formats_asked_for(float32_run, tmp_path, 
     version = tmp_path / "cnn" / "1"
     assert (version / "saved_model.pb").exists() and (version / "model.onnx").exists()
     assert not list(version.glob("*.tflite"))
-    assert sorted(export.read_metadata(str(version))["formats"]) == ["onnx"]
+    assert sorted(rundir.read_metadata(str(version))["formats"]) == ["onnx"]
     assert "model.onnx" in capsys.readouterr().out
 
 
@@ -98,7 +99,7 @@ def test_a_file_that_fails_its_check_publishes_nothing(float32_run, tmp_path):
     test = run.test_data()
     black = np.zeros((20,) + test.images.shape[1:], np.uint8)  # int8 ranges calibrated on blank images only
     with pytest.raises(RuntimeError, match="model_int8.tflite file disagrees"):
-        export.export_saved_model(
+        savedmodel.export_saved_model(
             run.keras_model(),
             str(tmp_path),
             "cnn",

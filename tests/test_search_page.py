@@ -18,10 +18,12 @@ import numpy as np
 import pytest
 
 from tests.conftest import built_once
-from tfcourse import data, plots, search, tune, tuners
+from tfcourse import data, tune
 from tfcourse.config import DataConfig, parse_keep_checkpoints
+from tfcourse.jobs import search
 from tfcourse.models import build_model, list_models
-from tfcourse.report import browser, search_page
+from tfcourse.pages import browser, plots, search_page
+from tfcourse.tuning import tuners
 
 needs_chromium = pytest.mark.skipif(
     browser.find_chromium() is None and os.environ.get("CI") != "true",

@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfcourse import evaluate, fit, machine
+from tfcourse import machine
 from tfcourse.config import RECIPES
+from tfcourse.evaluation import evaluate
 from tfcourse.models import build_model, float32_copy, load_keras_model
 from tfcourse.models.layers import FusedBatchNormalization, OneCycle, SmoothedSparseCategoricalCrossentropy
+from tfcourse.training import fit
 
 
 def _pair(x, **kwargs):
@@ -170,8 +172,8 @@ def test_float32_copy_of_a_bfloat16_model_has_its_weights_and_predictions():
 
 
 def test_bfloat16_run_records_its_precision_explains_in_float32_and_exports_float32(tmp_path, idx_folder):
-    from tfcourse import runs
     from tfcourse.config import DataConfig, TrainConfig
+    from tfcourse.jobs import image_run
 
     config = TrainConfig(
         model="cnn",
@@ -184,7 +186,7 @@ def test_bfloat16_run_records_its_precision_explains_in_float32_and_exports_floa
         export_dir=str(tmp_path / "saved"),
         data=DataConfig(dataset=str(idx_folder), batch_size=64, augment=True),
     )
-    result = runs.train_and_evaluate(config, verbose=0)
+    result = image_run.train_and_evaluate(config, verbose=0)
     record = json.loads((tmp_path / "run" / "config.json").read_text())
     assert record["precision"] == {"requested": "mixed_bfloat16", "policy": "mixed_bfloat16", "reason": "asked for"}
     assert record["recipe"]["name"] == "fast" and record["recipe"]["optimizer"] == "sgd_nesterov"

@@ -8,10 +8,10 @@ import os
 import numpy as np
 import pytest
 
-from tfcourse import tabular
+from tfcourse import eda
 from tfcourse.config import TableDataConfig
-from tfcourse.eda import cli
-from tfcourse.report import browser
+from tfcourse.data import table_data
+from tfcourse.pages import browser
 
 
 def planted_csv(path, rows=400):
@@ -46,7 +46,7 @@ def test_a_planted_table_gives_its_known_answers(tmp_path, capsys):
     csv_path = planted_csv(tmp_path / "t.csv")
     out = tmp_path / "eda"
     argv = ["--dataset", f"csv:{csv_path}", "--target", "label", "--output-dir", str(out), "--check", "--quiet"]
-    assert cli.main(argv) == 0
+    assert eda.main(argv) == 0
     printed = capsys.readouterr().out
     assert "gappy (25%)" in printed and "The single most telling number is x" in printed
     result = json.load(open(out / "eda.json"))
@@ -59,7 +59,7 @@ def test_a_planted_table_gives_its_known_answers(tmp_path, capsys):
     }
     assert columns["gappy"]["missing"] == 100 and columns["x"]["missing"] == 0 and columns["colour"]["distinct"] == 4
 
-    dataset, splits = tabular.load_split_table(TableDataConfig(dataset=f"csv:{csv_path}", target="label"), 42)
+    dataset, splits = table_data.load_split_table(TableDataConfig(dataset=f"csv:{csv_path}", target="label"), 42)
     balance = result["target_balance"]
     assert {part: sum(counts.values()) for part, counts in balance.items()} == splits.sizes()
     assert balance["train"]["Yes"] == int(np.sum(dataset.y[splits.train] == 1))
@@ -86,6 +86,6 @@ def test_a_planted_table_gives_its_known_answers(tmp_path, capsys):
 def test_flags_that_do_not_apply_exit_2_and_write_nothing(argv, message, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as done:
-        cli.main(argv + ["--quiet"])
+        eda.main(argv + ["--quiet"])
     assert done.value.code == 2 and message in capsys.readouterr().err
     assert os.listdir(tmp_path) == []

@@ -9,9 +9,11 @@ import os
 import numpy as np
 import pytest
 
-from tfcourse import export, table_runs, tabular, tabular_features
 from tfcourse.config import TableConfig, TableDataConfig
-from tfcourse.report import browser
+from tfcourse.data import table_data, table_features
+from tfcourse.jobs import table_run
+from tfcourse.pages import browser
+from tfcourse.serving import savedmodel
 
 
 def table_config(**settings):
@@ -24,7 +26,7 @@ def table_config(**settings):
 @pytest.fixture(scope="module")
 def seattle_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("tables")
-    return table_runs.train_table(
+    return table_run.train_table(
         TableConfig(output_dir=str(root / "seattle"), export=True, export_dir=str(root / "saved_models"))
     )
 
@@ -48,12 +50,12 @@ def test_seattle_rain_tomorrow_beats_the_majority_and_serves_raw_rows(seattle_ru
     assert record["data"]["columns"]["weather"] == "categorical" and record["data"]["split_sizes"]["test"] == 146
 
     rows = run.splits.test[:5]
-    raw = {name: values[:, None] for name, values in tabular_features.model_inputs(run.dataset, rows).items()}
+    raw = {name: values[:, None] for name, values in table_features.model_inputs(run.dataset, rows).items()}
     raw["precipitation"][0, 0] = np.nan  # a missing value
     raw["weather"][1, 0] = "hail"  # a category training never saw
     batches = tf.data.Dataset.from_tensor_slices(raw).batch(5)
     expected = np.asarray(run.model.predict(batches, verbose=0))
-    loaded = table_runs.load_run_model(run.run_dir)
+    loaded = table_run.load_run_model(run.run_dir)
     np.testing.assert_allclose(np.asarray(loaded.predict(batches, verbose=0)), expected, rtol=1e-6)
     assert np.isfinite(expected).all()
 
@@ -109,15 +111,15 @@ def test_the_export_serves_raw_rows_in_a_fresh_process_as_the_keras_model(seattl
     assert len(set(served["classes"])) == 2  # the rows were chosen to get both answers
 
     # TF Serving's warm-up requests (its own protos): raw test rows, one per request, through the signature
-    from tfcourse.export import serving
+    from tfcourse.serving import tf_serving
 
     signature = tf.saved_model.load(run.export_dir).signatures["serving_default"]
-    requests = serving.read_warmup(os.path.join(run.export_dir, serving.WARMUP_FILE))
-    assert len(requests) == serving.WARMUP_REQUESTS
+    requests = tf_serving.read_warmup(os.path.join(run.export_dir, tf_serving.WARMUP_FILE))
+    assert len(requests) == tf_serving.WARMUP_REQUESTS
     for _, signature_name, inputs in requests:
         assert signature_name == "serving_default" and sorted(inputs) == sorted(info["inputs"])
         assert signature(**{column: tf.constant(values) for column, values in inputs.items()})["classes"].shape == (1,)
-    body = json.load(open(os.path.join(run.export_dir, serving.REQUEST_FILE)))
+    body = json.load(open(os.path.join(run.export_dir, tf_serving.REQUEST_FILE)))
     assert sorted(body["instances"][0]) == sorted(info["inputs"])  # row format: {column: value} per row
 
 
@@ -149,29 +151,29 @@ def test_the_run_report_shows_the_curves_and_per_class_numbers_in_a_browser(seat
 
 def test_the_export_check_catches_a_model_that_disagrees(seattle_run, tmp_path):
 
-    probe = table_runs.probe_rows(seattle_run.dataset, seattle_run.splits.test[:8])
-    assert np.isnan(probe["precipitation"]).sum() == 1 and (probe["weather"] == table_runs.UNSEEN_CATEGORY).sum() == 1
+    probe = table_run.probe_rows(seattle_run.dataset, seattle_run.splits.test[:8])
+    assert np.isnan(probe["precipitation"]).sum() == 1 and (probe["weather"] == table_run.UNSEEN_CATEGORY).sum() == 1
     names = seattle_run.dataset.class_names
     assert (
-        export.verify_table_export(
+        savedmodel.verify_table_export(
             seattle_run.model, seattle_run.export_dir, probe, names, seattle_run.metrics["threshold"]
         )
         < 1e-5
     )
     with pytest.raises(RuntimeError, match="disagrees with the trained model"):
-        export.verify_table_export(seattle_run.model, seattle_run.export_dir, probe, names, 0.999)  # other classes
+        savedmodel.verify_table_export(seattle_run.model, seattle_run.export_dir, probe, names, 0.999)  # other classes
 
 
 @pytest.mark.slow
 def test_the_time_split_trains_on_the_past(tmp_path):
-    run = table_runs.train_table(table_config(split="time", epochs=3, output_dir=str(tmp_path / "time")))
+    run = table_run.train_table(table_config(split="time", epochs=3, output_dir=str(tmp_path / "time")))
     times = run.dataset.times
     assert times[run.splits.train].max() < times[run.splits.val].min() < times[run.splits.test].min()
     assert json.load(open(os.path.join(run.run_dir, "config.json")))["config"]["data"]["split"] == "time"
 
 
 def test_balanced_class_weights():
-    weights = tabular_features.class_weights
+    weights = table_features.class_weights
     assert weights(np.array([0, 0, 0, 1]), 2) == {0: pytest.approx(4 / 6), 1: pytest.approx(2.0)}
     assert weights(np.array([0, 2, 2, 2, 2, 2]), 3) == {0: 2.0, 2: pytest.approx(0.4)}
 
@@ -191,21 +193,21 @@ def test_balanced_class_weights():
 )
 def test_bad_settings_write_nothing(change, message, tmp_path):
     with pytest.raises(ValueError, match=message):
-        table_runs.train_table(table_config(output_dir=str(tmp_path / "run"), **change))
+        table_run.train_table(table_config(output_dir=str(tmp_path / "run"), **change))
     assert os.listdir(tmp_path) == []
 
 
 def test_an_existing_folder_is_refused_and_a_failed_save_leaves_nothing(tmp_path, monkeypatch):
     (tmp_path / "taken").mkdir()
     with pytest.raises(ValueError, match="already exists"):
-        table_runs.train_table(TableConfig(output_dir=str(tmp_path / "taken")))
+        table_run.train_table(TableConfig(output_dir=str(tmp_path / "taken")))
 
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(tabular_features, "raw_row_model", full_disk)
+    monkeypatch.setattr(table_features, "raw_row_model", full_disk)
     with pytest.raises(OSError):
-        table_runs.train_table(TableConfig(epochs=1, output_dir=str(tmp_path / "run")))
+        table_run.train_table(TableConfig(epochs=1, output_dir=str(tmp_path / "run")))
     assert sorted(os.listdir(tmp_path)) == ["taken"]
 
 
@@ -214,9 +216,9 @@ def test_the_positive_class_is_label_1_even_when_it_sorts_first(tmp_path):
     rows = ["x,label"] + [f"{i},{'a_rain' if i % 3 == 0 else 'b_dry'}" for i in range(60)]
     (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
     config = TableDataConfig(dataset=f"csv:{tmp_path / 't.csv'}", target="label", positive_class="a_rain")
-    dataset, _ = tabular.load_split_table(config, seed=0)
+    dataset, _ = table_data.load_split_table(config, seed=0)
     assert dataset.class_names == ("b_dry", "a_rain") and dataset.y[:3].tolist() == [1, 0, 0]
-    assert isinstance(dataset, tabular.TabularDataset)
+    assert isinstance(dataset, table_data.TabularDataset)
 
 
 # ----------------------------------------------------------------------------- python -m tfcourse.train on a table
@@ -261,7 +263,7 @@ def test_train_cli_on_a_csv(tmp_path, capsys):
 
 
 def test_input_keys_keep_valid_names_and_make_the_others_predictable():
-    keys = tabular.input_keys(["wind speed", "temp(C)", "speed km/h", "a<b", "wind_speed", "ok.name-2", "(("])
+    keys = table_data.input_keys(["wind speed", "temp(C)", "speed km/h", "a<b", "wind_speed", "ok.name-2", "(("])
     assert keys == {
         "wind speed": "wind_speed_2",  # "wind_speed" is a column's own name, so it keeps it
         "temp(C)": "temp_C",
@@ -324,7 +326,7 @@ def test_columns_with_spaces_brackets_and_slashes_train_report_export_and_serve(
     assert json.loads(done.stdout.strip().splitlines()[-1])["classes"] == ["Yes", "No"]
 
     # model.keras by the same keys; a column it does not know is left alone, not read as another column
-    model = table_runs.load_run_model(str(out))
+    model = table_run.load_run_model(str(out))
     row = {key: tf.constant([[value]]) for key, value in rows[0].items()}
     alone = model(row).numpy()
     np.testing.assert_allclose(model(dict(row, weather_code=tf.constant([[99.0]]))).numpy(), alone)
@@ -364,22 +366,22 @@ def test_a_three_class_target_gets_a_softmax_and_its_report(tmp_path):
     rows = ["x,kind"] + [f"{v:.2f},{'low' if v < 0.33 else 'mid' if v < 0.66 else 'high'}" for v in rng.random(240)]
     (tmp_path / "k.csv").write_text("\n".join(rows) + "\n")
     config = table_config(dataset=f"csv:{tmp_path / 'k.csv'}", target="kind", epochs=40, output_dir=str(tmp_path / "r"))
-    run = table_runs.train_table(config)
+    run = table_run.train_table(config)
     assert run.model.output_shape == (None, 3)
     assert set(run.metrics["classification_report"]) >= {"low", "mid", "high", "macro avg"}
     assert run.metrics["test_accuracy"] > 0.6  # x alone decides the class; chance is a third
-    assert "macro F1" in table_runs.summary(run)
+    assert "macro F1" in table_run.summary(run)
     assert sorted(os.listdir(os.path.join(run.run_dir, "figures"))) == ["confusion_matrix.png", "history.png"]
     assert "<td>mid</td>" in open(os.path.join(run.run_dir, "report.html"), encoding="utf-8").read()
 
     # exported afterwards by python -m tfcourse.export: argmax of a softmax, checked in a fresh process
-    from tfcourse.export import cli as export_cli
+    from tfcourse import export as export_cli
 
     assert export_cli.main([run.run_dir, "--export-dir", str(tmp_path / "sm")]) == 0
     export_dir = json.load(open(os.path.join(run.run_dir, "export.json")))["export_dir"]
     info = json.load(open(os.path.join(export_dir, "assets.extra", "tfcourse.json")))
     assert info["threshold"] is None and info["class_names"] == ["high", "low", "mid"]
-    served = export.serve_table_in_fresh_process(export_dir, {"x": np.array([0.1, 0.5, 0.9, np.nan], np.float32)})
+    served = savedmodel.serve_table_in_fresh_process(export_dir, {"x": np.array([0.1, 0.5, 0.9, np.nan], np.float32)})
     assert list(served["classes"][:3]) == ["low", "mid", "high"]
 
 
@@ -390,7 +392,8 @@ def test_a_three_class_target_gets_a_softmax_and_its_report(tmp_path):
 def test_tune_on_a_table_searches_tabular_mlp_and_retrains_for_raw_rows(tmp_path, monkeypatch):
     import csv
 
-    from tfcourse import search, tune
+    from tfcourse import tune
+    from tfcourse.jobs import search
 
     monkeypatch.chdir(tmp_path)
     humid_csv(tmp_path / "w.csv")
@@ -452,7 +455,7 @@ def test_the_weather_like_table_has_weather_aus_shape_and_kinds(tmp_path):
     facts = table_scale.write_weather_like_csv(str(tmp_path / "w.csv"), 5000, seed=1)
     assert facts["columns"] == 25 and 0.08 < facts["missing_share"] < 0.12
     assert 0.19 < facts["positive_share"] < 0.25
-    dataset = tabular.load_csv(str(tmp_path / "w.csv"), "RainTomorrow", time_column="Date")
+    dataset = table_data.load_csv(str(tmp_path / "w.csv"), "RainTomorrow", time_column="Date")
     categorical = sorted(name for name, kind in dataset.kinds.items() if kind == "categorical")
     assert categorical == ["Location", "RainToday", "WindDir3pm", "WindDir9am", "WindGustDir"]
     assert len(dataset.kinds) == 23 and "Date" not in dataset.kinds  # a date dates the rows, it is no feature
@@ -467,17 +470,17 @@ def test_balanced_class_weights_reach_the_training_batches_and_the_loss(tmp_path
     lines = ["x,y"] + [f"{v:.3f},{'rare' if v + rng.normal(0, 1.5) > 2.2 else 'common'}" for v in rng.normal(size=600)]
     (tmp_path / "rare.csv").write_text("\n".join(lines) + "\n")
     data = TableDataConfig(dataset=f"csv:{tmp_path / 'rare.csv'}", target="y", positive_class="rare")
-    dataset, splits = tabular.load_split_table(data, 0)
-    pipelines = tabular_features.make_pipelines(dataset, splits, 64, 0, "balanced")
+    dataset, splits = table_data.load_split_table(data, 0)
+    pipelines = table_features.make_pipelines(dataset, splits, 64, 0, "balanced")
     _, labels, weights = next(iter(pipelines.train))
-    expected = tabular_features.class_weights(dataset.y[splits.train], 2)
+    expected = table_features.class_weights(dataset.y[splits.train], 2)
     assert weights.numpy().tolist() == pytest.approx([expected[int(c)] for c in labels.numpy()])
     assert len(next(iter(pipelines.val))) == 2  # (features, labels): validation is not weighted
 
     mean_rare = {}
     for weight in (None, "balanced"):
         out = tmp_path / f"run-{weight}"
-        run = table_runs.train_table(
+        run = table_run.train_table(
             TableConfig(
                 epochs=8, report=False, output_dir=str(out), data=dataclasses.replace(data, class_weight=weight)
             )

@@ -5,7 +5,7 @@ bad files refused with the fix, Seattle's "rain tomorrow" without a column of to
 import numpy as np
 import pytest
 
-from tfcourse import tabular
+from tfcourse.data import table_data
 
 
 def write(tmp_path, text, name="table.csv", encoding="utf-8"):
@@ -25,7 +25,7 @@ WEATHER = """Date,Location,MinTemp,Rainfall,WindGustDir,Humidity3pm,Code,RainTom
 
 
 def test_kinds_missing_values_and_the_target(tmp_path):
-    dataset = tabular.load_csv(write(tmp_path, WEATHER), "RainTomorrow", time_column="Date")
+    dataset = table_data.load_csv(write(tmp_path, WEATHER), "RainTomorrow", time_column="Date")
     assert dataset.kinds == {
         "Location": "categorical",
         "MinTemp": "numeric",
@@ -40,18 +40,18 @@ def test_kinds_missing_values_and_the_target(tmp_path):
     np.testing.assert_array_equal(dataset.columns["Humidity3pm"], [22, 25, np.nan, 33, 23])
     assert dataset.columns["WindGustDir"].tolist() == ["W", "WNW", "WSW", "E", ""]
     assert str(dataset.times[0])[:10] == "2010-01-01" and len(dataset.times) == 5
-    assert tabular.describe(dataset)[1] == "MinTemp: numeric, 1 missing"
+    assert table_data.describe(dataset)[1] == "MinTemp: numeric, 1 missing"
 
 
 def test_overrides_features_drop_and_the_positive_class(tmp_path):
     path = write(tmp_path, WEATHER)
-    dataset = tabular.load_csv(
+    dataset = table_data.load_csv(
         path, "RainTomorrow", categorical=["Code"], drop=["Date", "Location"], positive_class="No"
     )
     assert dataset.kinds["Code"] == "categorical" and dataset.columns["Code"].tolist() == ["1", "2", "1", "2", "1"]
     assert "Location" not in dataset.columns and dataset.class_names == ("Yes", "No")
     assert dataset.y.tolist() == [1, 1, 0, 0, 1]
-    chosen = tabular.load_csv(path, "RainTomorrow", features=["Humidity3pm"])
+    chosen = table_data.load_csv(path, "RainTomorrow", features=["Humidity3pm"])
     assert list(chosen.columns) == ["Humidity3pm"]  # the course's one-feature network
 
 
@@ -77,10 +77,10 @@ def test_overrides_features_drop_and_the_positive_class(tmp_path):
 def test_bad_columns_are_named(tmp_path, kwargs, message):
     path = write(tmp_path, WEATHER)
     if message is None:
-        assert tabular.load_csv(path, **kwargs).num_classes == 3
+        assert table_data.load_csv(path, **kwargs).num_classes == 3
         return
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
-        tabular.load_csv(path, **kwargs)
+        table_data.load_csv(path, **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -96,24 +96,24 @@ def test_bad_columns_are_named(tmp_path, kwargs, message):
 )
 def test_bad_files_are_refused_with_the_fix(tmp_path, content, message):
     with pytest.raises(ValueError, match=message):
-        tabular.load_csv(write(tmp_path, content), "target")
+        table_data.load_csv(write(tmp_path, content), "target")
 
 
 def test_a_missing_file_and_an_unknown_table():
     with pytest.raises(ValueError, match="no such CSV file"):
-        tabular.load_table("csv:no/such.csv", target="y")
+        table_data.load_table("csv:no/such.csv", target="y")
     with pytest.raises(ValueError, match="needs --target COLUMN"):
-        tabular.load_table("csv:any.csv")
+        table_data.load_table("csv:any.csv")
     with pytest.raises(ValueError, match="Unknown table 'weather'; use one of seattle_weather or csv:PATH"):
-        tabular.load_table("weather")
+        table_data.load_table("weather")
 
 
 def test_kind_inference_on_its_own():
-    assert tabular.infer_kind(np.array(["1", "2.5", "-3e2", "NA", ""])) == "numeric"
-    assert tabular.infer_kind(np.array(["2012/01/01", "2012-1-2", "?"])) == "date"
-    assert tabular.infer_kind(np.array(["N", "NE", "1"])) == "categorical"
-    assert tabular.infer_kind(np.array(["", "NA"])) == "categorical"  # nothing to go on
-    assert tabular.infer_kind(np.array(["12", "2012-01-01"])) == "categorical"
+    assert table_data.infer_kind(np.array(["1", "2.5", "-3e2", "NA", ""])) == "numeric"
+    assert table_data.infer_kind(np.array(["2012/01/01", "2012-1-2", "?"])) == "date"
+    assert table_data.infer_kind(np.array(["N", "NE", "1"])) == "categorical"
+    assert table_data.infer_kind(np.array(["", "NA"])) == "categorical"  # nothing to go on
+    assert table_data.infer_kind(np.array(["12", "2012-01-01"])) == "categorical"
 
 
 # ----------------------------------------------------------------------------- Seattle: rain tomorrow
@@ -122,8 +122,8 @@ def test_kind_inference_on_its_own():
 def test_seattle_rain_tomorrow_uses_only_today():
     """The features are exactly today's five columns, row t of the raw CSV for row t; the target is
     row t+1's precipitation > 0, and nothing else of any day moves it."""
-    raw = tabular.read_csv(tabular.seattle_weather_path())
-    dataset = tabular.load_seattle_weather()
+    raw = table_data.read_csv(table_data.seattle_weather_path())
+    dataset = table_data.load_seattle_weather()
     assert dataset.num_rows == len(raw) - 1 == 1460 and dataset.class_names == ("No", "Yes")
     assert set(dataset.columns) == {"precipitation", "temp_max", "temp_min", "wind", "weather"}
     for column, values in dataset.columns.items():
@@ -138,7 +138,7 @@ def test_seattle_rain_tomorrow_uses_only_today():
     for column in ("temp_max", "temp_min", "wind"):
         changed[column] = (changed[column].astype(float) + 7).astype(str)
     changed["weather"] = "snow"
-    built, rebuilt = tabular.rain_tomorrow(raw), tabular.rain_tomorrow(changed)
+    built, rebuilt = table_data.rain_tomorrow(raw), table_data.rain_tomorrow(changed)
     assert (built["rain_tomorrow"] == rebuilt["rain_tomorrow"]).all()  # the target reads tomorrow's rain only
 
 
@@ -147,17 +147,17 @@ def test_seattle_rain_tomorrow_uses_only_today():
 
 def test_time_split_trains_on_the_past_and_tests_on_the_future(tmp_path):
     rows = ["day,x,y"] + [f"2020-01-{1 + i // 3:02d},{i},{'ab'[i % 2]}" for i in range(60)]  # 3 rows a day
-    dataset = tabular.load_csv(write(tmp_path, "\n".join(rows) + "\n"), "y", time_column="day")
-    splits = tabular.make_splits(dataset, "time", val_fraction=0.15, test_fraction=0.2)
+    dataset = table_data.load_csv(write(tmp_path, "\n".join(rows) + "\n"), "y", time_column="day")
+    splits = table_data.make_splits(dataset, "time", val_fraction=0.15, test_fraction=0.2)
     times = dataset.times
     assert times[splits.train].max() < times[splits.val].min() <= times[splits.val].max() < times[splits.test].min()
     assert sorted(np.concatenate([splits.train, splits.val, splits.test]).tolist()) == list(range(60))
     assert splits.sizes() == {"train": 39, "val": 9, "test": 12}  # whole days: 13 / 3 / 4
-    stratified = tabular.make_splits(dataset, seed=3)
+    stratified = table_data.make_splits(dataset, seed=3)
     assert {k: v for k, v in stratified.sizes().items()} == {"train": 48, "val": 6, "test": 6}
     assert dataset.y[stratified.test].mean() == 0.5  # the classes' shares kept
     with pytest.raises(ValueError, match="--split time needs --time-column"):
-        tabular.make_splits(tabular.load_csv(write(tmp_path, "\n".join(rows) + "\n", "b.csv"), "y"), "time")
+        table_data.make_splits(table_data.load_csv(write(tmp_path, "\n".join(rows) + "\n", "b.csv"), "y"), "time")
 
 
 # ----------------------------------------------------------------------------- preprocessing inside the model
@@ -187,16 +187,16 @@ def test_the_model_takes_raw_rows_adapted_on_training_rows_only(tmp_path):
     import keras
     import tensorflow as tf
 
-    from tfcourse import tabular_features
+    from tfcourse.data import table_features
 
     rows = ["x,colour,y"] + [f"{i % 7},{'red' if i % 2 else 'blue'},{'ab'[i % 2]}" for i in range(40)]
     rows += ["1000,green,a", "1000,green,b"]  # only ever in validation (below): must not shape the statistics
-    dataset = tabular.load_csv(write(tmp_path, "\n".join(rows) + "\n"), "y")
+    dataset = table_data.load_csv(write(tmp_path, "\n".join(rows) + "\n"), "y")
     train, val = np.arange(40), np.array([40, 41])
-    space = tabular_features.make_feature_space(dataset, train)
+    space = table_features.make_feature_space(dataset, train)
     impute = space.preprocessors["x"]
     assert impute.mean == pytest.approx(dataset.columns["x"][train].mean())
-    assert tabular_features.encoded_size(space) == 2 + 3  # x and its flag; blue, red and one unseen slot
+    assert table_features.encoded_size(space) == 2 + 3  # x and its flag; blue, red and one unseen slot
     raw = {"x": np.array([[np.nan], [3.0]], np.float32), "colour": np.array([["purple"], ["red"]])}
     encoded = np.asarray(space({k: tf.constant(v) for k, v in raw.items()}))
     # FeatureSpace concatenates in name order: colour's three slots (the unseen one first), then x and its flag
@@ -205,7 +205,7 @@ def test_the_model_takes_raw_rows_adapted_on_training_rows_only(tmp_path):
     assert encoded[1, 0] == 0.0 and encoded[1, :3].sum() == 1.0 and encoded[1, 3:] == pytest.approx([x_scaled, 0.0])
 
     inputs = keras.Input((5,))
-    model = tabular_features.raw_row_model(space, keras.Model(inputs, keras.layers.Dense(1)(inputs)))
+    model = table_features.raw_row_model(space, keras.Model(inputs, keras.layers.Dense(1)(inputs)))
     batches = tf.data.Dataset.from_tensor_slices(raw).batch(2)
     before = np.asarray(model.predict(batches, verbose=0))
     assert np.isfinite(before).all()
@@ -258,7 +258,7 @@ def _f1_by_hand(labels, predicted):
 
 
 def test_the_threshold_maximises_f1_on_validation():
-    from tfcourse import evaluate
+    from tfcourse.evaluation import evaluate
 
     rng = np.random.default_rng(11)
     labels = (rng.random(300) < 0.2).astype(int)  # a rare positive class whose scores run low
@@ -287,7 +287,7 @@ def test_the_threshold_maximises_f1_on_validation():
 
 
 def test_binary_metrics_against_their_definitions():
-    from tfcourse import evaluate
+    from tfcourse.evaluation import evaluate
 
     labels = np.array([0, 0, 1, 1, 0, 1, 0, 1])
     probabilities = np.array([0.1, 0.4, 0.35, 0.8, 0.4, 0.9, 0.7, 0.4])
@@ -309,7 +309,7 @@ def test_binary_metrics_against_their_definitions():
 
 
 def test_a_column_named_like_a_pandas_renaming_is_not_a_repeat(tmp_path):
-    dataset = tabular.load_csv(write(tmp_path, "a,a.1,target\n1,2,x\n3,4,y\n"), "target")
+    dataset = table_data.load_csv(write(tmp_path, "a,a.1,target\n1,2,x\n3,4,y\n"), "target")
     assert list(dataset.columns) == ["a", "a.1"]
 
 
@@ -324,21 +324,21 @@ def test_a_numeric_column_with_stray_cells_is_named_not_made_categorical(tmp_pat
     """Two stray cells in 400 numbers once made the column a category per value (288 inputs) unsaid."""
     path = write(tmp_path, _numbers_with({18: "12;5", 91: "abc"}))
     with pytest.raises(ValueError, match=r"column 'a' is numbers but for 2 of 400 cells \(line 18: '12;5', line 91"):
-        tabular.load_csv(path, "y")
-    assert tabular.load_csv(path, "y", categorical=["a"]).kinds["a"] == "categorical"  # the user's word
-    assert tabular.load_csv(write(tmp_path, _numbers_with({18: ""})), "y").kinds["a"] == "numeric"  # empty: missing
+        table_data.load_csv(path, "y")
+    assert table_data.load_csv(path, "y", categorical=["a"]).kinds["a"] == "categorical"  # the user's word
+    assert table_data.load_csv(write(tmp_path, _numbers_with({18: ""})), "y").kinds["a"] == "numeric"  # empty: missing
     # a column of words with a few numbers among them stays categorical
     words = "a,y\n" + "".join(f"{'7' if i % 3 == 0 else 'word' + str(i % 4)},{'pn'[i % 2]}\n" for i in range(40))
-    assert tabular.load_csv(write(tmp_path, words, "words.csv"), "y").kinds["a"] == "categorical"
+    assert table_data.load_csv(write(tmp_path, words, "words.csv"), "y").kinds["a"] == "categorical"
 
 
 def test_a_numeric_target_with_many_values_is_not_made_a_classifier(tmp_path):
     many = "a,y\n" + "".join(f"{i % 7},{i * 1.5}\n" for i in range(500))
     with pytest.raises(ValueError, match="--target y holds numbers with 500 distinct values: .*--categorical y"):
-        tabular.load_csv(write(tmp_path, many), "y")
-    assert tabular.load_csv(write(tmp_path, many), "y", categorical=["y"]).num_classes == 500
+        table_data.load_csv(write(tmp_path, many), "y")
+    assert table_data.load_csv(write(tmp_path, many), "y", categorical=["y"]).num_classes == 500
     few = "a,y\n" + "".join(f"{i % 7},{i % 10}\n" for i in range(500))  # digit labels 0-9: classes
-    assert tabular.load_csv(write(tmp_path, few, "few.csv"), "y").num_classes == 10
+    assert table_data.load_csv(write(tmp_path, few, "few.csv"), "y").num_classes == 10
 
 
 def test_a_huge_cell_is_refused_before_it_costs_memory(tmp_path):
@@ -346,5 +346,5 @@ def test_a_huge_cell_is_refused_before_it_costs_memory(tmp_path):
     text = "a,b,y\n" + "".join(f"{i},x,{'pn'[i % 2]}\n" for i in range(50)) + f'1,"{"z" * 5_000_000}",p\n'
     path = write(tmp_path, text)
     with pytest.raises(ValueError, match=r"column 'b' on line 52 holds a cell of 5,000,000 characters.*--drop b"):
-        tabular.load_csv(path, "y")
-    assert list(tabular.load_csv(path, "y", drop=["b"]).columns) == ["a"]
+        table_data.load_csv(path, "y")
+    assert list(table_data.load_csv(path, "y", drop=["b"]).columns) == ["a"]

@@ -10,8 +10,11 @@ import sys
 import keras
 import pytest
 
-from tfcourse import data, evaluate, fit, hparams, train
+from tfcourse import data, train
 from tfcourse.config import DataConfig
+from tfcourse.evaluation import evaluate
+from tfcourse.training import fit
+from tfcourse.tuning import hparams
 
 
 def run_cli(*argv):
@@ -164,9 +167,9 @@ def test_help_and_readme_document_every_flag(capsys, cli):
     as a whole flag (``--export`` must not pass for ``--export-dir``), and named in the README."""
     import re
 
+    from tfcourse import eda as eda_cli
+    from tfcourse import export as export_cli
     from tfcourse import numpy_mlp, tune
-    from tfcourse.eda import cli as eda_cli
-    from tfcourse.export import cli as export_cli
 
     module = {"train": train, "tune": tune, "export": export_cli, "numpy_mlp": numpy_mlp, "eda": eda_cli}[cli]
     parser = module.build_parser()

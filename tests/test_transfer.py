@@ -7,9 +7,10 @@ import keras
 import numpy as np
 import pytest
 
-from tfcourse import train, transfer
+from tfcourse import train
 from tfcourse.config import DataConfig, TrainConfig
-from tfcourse.runs import train_and_evaluate
+from tfcourse.jobs.image_run import train_and_evaluate
+from tfcourse.training import transfer
 
 SMALL_VGG = {"blocks": 2}  # 8x8 digits: two pooling blocks
 

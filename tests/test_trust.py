@@ -17,7 +17,9 @@ import numpy as np
 import pytest
 
 from tests.conftest import make_images, write_idx
-from tfcourse import search, train, tune, tuners
+from tfcourse import cli, train, tune
+from tfcourse.jobs import search
+from tfcourse.tuning import tuners
 
 TINY_TUNE = [
     "--dataset",
@@ -224,7 +226,7 @@ def test_a_diverged_model_is_neither_saved_nor_exported(tmp_path, capsys, cnn_ru
 
 
 def test_check_finite_names_the_loss_and_epoch():
-    from tfcourse import fit
+    from tfcourse.training import fit
 
     fit.check_finite({"loss": [0.5, 0.4], "val_loss": [0.6, 0.5], "accuracy": [float("nan")]})
     with pytest.raises(fit.TrainingDiverged, match="val_loss became nan in epoch 2"):
@@ -237,7 +239,7 @@ def test_check_finite_checks_the_weights_too():
     """A loss can stay finite while weights overflow: the weights decide."""
     import keras
 
-    from tfcourse import fit
+    from tfcourse.training import fit
 
     inputs = keras.Input((3,))
     model = keras.Model(inputs, keras.layers.Dense(2, name="head")(inputs))
@@ -267,7 +269,7 @@ class _OverflowAtTheEnd:
 
 @pytest.mark.slow
 def test_a_run_whose_weights_diverge_with_a_finite_loss_is_not_published(tmp_path, capsys, monkeypatch):
-    from tfcourse import fit
+    from tfcourse.training import fit
 
     standard = fit.standard_callbacks
     monkeypatch.setattr(fit, "standard_callbacks", lambda *a, **k: standard(*a, **k) + [_OverflowAtTheEnd()])
@@ -291,9 +293,9 @@ def test_a_saved_model_with_nan_weights_is_refused_everywhere(tmp_path, capsys, 
     import keras
     from PIL import Image
 
+    from tfcourse import explain as explain_cli
+    from tfcourse import export as export_cli
     from tfcourse import predict
-    from tfcourse.explain import cli as explain_cli
-    from tfcourse.export import cli as export_cli
 
     run = tmp_path / "run"
     shutil.copytree(cnn_run[0], run)
@@ -428,11 +430,11 @@ def test_output_dir_under_a_file_is_refused(tmp_path, capsys, which, mlp_run):
     if which == "train":
         code = exit_code(train.main, TINY_TRAIN + ["--output-dir", target])
     elif which == "explain":
-        from tfcourse.explain import cli as explain_cli
+        from tfcourse import explain as explain_cli
 
         code = exit_code(explain_cli.main, [mlp_run, "--method", "saliency", "--output-dir", target])
     else:
-        from tfcourse.report import cli as report_cli
+        from tfcourse import report as report_cli
 
         code = exit_code(report_cli.main, [mlp_run, "--output-dir", target, "--no-explanations"])
     err = capsys.readouterr().err
@@ -448,7 +450,7 @@ def test_a_failed_export_keeps_the_run_and_tfcourse_export_finishes_it(tmp_path,
 
     from keras.src.export.saved_model import BackendSavedModelExportArchive as Archive
 
-    from tfcourse.export import cli as export_cli
+    from tfcourse import export as export_cli
 
     real_write_out = Archive.write_out
 
@@ -491,7 +493,7 @@ def run_copy(tmp_path, mlp_run):
     [("{}", "lacks data.class_names and data.normalization"), ("{not json", "not valid JSON"), ("", "is empty")],
 )
 def test_a_damaged_config_json_is_named(run_copy, tmp_path, capsys, content, expected):
-    from tfcourse.explain import cli as explain_cli
+    from tfcourse import explain as explain_cli
 
     (run_copy / "config.json").write_text(content)
     code = exit_code(explain_cli.main, [str(run_copy), "--method", "saliency"])
@@ -501,8 +503,8 @@ def test_a_damaged_config_json_is_named(run_copy, tmp_path, capsys, content, exp
 
 
 def test_a_zero_byte_model_file_is_named(run_copy, capsys):
-    from tfcourse.explain import cli as explain_cli
-    from tfcourse.export import cli as export_cli
+    from tfcourse import explain as explain_cli
+    from tfcourse import export as export_cli
 
     (run_copy / "model.keras").write_bytes(b"")
     for main, argv in (
@@ -516,7 +518,7 @@ def test_a_zero_byte_model_file_is_named(run_copy, capsys):
 
 
 def test_units_must_be_indices(mlp_run, capsys):
-    from tfcourse.explain import cli as explain_cli
+    from tfcourse import explain as explain_cli
 
     assert exit_code(explain_cli.main, [mlp_run, "--method", "activation_max", "--units", "0,x"]) == 2
     assert "'x' is not a filter or class index" in capsys.readouterr().err
@@ -577,10 +579,8 @@ def test_sigterm_that_surfaces_as_another_exception_still_exits_143(capsys):
     # function" and exit 1 with a traceback; the CLI must still say terminated and exit 143.
     import argparse
 
-    from tfcourse import rundir
-
     with pytest.raises(SystemExit) as stopped:
-        with rundir.cli_errors(argparse.ArgumentParser(prog="tfcourse-test")):
+        with cli.cli_errors(argparse.ArgumentParser(prog="tfcourse-test")):
             try:
                 os.kill(os.getpid(), signal.SIGTERM)
                 time.sleep(5)  # the handler raises here

@@ -16,8 +16,10 @@ import keras
 import numpy as np
 import pytest
 
-from tfcourse import data, hparams, search, tune, tuners
+from tfcourse import data, tune
 from tfcourse.config import DataConfig, TuneConfig
+from tfcourse.jobs import search
+from tfcourse.tuning import hparams, tuners
 
 TINY = ["--dataset", "digits", "--model", "mlp", "--verbose", "0", "--seed", "5"]
 
@@ -429,14 +431,17 @@ def test_killed_search_resumes_without_redoing_completed_trials(tmp_path):
 
 MEMORY_PROBE = """
 import gc, json, sys
-from tfcourse import data, fit, hparams, machine, tuners
+from tfcourse import data, machine
+from tfcourse.config import DataConfig
+from tfcourse.training import fit
+from tfcourse.tuning import hparams, tuners
 machine.freeze_imported_objects()  # as python -m tfcourse.tune does
 def rss_mb():
     with open("/proc/self/statm") as handle:
         return int(handle.read().split()[1]) * 4096 / 2**20
 dataset = data.load_dataset("digits")
 splits = data.make_splits(dataset, seed=0)
-pipelines = data.make_pipelines(dataset, splits, data.DataConfig(batch_size=128), seed=0)
+pipelines = data.make_pipelines(dataset, splits, DataConfig(batch_size=128), seed=0)
 hypermodel = tuners.make_hypermodel("cnn", pipelines.input_shape, pipelines.num_classes)
 # Every size is fixed, so all trials build models of one footprint: a trial that happens to draw
 # 256 filters would raise the allocator's high-water mark once, a step that is not a leak.
@@ -529,9 +534,7 @@ def test_help_states_each_default_once(command):
     """``--help`` once printed "(default: None)" after defaults each flag's help states by hand."""
     import importlib
 
-    module = importlib.import_module(
-        f"tfcourse.{command}.cli" if command in ("eda", "export", "cost") else f"tfcourse.{command}"
-    )
+    module = importlib.import_module(f"tfcourse.{command}")
     text = " ".join(module.build_parser().format_help().split())
     assert "(default: None)" not in text and "(default: False)" not in text and "(default: ())" not in text
     if command == "tune":

@@ -7,8 +7,11 @@ import math
 import keras_tuner
 import pytest
 
-from tfcourse import data, fit, tuners
+from tfcourse import data
 from tfcourse.config import DataConfig
+from tfcourse.pages import search_page
+from tfcourse.training import fit
+from tfcourse.tuning import tuners
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +55,7 @@ def test_each_tuner_runs_and_summaries_parse(kind, digits_pipelines, tmp_path):
     tuner = search(kind, digits_pipelines, tmp_path)
     trials = tuner.oracle.trials
     assert len(trials) >= 2
-    paths = tuners.summarize(str(tmp_path / kind))
+    paths = search_page.write_summary(str(tmp_path / kind))
     with open(paths["trials.csv"], newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [row["trial_id"] for row in rows] == sorted(trials, key=lambda t: (len(t), t))
@@ -80,7 +83,7 @@ def test_failing_trials_are_recorded_and_the_search_goes_on(digits_pipelines, tm
     assert all(row["hp/conv_blocks"] == 4 for row in failed)
     assert all("use at most 3 blocks" in row["message"] for row in failed)
     assert all(row["hp/conv_blocks"] == 1 for row in completed)
-    assert "failed" in open(tuners.summarize(str(tmp_path / "random"))["summary.md"]).read()
+    assert "failed" in open(search_page.write_summary(str(tmp_path / "random"))["summary.md"]).read()
     assert tuner.get_best_hyperparameters()[0]["conv_blocks"] == 1
 
 

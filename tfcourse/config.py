@@ -20,7 +20,7 @@ OBJECTIVES = ("val_accuracy", "val_loss")  # trials are scored on the validation
 THRESHOLD_METRICS = ("f1", "balanced_accuracy", "accuracy")  # what a two-class table's threshold maximises
 CLASS_WEIGHTS = (None, "balanced")
 TTA_MODES = ("none", "flip")  # test-time augmentation: also predict on the mirrored image, average the probabilities
-INVERT_MODES = ("auto", "yes", "no")  # tfcourse.predict --invert: tfcourse.inference.should_invert
+INVERT_MODES = ("auto", "yes", "no")  # tfcourse.predict --invert: tfcourse.evaluation.inference.should_invert
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")  # tfcourse.machine.resolve_precision says what auto picks
 # --export-format: the SavedModel always; ONNX and LiteRT (float32, float16, int8) files beside it on request
 EXPORT_FORMATS = ("savedmodel", "onnx", "litert")
@@ -178,7 +178,7 @@ class TrainConfig:
         export: Also write a TensorFlow Serving SavedModel.
         export_dir: Root of the Serving layout ``<export_dir>/<model>/<version>/``.
         export_formats: ``EXPORT_FORMATS`` the export writes: the SavedModel, and ONNX / LiteRT files
-            beside it in the version folder (``tfcourse.export.runtimes``).
+            beside it in the version folder (``tfcourse.serving.runtimes``).
         steps_per_execution: Training steps run per call into the TensorFlow graph;
             more steps per call amortise Python overhead on small models.
         deterministic: Ask TensorFlow for deterministic kernels (slower, bitwise
@@ -284,7 +284,7 @@ class TableDataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TableConfig:
-    """One feed-forward network on a table (``tfcourse.table_runs.train_table``).
+    """One feed-forward network on a table (``tfcourse.jobs.table_run.train_table``).
 
     Attributes:
         model: A registered model for tables (``tabular_mlp``).

@@ -1,6 +1,6 @@
 """``python -m tfcourse.numpy_mlp``: the course's NumPy-by-hand experiment against scikit-learn.
 
-A thin argparse layer over ``tfcourse.numpy_experiment.run_experiment``: for each activation,
+A thin argparse layer over ``tfcourse.numpy_nn.experiment.run_experiment``: for each activation,
 ``NumpyMLP`` and ``MLPClassifier`` on the same split, checkpoints tested, one figure per activation,
 a table of every test accuracy and ``report.html``/``report.md``. Bad flags and bad input exit with
 status 2 and a message saying what was wrong; nothing is written before the input is checked.
@@ -12,16 +12,16 @@ import argparse
 import sys
 from typing import List, Optional
 
-from tfcourse.cli_args import (
+from tfcourse.cli import (
     HelpFormatter,
     add_data_arguments,
+    cli_errors,
     data_config_from_args,
     number,
     positive_float,
     positive_int,
 )
 from tfcourse.config import NUMPY_ACTIVATIONS, NUMPY_INITS, SKLEARN_INITS, NumpyExperimentConfig
-from tfcourse.rundir import cli_errors
 
 DEFAULTS = NumpyExperimentConfig()
 
@@ -148,10 +148,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     with cli_errors(parser):
         config = config_from_args(args)
-        from tfcourse import numpy_experiment  # scikit-learn and matplotlib load after the flags are read
+        from tfcourse.numpy_nn import experiment  # scikit-learn and matplotlib load after the flags are read
 
         try:
-            report = numpy_experiment.run_experiment(
+            report = experiment.run_experiment(
                 config, overwrite=args.overwrite, download=not args.no_download, verbose=0 if args.quiet else 1
             )
         except OSError as error:  # a full disk or a folder that vanished: finished activations are kept

@@ -2,7 +2,7 @@
 
 MODEL is a run folder, its ``model.keras``, or an export (``saved_models/<name>`` for its latest version,
 or ``saved_models/<name>/<version>``). Each PNG/JPEG/BMP/GIF file (a folder: every such file inside it) is
-brought to the model's input (``tfcourse.inference.prepare_image``) and its top classes are printed;
+brought to the model's input (``tfcourse.evaluation.inference.prepare_image``) and its top classes are printed;
 ``--output`` writes them as CSV or JSON, ``--grid`` draws each image as the model saw it with its top 3.
 Unreadable files are listed and skipped; when none can be read the command exits with status 2.
 """
@@ -15,7 +15,7 @@ import sys
 from typing import List, Optional
 
 from tfcourse import machine, rundir
-from tfcourse.cli_args import HelpFormatter, positive_int
+from tfcourse.cli import HelpFormatter, positive_int
 from tfcourse.config import INVERT_MODES
 
 OUTPUT_FORMATS = (".csv", ".json")
@@ -102,7 +102,8 @@ def write_output(path: str, rows, class_names) -> None:
 
 def predict_command(args) -> None:
     machine.load_tensorflow()
-    from tfcourse import inference, plots  # TensorFlow loads here, after the flags are read
+    from tfcourse.evaluation import inference
+    from tfcourse.pages import plots  # TensorFlow loads here, after the flags are read
 
     predictor = inference.open_model(args.model)
     rows, skipped, images = inference.predict_files(predictor, args.images, args.invert, args.top_k, args.batch_size)
@@ -133,7 +134,7 @@ def predict_command(args) -> None:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from tfcourse.rundir import cli_errors
+    from tfcourse.cli import cli_errors
 
     with cli_errors(parser):
         _check_outputs(args)

@@ -8,8 +8,8 @@ hidden ``.NAME.partial-PID`` name and renamed when complete; ``stale_partials`` 
 ones a killed process (``kill -9``) left behind so the next run can sweep them. One process at a
 time: a new run folder is claimed under an ``flock`` (``claim_partial``), a search folder is held
 with ``folder_lock``; both go with their process. ``check_writable_folder`` refuses an output or
-export location that cannot be written before any work starts, and ``cli_errors`` answers every
-command's write faults (full disk, read-only, collisions) in one line.
+export location that cannot be written before any work starts. (How a command answers a write the
+machine refused is ``tfcourse.cli.cli_errors``.)
 
 A floor-1 module: it imports nothing of tfcourse.
 """
@@ -23,13 +23,11 @@ import json
 import os
 import re
 import shutil
-import signal
-import threading
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
-# A run folder's files (tfcourse.runs writes them; artifacts, report and benchmarks read them).
+# A run folder's files (tfcourse.jobs.image_run writes them; artifacts, report and benchmarks read them).
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.json"
@@ -409,100 +407,6 @@ def remove_empty_folders(folders: List[str]) -> None:
             os.rmdir(folder)  # only if empty
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the program stands so it unwinds exactly like Ctrl-C."""
-
-
-@contextlib.contextmanager
-def sigterm_unwinds():
-    """Within the block, SIGTERM (``kill``, a scheduler stopping a job) raises ``Terminated``, so every
-    ``except BaseException`` / ``finally`` that removes a half-written folder runs, as for Ctrl-C.
-    The previous handler is restored afterwards (a CLI called from a test leaves no trace)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    received = []
-
-    def handler(signum, frame):
-        received.append(signum)
-        raise Terminated()
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    except Exception as error:
-        # raised inside TensorFlow's C code, the handler's exception can come out as another one
-        # (CPython: ``SystemError: bad argument to internal function``); it was still SIGTERM
-        if received:
-            raise Terminated() from error
-        raise
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def interrupted_exit(parser, error: KeyboardInterrupt) -> None:
-    """Exit status 143 for SIGTERM and 130 for Ctrl-C, as a shell reports them, with one line saying so."""
-    terminated = isinstance(error, Terminated)
-    parser.exit(
-        143 if terminated else 130,
-        f"{parser.prog}: {'terminated (SIGTERM)' if terminated else 'interrupted'}"
-        "; unfinished output was removed, finished work is kept\n",
-    )
-
-
-# What the machine refused when writing, and what the user can do about it: the one answer of every
-# command line to a full disk, a read-only or foreign folder, or another process that wrote first.
-_WRITE_FAULTS = {
-    errno.ENOSPC: "the disk is full; free some space or pass another output folder, then run the same command "
-    "again (finished work is kept, unfinished output was removed)",
-    errno.EDQUOT: "the disk quota is used up; free some space or pass another output folder",
-    errno.EROFS: "the file system is read-only; pass an output folder on a writable disk",
-    errno.EACCES: "permission denied; pass an output folder you can write to",
-    errno.EPERM: "not permitted; pass an output folder you can write to",
-    errno.EEXIST: "another process created it meanwhile; pass another output folder or run again",
-    errno.ENOTEMPTY: "another process created it meanwhile; pass another output folder or run again",
-    errno.EIO: "the disk reported an input/output error; check the disk, or pass an output folder on another",
-}
-_MESSAGES = {os.strerror(number): number for number in _WRITE_FAULTS}
-
-
-def write_fault(error: BaseException, output: Optional[str] = None) -> Optional[str]:
-    """One line for a write the machine refused (a full disk, a read-only folder, a collision): an
-    ``OSError`` with one of those error numbers, or a TensorFlow error whose message carries the same text
-    (TensorFlow's file writers raise ``ResourceExhaustedError: ... No space left on device``); ``None`` for
-    anything else (a bug keeps its traceback). The line names the file, or where none is known (a file
-    closed on a full disk), the command's ``output`` folder."""
-    number = error.errno if isinstance(error, OSError) else None
-    if number not in _WRITE_FAULTS:
-        number = next((code for text, code in _MESSAGES.items() if text in str(error)), None)
-        if number is None or isinstance(error, (ValueError, KeyboardInterrupt)):
-            return None
-    path = getattr(error, "filename", None)
-    where = f"cannot write {path}" if path else f"cannot write into {output}" if output else "a write failed"
-    return f"{where} ({os.strerror(number)}): {_WRITE_FAULTS[number]}."
-
-
-@contextlib.contextmanager
-def cli_errors(parser, output: Optional[str] = None):
-    """The body of a CLI's ``main``: SIGTERM unwinds like Ctrl-C (``sigterm_unwinds``), a
-    ``ValueError`` exits with status 2 and its message, so does a write the machine refused (``write_fault``:
-    full disk, read-only folder, collision; ``output``, the command's output folder, is named where the
-    error names no file), Ctrl-C and SIGTERM exit 130 / 143."""
-    try:
-        with sigterm_unwinds():
-            yield
-    except ValueError as error:
-        parser.exit(2, f"{parser.prog}: error: {error}\n")
-    except KeyboardInterrupt as error:
-        interrupted_exit(parser, error)
-    except Exception as error:  # noqa: BLE001  (only write faults are answered here; the rest is re-raised)
-        line = write_fault(error, output)
-        if line is None:
-            raise
-        parser.exit(2, f"{parser.prog}: error: {line}\n")
-
-
 def export_of_run(run_dir: str, export_root: str, write: Callable[[], Any]) -> Any:
     """Runs ``write()`` (an export of the finished run folder ``run_dir``; its result, or a tuple whose first
     item, is the export's folder) and records that folder in the run's ``export.json``.
@@ -525,10 +429,44 @@ def export_of_run(run_dir: str, export_root: str, write: Callable[[], Any]) -> A
 
 
 def is_table_run(run_dir: str) -> bool:
-    """A run folder written by ``table_runs.train_table`` (its ``config.json`` lists the table's columns)."""
+    """A run folder written by ``jobs.table_run.train_table`` (its ``config.json`` lists the table's columns)."""
     try:
         with open(os.path.join(run_dir, CONFIG_FILE), encoding="utf-8") as handle:
             record = json.load(handle)
     except (OSError, ValueError):
         return False
     return isinstance(record, dict) and "columns" in record.get("data", {})
+
+
+# An export's layout: saved_models/<name>/<version>/ (TensorFlow Serving's), its signatures and tfcourse's
+# record in assets.extra/, read by the export's writer (tfcourse.serving) and by whoever opens an export.
+SIGNATURE_FLOAT = "serving_default"
+SIGNATURE_UINT8 = "serving_uint8"
+METADATA_FILE = os.path.join("assets.extra", "tfcourse.json")
+
+
+def version_numbers(model_dir: str) -> list:
+    """The integer-named entries under an export's model folder, ascending by number (10 after 9); none for a
+    folder that does not exist."""
+    if not os.path.isdir(model_dir):
+        return []
+    return sorted(int(name) for name in os.listdir(model_dir) if re.fullmatch(r"\d+", name))
+
+
+def next_version(model_dir: str) -> int:
+    """The next free integer version under ``model_dir`` (1 for an empty or new folder)."""
+    return max(version_numbers(model_dir), default=0) + 1
+
+
+def read_metadata(export_dir: str) -> Dict[str, Any]:
+    """An export's ``assets.extra/tfcourse.json`` (``{}`` when it has none)."""
+    return read_json(os.path.join(export_dir, METADATA_FILE), "export metadata", missing={})
+
+
+def load_class_names(export_dir: str):
+    """Class names of an export, read from its ``assets/class_names.txt``."""
+    with open(os.path.join(export_dir, "assets", "class_names.txt"), encoding="utf-8") as handle:
+        return [line.rstrip("\n") for line in handle if line.strip()]
+
+
+# Run in a separate interpreter that imports nothing but TensorFlow, as a model server would.

@@ -1,7 +1,7 @@
 """``python -m tfcourse.train``: train, evaluate and (optionally) export one model.
 
-A thin argparse layer over ``tfcourse.runs.train_and_evaluate`` (images) and
-``tfcourse.table_runs.train_table`` (a table: ``--dataset csv:PATH --target COLUMN`` or
+A thin argparse layer over ``tfcourse.jobs.image_run.train_and_evaluate`` (images) and
+``tfcourse.jobs.table_run.train_table`` (a table: ``--dataset csv:PATH --target COLUMN`` or
 ``--dataset seattle_weather``). Bad flags and bad input exit with status 2 and a message saying
 what was wrong; a flag that does not apply to the kind of data given is refused, never ignored.
 """
@@ -13,13 +13,14 @@ import sys
 from typing import List, Optional
 
 from tfcourse import machine
-from tfcourse.cli_args import (
+from tfcourse.cli import (
     DEFAULTS,
     IMAGE_DATA_FLAGS,
     TABLE_DATA_FLAGS,
     HelpFormatter,
     add_data_arguments,
     add_table_arguments,
+    cli_errors,
     data_config_from_args,
     export_formats,
     hp_override,
@@ -45,7 +46,6 @@ from tfcourse.config import (
     TrainConfig,
 )
 from tfcourse.models import MODELS
-from tfcourse.rundir import cli_errors
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -286,22 +286,22 @@ def main(argv: Optional[List[str]] = None) -> int:
         if is_table(args.dataset):
             table = table_config_from_args(parser, args)
             machine.load_tensorflow(show_startup=args.verbose == 2)
-            from tfcourse import table_runs  # TensorFlow loads here, after the flags are read
+            from tfcourse.jobs import table_run  # TensorFlow loads here, after the flags are read
 
             machine.freeze_imported_objects()
-            run = table_runs.train_table(table, verbose=verbosity(args))
-            print(table_runs.summary(run))
+            run = table_run.train_table(table, verbose=verbosity(args))
+            print(table_run.summary(run))
             return 0
         refuse_table_flags(parser, args, TABLE_FLAGS)
         config = config_from_args(args)
         machine.load_tensorflow(show_startup=args.verbose == 2)
-        from tfcourse import runs  # TensorFlow loads here, after the flags are read (``--help`` stays fast)
+        from tfcourse.jobs import image_run  # TensorFlow loads here, after the flags are read (``--help`` stays fast)
 
         machine.freeze_imported_objects()
         if args.list_hp:
-            print_space(config.model, config.data.dataset, runs.space_rows(config, download=not args.no_download))
+            print_space(config.model, config.data.dataset, image_run.space_rows(config, download=not args.no_download))
             return 0
-        runs.train_and_evaluate(config, download=not args.no_download, verbose=verbosity(args))
+        image_run.train_and_evaluate(config, download=not args.no_download, verbose=verbosity(args))
     return 0
 
 

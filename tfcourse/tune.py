@@ -1,6 +1,6 @@
 """``python -m tfcourse.tune``: KerasTuner searches over a registered model, their summaries, and the retrained best.
 
-A thin argparse layer over ``tfcourse.search``. Bad flags and bad input exit with status 2
+A thin argparse layer over ``tfcourse.jobs.search``. Bad flags and bad input exit with status 2
 and a message saying what was wrong.
 """
 
@@ -15,12 +15,13 @@ import sys
 from typing import Any, Dict, List, Optional
 
 from tfcourse import machine, rundir
-from tfcourse.cli_args import (
+from tfcourse.cli import (
     IMAGE_DATA_FLAGS,
     TABLE_DATA_FLAGS,
     HelpFormatter,
     add_data_arguments,
     add_table_arguments,
+    cli_errors,
     data_config_from_args,
     export_formats,
     is_table,
@@ -43,14 +44,13 @@ from tfcourse.config import (
     parse_keep_checkpoints,
 )
 from tfcourse.models import MODELS
-from tfcourse.rundir import cli_errors
 
 DEFAULTS = TuneConfig()
 
 
 def _space_item(text: str):
     """``KEY=VALUE`` (fix), ``KEY=[a,b]`` (choices), ``KEY=lo..hi`` (range), or a JSON file of such entries."""
-    from tfcourse.hparams import parse_space_value  # keras: only once a value is parsed
+    from tfcourse.tuning.hparams import parse_space_value  # keras: only once a value is parsed
 
     key, sep, value = text.partition("=")
     if not sep:
@@ -334,7 +334,8 @@ def configure_distributed(role: Optional[str], oracle, tuner_id: Optional[str]) 
 def show_summary(project_directory: str, top: int, check: bool = False) -> None:
     """Rewrites a search directory's summaries and its page and prints the best trials and where the page
     is; with ``check`` the page is loaded in headless Chromium."""
-    from tfcourse import search, tuners
+    from tfcourse.jobs import search
+    from tfcourse.tuning import tuners
 
     paths = search.summarize(project_directory, top=top)
     print("\n".join(tuners.top_trials_lines(project_directory, top)))
@@ -352,7 +353,7 @@ def _new_search_removed_on_failure(project_dir: str, role: Optional[str]):
     try:
         yield
     except BaseException:
-        from tfcourse import tuners
+        from tfcourse.tuning import tuners
 
         if made and not tuners.completed_trials(project_dir):
             shutil.rmtree(project_dir, ignore_errors=True)
@@ -362,7 +363,7 @@ def _new_search_removed_on_failure(project_dir: str, role: Optional[str]):
 
 def check_page(path: str) -> None:
     """``--check``: the search page in headless Chromium (every figure loaded, no console error)."""
-    from tfcourse.report import browser
+    from tfcourse.pages import browser
 
     browser.require_clean_page(path, "tfcourse.tune")
 
@@ -372,7 +373,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     with cli_errors(parser, output=args.directory):
         if args.check:
-            from tfcourse.report import browser
+            from tfcourse.pages import browser
 
             browser.require_available()  # before the search, not after it
         if args.summary:
@@ -382,11 +383,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.export_format and not args.retrain:
             raise ValueError("--export-format sets what --retrain exports; add --retrain.")
         machine.load_tensorflow(show_startup=args.verbose == 2)
-        from tfcourse import search  # TensorFlow loads here, after the flags are read
+        from tfcourse.jobs import search  # TensorFlow loads here, after the flags are read
 
         machine.freeze_imported_objects()
         if args.export_format:  # before the search: a missing converter must not wait for its end
-            from tfcourse.export import runtimes
+            from tfcourse.serving import runtimes
 
             runtimes.require(args.export_format)
 

@@ -1,0 +1,385 @@
+"""The search report: ``search.html`` (self-contained, figures embedded) and ``search.md`` (figures beside
+it) for one KerasTuner search directory, through the run report's block renderer.
+
+It reads only the files a search leaves (``search.json``, KerasTuner's ``trial_*/trial.json`` and
+tfcourse's per-trial statistics, via ``tuners.trial_rows``), so it serves a finished, interrupted or
+resumed search alike: the settings and budget, every trial ordered by score (failed ones with their
+message), the best score over wall time, a parallel-coordinates figure, the score against each
+hyperparameter, an importance estimate, the learning curves of the top trials and, after ``--retrain``,
+a link to the retrained run's report.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from typing import Any, Dict, List, Optional, Sequence
+
+from tfcourse import rundir
+from tfcourse.config import keep_checkpoints_name
+from tfcourse.pages import plots
+from tfcourse.pages.blocks import figure, heading, link, machine_description, paragraph, table, write_pages
+from tfcourse.tuning import tuners
+
+SEARCH_HTML = "search.html"
+SEARCH_MD = "search.md"
+RETRAINED_FILE = "retrained.json"  # written by search.retrain_best: the retrained run's folder and test numbers
+TIMELINE = "search_timeline.png"
+PARALLEL = "parallel_coordinates.png"
+IMPORTANCE = "hyperparameter_importance.png"
+CURVES = "learning_curves.png"
+FEWEST_FOR_IMPORTANCE = 4  # completed trials the importance estimate needs
+CURVE_TRIALS = 3
+PARALLEL_AXES = 8  # hyperparameter axes in the parallel-coordinates figure
+
+
+def importance(rows: Sequence[Dict[str, Any]], names: Sequence[str], seed: int = 0) -> Optional[Dict[str, float]]:
+    """An estimate of how much each hyperparameter explains the score: a random forest (scikit-learn's
+    ``RandomForestRegressor``) fitted to the completed trials (hyperparameters -> score), and its mean
+    decrease in impurity per hyperparameter (Optuna's ``MeanDecreaseImpurityImportanceEvaluator`` does
+    the same), normalised to sum to 1. Choices and booleans are coded as category numbers; an absent
+    (conditional) value as -1.
+
+    Returns:
+        ``{hp/<name>: share}``, or ``None`` with fewer than ``FEWEST_FOR_IMPORTANCE`` completed trials, no
+        hyperparameter that varied, or scores that are all equal.
+    """
+    import numpy as np
+    from sklearn.ensemble import RandomForestRegressor
+
+    scored = [row for row in rows if isinstance(row.get("score"), (int, float)) and row.get("status") == "COMPLETED"]
+    if len(scored) < FEWEST_FOR_IMPORTANCE or not names or len({row["score"] for row in scored}) < 2:
+        return None
+    columns = []
+    for name in names:
+        values = [row.get(name) for row in scored]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            columns.append([float(v) for v in values])
+        else:
+            categories = sorted({repr(v) for v in values if v is not None})
+            columns.append([-1.0 if v is None else float(categories.index(repr(v))) for v in values])
+    forest = RandomForestRegressor(n_estimators=300, random_state=seed, min_samples_leaf=1)
+    forest.fit(np.array(columns, dtype=float).T, np.array([row["score"] for row in scored], dtype=float))
+    shares = forest.feature_importances_
+    total = float(shares.sum())
+    if total <= 0:
+        return None
+    return {name: float(share) / total for name, share in zip(names, shares)}
+
+
+def _settings(record: Dict[str, Any]) -> List[List[Any]]:
+    if not record:
+        return [["search", "a plain KerasTuner folder (no tfcourse search.json): settings unknown"]]
+    hyperband = record.get("tuner") == "hyperband"
+    budget = (
+        f"Hyperband rounds up to {record.get('max_epochs')} epochs, factor {record.get('factor')}"
+        if hyperband
+        else f"{record.get('max_trials')} trials of up to {record.get('epochs')} epochs"
+    )
+    if record.get("max_minutes"):
+        budget += f"; no new trial after {record['max_minutes']} min"
+    scoring = (
+        f"{record['cv']}-fold stratified cross-validation on the training split (mean of the folds)"
+        if record.get("cv")
+        else "the validation split"
+    )
+    return [
+        ["tuner", record.get("tuner")],
+        ["model", record.get("model")],
+        ["dataset", f"{record.get('dataset')} (split {record.get('split')}, input {record.get('input_shape')})"],
+        ["objective", f"{record.get('objective')} ({record.get('direction')}imised), scored on {scoring}"],
+        ["budget", budget],
+        ["early stopping", f"after {record.get('patience')} epochs without val_loss improvement"],
+        ["learning rate schedule", record.get("lr_schedule", "plateau")],
+        ["precision", record.get("precision", "float32")],
+        ["models per trial", record.get("executions_per_trial", 1)],
+        ["checkpoints kept", keep_checkpoints_name(record.get("keep_checkpoints"))],
+        ["seed", record.get("seed")],
+        ["space overrides (--space)", ", ".join(f"{k}={v}" for k, v in (record.get("space") or {}).items()) or "none"],
+    ]
+
+
+def _trial_table(rows, ranked, hp_names, cv_folds: int):
+    """Header and rows of the trial table: scored trials best first, then the others with their message."""
+    header = ["rank", "trial", "status", "score"]
+    header += (["cv std"] + [f"fold {i}" for i in range(1, cv_folds + 1)]) if cv_folds else []
+    header += ["best epoch", "epochs", "seconds"] + [name[3:] for name in hp_names] + ["message"]
+    rest = [row for row in rows if row not in ranked]
+    out = []
+    for rank, row in enumerate(list(ranked) + rest, 1):
+        score = row.get("score")
+        cells = [
+            rank if row in ranked else "",
+            row["trial_id"],
+            row.get("status"),
+            "" if score is None else f"{score:.4f}",
+        ]
+        if cv_folds:
+            cells.append("" if row.get("cv/std") is None else f"{row['cv/std']:.4f}")
+            cells += [
+                "" if row.get(f"cv/fold{i}") is None else f"{row[f'cv/fold{i}']:.4f}" for i in range(1, cv_folds + 1)
+            ]
+        cells += [row.get("best_epoch"), row.get("epochs_trained"), row.get("wall_seconds")]
+        cells += [f"{row[name]:.4g}" if isinstance(row.get(name), float) else row.get(name) for name in hp_names]
+        cells.append(row.get("message") or "")
+        out.append(cells)
+    return header, out
+
+
+def write_search_page(project_dir: str, top: int = 5) -> Dict[str, str]:
+    """Writes ``search.html``, ``search.md`` and their figures into ``project_dir``; returns the paths written
+    by file name.
+
+    Raises:
+        ValueError: If ``project_dir`` holds no KerasTuner trials.
+    """
+    record = tuners.read_search_record(project_dir) or {}
+    rows = tuners.trial_rows(project_dir)
+    objective = record.get("objective", "score")
+    direction = record.get("direction") or "max"
+    name = os.path.basename(os.path.normpath(project_dir))
+    ranked = sorted(
+        (row for row in rows if row.get("score") is not None), key=lambda row: row["score"], reverse=direction == "max"
+    )
+    hp_names = [key for key in dict.fromkeys(k for row in rows for k in row) if key.startswith("hp/")]
+    hp_names.sort(key=lambda key: key.startswith("hp/tuner/"))  # Hyperband's bookkeeping last
+    varying = plots.varying_hyperparameters(ranked)
+    cv_folds = int(record.get("cv") or 0)
+    counts = {status: sum(row["status"] == status for row in rows) for status in sorted({r["status"] for r in rows})}
+    written: Dict[str, str] = {}
+
+    blocks = [
+        heading(1, f"Search: {name}"),
+        paragraph(
+            f"{len(rows)} trials ("
+            + ", ".join(f"{n} {status.lower()}" for status, n in counts.items())
+            + f"), {sum(row.get('wall_seconds') or 0 for row in rows):.0f} s of trial wall time on "
+            f"{machine_description()}. "
+            + (
+                f"Best: trial {ranked[0]['trial_id']}, {objective} {ranked[0]['score']:.4f}."
+                if ranked
+                else "No trial has a score yet."
+            )
+        ),
+    ]
+    retrained = _retrained(project_dir)
+    if retrained:
+        accuracy = retrained.get("test_accuracy")
+        tested = f": test accuracy {accuracy:.4f}" if isinstance(accuracy, (int, float)) else ""
+        blocks.append(
+            link(
+                "the retrained run's report",
+                retrained["href"],
+                before=f"After the search, trial {retrained.get('trial_id')} was retrained on "
+                f"{retrained.get('train_on')} and tested once{tested}. See ",
+            )
+        )
+    blocks += [heading(2, "Settings and budget"), table(["setting", "value"], _settings(record))]
+    blocks.append(paragraph(tuners.disk_line(project_dir, rows, record)))
+    for problem in tuners.unreadable_state(project_dir):
+        blocks.append(paragraph(f"Left out, unreadable: {problem['problem']} Fix: {problem['fix']}."))
+
+    header, table_rows = _trial_table(rows, ranked, hp_names, cv_folds)
+    blocks += [
+        heading(2, "Trials, best first"),
+        paragraph(
+            f"Every trial, as in trials.csv and KerasTuner's own trial.json files: scored trials by {objective} "
+            f"({'higher' if direction == 'max' else 'lower'} is better), then the others with the last line of "
+            "their error (the whole traceback is in the trial's folder, traceback.txt)."
+        ),
+        table(header, table_rows),
+        heading(2, "Progress"),
+    ]
+    for fig_name, drawer, caption in (
+        (TIMELINE, lambda p: plots.plot_search_timeline(rows, p, objective, direction), "score over wall time"),
+        (plots.SEARCH_PROGRESS, None, "score per trial in the order run, with the best so far"),
+    ):
+        path = os.path.join(project_dir, fig_name)
+        if drawer is not None and drawer(path):
+            written[fig_name] = path
+        if os.path.isfile(path):
+            blocks.append(figure(path, caption))
+
+    blocks.append(heading(2, "Hyperparameters"))
+    shares = importance(ranked, varying)
+    # a readable figure: at most PARALLEL_AXES axes, those the importance estimate ranks highest
+    shown = sorted(varying, key=lambda n: -shares[n])[:PARALLEL_AXES] if shares else varying[:PARALLEL_AXES]
+    path = os.path.join(project_dir, PARALLEL)
+    if plots.plot_parallel_coordinates(
+        ranked, shown, path, objective, direction, log_sampled=tuners.log_sampled(project_dir)
+    ):
+        written[PARALLEL] = path
+        which = (
+            f"; the {len(shown)} of {len(varying)} varied hyperparameters the importance estimate ranks highest"
+            if len(shown) < len(varying) and shares
+            else (
+                f"; the first {len(shown)} of {len(varying)} varied hyperparameters"
+                if len(shown) < len(varying)
+                else ""
+            )
+        )
+        blocks.append(figure(path, "parallel coordinates: one line per scored trial, coloured by its score" + which))
+    path = os.path.join(project_dir, plots.SCORE_VS_HP)
+    if varying and os.path.isfile(path):
+        blocks.append(figure(path, f"{objective} against each hyperparameter that varied"))
+    if not varying:
+        blocks.append(paragraph("No hyperparameter varied between the scored trials."))
+
+    blocks.append(heading(2, "Hyperparameter importance (an estimate)"))
+    if shares is None:
+        blocks.append(
+            paragraph(
+                f"Not estimated: it needs at least {FEWEST_FOR_IMPORTANCE} completed trials with different scores "
+                f"and a hyperparameter that varied ({len(ranked)} scored here)."
+            )
+        )
+    else:
+        completed = sum(row.get("status") == "COMPLETED" for row in ranked)
+        caption = f"random forest on {completed} completed trials: an estimate, not a measurement"
+        path = os.path.join(project_dir, IMPORTANCE)
+        written[IMPORTANCE] = plots.plot_importance([n[3:] for n in shares], list(shares.values()), path, caption)
+        blocks += [
+            paragraph(
+                f"A random forest (scikit-learn, 300 trees) fitted to the {completed} completed trials' hyperparameters "
+                f"-> {objective}; each hyperparameter's share of its mean decrease in impurity (as Optuna's "
+                f"MeanDecreaseImpurityImportanceEvaluator). With {completed} trials this is a rough estimate: "
+                "it says which settings the scores moved with in this search, not how they act in general."
+            ),
+            table(
+                ["hyperparameter", "share"],
+                [[n[3:], f"{v:.3f}"] for n, v in sorted(shares.items(), key=lambda kv: -kv[1])],
+            ),
+            figure(path, caption),
+        ]
+
+    blocks.append(heading(2, f"Learning curves of the top {min(CURVE_TRIALS, len(ranked))} trials"))
+    curves = []
+    for row in ranked[:CURVE_TRIALS]:
+        histories = tuners.trial_histories(project_dir, row["trial_id"])
+        if histories:
+            curves.append(
+                {
+                    "label": f"trial {row['trial_id']} ({row['score']:.4f})",
+                    "first_epoch": int(row.get("hp/tuner/initial_epoch") or 0),
+                    "histories": histories,
+                }
+            )
+    path = os.path.join(project_dir, CURVES)
+    if plots.plot_trial_curves(curves, path, objective):
+        written[CURVES] = path
+        blocks.append(figure(path, f"{objective} and training loss per epoch of the top trials"))
+    else:
+        blocks.append(paragraph("No epoch history was recorded for these trials (trained before tfcourse kept it)."))
+
+    pages = write_pages(blocks, project_dir, f"Search {name}", SEARCH_HTML, SEARCH_MD)
+    written.update({SEARCH_HTML: pages["html"], SEARCH_MD: pages["markdown"]})
+    return written
+
+
+def _retrained(project_dir: str) -> Optional[Dict[str, Any]]:
+    """The retrained run (``RETRAINED_FILE``) with the page's relative link to its report, or ``None``
+    (never retrained, or its run folder or report is gone)."""
+    path = os.path.join(project_dir, RETRAINED_FILE)
+    if not os.path.isfile(path):
+        return None
+    try:
+        record = rundir.read_json(path, "retrained-run record")
+    except ValueError:
+        return None
+    if not isinstance(record, dict):
+        return None
+    report = os.path.join(str(record.get("run_dir", "")), rundir.REPORT_HTML)
+    if not os.path.isfile(report):
+        return None
+    return {**record, "href": os.path.relpath(report, project_dir)}
+
+
+def write_summary(project_dir: str, direction: Optional[str] = None, top: int = 5) -> Dict[str, str]:
+    """Writes ``trials.csv``, ``trials.json``, ``summary.md`` and the search plots into ``project_dir``.
+
+    Args:
+        project_dir: ``<directory>/<project_name>`` of a search.
+        direction: ``max`` if a higher score is better (accuracy), ``min`` for losses;
+            ``None`` reads it from the search's ``search.json`` (``max`` without one).
+        top: How many of the best trials ``summary.md`` lists.
+
+    Returns:
+        The paths written, by file name.
+    """
+    record = tuners.read_search_record(project_dir) or {}
+    objective = record.get("objective", "score")
+    direction = direction or record.get("direction") or "max"
+    rows = tuners.trial_rows(project_dir)
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    paths = {name: os.path.join(project_dir, name) for name in ("trials.csv", "trials.json", "summary.md")}
+
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    unreadable = tuners.unreadable_state(project_dir)
+
+    ranked = tuners.rank_rows(rows, direction)
+    hp_columns = sorted((key for key in columns if key.startswith("hp/")), key=lambda key: key.startswith("hp/tuner/"))
+    lines = [f"# Search summary: {os.path.basename(os.path.normpath(project_dir))}", ""]
+    if record:
+        lines += [
+            f"{record.get('tuner')} search over model `{record.get('model')}` on `{record.get('dataset')}` "
+            f"(split {record.get('split')}), objective `{objective}` ({direction}imised on the validation "
+            "split).",
+            "",
+        ]
+        budget = (
+            f"Hyperband rounds up to {record.get('max_epochs')} epochs (factor {record.get('factor')})"
+            if record.get("tuner") == "hyperband"
+            else f"up to {record.get('epochs')} epochs per trial"
+        )
+        lines += [
+            f"Training: {budget}, early stopping after {record.get('patience')} epochs without val_loss "
+            f"improvement, learning rate schedule `{record.get('lr_schedule', 'plateau')}`, "
+            f"{record.get('executions_per_trial', 1)} model(s) per trial, seed {record.get('seed')}.",
+            "",
+        ]
+    counts = {
+        status: sum(row["status"] == status for row in rows) for status in sorted({row["status"] for row in rows})
+    }
+    lines.append(f"{len(rows)} trials: " + ", ".join(f"{n} {status.lower()}" for status, n in counts.items()) + ".")
+    for problem in unreadable:
+        lines.append(f"Left out, unreadable: {problem['problem']} Fix: {problem['fix']}.")
+    total = sum(row["wall_seconds"] or 0 for row in rows)
+    lines += [f"Total trial wall time: {total:.1f} s.", tuners.disk_line(project_dir, rows, record)]
+    if record.get("cv"):
+        lines.append(
+            f"Each trial was scored by {record['cv']}-fold stratified cross-validation on the training split: "
+            "its score is the mean of the folds (the std and each fold's score are in trials.csv)."
+        )
+    lines += ["", f"## Top {min(top, len(ranked))} trials", ""]
+    cv = bool(record.get("cv"))
+    header = ["trial", "score"] + (["cv std"] if cv else []) + ["best epoch", "epochs", "seconds"]
+    header += [key[3:] for key in hp_columns]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in ranked[:top]:
+        cells = [row["trial_id"], f"{row['score']:.4f}"] + ([f"{row.get('cv/std', 0):.4f}"] if cv else [])
+        cells += [row["best_epoch"], row["epochs_trained"], row["wall_seconds"]]
+        cells += [f"{row[key]:.4g}" if isinstance(row.get(key), float) else row.get(key) for key in hp_columns]
+        lines.append("| " + " | ".join("" if cell is None else str(cell) for cell in cells) + " |")
+    lines += ["", "## Search space", "", "| name | type | settings |", "|---|---|---|"]
+    try:
+        space = tuners.search_space(project_dir)
+    except ValueError as error:  # a cut-short oracle.json: the trials still tell their story
+        space = []
+        lines.append(f"| (unavailable: {error}) | | |")
+    for entry in space:
+        settings = ", ".join(f"{k}={v}" for k, v in entry.items() if k not in ("name", "type"))
+        lines.append(f"| {entry['name']} | {entry['type']} | {settings} |")
+    figures = plots.plot_search(
+        rows, project_dir, objective=objective, direction=direction, log_sampled=tuners.log_sampled(project_dir)
+    )
+    if figures:
+        lines += ["", "## Figures", ""] + [f"![{name}]({name})" for name in figures]
+    rundir.write_text(paths["trials.csv"], table.getvalue())
+    rundir.write_json(paths["trials.json"], rows)
+    rundir.write_text(paths["summary.md"], "\n".join(lines) + "\n")
+    paths.update({name: os.path.join(project_dir, name) for name in figures})
+    return paths

@@ -1,0 +1,185 @@
+"""The exploratory page of a table (``python -m tfcourse.eda --dataset csv:PATH --target COLUMN`` or
+``seattle_weather``): ``eda.json``, ``figures/``, ``eda.md`` and ``eda.html`` in one folder, published
+only when complete (a rerun replaces it as a whole).
+
+Sections: the table (rows, dropped rows, split), each column's kind, missing cells and values, the
+target's balance per split, missing values per column, and each feature by class, with what follows
+for training (``eda.table.findings``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import shutil
+from typing import Any, Callable, Dict, List, Optional
+
+from tfcourse import rundir
+from tfcourse.config import TableDataConfig, to_dict
+from tfcourse.data import table_data
+from tfcourse.exploration import table_eda
+from tfcourse.pages import plots
+from tfcourse.pages.blocks import figure, heading, machine_description, paragraph, table, write_pages
+from tfcourse.pages.eda_page import EDA_HTML, EDA_JSON, EDA_MD, FIGURES_DIR, default_output_dir
+
+PANELS_PER_FIGURE = 9
+
+
+def _numbers(column: Dict[str, Any], key: str) -> Any:
+    value = column.get(key)
+    return "" if value is None else float(value)
+
+
+def write_table_eda(
+    data: TableDataConfig,
+    seed: int = 42,
+    output_dir: Optional[str] = None,
+    progress: Optional[Callable[[str], None]] = None,
+    command: Optional[List[str]] = None,
+) -> Dict[str, Any]:
+    """Reads and splits the table ``data`` names, measures it and writes the EDA folder.
+
+    Returns:
+        ``{"html", "markdown", "json", "out_dir", "implications"}``.
+
+    Raises:
+        ValueError: Bad data or settings, or an ``output_dir`` that holds something other than an EDA.
+    """
+    say = progress or (lambda text: None)
+    out_dir = output_dir or default_output_dir(data.dataset)
+    rundir.check_writable_folder(os.path.dirname(os.path.abspath(out_dir)), "--output-dir")
+    if os.path.exists(out_dir) and not os.path.isfile(os.path.join(out_dir, EDA_JSON)):
+        if not os.path.isdir(out_dir) or os.listdir(out_dir):
+            raise ValueError(
+                f"--output-dir {out_dir} exists and is not an EDA folder (no {EDA_JSON}); pass a new or empty folder."
+            )
+    say(f"reading {data.dataset} ...")
+    dataset, splits = table_data.load_split_table(data, seed)
+    columns = table_eda.column_summary(dataset)
+    balance = table_eda.target_balance(dataset, splits)
+    panels = table_eda.feature_by_class(dataset, splits.train)
+    implications = table_eda.findings(columns, balance, panels, dataset.class_names)
+    say(f"{dataset.num_rows} rows, {len(columns)} feature columns, target {dataset.target}: figures ...")
+
+    partial = rundir.prepare_partial(out_dir)
+    try:
+        os.makedirs(os.path.join(partial, FIGURES_DIR))
+
+        def fig(name: str) -> str:
+            return os.path.join(partial, FIGURES_DIR, name)
+
+        figures = {
+            "balance": plots.plot_class_counts(balance, fig("target_balance.png"), f"{dataset.target} per split"),
+            "missing": plots.plot_missing_values(
+                {c["name"]: c["missing"] for c in columns}, dataset.num_rows, fig("missing_values.png")
+            ),
+        }
+        by_class = []
+        for start in range(0, len(panels), PANELS_PER_FIGURE):
+            chunk = panels[start : start + PANELS_PER_FIGURE]
+            by_class.append(
+                plots.plot_columns_by_class(
+                    chunk,
+                    dataset.class_names,
+                    fig(f"features_by_class_{start // PANELS_PER_FIGURE + 1}.png"),
+                    f"features by {dataset.target} (training rows)",
+                )
+            )
+        header = {
+            "dataset": data.dataset,
+            "source": dataset.source,
+            "target": dataset.target,
+            "rows": dataset.num_rows,
+            "dropped_rows_without_target": dataset.dropped_rows,
+            "split": splits.protocol,
+            "split_sizes": splits.sizes(),
+            "seed": seed,
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": machine_description(),
+            "command": command,
+        }
+        numbers = [{k: v for k, v in p.items() if k != "values"} for p in panels]  # the arrays stay out of JSON
+        rundir.write_json(
+            os.path.join(partial, EDA_JSON),
+            {
+                "header": header,
+                "config": {"data": to_dict(data), "seed": seed},
+                "implications": implications,
+                "columns": columns,
+                "target_balance": balance,
+                "features_by_class": numbers,
+            },
+        )
+        blocks = _blocks(dataset, columns, balance, panels, implications, figures, by_class, header)
+        write_pages(blocks, partial, f"tfcourse EDA: {data.dataset}", EDA_HTML, EDA_MD)
+        rundir.publish_folder(partial, out_dir)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return {
+        "html": os.path.join(out_dir, EDA_HTML),
+        "markdown": os.path.join(out_dir, EDA_MD),
+        "json": os.path.join(out_dir, EDA_JSON),
+        "out_dir": out_dir,
+        "implications": implications,
+    }
+
+
+def _blocks(dataset, columns, balance, panels, implications, figures, by_class, header) -> list:
+    blocks = [
+        heading(1, f"Exploratory analysis: {header['dataset']}"),
+        paragraph(
+            f"{header['source']}: {header['rows']} rows ({header['dropped_rows_without_target']} dropped without a "
+            f"target), {len(columns)} feature columns, target {dataset.target} ({', '.join(dataset.class_names)}). "
+            f"Split {header['split']} (seed {header['seed']}): "
+            + ", ".join(f"{k} {v}" for k, v in header["split_sizes"].items())
+            + f". {header['date']}, {header['machine']}."
+        ),
+        heading(2, "What follows for training"),
+    ]
+    blocks += [paragraph(f"- {line}") for line in implications]
+    blocks += [
+        heading(2, "Columns"),
+        table(
+            ["column", "kind", "missing", "missing share", "distinct values", "mean", "std", "min", "median", "max"],
+            [
+                [c["name"], c["kind"], c["missing"], c["missing_share"], c["distinct"]]
+                + [_numbers(c, key) for key in ("mean", "std", "min", "median", "max")]
+                for c in columns
+            ],
+        ),
+        figure(figures["missing"], "Share of rows missing per column (the count beside each bar)."),
+        heading(2, "The target"),
+        table(
+            ["split"] + list(dataset.class_names), [[part] + list(counts.values()) for part, counts in balance.items()]
+        ),
+        figure(figures["balance"], f"Rows of each {dataset.target} class per split."),
+        heading(2, "Each feature by class"),
+    ]
+    numeric = [p for p in panels if p["kind"] == "numeric"]
+    if numeric:
+        header_row = ["column"] + [f"mean ({name})" for name in dataset.class_names]
+        header_row += [f"missing ({name})" for name in dataset.class_names]
+        binary = any("auc" in p for p in numeric)
+        rows = []
+        for p in numeric:
+            row = [p["name"]] + ["" if m is None else m for m in p["means"]] + p["missing_share_by_class"]
+            rows.append(row + ([p.get("auc", "")] if binary else []))
+        blocks.append(table(header_row + (["ROC-AUC alone"] if binary else []), rows))
+        if binary:
+            blocks.append(
+                paragraph(
+                    f"ROC-AUC alone: how well the value by itself ranks {dataset.class_names[1]} above "
+                    f"{dataset.class_names[0]} on the training rows (0.5: not at all; below 0.5: smaller values "
+                    f"mean {dataset.class_names[1]})."
+                )
+            )
+    for index, path in enumerate(by_class):
+        blocks.append(
+            figure(
+                path,
+                f"Features by class, part {index + 1}: numbers as densities per class; categories as the class "
+                "shares within each of their most common values.",
+            )
+        )
+    return blocks

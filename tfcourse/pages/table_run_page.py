@@ -1,0 +1,163 @@
+"""The run report of a table run (``jobs.table_run.train_table``): ``report.html`` (self-contained) and
+``report.md`` (figures in ``figures/``) with the data (columns, kinds, missing rows, split), the test
+numbers beside the majority-class baseline, precision/recall/F1 per class, the confusion matrix, for
+a two-class target the ROC and precision-recall curves with the threshold's operating point and the
+predicted probabilities by true class, the learning curves, and the hyperparameters.
+
+Everything comes from the run folder's files (``config.json``, ``metrics.json``, ``history.json``,
+``predictions.npz``: the test rows' labels and probabilities); nothing is recomputed from the model.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, Optional
+
+import numpy as np
+
+from tfcourse import rundir
+from tfcourse.pages import plots
+from tfcourse.pages.blocks import figure, heading, machine_description, paragraph, table, write_pages
+
+REPORT_HTML, REPORT_MD = rundir.REPORT_HTML, rundir.REPORT_MD
+FIGURES_DIR = "figures"
+
+
+def _read(run_dir: str, name: str) -> Any:
+    return rundir.read_json(os.path.join(run_dir, name), name, "The run folder is incomplete: train it again.")
+
+
+def _report_rows(metrics: Dict[str, Any], class_names) -> list:
+    report = metrics["classification_report"]
+    rows = [
+        [
+            name,
+            report[name]["precision"],
+            report[name]["recall"],
+            report[name]["f1-score"],
+            int(report[name]["support"]),
+        ]
+        for name in class_names
+    ]
+    for name in ("macro avg", "weighted avg"):
+        if name in report:
+            entry = report[name]
+            rows.append([name, entry["precision"], entry["recall"], entry["f1-score"], int(entry["support"])])
+    return rows
+
+
+def table_report_blocks(run_dir: str, figures_dir: str):
+    """The page's blocks, its figures drawn into ``figures_dir``."""
+    record = _read(run_dir, rundir.CONFIG_FILE)
+    metrics = _read(run_dir, rundir.METRICS_FILE)
+    history = _read(run_dir, rundir.HISTORY_FILE)
+    data, config = record["data"], record["config"]
+    class_names = data["class_names"]
+    binary = "roc_auc" in metrics
+    os.makedirs(figures_dir, exist_ok=True)
+    name = os.path.basename(os.path.normpath(run_dir))
+
+    blocks = [heading(1, f"Run report: {name}")]
+    blocks.append(
+        paragraph(
+            f"{config['model']} on {data['source']}: predict {data.get('target', 'the target')} "
+            f"({', '.join(class_names)}) from {len(data['columns'])} columns. Machine: {machine_description()}."
+        )
+    )
+    accuracy = metrics["accuracy"] if binary else metrics["test_accuracy"]
+    baseline = metrics.get("majority_baseline_accuracy")
+    lines = [["test accuracy", accuracy], ["majority-class baseline accuracy", baseline]]
+    if binary:
+        choice = metrics["threshold_choice"]
+        lines += [
+            ["ROC-AUC", metrics["roc_auc"]],
+            ["PR-AUC (average precision)", metrics["pr_auc"]],
+            [f"share of {metrics['positive_class']} in test", metrics["positive_share"]],
+            [f"decision threshold (best validation {choice['metric']})", metrics["threshold"]],
+            [
+                f"validation {choice['metric']} at the threshold / at 0.5",
+                f"{choice['value']:.4f} / {choice['value_at_0.5']:.4f}",
+            ],
+        ]
+    blocks += [heading(2, "Test numbers"), table(["number", "value"], lines)]
+    summary = f"Test accuracy {accuracy:.2%}"
+    if baseline is not None:
+        summary += f" against {baseline:.2%} for always answering the most common training class"
+    if binary:
+        positive = metrics["classification_report"][metrics["positive_class"]]
+        summary += (
+            f"; ROC-AUC {metrics['roc_auc']:.3f} (0.5 is chance). At the threshold chosen on the validation rows "
+            f"the model finds {positive['recall']:.0%} of the {metrics['positive_class']} rows, and "
+            f"{positive['precision']:.0%} of the rows it calls {metrics['positive_class']} are "
+            f"{metrics['positive_class']}"
+        )
+    blocks.append(paragraph(summary + "."))
+
+    blocks += [
+        heading(2, "Precision, recall and F1 per class"),
+        table(["class", "precision", "recall", "F1", "test rows"], _report_rows(metrics, class_names)),
+        figure(
+            plots.plot_confusion_matrix(
+                np.asarray(metrics["confusion_matrix"]),
+                class_names,
+                os.path.join(figures_dir, "confusion_matrix.png"),
+                "confusion matrix (test split" + (f", threshold {metrics['threshold']:.3f})" if binary else ")"),
+            ),
+            "Confusion matrix of the test rows: counts, coloured by the share of the true class.",
+        ),
+    ]
+    if binary:
+        blocks += [
+            heading(2, "ROC and precision-recall curves"),
+            figure(
+                plots.plot_roc_pr(metrics, os.path.join(figures_dir, "roc_pr.png")),
+                "ROC and precision-recall curves of the test rows; the red point is the decision threshold.",
+            ),
+        ]
+        predictions_path = os.path.join(run_dir, rundir.PREDICTIONS_FILE)
+        if os.path.exists(predictions_path):
+            with np.load(predictions_path) as predictions:
+                labels, probabilities = predictions["labels"], predictions["probabilities"][:, 1]
+            blocks.append(
+                figure(
+                    plots.plot_probability_by_class(
+                        labels,
+                        probabilities,
+                        class_names,
+                        metrics["threshold"],
+                        os.path.join(figures_dir, "probability_by_class.png"),
+                    ),
+                    "Predicted probability of the positive class for the test rows, by their true class.",
+                )
+            )
+    blocks += [
+        heading(2, "Learning curves"),
+        figure(
+            plots.plot_history(history, os.path.join(figures_dir, "history.png")),
+            "Loss and accuracy (at probability 0.5) per epoch; early stopping kept the best validation loss.",
+        ),
+        heading(2, "The data"),
+        paragraph(
+            f"{data['rows']} rows ({data['dropped_rows_without_target']} dropped without a target); split "
+            f"{config['data']['split']}: "
+            + ", ".join(f"{k} {v}" for k, v in data["split_sizes"].items())
+            + f". The FeatureSpace turns the columns into {data['encoded_features']} inputs"
+            + (f"; class weights {data['class_weight']}." if data.get("class_weight") else ".")
+        ),
+        table(["column", "kind"], sorted(data["columns"].items())),
+        heading(2, "Hyperparameters"),
+        table(["name", "value"], sorted(record["hyperparameters"].items())),
+    ]
+    return blocks
+
+
+def write_table_report(run_dir: str, out_dir: Optional[str] = None) -> Dict[str, str]:
+    """Writes ``report.html`` and ``report.md`` (figures in ``figures/``) for a table run.
+
+    Raises:
+        ValueError: If a file of the run folder is missing or unreadable.
+    """
+    out_dir = out_dir or run_dir
+    blocks = table_report_blocks(run_dir, os.path.join(out_dir, FIGURES_DIR))
+    name = os.path.basename(os.path.normpath(run_dir))
+    return write_pages(blocks, out_dir, f"tfcourse run report: {name}", REPORT_HTML, REPORT_MD)

@@ -1,0 +1,3 @@
+"""Training a model: compile from hyperparameters or a recipe, callbacks and schedules, divergence
+checks (``fit``), and transfer learning from a pretrained base (``transfer``).
+"""
