@@ -22,7 +22,7 @@ from tfcourse import data, tune
 from tfcourse.config import DataConfig, parse_keep_checkpoints
 from tfcourse.jobs import search
 from tfcourse.models import build_model, list_models
-from tfcourse.pages import browser, plots, search_page
+from tfcourse.pages import browser, search_page, search_plots
 from tfcourse.tuning import tuners
 
 needs_chromium = pytest.mark.skipif(
@@ -184,17 +184,17 @@ def test_a_log_sampled_hyperparameter_gets_a_log_axis(cv_search, tmp_path, monke
     assert "hp/learning_rate" in tuners.log_sampled(str(project))  # read from KerasTuner's oracle
     assert "hp/dropout" not in tuners.log_sampled(str(project))
     rows = [{"hp/learning_rate": lr, "score": score} for lr, score in ((2e-4, 0.8), (6.32e-4, 0.9), (2e-3, 0.85))]
-    matrix, labels, _ = plots.parallel_axes(rows, ["hp/learning_rate"], "val_accuracy", ["hp/learning_rate"])
+    matrix, labels, _ = search_plots.parallel_axes(rows, ["hp/learning_rate"], "val_accuracy", ["hp/learning_rate"])
     assert matrix[:, 0] == pytest.approx([0.0, 0.5, 1.0], abs=1e-3) and labels[0][0] == "learning_rate (log)"
-    matrix, labels, _ = plots.parallel_axes(rows, ["hp/learning_rate"], "val_accuracy")  # a plain range of 10x
+    matrix, labels, _ = search_plots.parallel_axes(rows, ["hp/learning_rate"], "val_accuracy")  # a plain range of 10x
     assert matrix[1, 0] == pytest.approx(0.2405, abs=1e-3) and labels[0][0] == "learning_rate"
     # the search page passes the oracle's log-sampled names to the figure
     copy = tmp_path / "project"
     shutil.copytree(project, copy)
     seen = {}
-    drawer = plots.plot_parallel_coordinates
+    drawer = search_plots.plot_parallel_coordinates
     monkeypatch.setattr(
-        plots, "plot_parallel_coordinates", lambda *a, **k: seen.update(k) or drawer(*a, **k), raising=True
+        search_plots, "plot_parallel_coordinates", lambda *a, **k: seen.update(k) or drawer(*a, **k), raising=True
     )
     search_page.write_search_page(str(copy))
     assert "hp/learning_rate" in seen["log_sampled"]

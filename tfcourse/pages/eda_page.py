@@ -21,7 +21,7 @@ import numpy as np
 from tfcourse import data, rundir
 from tfcourse.config import EdaConfig, to_dict
 from tfcourse.exploration import analysis, stats
-from tfcourse.pages import plots
+from tfcourse.pages import eda_plots, plots
 from tfcourse.pages.blocks import figure, heading, machine_description, paragraph, table, write_pages
 
 EDA_JSON = "eda.json"
@@ -40,12 +40,12 @@ def overview_figures(classes, pixels, samples, fig: Callable[[str], str]) -> Dic
     arrays = pixels["arrays"]
     names = list(classes["counts"]["train"])
     return {
-        "class_counts": plots.plot_class_counts(classes["counts"], fig("class_counts.png")),
-        "class_samples": plots.plot_class_samples(
+        "class_counts": eda_plots.plot_class_counts(classes["counts"], fig("class_counts.png")),
+        "class_samples": eda_plots.plot_class_samples(
             samples["images"], fig("class_samples.png"), mean_images=arrays["mean_images"]
         ),
-        "pixel_histogram": plots.plot_pixel_histogram(pixels["numbers"]["histogram"], fig("pixel_histogram.png")),
-        "brightness_contrast": plots.plot_brightness_contrast(
+        "pixel_histogram": eda_plots.plot_pixel_histogram(pixels["numbers"]["histogram"], fig("pixel_histogram.png")),
+        "brightness_contrast": eda_plots.plot_brightness_contrast(
             arrays["brightness"], arrays["contrast"], arrays["labels"], names, fig("brightness_contrast.png")
         ),
     }
@@ -118,16 +118,18 @@ def draw_figures(
     )
     pixels = arrays["pixels"]
     edges = arrays["features"]["edges"]["mean_edge_maps"]
-    figures["class_images"] = plots.plot_image_table(
+    figures["class_images"] = eda_plots.plot_image_table(
         {n: [pixels["mean_images"][n], pixels["std_images"][n], edges[n]] for n in pixels["mean_images"]},
         ["mean", "std", "Sobel edges"],
         fig("class_images.png"),
         "mean, std and mean Sobel edge image per class (std and edges on one scale across classes)",
     )
     dims = arrays["dimensions"]
-    figures["occupied"] = plots.plot_occupied_area(dims["occupied"], dims["labels"], names, fig("occupied_area.png"))
+    figures["occupied"] = eda_plots.plot_occupied_area(
+        dims["occupied"], dims["labels"], names, fig("occupied_area.png")
+    )
     corr = arrays["correlation"]
-    figures["correlation"] = plots.plot_correlation(
+    figures["correlation"] = eda_plots.plot_correlation(
         corr["matrix"], numbers["correlation"]["by_distance"], corr["cumulative"], fig("correlation.png")
     )
     duplicates = numbers["duplicates"]
@@ -181,11 +183,11 @@ def draw_figures(
         )
     augmentation = arrays["augmentation"]
     notes = {k: f"keeps label: {v['label_preserving']}" for k, v in numbers["augmentation"]["augmentations"].items()}
-    figures["augmentations"] = plots.plot_augmentations(
+    figures["augmentations"] = eda_plots.plot_augmentations(
         augmentation["original"], augmentation["augmented"], fig("augmentations.png"), notes
     )
     embedding = arrays["embedding"]
-    figures["embedding"] = plots.plot_embedding(
+    figures["embedding"] = eda_plots.plot_embedding(
         {
             f"PCA (first two components, {len(embedding['pca'])} training images)": (
                 embedding["pca"],

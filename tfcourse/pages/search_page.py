@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from tfcourse import rundir
 from tfcourse.config import keep_checkpoints_name
-from tfcourse.pages import plots
+from tfcourse.pages import search_plots
 from tfcourse.pages.blocks import figure, heading, link, machine_description, paragraph, table, write_pages
 from tfcourse.tuning import tuners
 
@@ -144,7 +144,7 @@ def write_search_page(project_dir: str, top: int = 5) -> Dict[str, str]:
     )
     hp_names = [key for key in dict.fromkeys(k for row in rows for k in row) if key.startswith("hp/")]
     hp_names.sort(key=lambda key: key.startswith("hp/tuner/"))  # Hyperband's bookkeeping last
-    varying = plots.varying_hyperparameters(ranked)
+    varying = search_plots.varying_hyperparameters(ranked)
     cv_folds = int(record.get("cv") or 0)
     counts = {status: sum(row["status"] == status for row in rows) for status in sorted({r["status"] for r in rows})}
     written: Dict[str, str] = {}
@@ -192,8 +192,8 @@ def write_search_page(project_dir: str, top: int = 5) -> Dict[str, str]:
         heading(2, "Progress"),
     ]
     for fig_name, drawer, caption in (
-        (TIMELINE, lambda p: plots.plot_search_timeline(rows, p, objective, direction), "score over wall time"),
-        (plots.SEARCH_PROGRESS, None, "score per trial in the order run, with the best so far"),
+        (TIMELINE, lambda p: search_plots.plot_search_timeline(rows, p, objective, direction), "score over wall time"),
+        (search_plots.SEARCH_PROGRESS, None, "score per trial in the order run, with the best so far"),
     ):
         path = os.path.join(project_dir, fig_name)
         if drawer is not None and drawer(path):
@@ -206,7 +206,7 @@ def write_search_page(project_dir: str, top: int = 5) -> Dict[str, str]:
     # a readable figure: at most PARALLEL_AXES axes, those the importance estimate ranks highest
     shown = sorted(varying, key=lambda n: -shares[n])[:PARALLEL_AXES] if shares else varying[:PARALLEL_AXES]
     path = os.path.join(project_dir, PARALLEL)
-    if plots.plot_parallel_coordinates(
+    if search_plots.plot_parallel_coordinates(
         ranked, shown, path, objective, direction, log_sampled=tuners.log_sampled(project_dir)
     ):
         written[PARALLEL] = path
@@ -220,7 +220,7 @@ def write_search_page(project_dir: str, top: int = 5) -> Dict[str, str]:
             )
         )
         blocks.append(figure(path, "parallel coordinates: one line per scored trial, coloured by its score" + which))
-    path = os.path.join(project_dir, plots.SCORE_VS_HP)
+    path = os.path.join(project_dir, search_plots.SCORE_VS_HP)
     if varying and os.path.isfile(path):
         blocks.append(figure(path, f"{objective} against each hyperparameter that varied"))
     if not varying:
@@ -238,7 +238,9 @@ def write_search_page(project_dir: str, top: int = 5) -> Dict[str, str]:
         completed = sum(row.get("status") == "COMPLETED" for row in ranked)
         caption = f"random forest on {completed} completed trials: an estimate, not a measurement"
         path = os.path.join(project_dir, IMPORTANCE)
-        written[IMPORTANCE] = plots.plot_importance([n[3:] for n in shares], list(shares.values()), path, caption)
+        written[IMPORTANCE] = search_plots.plot_importance(
+            [n[3:] for n in shares], list(shares.values()), path, caption
+        )
         blocks += [
             paragraph(
                 f"A random forest (scikit-learn, 300 trees) fitted to the {completed} completed trials' hyperparameters "
@@ -266,7 +268,7 @@ def write_search_page(project_dir: str, top: int = 5) -> Dict[str, str]:
                 }
             )
     path = os.path.join(project_dir, CURVES)
-    if plots.plot_trial_curves(curves, path, objective):
+    if search_plots.plot_trial_curves(curves, path, objective):
         written[CURVES] = path
         blocks.append(figure(path, f"{objective} and training loss per epoch of the top trials"))
     else:
@@ -373,7 +375,7 @@ def write_summary(project_dir: str, direction: Optional[str] = None, top: int = 
     for entry in space:
         settings = ", ".join(f"{k}={v}" for k, v in entry.items() if k not in ("name", "type"))
         lines.append(f"| {entry['name']} | {entry['type']} | {settings} |")
-    figures = plots.plot_search(
+    figures = search_plots.plot_search(
         rows, project_dir, objective=objective, direction=direction, log_sampled=tuners.log_sampled(project_dir)
     )
     if figures:

@@ -18,7 +18,7 @@ from tfcourse import rundir
 from tfcourse.config import TableDataConfig, to_dict
 from tfcourse.data import table_data
 from tfcourse.exploration import table_eda
-from tfcourse.pages import plots
+from tfcourse.pages import eda_plots
 from tfcourse.pages.blocks import figure, heading, machine_description, paragraph, table, write_pages
 from tfcourse.pages.eda_page import EDA_HTML, EDA_JSON, EDA_MD, FIGURES_DIR, default_output_dir
 
@@ -69,8 +69,8 @@ def write_table_eda(
             return os.path.join(partial, FIGURES_DIR, name)
 
         figures = {
-            "balance": plots.plot_class_counts(balance, fig("target_balance.png"), f"{dataset.target} per split"),
-            "missing": plots.plot_missing_values(
+            "balance": eda_plots.plot_class_counts(balance, fig("target_balance.png"), f"{dataset.target} per split"),
+            "missing": eda_plots.plot_missing_values(
                 {c["name"]: c["missing"] for c in columns}, dataset.num_rows, fig("missing_values.png")
             ),
         }
@@ -78,7 +78,7 @@ def write_table_eda(
         for start in range(0, len(panels), PANELS_PER_FIGURE):
             chunk = panels[start : start + PANELS_PER_FIGURE]
             by_class.append(
-                plots.plot_columns_by_class(
+                eda_plots.plot_columns_by_class(
                     chunk,
                     dataset.class_names,
                     fig(f"features_by_class_{start // PANELS_PER_FIGURE + 1}.png"),
