@@ -23,7 +23,7 @@ from tfcourse.config import DataConfig, parse_keep_checkpoints
 from tfcourse.jobs import search
 from tfcourse.models import build_model, list_models
 from tfcourse.pages import browser, search_page, search_plots
-from tfcourse.tuning import tuners
+from tfcourse.tuning import search_state, tuners
 
 needs_chromium = pytest.mark.skipif(
     browser.find_chromium() is None and os.environ.get("CI") != "true",
@@ -181,8 +181,8 @@ def test_a_log_sampled_hyperparameter_gets_a_log_axis(cv_search, tmp_path, monke
     """The learning rate is sampled on a log scale (1e-4..1e-2): its parallel-coordinates axis is a log axis
     even where the trials' values span less than the factor 20 that makes any other range logarithmic."""
     project, _ = cv_search
-    assert "hp/learning_rate" in tuners.log_sampled(str(project))  # read from KerasTuner's oracle
-    assert "hp/dropout" not in tuners.log_sampled(str(project))
+    assert "hp/learning_rate" in search_state.log_sampled(str(project))  # read from KerasTuner's oracle
+    assert "hp/dropout" not in search_state.log_sampled(str(project))
     rows = [{"hp/learning_rate": lr, "score": score} for lr, score in ((2e-4, 0.8), (6.32e-4, 0.9), (2e-3, 0.85))]
     matrix, labels, _ = search_plots.parallel_axes(rows, ["hp/learning_rate"], "val_accuracy", ["hp/learning_rate"])
     assert matrix[:, 0] == pytest.approx([0.0, 0.5, 1.0], abs=1e-3) and labels[0][0] == "learning_rate (log)"
@@ -289,7 +289,7 @@ def test_a_failing_trial_prints_one_line_and_keeps_its_traceback(tmp_path, capfd
     failed = [t for t in tuner.oracle.trials.values() if t.status == "FAILED"]
     assert len(failed) == 1 and "Traceback" not in output
     (line,) = [line for line in output.splitlines() if line.startswith(f"tfcourse: trial {failed[0].trial_id} ")]
-    where = os.path.join(str(tmp_path), "p", f"trial_{failed[0].trial_id}", tuners.TRACEBACK_FILE)
+    where = os.path.join(str(tmp_path), "p", f"trial_{failed[0].trial_id}", search_state.TRACEBACK_FILE)
     assert "failed: RuntimeError: out of cheese" in line and where in line
     assert "Traceback (most recent call last)" in open(where).read()
     # the page lists it after the scored trial, with its message

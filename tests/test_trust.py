@@ -19,7 +19,7 @@ import pytest
 from tests.conftest import make_images, write_idx
 from tfcourse import cli, train, tune
 from tfcourse.jobs import search
-from tfcourse.tuning import tuners
+from tfcourse.tuning import search_state
 
 TINY_TUNE = [
     "--dataset",
@@ -161,7 +161,7 @@ def test_tfcourse_writes_kerastuner_state_atomically(tmp_path, monkeypatch):
     assert in_place == []
     project = tmp_path / "tuning" / "p"
     assert len(list(project.glob("trial_*/trial.json"))) == 2 and (project / "oracle.json").exists()
-    assert tuners.unreadable_state(str(project)) == []
+    assert search_state.unreadable_state(str(project)) == []
 
 
 def test_project_name_check_accepts_plain_names():

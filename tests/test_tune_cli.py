@@ -19,7 +19,7 @@ import pytest
 from tfcourse import data, tune
 from tfcourse.config import DataConfig, TuneConfig
 from tfcourse.jobs import search
-from tfcourse.tuning import hparams, tuners
+from tfcourse.tuning import hparams, search_state, tuners
 
 TINY = ["--dataset", "digits", "--model", "mlp", "--verbose", "0", "--seed", "5"]
 
@@ -409,7 +409,7 @@ def test_killed_search_resumes_without_redoing_completed_trials(tmp_path):
     assert process.returncode == -signal.SIGKILL, process.stdout.read()
     before = {k: v for k, v in trial_files(project).items() if v["status"] == "COMPLETED"}
     assert 2 <= len(before) < 5
-    stats_before = {k: (project / f"trial_{k}" / tuners.TRIAL_STATS_FILE).read_text() for k in before}
+    stats_before = {k: (project / f"trial_{k}" / search_state.TRIAL_STATS_FILE).read_text() for k in before}
 
     process = _spawn(args, tmp_path)
     output, _ = process.communicate(timeout=300)
@@ -422,7 +422,7 @@ def test_killed_search_resumes_without_redoing_completed_trials(tmp_path):
     for trial_id, trial in before.items():  # kept as they were, not trained again
         assert after[trial_id]["score"] == trial["score"]
         assert after[trial_id]["hyperparameters"] == trial["hyperparameters"]
-        assert (project / f"trial_{trial_id}" / tuners.TRIAL_STATS_FILE).read_text() == stats_before[trial_id]
+        assert (project / f"trial_{trial_id}" / search_state.TRIAL_STATS_FILE).read_text() == stats_before[trial_id]
     rows = json.loads((project / "trials.json").read_text())
     assert len(rows) == 5
     assert not glob.glob(str(project / "**" / "*.h5"), recursive=True) and not any(row["checkpoint"] for row in rows)

@@ -11,7 +11,7 @@ from tfcourse import data
 from tfcourse.config import DataConfig
 from tfcourse.pages import search_page
 from tfcourse.training import fit
-from tfcourse.tuning import tuners
+from tfcourse.tuning import search_state, tuners
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,7 @@ def test_failing_trials_are_recorded_and_the_search_goes_on(digits_pipelines, tm
     hp.Choice("conv_blocks", [1, 4])  # 4 blocks cannot fit an 8x8 input: those trials fail
     # seed 2 draws 4 blocks for trials 0, 2, 4 and 5 and 1 block for trials 1 and 3
     tuner = search("random", digits_pipelines, tmp_path, hyperparameters=hp, max_trials=6, model="cnn", seed=2)
-    rows = tuners.trial_rows(str(tmp_path / "random"))
+    rows = search_state.trial_rows(str(tmp_path / "random"))
     failed = [row for row in rows if row["status"] == "FAILED"]
     completed = [row for row in rows if row["status"] == "COMPLETED"]
     assert failed and completed
@@ -89,7 +89,7 @@ def test_failing_trials_are_recorded_and_the_search_goes_on(digits_pipelines, tm
 
 def test_summary_of_a_folder_without_trials_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="holds no KerasTuner trials"):
-        tuners.trial_rows(str(tmp_path))
+        search_state.trial_rows(str(tmp_path))
 
 
 def test_unknown_tuner_kind():
@@ -115,7 +115,7 @@ def test_zoo_models_are_tunable(model, space, few_digits_pipelines, tmp_path):
     tuner = search(
         "random", few_digits_pipelines, tmp_path, hyperparameters=hp, max_trials=min(2, combinations), model=model
     )
-    rows = tuners.trial_rows(str(tmp_path / "random"))
+    rows = search_state.trial_rows(str(tmp_path / "random"))
     assert rows and all(row["status"] == "COMPLETED" for row in rows)
     for name, values in space.items():
         assert all(row[f"hp/{name}"] in values for row in rows)
@@ -141,8 +141,10 @@ def test_best_epoch_of_several_executions_is_kerastuners_own(best_epochs):
         histories.append(history)
     objective = kt.Objective("val_accuracy", "max")
     expected = tuner_utils.get_best_step(histories, objective) + 1
-    assert tuners.best_epoch([h.history for h in histories], "val_accuracy", "max") == expected
-    assert tuners.best_epoch([h.history for h in histories], "val_accuracy", "max", initial_epoch=4) == expected + 4
+    assert search_state.best_epoch([h.history for h in histories], "val_accuracy", "max") == expected
+    assert (
+        search_state.best_epoch([h.history for h in histories], "val_accuracy", "max", initial_epoch=4) == expected + 4
+    )
 
 
 def test_a_trial_whose_loss_turns_nan_is_recorded_failed(tmp_path):
@@ -161,7 +163,7 @@ def test_a_trial_whose_loss_turns_nan_is_recorded_failed(tmp_path):
     (trial,) = tuner.oracle.trials.values()
     assert trial.status == "FAILED" and trial.score is None
     assert "diverged" in trial.message and "became nan in epoch 1" in trial.message
-    rows = tuners.trial_rows(str(tmp_path / "nan"))
+    rows = search_state.trial_rows(str(tmp_path / "nan"))
     assert rows[0]["status"] == "FAILED" and "diverged" in rows[0]["message"]
 
 
@@ -190,9 +192,9 @@ def test_a_resumed_search_does_not_train_a_finished_trial_again(digits_pipelines
     state = json.loads((project / "oracle.json").read_text())
     state["ongoing_trials"] = {"tuner0": "1"}
     (project / "oracle.json").write_text(json.dumps(state))
-    stats = (project / "trial_1" / tuners.TRIAL_STATS_FILE).read_text()
+    stats = (project / "trial_1" / search_state.TRIAL_STATS_FILE).read_text()
     tuner = search("random", digits_pipelines, tmp_path, max_trials=3)
-    assert (project / "trial_1" / tuners.TRIAL_STATS_FILE).read_text() == stats  # not trained again
+    assert (project / "trial_1" / search_state.TRIAL_STATS_FILE).read_text() == stats  # not trained again
     assert sorted(tuner.oracle.trials) == ["0", "1", "2"]
     assert all(trial.status == "COMPLETED" for trial in tuner.oracle.trials.values())
 

@@ -335,10 +335,10 @@ def show_summary(project_directory: str, top: int, check: bool = False) -> None:
     """Rewrites a search directory's summaries and its page and prints the best trials and where the page
     is; with ``check`` the page is loaded in headless Chromium."""
     from tfcourse.jobs import search
-    from tfcourse.tuning import tuners
+    from tfcourse.tuning import search_state
 
     paths = search.summarize(project_directory, top=top)
-    print("\n".join(tuners.top_trials_lines(project_directory, top)))
+    print("\n".join(search_state.top_trials_lines(project_directory, top)))
     print("tfcourse: wrote " + ", ".join(os.path.join(project_directory, name) for name in sorted(paths)))
     print(f"tfcourse: search page {paths['search.html']}")
     if check:
@@ -353,9 +353,9 @@ def _new_search_removed_on_failure(project_dir: str, role: Optional[str]):
     try:
         yield
     except BaseException:
-        from tfcourse.tuning import tuners
+        from tfcourse.tuning import search_state
 
-        if made and not tuners.completed_trials(project_dir):
+        if made and not search_state.completed_trials(project_dir):
             shutil.rmtree(project_dir, ignore_errors=True)
             rundir.remove_empty_folders(made[1:])
         raise

@@ -21,7 +21,7 @@ from tfcourse.config import TableConfig, TableDataConfig, TrainConfig, TuneConfi
 from tfcourse.jobs import image_run, table_run
 from tfcourse.models import get_spec, list_models
 from tfcourse.pages import search_page
-from tfcourse.tuning import hparams, tuners
+from tfcourse.tuning import hparams, search_state, tuners
 
 # Settings that define a search: resuming with any of them changed would mix two searches.
 IDENTITY_KEYS = (
@@ -75,7 +75,7 @@ def search_record(config: TuneConfig, input_shape, num_classes: int) -> Dict[str
     record.update(
         # the policy auto resolved to on this machine: a resume elsewhere must not mix float32 and bfloat16 trials
         precision="float32" if is_table(config) else machine.resolve_precision(config.precision)["policy"],
-        direction=tuners.objective_direction(config.objective),
+        direction=search_state.objective_direction(config.objective),
         input_shape=list(input_shape),
         num_classes=int(num_classes),
     )
@@ -123,7 +123,7 @@ def check_project(directory: str, record: Dict[str, Any], overwrite: bool) -> No
         raise ValueError(f"{directory} is a file, not a search folder; pass another --project-name or --directory.")
     if not os.path.isdir(directory) or not os.listdir(directory):
         return
-    existing = tuners.read_search_record(directory)
+    existing = search_state.read_search_record(directory)
     if existing is None:
         raise ValueError(
             f"{directory} is not empty and holds no tfcourse search.json (another project or other "
@@ -132,7 +132,7 @@ def check_project(directory: str, record: Dict[str, Any], overwrite: bool) -> No
         )
     if overwrite:
         return
-    tuners.check_state(directory)
+    search_state.check_state(directory)
     fix = "pass --overwrite to replace it, or --project-name to start another one beside it"
     old, new = _identity(existing), _identity(record)
     different = [f"{key}: {old[key]!r} there, {new[key]!r} now" for key in new if old.get(key) != new[key]]
@@ -318,7 +318,7 @@ def run_search(
     tuner.folds = folds
     if role != "worker":
         os.makedirs(directory, exist_ok=True)
-        rundir.write_json(os.path.join(directory, tuners.SEARCH_FILE), record)
+        rundir.write_json(os.path.join(directory, search_state.SEARCH_FILE), record)
 
     if role == "worker":  # the oracle is the chief's, behind gRPC
         print(f"tfcourse: worker {tuner.tuner_id} asking the chief for trials of {directory}", flush=True)
@@ -346,7 +346,7 @@ def run_search(
         return SearchResult(directory, tuner, finished, {})
 
     paths = summarize(directory, direction=record["direction"], top=top)
-    print("\n".join(tuners.top_trials_lines(directory, top)), flush=True)
+    print("\n".join(search_state.top_trials_lines(directory, top)), flush=True)
     print(f"tfcourse: search page {paths['search.html']} (summary.md, trials.csv and figures beside it)", flush=True)
     return SearchResult(directory, tuner, finished, paths)
 
@@ -381,9 +381,9 @@ def best_trial_settings(project_directory: str) -> Dict[str, Any]:
     Raises:
         ValueError: If the search has no completed trial.
     """
-    record = tuners.read_search_record(project_directory) or {}
+    record = search_state.read_search_record(project_directory) or {}
     direction = record.get("direction", "max")
-    rows = [row for row in tuners.trial_rows(project_directory) if row["score"] is not None and row["best_epoch"]]
+    rows = [row for row in search_state.trial_rows(project_directory) if row["score"] is not None and row["best_epoch"]]
     if not rows:
         raise ValueError(f"{project_directory} has no completed trial to retrain; run the search first.")
     best = sorted(rows, key=lambda row: row["score"], reverse=direction == "max")[0]
@@ -479,9 +479,9 @@ def retrain_best(
 
 def load_tuner(project_directory: str):
     """Reloads the KerasTuner tuner of a tfcourse search directory (``None`` without its ``search.json``,
-    or when KerasTuner's state files cannot be read back: ``tuners.unreadable_state``)."""
-    record = tuners.read_search_record(project_directory)
-    if record is None or tuners.unreadable_state(project_directory):
+    or when KerasTuner's state files cannot be read back: ``search_state.unreadable_state``)."""
+    record = search_state.read_search_record(project_directory)
+    if record is None or search_state.unreadable_state(project_directory):
         return None
     hypermodel = tuners.make_hypermodel(record["model"], record["input_shape"], record["num_classes"])
     parent, name = os.path.split(os.path.normpath(project_directory))

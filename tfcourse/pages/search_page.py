@@ -2,7 +2,7 @@
 it) for one KerasTuner search directory, through the run report's block renderer.
 
 It reads only the files a search leaves (``search.json``, KerasTuner's ``trial_*/trial.json`` and
-tfcourse's per-trial statistics, via ``tuners.trial_rows``), so it serves a finished, interrupted or
+tfcourse's per-trial statistics, via ``search_state.trial_rows``), so it serves a finished, interrupted or
 resumed search alike: the settings and budget, every trial ordered by score (failed ones with their
 message), the best score over wall time, a parallel-coordinates figure, the score against each
 hyperparameter, an importance estimate, the learning curves of the top trials and, after ``--retrain``,
@@ -20,7 +20,7 @@ from tfcourse import rundir
 from tfcourse.config import keep_checkpoints_name
 from tfcourse.pages import search_plots
 from tfcourse.pages.blocks import figure, heading, link, machine_description, paragraph, table, write_pages
-from tfcourse.tuning import tuners
+from tfcourse.tuning import search_state
 
 SEARCH_HTML = "search.html"
 SEARCH_MD = "search.md"
@@ -134,8 +134,8 @@ def write_search_page(project_dir: str, top: int = 5) -> Dict[str, str]:
     Raises:
         ValueError: If ``project_dir`` holds no KerasTuner trials.
     """
-    record = tuners.read_search_record(project_dir) or {}
-    rows = tuners.trial_rows(project_dir)
+    record = search_state.read_search_record(project_dir) or {}
+    rows = search_state.trial_rows(project_dir)
     objective = record.get("objective", "score")
     direction = record.get("direction") or "max"
     name = os.path.basename(os.path.normpath(project_dir))
@@ -176,8 +176,8 @@ def write_search_page(project_dir: str, top: int = 5) -> Dict[str, str]:
             )
         )
     blocks += [heading(2, "Settings and budget"), table(["setting", "value"], _settings(record))]
-    blocks.append(paragraph(tuners.disk_line(project_dir, rows, record)))
-    for problem in tuners.unreadable_state(project_dir):
+    blocks.append(paragraph(search_state.disk_line(project_dir, rows, record)))
+    for problem in search_state.unreadable_state(project_dir):
         blocks.append(paragraph(f"Left out, unreadable: {problem['problem']} Fix: {problem['fix']}."))
 
     header, table_rows = _trial_table(rows, ranked, hp_names, cv_folds)
@@ -207,7 +207,7 @@ def write_search_page(project_dir: str, top: int = 5) -> Dict[str, str]:
     shown = sorted(varying, key=lambda n: -shares[n])[:PARALLEL_AXES] if shares else varying[:PARALLEL_AXES]
     path = os.path.join(project_dir, PARALLEL)
     if search_plots.plot_parallel_coordinates(
-        ranked, shown, path, objective, direction, log_sampled=tuners.log_sampled(project_dir)
+        ranked, shown, path, objective, direction, log_sampled=search_state.log_sampled(project_dir)
     ):
         written[PARALLEL] = path
         which = (
@@ -258,7 +258,7 @@ def write_search_page(project_dir: str, top: int = 5) -> Dict[str, str]:
     blocks.append(heading(2, f"Learning curves of the top {min(CURVE_TRIALS, len(ranked))} trials"))
     curves = []
     for row in ranked[:CURVE_TRIALS]:
-        histories = tuners.trial_histories(project_dir, row["trial_id"])
+        histories = search_state.trial_histories(project_dir, row["trial_id"])
         if histories:
             curves.append(
                 {
@@ -309,10 +309,10 @@ def write_summary(project_dir: str, direction: Optional[str] = None, top: int = 
     Returns:
         The paths written, by file name.
     """
-    record = tuners.read_search_record(project_dir) or {}
+    record = search_state.read_search_record(project_dir) or {}
     objective = record.get("objective", "score")
     direction = direction or record.get("direction") or "max"
-    rows = tuners.trial_rows(project_dir)
+    rows = search_state.trial_rows(project_dir)
     columns = list(dict.fromkeys(key for row in rows for key in row))
     paths = {name: os.path.join(project_dir, name) for name in ("trials.csv", "trials.json", "summary.md")}
 
@@ -320,9 +320,9 @@ def write_summary(project_dir: str, direction: Optional[str] = None, top: int = 
     writer = csv.DictWriter(table, fieldnames=columns)
     writer.writeheader()
     writer.writerows(rows)
-    unreadable = tuners.unreadable_state(project_dir)
+    unreadable = search_state.unreadable_state(project_dir)
 
-    ranked = tuners.rank_rows(rows, direction)
+    ranked = search_state.rank_rows(rows, direction)
     hp_columns = sorted((key for key in columns if key.startswith("hp/")), key=lambda key: key.startswith("hp/tuner/"))
     lines = [f"# Search summary: {os.path.basename(os.path.normpath(project_dir))}", ""]
     if record:
@@ -350,7 +350,7 @@ def write_summary(project_dir: str, direction: Optional[str] = None, top: int = 
     for problem in unreadable:
         lines.append(f"Left out, unreadable: {problem['problem']} Fix: {problem['fix']}.")
     total = sum(row["wall_seconds"] or 0 for row in rows)
-    lines += [f"Total trial wall time: {total:.1f} s.", tuners.disk_line(project_dir, rows, record)]
+    lines += [f"Total trial wall time: {total:.1f} s.", search_state.disk_line(project_dir, rows, record)]
     if record.get("cv"):
         lines.append(
             f"Each trial was scored by {record['cv']}-fold stratified cross-validation on the training split: "
@@ -368,7 +368,7 @@ def write_summary(project_dir: str, direction: Optional[str] = None, top: int = 
         lines.append("| " + " | ".join("" if cell is None else str(cell) for cell in cells) + " |")
     lines += ["", "## Search space", "", "| name | type | settings |", "|---|---|---|"]
     try:
-        space = tuners.search_space(project_dir)
+        space = search_state.search_space(project_dir)
     except ValueError as error:  # a cut-short oracle.json: the trials still tell their story
         space = []
         lines.append(f"| (unavailable: {error}) | | |")
@@ -376,7 +376,7 @@ def write_summary(project_dir: str, direction: Optional[str] = None, top: int = 
         settings = ", ".join(f"{k}={v}" for k, v in entry.items() if k not in ("name", "type"))
         lines.append(f"| {entry['name']} | {entry['type']} | {settings} |")
     figures = search_plots.plot_search(
-        rows, project_dir, objective=objective, direction=direction, log_sampled=tuners.log_sampled(project_dir)
+        rows, project_dir, objective=objective, direction=direction, log_sampled=search_state.log_sampled(project_dir)
     )
     if figures:
         lines += ["", "## Figures", ""] + [f"![{name}]({name})" for name in figures]
