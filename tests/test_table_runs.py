@@ -13,7 +13,7 @@ from tfcourse.config import TableConfig, TableDataConfig
 from tfcourse.data import table_data, table_features
 from tfcourse.jobs import table_run
 from tfcourse.pages import browser
-from tfcourse.serving import savedmodel
+from tfcourse.serving import table_export
 
 
 def table_config(**settings):
@@ -155,13 +155,15 @@ def test_the_export_check_catches_a_model_that_disagrees(seattle_run, tmp_path):
     assert np.isnan(probe["precipitation"]).sum() == 1 and (probe["weather"] == table_run.UNSEEN_CATEGORY).sum() == 1
     names = seattle_run.dataset.class_names
     assert (
-        savedmodel.verify_table_export(
+        table_export.verify_table_export(
             seattle_run.model, seattle_run.export_dir, probe, names, seattle_run.metrics["threshold"]
         )
         < 1e-5
     )
     with pytest.raises(RuntimeError, match="disagrees with the trained model"):
-        savedmodel.verify_table_export(seattle_run.model, seattle_run.export_dir, probe, names, 0.999)  # other classes
+        table_export.verify_table_export(
+            seattle_run.model, seattle_run.export_dir, probe, names, 0.999
+        )  # other classes
 
 
 @pytest.mark.slow
@@ -381,7 +383,7 @@ def test_a_three_class_target_gets_a_softmax_and_its_report(tmp_path):
     export_dir = json.load(open(os.path.join(run.run_dir, "export.json")))["export_dir"]
     info = json.load(open(os.path.join(export_dir, "assets.extra", "tfcourse.json")))
     assert info["threshold"] is None and info["class_names"] == ["high", "low", "mid"]
-    served = savedmodel.serve_table_in_fresh_process(export_dir, {"x": np.array([0.1, 0.5, 0.9, np.nan], np.float32)})
+    served = table_export.serve_table_in_fresh_process(export_dir, {"x": np.array([0.1, 0.5, 0.9, np.nan], np.float32)})
     assert list(served["classes"][:3]) == ["low", "mid", "high"]
 
 

@@ -25,7 +25,7 @@ from tfcourse.data import table_data, table_features
 from tfcourse.evaluation import evaluate
 from tfcourse.models import build_model, get_spec, list_models, load_keras_model
 from tfcourse.pages import table_run_page
-from tfcourse.serving import savedmodel
+from tfcourse.serving import table_export
 from tfcourse.training import fit
 from tfcourse.tuning import hparams
 
@@ -198,14 +198,14 @@ def export_run(run: TableRun, export_root: str, model_name: str, verify: bool = 
     found = {}
 
     def check(staging: str) -> None:
-        found["difference"] = savedmodel.verify_table_export(
+        found["difference"] = table_export.verify_table_export(
             run.model, staging, probe, run.dataset.class_names, threshold
         )
 
     export_dir = rundir.export_of_run(
         run.run_dir,
         export_root,
-        lambda: savedmodel.export_table_model(
+        lambda: table_export.export_table_model(
             run.model,
             export_root,
             model_name,
