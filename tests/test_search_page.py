@@ -116,7 +116,7 @@ def test_cv_folds_are_recorded_and_their_mean_is_what_the_oracle_ranked_by(cv_se
         # three trained models per trial, each logged to TensorBoard in its own folder
         assert len(glob.glob(str(project / "logs" / row["trial_id"] / "execution*"))) == 3
     assert "3-fold stratified cross-validation on the 600 training examples" in output
-    assert "Each trial was scored by 3-fold stratified cross-validation" in (project / "summary.md").read_text()
+    assert "3-fold stratified cross-validation on the training split" in (project / "search.md").read_text()
 
 
 def test_cv_folds_are_stratified_seeded_and_never_touch_validation_or_test():
@@ -145,7 +145,7 @@ def test_top_2_keeps_the_two_best_trials_weights_only(cv_search):
     best = {trial.trial_id for trial in oracle.get_best_trials(2)}
     kept = {os.path.basename(os.path.dirname(p))[len("trial_") :] for p in glob.glob(str(project / "*" / "*.h5"))}
     assert kept == best
-    summary = (project / "summary.md").read_text()
+    summary = (project / "search.md").read_text()
     assert re.search(rf"Search folder: [\d.]+ MB on disk, best-epoch weights of 2 of {TRIALS} trials", summary)
 
 

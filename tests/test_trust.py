@@ -123,20 +123,20 @@ def test_corrupt_trial_and_oracle_files_are_named_and_summary_reports_the_rest(t
     assert exit_code(tune.main, ["--summary", str(project)]) == 0
     rows = json.loads((project / "trials.json").read_text())
     assert [row["trial_id"] for row in rows] == [trial_dirs[0].name[6:], trial_dirs[1].name[6:]]
-    summary = (project / "summary.md").read_text()
+    summary = (project / "search.md").read_text()
     assert "Left out, unreadable" in summary and str(trial_dirs[2] / "trial.json") in summary
 
     # the fix the message gives works: that trial is trained again and the search goes on
-    saved_summary = (project / "summary.md").read_text()
+    saved_summary = (project / "search.md").read_text()
     shutil.rmtree(trial_dirs[2])
     assert exit_code(tune.main, args + ["--max-trials", "4"]) == 0
     rows = json.loads((project / "trials.json").read_text())
     assert len(rows) == 4 and all(row["status"] == "COMPLETED" for row in rows)
-    assert saved_summary != (project / "summary.md").read_text()
+    assert saved_summary != (project / "search.md").read_text()
 
     (project / "oracle.json").write_text("")
     assert exit_code(tune.main, ["--summary", str(project)]) == 0
-    assert "oracle.json: the KerasTuner oracle file is empty" in (project / "summary.md").read_text()
+    assert "oracle.json: the KerasTuner oracle file is empty" in (project / "search.md").read_text()
     assert exit_code(tune.main, args) == 2
     assert "oracle.json" in capsys.readouterr().err
 

@@ -89,11 +89,11 @@ def test_search_summaries_tensorboard_and_retrain(tmp_path, monkeypatch, capsys)
         assert line.startswith(f"{rank:3d}. trial {row['trial_id']}  {row['score']:.4f}  "), line
         assert f"units={row['hp/units']}" in line and "tuner/" not in line
     page = os.path.join("tuning", "mlp-digits-random", "search.html")
-    assert table[3] == f"tfcourse: search page {page} (summary.md, trials.csv and figures beside it)"
+    assert table[3] == f"tfcourse: search page {page} (search.md, trials.csv and figures beside it)"
     for name in (
         "trials.csv",
         "trials.json",
-        "summary.md",
+        "search.md",
         "search.json",
         "search_progress.png",
         "score_vs_hyperparameters.png",
@@ -139,13 +139,13 @@ def test_summary_of_an_existing_search(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert run_tune(*TINY, "--tuner", "bayesian", "--max-trials", "2", "--epochs", "1") == 0
     project = tmp_path / "tuning" / "mlp-digits-bayesian"
-    for name in ("summary.md", "trials.csv", "search_progress.png"):
+    for name in ("search.md", "trials.csv", "search_progress.png"):
         (project / name).unlink()
     capsys.readouterr()
     assert run_tune("--summary", str(project)) == 0
     out = capsys.readouterr().out
     assert "Top 2 of 2 trials by val_accuracy" in out and f"tfcourse: search page {project / 'search.html'}" in out
-    assert (project / "summary.md").exists() and (project / "trials.csv").exists()
+    assert (project / "search.md").exists() and (project / "trials.csv").exists()
     assert (project / "search_progress.png").exists()
 
 
@@ -219,10 +219,10 @@ def test_cosine_schedule_in_every_trial_and_the_retrained_model(tmp_path, monkey
     # and got its optimizer state back with its weights (built at compile time: fit.compile_model)
     assert not [w for w in recwarn if "Skipping variable loading for optimizer" in str(w.message)]
     assert json.loads((project / "search.json").read_text())["lr_schedule"] == "cosine"
-    assert (
-        "Training: Hyperband rounds up to 3 epochs (factor 3), early stopping after 10 epochs without val_loss "
-        "improvement, learning rate schedule `cosine`"
-    ) in (project / "summary.md").read_text()
+    page = (project / "search.md").read_text()
+    assert "| budget | Hyperband rounds up to 3 epochs, factor 3 |" in page
+    assert "| early stopping | after 10 epochs without val_loss improvement |" in page
+    assert "| learning rate schedule | cosine |" in page
     config = json.loads((tmp_path / "best" / "config.json").read_text())
     rates = json.loads((tmp_path / "best" / "history.json").read_text())["learning_rate"]
     assert config["config"]["lr_schedule"] == "cosine"
@@ -426,7 +426,7 @@ def test_killed_search_resumes_without_redoing_completed_trials(tmp_path):
     rows = json.loads((project / "trials.json").read_text())
     assert len(rows) == 5
     assert not glob.glob(str(project / "**" / "*.h5"), recursive=True) and not any(row["checkpoint"] for row in rows)
-    assert "best-epoch weights of 0 of 5 trials (--keep-checkpoints none)" in (project / "summary.md").read_text()
+    assert "best-epoch weights of 0 of 5 trials (--keep-checkpoints none)" in (project / "search.md").read_text()
 
 
 MEMORY_PROBE = """
@@ -512,7 +512,7 @@ def test_distributed_chief_and_two_workers(tmp_path):
     rows = json.loads((tmp_path / "shared" / "trials.json").read_text())
     assert len(rows) == 6 and all(row["status"] == "COMPLETED" for row in rows)
     assert {row["tuner_id"] for row in rows} == {"worker0", "worker1"}  # the trials were spread over both
-    assert "Top 5 of 6 trials" in chief_output and (tmp_path / "shared" / "summary.md").exists()
+    assert "Top 5 of 6 trials" in chief_output and (tmp_path / "shared" / "search.md").exists()
     assert all("Top " not in output for output in outputs)  # workers only train
     # live progress on the chief: one line per trial as it ends, whichever worker trained it
     ended = re.findall(r"^tfcourse: trial (\d+) completed: val_accuracy [\d.]+ \| best ", chief_output, re.M)

@@ -3,6 +3,7 @@
 import csv
 import json
 import math
+import os
 
 import keras_tuner
 import pytest
@@ -55,7 +56,8 @@ def test_each_tuner_runs_and_summaries_parse(kind, digits_pipelines, tmp_path):
     tuner = search(kind, digits_pipelines, tmp_path)
     trials = tuner.oracle.trials
     assert len(trials) >= 2
-    paths = search_page.write_summary(str(tmp_path / kind))
+    paths = search_page.write_trial_files(str(tmp_path / kind))
+    paths.update(search_page.write_search_page(str(tmp_path / kind)))
     with open(paths["trials.csv"], newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [row["trial_id"] for row in rows] == sorted(trials, key=lambda t: (len(t), t))
@@ -66,9 +68,10 @@ def test_each_tuner_runs_and_summaries_parse(kind, digits_pipelines, tmp_path):
         assert {"hp/units", "hp/learning_rate", "hp/optimizer"} <= set(row)
         assert row["score"] == pytest.approx(trials[row["trial_id"]].score)
     best = max(parsed, key=lambda row: row["score"])
-    summary = open(paths["summary.md"]).read()
-    assert f"| {best['trial_id']} | {best['score']:.4f} |" in summary
+    summary = open(paths["search.md"]).read()  # the search's one summary
+    assert f"| 1 | {best['trial_id']} | COMPLETED | {best['score']:.4f} |" in summary
     assert "## Search space" in summary and "| learning_rate | Float |" in summary
+    assert not os.path.exists(tmp_path / kind / "summary.md")
 
 
 def test_failing_trials_are_recorded_and_the_search_goes_on(digits_pipelines, tmp_path):
@@ -83,7 +86,7 @@ def test_failing_trials_are_recorded_and_the_search_goes_on(digits_pipelines, tm
     assert all(row["hp/conv_blocks"] == 4 for row in failed)
     assert all("use at most 3 blocks" in row["message"] for row in failed)
     assert all(row["hp/conv_blocks"] == 1 for row in completed)
-    assert "failed" in open(search_page.write_summary(str(tmp_path / "random"))["summary.md"]).read()
+    assert "| FAILED |" in open(search_page.write_search_page(str(tmp_path / "random"))["search.md"]).read()
     assert tuner.get_best_hyperparameters()[0]["conv_blocks"] == 1
 
 

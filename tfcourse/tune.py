@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tfcourse.tune",
         description="Search a model's hyperparameters with KerasTuner (trials train on the train split and are "
-        "scored on the validation split), write trials.csv/trials.json/summary.md and plots, and "
+        "scored on the validation split), write trials.csv/trials.json, the search page (search.md, search.html) and plots, and "
         "optionally retrain the best trial, evaluate it once on test and export it.",
         formatter_class=HelpFormatter,
     )
@@ -337,7 +337,7 @@ def show_summary(project_directory: str, top: int, check: bool = False) -> None:
     from tfcourse.jobs import search
     from tfcourse.tuning import search_state
 
-    paths = search.summarize(project_directory, top=top)
+    paths = search.summarize(project_directory)
     print("\n".join(search_state.top_trials_lines(project_directory, top)))
     print("tfcourse: wrote " + ", ".join(os.path.join(project_directory, name) for name in sorted(paths)))
     print(f"tfcourse: search page {paths['search.html']}")

@@ -251,7 +251,7 @@ def run_search(
             distributed mode (the ``KERASTUNER_*`` environment must be set). The chief
             hands out trials and writes the summaries; workers train.
         distribution_strategy: A ``tf.distribute`` strategy for each trial's model.
-        top: Trials listed in ``summary.md`` and printed at the end.
+        top: Trials printed at the end (the search page lists them all).
 
     Raises:
         ValueError: For invalid settings, data or space overrides, or a directory holding
@@ -345,17 +345,17 @@ def run_search(
         print(f"tfcourse: no trial ran in {directory}; nothing to summarise", flush=True)
         return SearchResult(directory, tuner, finished, {})
 
-    paths = summarize(directory, direction=record["direction"], top=top)
+    paths = summarize(directory, direction=record["direction"])
     print("\n".join(search_state.top_trials_lines(directory, top)), flush=True)
-    print(f"tfcourse: search page {paths['search.html']} (summary.md, trials.csv and figures beside it)", flush=True)
+    print(f"tfcourse: search page {paths['search.html']} (search.md, trials.csv and figures beside it)", flush=True)
     return SearchResult(directory, tuner, finished, paths)
 
 
-def summarize(project_directory: str, direction: Optional[str] = None, top: int = 5) -> Dict[str, str]:
-    """``search_page.write_summary`` (trials.csv/json, summary.md, figures) and the search page (``search.html``,
-    ``search.md``) of a search directory; the paths written, by file name."""
-    paths = search_page.write_summary(project_directory, direction=direction, top=top)
-    paths.update(search_page.write_search_page(project_directory, top=top))
+def summarize(project_directory: str, direction: Optional[str] = None) -> Dict[str, str]:
+    """A search directory's trials (``trials.csv``, ``trials.json``, per-trial figures) and its one summary,
+    the search page (``search.html``, ``search.md``); the paths written, by file name."""
+    paths = search_page.write_trial_files(project_directory, direction=direction)
+    paths.update(search_page.write_search_page(project_directory))
     return paths
 
 
@@ -428,30 +428,10 @@ def retrain_best(
     batch_size = int(values.pop("batch_size", config.data.batch_size))
     run_epochs = epochs or best["best_epoch"]
     tuned_from = {"tuned_from": {"project_dir": os.path.abspath(project_directory), **best}}
-    if is_table(config):
-        if train_on != "train":
-            raise ValueError("--retrain-on train+val is for images; a table's validation rows choose its threshold.")
-        table_config = TableConfig(
-            model=config.model,
-            epochs=run_epochs,
-            patience=config.patience,
-            seed=config.seed,
-            hp=values,
-            output_dir=output_dir,
-            export=True,
-            export_dir=export_dir,
-            data=dataclasses.replace(config.data, batch_size=batch_size),
-        )
-        print(
-            f"tfcourse: retraining trial {best['trial_id']} (val score {best['score']:.4f}, best epoch "
-            f"{best['best_epoch']}) for up to {run_epochs} epochs, batch size {batch_size}",
-            flush=True,
-        )
-        run = table_run.train_table(table_config, verbose=verbose, record_extra=tuned_from)
-        print(table_run.summary(run), flush=True)
-        _record_retrained(project_directory, run, best, train_on)
-        return run
-    train_config = TrainConfig(
+    table = is_table(config)
+    if table and train_on != "train":
+        raise ValueError("--retrain-on train+val is for images; a table's validation rows choose its threshold.")
+    common = dict(
         model=config.model,
         epochs=run_epochs,
         patience=config.patience,
@@ -460,19 +440,27 @@ def retrain_best(
         output_dir=output_dir,
         export=True,
         export_dir=export_dir,
-        export_formats=tuple(export_formats),
-        steps_per_execution=config.steps_per_execution,
-        train_on=train_on,
-        lr_schedule=config.lr_schedule,
-        precision=config.precision,
         data=dataclasses.replace(config.data, batch_size=batch_size),
     )
+    how = f"up to {run_epochs} epochs" if table else f"{run_epochs} epochs on {train_on}"
     print(
         f"tfcourse: retraining trial {best['trial_id']} (val score {best['score']:.4f}, best epoch "
-        f"{best['best_epoch']}) for {run_epochs} epochs on {train_on}, batch size {batch_size}",
+        f"{best['best_epoch']}) for {how}, batch size {batch_size}",
         flush=True,
     )
-    run = image_run.train_and_evaluate(train_config, download=download, verbose=verbose, record_extra=tuned_from)
+    if table:
+        run = table_run.train_table(TableConfig(**common), verbose=verbose, record_extra=tuned_from)
+        print(table_run.summary(run), flush=True)
+    else:
+        image_only = dict(
+            export_formats=tuple(export_formats),
+            steps_per_execution=config.steps_per_execution,
+            train_on=train_on,
+            lr_schedule=config.lr_schedule,
+            precision=config.precision,
+        )
+        train_config = TrainConfig(**common, **image_only)
+        run = image_run.train_and_evaluate(train_config, download=download, verbose=verbose, record_extra=tuned_from)
     _record_retrained(project_directory, run, best, train_on)
     return run
 

@@ -106,6 +106,46 @@ def _indices_title(index: int, splits: np.ndarray, label: str) -> str:
     return f"#{index} {splits[index]}\n{label}"
 
 
+def example_sets(numbers: Dict[str, Any], x: np.ndarray, y: np.ndarray, names: Sequence[str], splits):
+    """The EDA's galleries of listed examples, each ``(figure key, images, titles, title)``: near-duplicate
+    pairs, exact-duplicate groups, blank and saturated images, outliers and likely label errors."""
+    duplicates, anomalies = numbers["duplicates"], numbers["anomalies"]
+    near = [(i, f"\nrms {pair['rms']:.3f}") for pair in duplicates["near"]["listed"][:12] for i in pair["indices"]]
+    exact = [(i, "") for group in duplicates["exact"]["listed"][:8] for i in group["indices"][:4]]
+    flat = anomalies["blank_saturated"]
+    flagged = [(i, "\nblank") for i in flat["blank_indices"][:8]] + [
+        (i, "\nsaturated") for i in flat["saturated_indices"][:8]
+    ]
+    far = anomalies["outliers"]["listed"]
+    suspects = numbers["neighbours"]["listed"]
+    sets = [
+        ("near_duplicates", near, "near-duplicate pairs (side by side), across splits first"),
+        ("exact_duplicates", exact, "byte-identical images (groups in a row, at most 4 shown)"),
+        ("blank_saturated", flagged, "nearly blank and saturated images"),
+    ]
+    found = [
+        (key, [x[i] for i, _ in chosen], [_indices_title(i, splits, names[y[i]]) + note for i, note in chosen], title)
+        for key, chosen, title in sets
+    ]
+    found.append(
+        (
+            "outliers",
+            [x[o["index"]] for o in far],
+            [f"{_indices_title(o['index'], splits, o['label'])}\nz {o['z']:.1f}" for o in far],
+            "farthest from their class mean (robust z-score)",
+        )
+    )
+    found.append(
+        (
+            "label_errors",
+            [x[s["index"]] for s in suspects],
+            [f"#{s['index']} {splits[s['index']]}\nlabel {s['label']}\nnbrs: {s['neighbours_say']}" for s in suspects],
+            "likely label errors: label, and what most of the nearest neighbours say",
+        )
+    )
+    return found
+
+
 def draw_figures(
     result: Dict[str, Any], x: np.ndarray, y: np.ndarray, names: Sequence[str], splits, fig
 ) -> Dict[str, str]:
@@ -132,55 +172,9 @@ def draw_figures(
     figures["correlation"] = eda_plots.plot_correlation(
         corr["matrix"], numbers["correlation"]["by_distance"], corr["cumulative"], fig("correlation.png")
     )
-    duplicates = numbers["duplicates"]
-    pairs = duplicates["near"]["listed"][:12]
-    if pairs:
-        images, titles = [], []
-        for pair in pairs:
-            for index in pair["indices"]:
-                images.append(x[index])
-                titles.append(_indices_title(index, splits, names[y[index]]) + f"\nrms {pair['rms']:.3f}")
-        figures["near_duplicates"] = plots.plot_examples(
-            images, titles, fig("near_duplicates.png"), "near-duplicate pairs (side by side), across splits first"
-        )
-    groups = duplicates["exact"]["listed"][:8]
-    if groups:
-        images, titles = [], []
-        for group in groups:
-            for index in group["indices"][:4]:
-                images.append(x[index])
-                titles.append(_indices_title(index, splits, names[y[index]]))
-        figures["exact_duplicates"] = plots.plot_examples(
-            images, titles, fig("exact_duplicates.png"), "byte-identical images (groups in a row, at most 4 shown)"
-        )
-    anomalies = numbers["anomalies"]
-    flat = anomalies["blank_saturated"]
-    flagged = [(i, "blank") for i in flat["blank_indices"][:8]] + [
-        (i, "saturated") for i in flat["saturated_indices"][:8]
-    ]
-    if flagged:
-        figures["blank_saturated"] = plots.plot_examples(
-            [x[i] for i, _ in flagged],
-            [f"{_indices_title(i, splits, names[y[i]])}\n{kind}" for i, kind in flagged],
-            fig("blank_saturated.png"),
-            "nearly blank and saturated images",
-        )
-    far = anomalies["outliers"]["listed"]
-    if far:
-        figures["outliers"] = plots.plot_examples(
-            [x[o["index"]] for o in far],
-            [f"{_indices_title(o['index'], splits, o['label'])}\nz {o['z']:.1f}" for o in far],
-            fig("outliers.png"),
-            "farthest from their class mean (robust z-score)",
-        )
-    suspects = numbers["neighbours"]["listed"]
-    if suspects:
-        figures["label_errors"] = plots.plot_examples(
-            [x[s["index"]] for s in suspects],
-            [f"#{s['index']} {splits[s['index']]}\nlabel {s['label']}\nnbrs: {s['neighbours_say']}" for s in suspects],
-            fig("label_errors.png"),
-            "likely label errors: label, and what most of the nearest neighbours say",
-        )
+    for key, images, titles, title in example_sets(numbers, x, y, names, splits):
+        if images:
+            figures[key] = plots.plot_examples(images, titles, fig(f"{key}.png"), title)
     augmentation = arrays["augmentation"]
     notes = {k: f"keeps label: {v['label_preserving']}" for k, v in numbers["augmentation"]["augmentations"].items()}
     figures["augmentations"] = eda_plots.plot_augmentations(

@@ -12,6 +12,7 @@ a link to the retrained run's report.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import os
 from typing import Any, Dict, List, Optional, Sequence
@@ -127,43 +128,77 @@ def _trial_table(rows, ranked, hp_names, cv_folds: int):
     return header, out
 
 
-def write_search_page(project_dir: str, top: int = 5) -> Dict[str, str]:
-    """Writes ``search.html``, ``search.md`` and their figures into ``project_dir``; returns the paths written
-    by file name.
+@dataclasses.dataclass
+class _Search:
+    """What every section of the page reads: the search folder's record and trials, read once."""
+
+    project_dir: str
+    record: Dict[str, Any]
+    rows: List[Dict[str, Any]]
+    ranked: List[Dict[str, Any]]
+    hp_names: List[str]
+    varying: List[str]
+    shares: Optional[Dict[str, float]]
+    written: Dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def objective(self) -> str:
+        return self.record.get("objective", "score")
+
+    @property
+    def direction(self) -> str:
+        return self.record.get("direction") or "max"
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.project_dir, name)
+
+
+def _read_search(project_dir: str) -> _Search:
+    record = search_state.read_search_record(project_dir) or {}
+    rows = search_state.trial_rows(project_dir)
+    ranked = search_state.rank_rows(rows, record.get("direction") or "max")
+    hp_names = [key for key in dict.fromkeys(k for row in rows for k in row) if key.startswith("hp/")]
+    hp_names.sort(key=lambda key: key.startswith("hp/tuner/"))  # Hyperband's bookkeeping last
+    varying = search_plots.varying_hyperparameters(ranked)
+    return _Search(project_dir, record, rows, ranked, hp_names, varying, importance(ranked, varying))
+
+
+def write_search_page(project_dir: str) -> Dict[str, str]:
+    """Writes ``search.html``, ``search.md`` and their figures into ``project_dir``, the one summary of a
+    search (Markdown and HTML from the same blocks); returns the paths written by file name.
 
     Raises:
         ValueError: If ``project_dir`` holds no KerasTuner trials.
     """
-    record = search_state.read_search_record(project_dir) or {}
-    rows = search_state.trial_rows(project_dir)
-    objective = record.get("objective", "score")
-    direction = record.get("direction") or "max"
-    name = os.path.basename(os.path.normpath(project_dir))
-    ranked = sorted(
-        (row for row in rows if row.get("score") is not None), key=lambda row: row["score"], reverse=direction == "max"
+    search = _read_search(project_dir)
+    blocks = (
+        _overview(search)
+        + _trials(search)
+        + _progress(search)
+        + _hyperparameters(search)
+        + _importance(search)
+        + _curves(search)
+        + _space(search)
     )
-    hp_names = [key for key in dict.fromkeys(k for row in rows for k in row) if key.startswith("hp/")]
-    hp_names.sort(key=lambda key: key.startswith("hp/tuner/"))  # Hyperband's bookkeeping last
-    varying = search_plots.varying_hyperparameters(ranked)
-    cv_folds = int(record.get("cv") or 0)
-    counts = {status: sum(row["status"] == status for row in rows) for status in sorted({r["status"] for r in rows})}
-    written: Dict[str, str] = {}
+    name = os.path.basename(os.path.normpath(project_dir))
+    pages = write_pages(blocks, project_dir, f"Search {name}", SEARCH_HTML, SEARCH_MD)
+    return {**search.written, SEARCH_HTML: pages["html"], SEARCH_MD: pages["markdown"]}
 
+
+def _overview(search: _Search) -> list:
+    rows, ranked = search.rows, search.ranked
+    counts = {status: sum(row["status"] == status for row in rows) for status in sorted({r["status"] for r in rows})}
+    best = f"Best: trial {ranked[0]['trial_id']}, {search.objective} {ranked[0]['score']:.4f}." if ranked else ""
     blocks = [
-        heading(1, f"Search: {name}"),
+        heading(1, f"Search: {os.path.basename(os.path.normpath(search.project_dir))}"),
         paragraph(
             f"{len(rows)} trials ("
             + ", ".join(f"{n} {status.lower()}" for status, n in counts.items())
             + f"), {sum(row.get('wall_seconds') or 0 for row in rows):.0f} s of trial wall time on "
-            f"{machine_description()}. "
-            + (
-                f"Best: trial {ranked[0]['trial_id']}, {objective} {ranked[0]['score']:.4f}."
-                if ranked
-                else "No trial has a score yet."
-            )
+            f"{machine_description()}. " + (best or "No trial has a score yet.")
         ),
     ]
-    retrained = _retrained(project_dir)
+    retrained = _retrained(search.project_dir)
     if retrained:
         accuracy = retrained.get("test_accuracy")
         tested = f": test accuracy {accuracy:.4f}" if isinstance(accuracy, (int, float)) else ""
@@ -175,90 +210,109 @@ def write_search_page(project_dir: str, top: int = 5) -> Dict[str, str]:
                 f"{retrained.get('train_on')} and tested once{tested}. See ",
             )
         )
-    blocks += [heading(2, "Settings and budget"), table(["setting", "value"], _settings(record))]
-    blocks.append(paragraph(search_state.disk_line(project_dir, rows, record)))
-    for problem in search_state.unreadable_state(project_dir):
+    blocks += [heading(2, "Settings and budget"), table(["setting", "value"], _settings(search.record))]
+    blocks.append(paragraph(search_state.disk_line(search.project_dir, rows, search.record)))
+    for problem in search_state.unreadable_state(search.project_dir):
         blocks.append(paragraph(f"Left out, unreadable: {problem['problem']} Fix: {problem['fix']}."))
+    return blocks
 
-    header, table_rows = _trial_table(rows, ranked, hp_names, cv_folds)
-    blocks += [
+
+def _trials(search: _Search) -> list:
+    header, table_rows = _trial_table(search.rows, search.ranked, search.hp_names, int(search.record.get("cv") or 0))
+    return [
         heading(2, "Trials, best first"),
         paragraph(
-            f"Every trial, as in trials.csv and KerasTuner's own trial.json files: scored trials by {objective} "
-            f"({'higher' if direction == 'max' else 'lower'} is better), then the others with the last line of "
-            "their error (the whole traceback is in the trial's folder, traceback.txt)."
+            f"Every trial, as in trials.csv and KerasTuner's own trial.json files: scored trials by "
+            f"{search.objective} ({'higher' if search.direction == 'max' else 'lower'} is better), then the others "
+            "with the last line of their error (the whole traceback is in the trial's folder, traceback.txt)."
         ),
         table(header, table_rows),
-        heading(2, "Progress"),
     ]
+
+
+def _progress(search: _Search) -> list:
+    blocks = [heading(2, "Progress")]
+    objective, direction = search.objective, search.direction
     for fig_name, drawer, caption in (
-        (TIMELINE, lambda p: search_plots.plot_search_timeline(rows, p, objective, direction), "score over wall time"),
+        (
+            TIMELINE,
+            lambda p: search_plots.plot_search_timeline(search.rows, p, objective, direction),
+            "score over wall time",
+        ),
         (search_plots.SEARCH_PROGRESS, None, "score per trial in the order run, with the best so far"),
     ):
-        path = os.path.join(project_dir, fig_name)
+        path = search.path(fig_name)
         if drawer is not None and drawer(path):
-            written[fig_name] = path
+            search.written[fig_name] = path
         if os.path.isfile(path):
             blocks.append(figure(path, caption))
+    return blocks
 
-    blocks.append(heading(2, "Hyperparameters"))
-    shares = importance(ranked, varying)
+
+def _hyperparameters(search: _Search) -> list:
+    blocks = [heading(2, "Hyperparameters")]
+    varying, shares = search.varying, search.shares
     # a readable figure: at most PARALLEL_AXES axes, those the importance estimate ranks highest
     shown = sorted(varying, key=lambda n: -shares[n])[:PARALLEL_AXES] if shares else varying[:PARALLEL_AXES]
-    path = os.path.join(project_dir, PARALLEL)
+    path = search.path(PARALLEL)
+    log_sampled = search_state.log_sampled(search.project_dir)
     if search_plots.plot_parallel_coordinates(
-        ranked, shown, path, objective, direction, log_sampled=search_state.log_sampled(project_dir)
+        search.ranked, shown, path, search.objective, search.direction, log_sampled=log_sampled
     ):
-        written[PARALLEL] = path
-        which = (
-            f"; the {len(shown)} of {len(varying)} varied hyperparameters the importance estimate ranks highest"
-            if len(shown) < len(varying) and shares
-            else (
-                f"; the first {len(shown)} of {len(varying)} varied hyperparameters"
-                if len(shown) < len(varying)
-                else ""
+        search.written[PARALLEL] = path
+        which = ""
+        if len(shown) < len(varying):
+            which = (
+                f"; the {len(shown)} of {len(varying)} varied hyperparameters the importance estimate ranks highest"
+                if shares
+                else f"; the first {len(shown)} of {len(varying)} varied hyperparameters"
             )
-        )
         blocks.append(figure(path, "parallel coordinates: one line per scored trial, coloured by its score" + which))
-    path = os.path.join(project_dir, search_plots.SCORE_VS_HP)
+    path = search.path(search_plots.SCORE_VS_HP)
     if varying and os.path.isfile(path):
-        blocks.append(figure(path, f"{objective} against each hyperparameter that varied"))
+        blocks.append(figure(path, f"{search.objective} against each hyperparameter that varied"))
     if not varying:
         blocks.append(paragraph("No hyperparameter varied between the scored trials."))
+    return blocks
 
-    blocks.append(heading(2, "Hyperparameter importance (an estimate)"))
+
+def _importance(search: _Search) -> list:
+    blocks = [heading(2, "Hyperparameter importance (an estimate)")]
+    shares = search.shares
     if shares is None:
-        blocks.append(
+        return blocks + [
             paragraph(
                 f"Not estimated: it needs at least {FEWEST_FOR_IMPORTANCE} completed trials with different scores "
-                f"and a hyperparameter that varied ({len(ranked)} scored here)."
+                f"and a hyperparameter that varied ({len(search.ranked)} scored here)."
             )
-        )
-    else:
-        completed = sum(row.get("status") == "COMPLETED" for row in ranked)
-        caption = f"random forest on {completed} completed trials: an estimate, not a measurement"
-        path = os.path.join(project_dir, IMPORTANCE)
-        written[IMPORTANCE] = search_plots.plot_importance(
-            [n[3:] for n in shares], list(shares.values()), path, caption
-        )
-        blocks += [
-            paragraph(
-                f"A random forest (scikit-learn, 300 trees) fitted to the {completed} completed trials' hyperparameters "
-                f"-> {objective}; each hyperparameter's share of its mean decrease in impurity (as Optuna's "
-                f"MeanDecreaseImpurityImportanceEvaluator). With {completed} trials this is a rough estimate: "
-                "it says which settings the scores moved with in this search, not how they act in general."
-            ),
-            table(
-                ["hyperparameter", "share"],
-                [[n[3:], f"{v:.3f}"] for n, v in sorted(shares.items(), key=lambda kv: -kv[1])],
-            ),
-            figure(path, caption),
         ]
+    completed = sum(row.get("status") == "COMPLETED" for row in search.ranked)
+    caption = f"random forest on {completed} completed trials: an estimate, not a measurement"
+    path = search.path(IMPORTANCE)
+    search.written[IMPORTANCE] = search_plots.plot_importance(
+        [n[3:] for n in shares], list(shares.values()), path, caption
+    )
+    return blocks + [
+        paragraph(
+            f"A random forest (scikit-learn, 300 trees) fitted to the {completed} completed trials' hyperparameters "
+            f"-> {search.objective}; each hyperparameter's share of its mean decrease in impurity (as Optuna's "
+            f"MeanDecreaseImpurityImportanceEvaluator). With {completed} trials this is a rough estimate: "
+            "it says which settings the scores moved with in this search, not how they act in general."
+        ),
+        table(
+            ["hyperparameter", "share"],
+            [[n[3:], f"{v:.3f}"] for n, v in sorted(shares.items(), key=lambda kv: -kv[1])],
+        ),
+        figure(path, caption),
+    ]
 
-    blocks.append(heading(2, f"Learning curves of the top {min(CURVE_TRIALS, len(ranked))} trials"))
+
+def _curves(search: _Search) -> list:
+    top = search.ranked[:CURVE_TRIALS]
+    blocks = [heading(2, f"Learning curves of the top {len(top)} trials")]
     curves = []
-    for row in ranked[:CURVE_TRIALS]:
-        histories = search_state.trial_histories(project_dir, row["trial_id"])
+    for row in top:
+        histories = search_state.trial_histories(search.project_dir, row["trial_id"])
         if histories:
             curves.append(
                 {
@@ -267,16 +321,25 @@ def write_search_page(project_dir: str, top: int = 5) -> Dict[str, str]:
                     "histories": histories,
                 }
             )
-    path = os.path.join(project_dir, CURVES)
-    if search_plots.plot_trial_curves(curves, path, objective):
-        written[CURVES] = path
-        blocks.append(figure(path, f"{objective} and training loss per epoch of the top trials"))
-    else:
-        blocks.append(paragraph("No epoch history was recorded for these trials (trained before tfcourse kept it)."))
+    path = search.path(CURVES)
+    if search_plots.plot_trial_curves(curves, path, search.objective):
+        search.written[CURVES] = path
+        return blocks + [figure(path, f"{search.objective} and training loss per epoch of the top trials")]
+    return blocks + [paragraph("No epoch history was recorded for these trials (trained before tfcourse kept it).")]
 
-    pages = write_pages(blocks, project_dir, f"Search {name}", SEARCH_HTML, SEARCH_MD)
-    written.update({SEARCH_HTML: pages["html"], SEARCH_MD: pages["markdown"]})
-    return written
+
+def _space(search: _Search) -> list:
+    """The search space as KerasTuner's oracle recorded it (after ``--space`` narrowing)."""
+    blocks = [heading(2, "Search space")]
+    try:
+        space = search_state.search_space(search.project_dir)
+    except ValueError as error:  # a cut-short oracle.json: the trials still tell their story
+        return blocks + [paragraph(f"Unavailable: {error}")]
+    rows = [
+        [entry["name"], entry["type"], ", ".join(f"{k}={v}" for k, v in entry.items() if k not in ("name", "type"))]
+        for entry in space
+    ]
+    return blocks + [table(["name", "type", "settings"], rows)]
 
 
 def _retrained(project_dir: str) -> Optional[Dict[str, Any]]:
@@ -297,91 +360,39 @@ def _retrained(project_dir: str) -> Optional[Dict[str, Any]]:
     return {**record, "href": os.path.relpath(report, project_dir)}
 
 
-def write_summary(project_dir: str, direction: Optional[str] = None, top: int = 5) -> Dict[str, str]:
-    """Writes ``trials.csv``, ``trials.json``, ``summary.md`` and the search plots into ``project_dir``.
+def write_trial_files(project_dir: str, direction: Optional[str] = None) -> Dict[str, str]:
+    """Writes ``trials.csv`` and ``trials.json`` (every trial, one row each) and the per-trial figures
+    (``search_progress.png``, ``score_vs_hyperparameters.png``) into ``project_dir``; the search's one
+    summary is its page (``write_search_page``).
 
     Args:
         project_dir: ``<directory>/<project_name>`` of a search.
         direction: ``max`` if a higher score is better (accuracy), ``min`` for losses;
             ``None`` reads it from the search's ``search.json`` (``max`` without one).
-        top: How many of the best trials ``summary.md`` lists.
 
     Returns:
         The paths written, by file name.
     """
     record = search_state.read_search_record(project_dir) or {}
-    objective = record.get("objective", "score")
     direction = direction or record.get("direction") or "max"
     rows = search_state.trial_rows(project_dir)
     columns = list(dict.fromkeys(key for row in rows for key in row))
-    paths = {name: os.path.join(project_dir, name) for name in ("trials.csv", "trials.json", "summary.md")}
-
     table = io.StringIO(newline="")
     writer = csv.DictWriter(table, fieldnames=columns)
     writer.writeheader()
     writer.writerows(rows)
-    unreadable = search_state.unreadable_state(project_dir)
-
-    ranked = search_state.rank_rows(rows, direction)
-    hp_columns = sorted((key for key in columns if key.startswith("hp/")), key=lambda key: key.startswith("hp/tuner/"))
-    lines = [f"# Search summary: {os.path.basename(os.path.normpath(project_dir))}", ""]
-    if record:
-        lines += [
-            f"{record.get('tuner')} search over model `{record.get('model')}` on `{record.get('dataset')}` "
-            f"(split {record.get('split')}), objective `{objective}` ({direction}imised on the validation "
-            "split).",
-            "",
-        ]
-        budget = (
-            f"Hyperband rounds up to {record.get('max_epochs')} epochs (factor {record.get('factor')})"
-            if record.get("tuner") == "hyperband"
-            else f"up to {record.get('epochs')} epochs per trial"
-        )
-        lines += [
-            f"Training: {budget}, early stopping after {record.get('patience')} epochs without val_loss "
-            f"improvement, learning rate schedule `{record.get('lr_schedule', 'plateau')}`, "
-            f"{record.get('executions_per_trial', 1)} model(s) per trial, seed {record.get('seed')}.",
-            "",
-        ]
-    counts = {
-        status: sum(row["status"] == status for row in rows) for status in sorted({row["status"] for row in rows})
-    }
-    lines.append(f"{len(rows)} trials: " + ", ".join(f"{n} {status.lower()}" for status, n in counts.items()) + ".")
-    for problem in unreadable:
-        lines.append(f"Left out, unreadable: {problem['problem']} Fix: {problem['fix']}.")
-    total = sum(row["wall_seconds"] or 0 for row in rows)
-    lines += [f"Total trial wall time: {total:.1f} s.", search_state.disk_line(project_dir, rows, record)]
-    if record.get("cv"):
-        lines.append(
-            f"Each trial was scored by {record['cv']}-fold stratified cross-validation on the training split: "
-            "its score is the mean of the folds (the std and each fold's score are in trials.csv)."
-        )
-    lines += ["", f"## Top {min(top, len(ranked))} trials", ""]
-    cv = bool(record.get("cv"))
-    header = ["trial", "score"] + (["cv std"] if cv else []) + ["best epoch", "epochs", "seconds"]
-    header += [key[3:] for key in hp_columns]
-    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in ranked[:top]:
-        cells = [row["trial_id"], f"{row['score']:.4f}"] + ([f"{row.get('cv/std', 0):.4f}"] if cv else [])
-        cells += [row["best_epoch"], row["epochs_trained"], row["wall_seconds"]]
-        cells += [f"{row[key]:.4g}" if isinstance(row.get(key), float) else row.get(key) for key in hp_columns]
-        lines.append("| " + " | ".join("" if cell is None else str(cell) for cell in cells) + " |")
-    lines += ["", "## Search space", "", "| name | type | settings |", "|---|---|---|"]
-    try:
-        space = search_state.search_space(project_dir)
-    except ValueError as error:  # a cut-short oracle.json: the trials still tell their story
-        space = []
-        lines.append(f"| (unavailable: {error}) | | |")
-    for entry in space:
-        settings = ", ".join(f"{k}={v}" for k, v in entry.items() if k not in ("name", "type"))
-        lines.append(f"| {entry['name']} | {entry['type']} | {settings} |")
+    paths = {name: os.path.join(project_dir, name) for name in ("trials.csv", "trials.json")}
     figures = search_plots.plot_search(
-        rows, project_dir, objective=objective, direction=direction, log_sampled=search_state.log_sampled(project_dir)
+        rows,
+        project_dir,
+        objective=record.get("objective", "score"),
+        direction=direction,
+        log_sampled=search_state.log_sampled(project_dir),
     )
-    if figures:
-        lines += ["", "## Figures", ""] + [f"![{name}]({name})" for name in figures]
     rundir.write_text(paths["trials.csv"], table.getvalue())
     rundir.write_json(paths["trials.json"], rows)
-    rundir.write_text(paths["summary.md"], "\n".join(lines) + "\n")
+    stale = os.path.join(project_dir, "summary.md")  # written by tfcourse before the page was the one summary
+    if os.path.isfile(stale):
+        os.remove(stale)
     paths.update({name: os.path.join(project_dir, name) for name in figures})
     return paths
