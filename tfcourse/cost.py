@@ -16,6 +16,7 @@ from typing import List, Optional
 from tfcourse import machine
 from tfcourse.cli import HelpFormatter, hp_override, positive_int
 from tfcourse.models import cost
+from tfcourse.pages import cost_page
 from tfcourse.rundir import model_file
 
 
@@ -87,7 +88,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.format == "json":
         print(json.dumps(report, indent=2))
     else:
-        print(cost.format_report(report, all_layers=not args.summary_only), end="")
+        print(cost_page.format_report(report, all_layers=not args.summary_only), end="")
     return 0
 
 

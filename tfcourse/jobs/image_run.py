@@ -26,7 +26,7 @@ from tfcourse import data, machine, rundir
 from tfcourse.config import TrainConfig
 from tfcourse.evaluation import artifacts, evaluate
 from tfcourse.models import cost, get_spec, load_keras_model
-from tfcourse.pages import run_page
+from tfcourse.pages import cost_page, run_page
 from tfcourse.rundir import MODEL_FILE, write_json, write_text
 from tfcourse.serving import runtimes, savedmodel
 from tfcourse.training import fit, transfer
@@ -445,7 +445,7 @@ def _write_run_folder(
     write_json(os.path.join(staging, rundir.CONFIG_FILE), record)
     write_json(os.path.join(staging, rundir.HISTORY_FILE), history)
     write_json(os.path.join(staging, rundir.COST_JSON), model_cost)
-    write_text(os.path.join(staging, rundir.COST_MD), cost.format_report(model_cost))
+    write_text(os.path.join(staging, rundir.COST_MD), cost_page.format_report(model_cost))
     evaluate.write_evaluation(
         staging, metrics, outputs["labels"], outputs["logits"], splits.test, f"{config.model} on {source}"
     )

@@ -134,36 +134,3 @@ def cost_report(model) -> Dict[str, Any]:
         "forward_flops": 2 * macs,
         "training_flops": TRAINING_FORWARD_MULTIPLE * 2 * macs,
     }
-
-
-def _human(number: float) -> str:
-    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(number) >= size:
-            return f"{number / size:.2f}{unit}"
-    return f"{number:.0f}"
-
-
-def format_report(report: Dict[str, Any], all_layers: bool = True) -> str:
-    """The report as a Markdown table plus totals (``all_layers=False``: only layers with parameters or MACs)."""
-    lines = [
-        f"# Cost of `{report['model']}` (per image of shape {tuple(report['input_shape'])})",
-        "",
-        "| layer | type | output shape | parameters | MACs |",
-        "|---|---|---|---:|---:|",
-    ]
-    for row in report["layers"]:
-        if not all_layers and not (row["params"] or row["macs"]):
-            continue
-        shape = "x".join(str(d) for d in row["output_shape"]) if row["output_shape"] else "?"
-        lines.append(f"| {row['name']} | {row['type']} | {shape} | {row['params']:,} | {row['macs']:,} |")
-    lines += [
-        "",
-        f"- parameters: {report['total_params']:,} ({report['trainable_params']:,} trainable)",
-        f"- multiply-adds (MACs) per image, forward: {report['macs']:,} ({_human(report['macs'])})",
-        f"- forward FLOPs per image (2 per MAC): {_human(report['forward_flops'])}",
-        f"- estimated training FLOPs per image (~3x forward): {_human(report['training_flops'])}",
-        "",
-        "Counted: convolutions, dense layers and attention; biases, batch norm, activations, pooling "
-        "and additions are left out.",
-    ]
-    return "\n".join(lines) + "\n"

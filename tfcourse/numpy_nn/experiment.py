@@ -367,11 +367,8 @@ def accuracy_table(rows: List[Dict[str, Any]], timing: bool = True) -> Tuple[Lis
 
 
 def markdown_table(header, body) -> str:
-    cells = [[blocks._cell(v) for v in row] for row in body]
-    return "\n".join(
-        ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i < 2 else "---:" for i in range(len(header))) + "|"]
-        + ["| " + " | ".join(row) + " |" for row in cells]
-    )
+    """The results table: implementation and activation left, the numbers right."""
+    return blocks.markdown_table(header, body, align="ll" + "r" * (len(header) - 2))
 
 
 def summary(config, results: Dict[str, Dict], num_classes: int, timing: bool = True) -> Tuple[str, List[str]]:

@@ -26,8 +26,10 @@ def paragraph(text: str):
     return ("paragraph", text)
 
 
-def table(header: Sequence[str], rows: Sequence[Sequence[Any]]):
-    return ("table", list(header), [list(r) for r in rows])
+def table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: str = ""):
+    """A table block; ``align`` gives the Markdown alignment, one letter per column (``l`` or ``r``; the
+    HTML page right-aligns every column but the first)."""
+    return ("table", list(header), [list(r) for r in rows], align)
 
 
 def figure(path: str, caption: str):
@@ -55,6 +57,15 @@ def _md(text: Any) -> str:
     return html.escape(str(text), quote=False)
 
 
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: str = "") -> str:
+    """The one Markdown table of tfcourse (pages, the cost report, the NumPy experiment's results): cells
+    formatted as on the HTML page, ``|`` and HTML escaped; ``align`` as ``table``'s."""
+    marks = ["---:" if letter == "r" else "---" for letter in align.ljust(len(header), "l")]
+    lines = ["| " + " | ".join(_md(h) for h in header) + " |", "|" + "|".join(marks) + "|"]
+    lines += ["| " + " | ".join(_md(_cell(v)).replace("|", "\\|") for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
 def render_markdown(blocks, base_dir: str) -> str:
     out = []
     for block in blocks:
@@ -64,10 +75,7 @@ def render_markdown(blocks, base_dir: str) -> str:
         elif kind == "paragraph":
             out.append(_md(block[1]))
         elif kind == "table":
-            header, rows = block[1], block[2]
-            out.append("| " + " | ".join(_md(h) for h in header) + " |")
-            out.append("|" + "|".join("---" for _ in header) + "|")
-            out += ["| " + " | ".join(_md(_cell(v)).replace("|", "\\|") for v in row) + " |" for row in rows]
+            out.append(markdown_table(block[1], block[2], block[3]))
         elif kind == "figure":
             out.append(f"![{_md(block[2])}]({os.path.relpath(block[1], base_dir)})\n\n*{_md(block[2])}*")
         elif kind == "pre":
