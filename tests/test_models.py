@@ -348,25 +348,35 @@ for path in sys.argv[2:]:
 
 @pytest.mark.slow
 def test_a_saved_model_loads_with_plain_keras_after_import_tfcourse(cnn_run, attention_run, tmp_path):
-    """``keras.models.load_model`` on the files tfcourse writes (custom batch norm, attention layers, the table
-    model's imputing normaliser), in a fresh process that imports tfcourse and keras in either order; without
+    """``keras.models.load_model`` on the ``model.keras`` of a cnn, vgg, resnet_small, attention and table run
+    (custom batch norm, attention layers, the table model's imputing normaliser), in a fresh process that imports tfcourse and keras in either order; without
     ``import tfcourse`` Keras cannot find the custom classes. ``import tfcourse`` itself stays light."""
     import os
     import subprocess
     import sys
 
-    from tfcourse.config import TableConfig
-    from tfcourse.jobs import table_run
+    from tfcourse.config import DataConfig, TableConfig, TrainConfig
+    from tfcourse.jobs import image_run, table_run
 
-    table = table_run.train_table(TableConfig(output_dir=str(tmp_path / "table"), epochs=1, report=False))
-    paths = [os.path.join(run, "model.keras") for run in (cnn_run[0], attention_run[0], table.run_dir)]
+    runs = [cnn_run[0], attention_run[0]]
+    for model in ("vgg", "resnet_small"):  # a run's model.keras of each other registered family
+        config = TrainConfig(
+            model=model,
+            epochs=1,
+            output_dir=str(tmp_path / model),
+            report=False,
+            data=DataConfig(dataset="digits", train_limit=200),
+        )
+        runs.append(image_run.train_and_evaluate(config, verbose=0).run_dir)
+    runs.append(table_run.train_table(TableConfig(output_dir=str(tmp_path / "table"), epochs=1, report=False)).run_dir)
+    paths = [os.path.join(run, "model.keras") for run in runs]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     for order in ("tfcourse-first", "keras-first"):
         done = subprocess.run(
             [sys.executable, "-c", LOAD_AFTER_IMPORT, order, *paths], capture_output=True, text=True, env=env
         )
         assert done.returncode == 0, (order, done.stderr[-3000:])
-        assert done.stdout.count(" Functional ") == 3 and "FusedBatchNormalization" in done.stdout
+        assert done.stdout.count(" Functional ") == len(paths) == 5 and "FusedBatchNormalization" in done.stdout
     plain = subprocess.run(
         [sys.executable, "-c", "import sys, keras; keras.models.load_model(sys.argv[1])", paths[0]],
         capture_output=True,
