@@ -223,7 +223,25 @@ def build_blocks(result: Dict[str, Any], figures: Dict[str, str], header: Dict[s
     blocks += [heading(2, "1. Class distribution")] + class_blocks(numbers["classes"], figures)
     blocks += [heading(2, "2. Image statistics")] + pixel_blocks(numbers["pixels"], figures)
     blocks.append(figure(figures["class_images"], "Mean, standard-deviation and mean Sobel edge image per class"))
+    for section in (
+        _extent_blocks(numbers, figures, names),
+        _sample_blocks(numbers, figures, names),
+        _correlation_blocks(numbers, figures, names),
+        _duplicate_blocks(numbers, figures, names),
+        _anomaly_blocks(numbers, figures, names),
+        _label_error_blocks(numbers, figures, names),
+        _feature_blocks(numbers, figures, names),
+        _augmentation_blocks(numbers, figures, names),
+        _embedding_blocks(numbers, figures, names),
+        _timing_blocks(timings),
+    ):
+        blocks += section
+    return blocks
 
+
+def _extent_blocks(numbers: Dict[str, Any], figures: Dict[str, str], names: List[str]) -> list:
+    """The EDA page's dimensions and object extent."""
+    blocks: list = []
     dims = numbers["dimensions"]
     h, w = dims["stored_shape"][:2]
     blocks += [heading(2, "3. Dimensions and object extent")]
@@ -264,11 +282,22 @@ def build_blocks(result: Dict[str, Any], figures: Dict[str, str], header: Dict[s
         ),
         figure(figures["occupied"], "Share of each image that is object, per class"),
     ]
+    return blocks
+
+
+def _sample_blocks(numbers: Dict[str, Any], figures: Dict[str, str], names: List[str]) -> list:
+    """The EDA page's samples."""
+    blocks: list = []
     blocks += [
         heading(2, "4. Samples"),
         figure(figures["class_samples"], "Mean image (first column) and random training images per class (seeded)"),
     ]
+    return blocks
 
+
+def _correlation_blocks(numbers: Dict[str, Any], figures: Dict[str, str], names: List[str]) -> list:
+    """The EDA page's pixel correlation and PCA."""
+    blocks: list = []
     corr = numbers["correlation"]
     comps = corr["pca_components_for"]
     blocks += [
@@ -285,10 +314,13 @@ def build_blocks(result: Dict[str, Any], figures: Dict[str, str], header: Dict[s
             figures["correlation"], "Correlation matrix, correlation by pixel distance, cumulative explained variance"
         ),
     ]
+    return blocks
 
+
+def _duplicate_blocks(numbers: Dict[str, Any], figures: Dict[str, str], names: List[str]) -> list:
+    """The EDA page's duplicates."""
+    blocks: list = []
     exact, near = numbers["duplicates"]["exact"], numbers["duplicates"]["near"]
-    anomalies = numbers["anomalies"]
-    flat, far = anomalies["blank_saturated"], anomalies["outliers"]
     blocks += [
         heading(2, "6. Noise and anomalies"),
         heading(3, "Duplicates"),
@@ -327,6 +359,13 @@ def build_blocks(result: Dict[str, Any], figures: Dict[str, str], header: Dict[s
         figures, "near_duplicates", "Near-duplicate pairs (dataset index, split, label, RMS difference)"
     )
     blocks += _optional(figures, "exact_duplicates", "Byte-identical images")
+    return blocks
+
+
+def _anomaly_blocks(numbers: Dict[str, Any], figures: Dict[str, str], names: List[str]) -> list:
+    """The EDA page's blank, saturated and outlying images."""
+    blocks: list = []
+    flat, far = numbers["anomalies"]["blank_saturated"], numbers["anomalies"]["outliers"]
     blocks += [
         heading(3, "Blank and saturated images"),
         paragraph(
@@ -348,6 +387,12 @@ def build_blocks(result: Dict[str, Any], figures: Dict[str, str], header: Dict[s
         ),
     ]
     blocks += _optional(figures, "outliers", "The farthest from their class mean")
+    return blocks
+
+
+def _label_error_blocks(numbers: Dict[str, Any], figures: Dict[str, str], names: List[str]) -> list:
+    """The EDA page's likely label errors and class overlap."""
+    blocks: list = []
     nb = numbers["neighbours"]
     blocks += [
         heading(3, "Likely label errors"),
@@ -381,7 +426,12 @@ def build_blocks(result: Dict[str, Any], figures: Dict[str, str], header: Dict[s
             + "."
         ),
     ]
+    return blocks
 
+
+def _feature_blocks(numbers: Dict[str, Any], figures: Dict[str, str], names: List[str]) -> list:
+    """The EDA page's hand-made features."""
+    blocks: list = []
     feats = numbers["features"]
     classifier = feats["classifier"]
     blocks += [
@@ -404,7 +454,12 @@ def build_blocks(result: Dict[str, Any], figures: Dict[str, str], header: Dict[s
             ],
         ),
     ]
+    return blocks
 
+
+def _augmentation_blocks(numbers: Dict[str, Any], figures: Dict[str, str], names: List[str]) -> list:
+    """The EDA page's augmentations."""
+    blocks: list = []
     aug = numbers["augmentation"]
     blocks += [
         heading(2, "8. Augmentation preview"),
@@ -431,6 +486,12 @@ def build_blocks(result: Dict[str, Any], figures: Dict[str, str], header: Dict[s
         ),
         figure(figures["augmentations"], "Each augmentation on the same validation images"),
     ]
+    return blocks
+
+
+def _embedding_blocks(numbers: Dict[str, Any], figures: Dict[str, str], names: List[str]) -> list:
+    """The EDA page's embedding."""
+    blocks: list = []
     emb = numbers["embedding"]
     blocks += [
         heading(2, "9. Embedding"),
@@ -441,11 +502,17 @@ def build_blocks(result: Dict[str, Any], figures: Dict[str, str], header: Dict[s
         ),
         figure(figures["embedding"], "PCA and t-SNE, coloured by class"),
     ]
+    return blocks
+
+
+def _timing_blocks(timings: Dict[str, float]) -> list:
+    """The EDA page's time per section."""
+    blocks: list = []
     blocks += [
         heading(2, "Time per section"),
         table(
             ["section", "seconds"],
-            [[dict(analysis.SECTIONS)[k], v] for k, v in timings.items()] + [["all sections", total]],
+            [[dict(analysis.SECTIONS)[k], v] for k, v in timings.items()] + [["all sections", sum(timings.values())]],
         ),
     ]
     return blocks
