@@ -171,7 +171,6 @@ def build_run_blocks(
 ) -> list:
     record = run.record
     history = run.history
-    names = list(run.class_names)
     data = record.get("data", {})
     blocks = [
         heading(1, f"Run report: {run.name}"),
@@ -185,6 +184,18 @@ def build_run_blocks(
     if silhouette:
         blocks += [paragraph(line) for line in silhouette_sentences(silhouette, record.get("hyperparameters") or {})]
     blocks += [heading(2, "Configuration"), table(["setting", "value"], _config_rows(record))]
+    blocks += _data_blocks(run, figures, eda_info)
+    blocks += _model_blocks(run, metrics, figures)
+    blocks += _test_blocks(run, metrics, figures)
+    blocks += _prediction_blocks(metrics, figures)
+    blocks += _explanation_blocks(figures, explanation_methods)
+    return blocks
+
+
+def _data_blocks(run, figures: Dict[str, str], eda_info) -> list:
+    """The data: source, classes, split sizes and, with the EDA's numbers, class balance and pixels."""
+    blocks: list = []
+    record, names, data = run.record, list(run.class_names), run.record.get("data", {})
     blocks += [heading(2, "Data")]
     sizes = data.get("split_sizes", {})
     blocks.append(
@@ -205,6 +216,12 @@ def build_run_blocks(
                 f"augmentations, embeddings): `python -m tfcourse.eda --dataset {record.get('config', {}).get('data', {}).get('dataset', '?')}`."
             )
         )
+    return blocks
+
+
+def _model_blocks(run, metrics: Dict[str, Any], figures: Dict[str, str]) -> list:
+    """The model: size, cost per layer, training time and curves."""
+    blocks: list = []
     blocks += [heading(2, "Model")]
     blocks.append(
         paragraph(
@@ -214,12 +231,19 @@ def build_run_blocks(
             f"({metrics.get('train_images_per_second', '?')} images/s)."
         )
     )
-    cost_md = os.path.join(run.run_dir, "cost.md") if run.run_dir else None
+    cost_md = os.path.join(run.run_dir, rundir.COST_MD) if run.run_dir else None
     if cost_md and os.path.isfile(cost_md):
         with open(cost_md, encoding="utf-8") as handle:
             blocks.append(pre(handle.read()))
     if "curves" in figures:
         blocks += [heading(2, "Training curves"), figure(figures["curves"], "Loss and accuracy per epoch")]
+    return blocks
+
+
+def _test_blocks(run, metrics: Dict[str, Any], figures: Dict[str, str]) -> list:
+    """Test metrics: top-k, the classification report, per-class accuracy and the confusion matrix."""
+    blocks: list = []
+    names = list(run.class_names)
     report = metrics["classification_report"]
     blocks += [
         heading(2, "Test metrics"),
@@ -251,6 +275,12 @@ def build_run_blocks(
             [[p["true"], p["predicted"], p["count"], p["fraction_of_true"]] for p in metrics["most_confused"]],
         ),
     ]
+    return blocks
+
+
+def _prediction_blocks(metrics: Dict[str, Any], figures: Dict[str, str]) -> list:
+    """Predictions on test images, and the misclassified ones."""
+    blocks: list = []
     blocks += [
         heading(2, "Predictions"),
         figure(figures["first"], f"The first {GRID_SIZE} test images"),
@@ -274,6 +304,12 @@ def build_run_blocks(
                 ],
             )
         )
+    return blocks
+
+
+def _explanation_blocks(figures: Dict[str, str], explanation_methods: Sequence[str]) -> list:
+    """One figure per explanation method."""
+    blocks: list = []
     if explanation_methods:
         blocks += [heading(2, "Explanations")]
         for method in explanation_methods:
