@@ -10,6 +10,7 @@ Everything comes from the run folder's files (``config.json``, ``metrics.json``,
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any, Dict, Optional
 
@@ -48,22 +49,43 @@ def _report_rows(metrics: Dict[str, Any], class_names) -> list:
 
 def table_report_blocks(run_dir: str, figures_dir: str):
     """The page's blocks, its figures drawn into ``figures_dir``."""
-    record = _read(run_dir, rundir.CONFIG_FILE)
-    metrics = _read(run_dir, rundir.METRICS_FILE)
-    history = _read(run_dir, rundir.HISTORY_FILE)
-    data, config = record["data"], record["config"]
-    class_names = data["class_names"]
-    binary = "roc_auc" in metrics
+    run = _TableRun(
+        run_dir,
+        _read(run_dir, rundir.CONFIG_FILE),
+        _read(run_dir, rundir.METRICS_FILE),
+        _read(run_dir, rundir.HISTORY_FILE),
+        figures_dir,
+    )
     os.makedirs(figures_dir, exist_ok=True)
-    name = os.path.basename(os.path.normpath(run_dir))
-
-    blocks = [heading(1, f"Run report: {name}")]
-    blocks.append(
+    data, config = run.record["data"], run.record["config"]
+    blocks = [
+        heading(1, f"Run report: {os.path.basename(os.path.normpath(run_dir))}"),
         paragraph(
             f"{config['model']} on {data['source']}: predict {data.get('target', 'the target')} "
-            f"({', '.join(class_names)}) from {len(data['columns'])} columns. Machine: {machine_description()}."
-        )
-    )
+            f"({', '.join(data['class_names'])}) from {len(data['columns'])} columns. Machine: {machine_description()}."
+        ),
+    ]
+    for section in (_numbers_blocks, _class_blocks, _binary_curve_blocks, _training_and_data_blocks):
+        blocks += section(run)
+    return blocks
+
+
+@dataclasses.dataclass
+class _TableRun:
+    """What the sections read: a table run's folder, its records and where its figures go."""
+
+    run_dir: str
+    record: Dict[str, Any]
+    metrics: Dict[str, Any]
+    history: Dict[str, Any]
+    figures_dir: str
+
+
+def _numbers_blocks(run: _TableRun) -> list:
+    """The test numbers against the majority-class baseline (and, for two classes, ROC/PR-AUC and the threshold)."""
+    metrics = run.metrics
+    binary = "roc_auc" in metrics
+    blocks: list = []
     accuracy = metrics["accuracy"] if binary else metrics["test_accuracy"]
     baseline = metrics.get("majority_baseline_accuracy")
     lines = [["test accuracy", accuracy], ["majority-class baseline accuracy", baseline]]
@@ -93,6 +115,18 @@ def table_report_blocks(run_dir: str, figures_dir: str):
         )
     blocks.append(paragraph(summary + "."))
 
+    return blocks
+
+
+def _class_blocks(run: _TableRun) -> list:
+    """Precision, recall and F1 per class, and the confusion matrix."""
+    record = run.record
+    metrics = run.metrics
+    figures_dir = run.figures_dir
+    data = record["data"]
+    class_names = data["class_names"]
+    binary = "roc_auc" in metrics
+    blocks: list = []
     blocks += [
         heading(2, "Precision, recall and F1 per class"),
         table(["class", "precision", "recall", "F1", "test rows"], _report_rows(metrics, class_names)),
@@ -106,30 +140,55 @@ def table_report_blocks(run_dir: str, figures_dir: str):
             "Confusion matrix of the test rows: counts, coloured by the share of the true class.",
         ),
     ]
-    if binary:
-        blocks += [
-            heading(2, "ROC and precision-recall curves"),
+    return blocks
+
+
+def _binary_curve_blocks(run: _TableRun) -> list:
+    """For a two-class target: ROC and precision-recall curves and the probabilities by true class."""
+    record = run.record
+    metrics = run.metrics
+    run_dir = run.run_dir
+    figures_dir = run.figures_dir
+    data = record["data"]
+    class_names = data["class_names"]
+    binary = "roc_auc" in metrics
+    blocks: list = []
+    if not binary:
+        return blocks
+    blocks += [
+        heading(2, "ROC and precision-recall curves"),
+        figure(
+            plots.plot_roc_pr(metrics, os.path.join(figures_dir, "roc_pr.png")),
+            "ROC and precision-recall curves of the test rows; the red point is the decision threshold.",
+        ),
+    ]
+    predictions_path = os.path.join(run_dir, rundir.PREDICTIONS_FILE)
+    if os.path.exists(predictions_path):
+        with np.load(predictions_path) as predictions:
+            labels, probabilities = predictions["labels"], predictions["probabilities"][:, 1]
+        blocks.append(
             figure(
-                plots.plot_roc_pr(metrics, os.path.join(figures_dir, "roc_pr.png")),
-                "ROC and precision-recall curves of the test rows; the red point is the decision threshold.",
-            ),
-        ]
-        predictions_path = os.path.join(run_dir, rundir.PREDICTIONS_FILE)
-        if os.path.exists(predictions_path):
-            with np.load(predictions_path) as predictions:
-                labels, probabilities = predictions["labels"], predictions["probabilities"][:, 1]
-            blocks.append(
-                figure(
-                    plots.plot_probability_by_class(
-                        labels,
-                        probabilities,
-                        class_names,
-                        metrics["threshold"],
-                        os.path.join(figures_dir, "probability_by_class.png"),
-                    ),
-                    "Predicted probability of the positive class for the test rows, by their true class.",
-                )
+                plots.plot_probability_by_class(
+                    labels,
+                    probabilities,
+                    class_names,
+                    metrics["threshold"],
+                    os.path.join(figures_dir, "probability_by_class.png"),
+                ),
+                "Predicted probability of the positive class for the test rows, by their true class.",
             )
+        )
+    return blocks
+
+
+def _training_and_data_blocks(run: _TableRun) -> list:
+    """The learning curves, the data (rows, split, columns and kinds) and the hyperparameters."""
+    record = run.record
+    history = run.history
+    figures_dir = run.figures_dir
+    data = record["data"]
+    config = record["config"]
+    blocks: list = []
     blocks += [
         heading(2, "Learning curves"),
         figure(
