@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from typing import Any, Dict, List, Optional, Sequence
@@ -77,101 +78,16 @@ def write_explanations(
     and draws attention head ``head`` of ``layer`` (default the last) and the attention over patches
     (of that layer, or the rollout through all layers). Returns the paths written."""
     model = float32_copy(model)  # once for all methods (each would copy a mixed-precision model)
-    test = run.test_data()
-    outputs = run.predictions()
-    predictions = outputs["logits"].argmax(axis=1)
-    positions = pick_examples(test.labels, predictions, per_class)
-    images = test.images[positions]
-    inputs = run.model_inputs(images)
-    class_ids = test.labels[positions]
-    names = run.class_names
+    examples = _Examples.of(run, per_class)
     results = []
     for method in methods:
         begin = time.perf_counter()
         if method == "activation_max":
-            chosen = (
-                list(units) if units is not None else (list(range(len(names))) if layer is None else list(range(8)))
-            )
-            seeds = None
-            if start == "image":
-                seeds = np.resize(inputs, (len(chosen),) + inputs.shape[1:])
-            optimised, began = explanations.activation_maximization(
-                model,
-                layer,
-                chosen,
-                seed_images=seeds,
-                input_range=run.normalization.input_range(),
-                steps=steps,
-                seed=seed,
-            )
-            titles = [names[u] if layer is None else f"filter {u}" for u in chosen]
-            results.append(
-                (
-                    method,
-                    {
-                        "images": run.normalization.to_pixels(optimised),
-                        "start": run.normalization.to_pixels(began),
-                        "units": np.asarray(chosen),
-                        "layer": np.asarray(layer or "logits"),
-                    },
-                    titles,
-                    f"activation maximisation of {layer or 'the class logits'} from "
-                    f"{'random noise' if start == 'noise' else 'test images'}, {steps} steps",
-                )
-            )
+            results.append(_activation_max(run, model, examples, layer, units, start, steps, seed))
         elif method == "attention":
-            result = explanations.attention_maps(model, inputs, layer=layer, rollout=rollout)
-            shown = result["index"]
-            heads = result["weights"][shown].shape[1]
-            if not 0 <= head < heads:
-                raise ValueError(
-                    f"--head {head} is out of range: {result['layers'][shown]} has {heads} heads (0..{heads - 1})."
-                )
-            arrays = {f"weights_{name}": weights for name, weights in zip(result["layers"], result["weights"])}
-            arrays.update(
-                maps=result["maps"],
-                patches=result["patches"],
-                images=images,
-                labels=class_ids,
-                predictions=predictions[positions],
-                dataset_index=test.indices[positions],
-                layers=np.asarray(result["layers"]),
-                layer=np.asarray(result["layer"]),
-                grid=np.asarray(result["grid"]),
-                class_token=np.asarray(result["class_token"]),
-                matrices=result["weights"][shown][:, head],
-            )
-            source = "class token" if result["class_token"] else "mean over query tokens"
-            results.append(
-                (
-                    method,
-                    arrays,
-                    _example_titles(names, class_ids, positions, outputs),
-                    f"attention over patches ({source}, {result['layer']});\n"
-                    f"weights: {result['layers'][shown]}, head {head}",
-                )
-            )
+            results.append(_attention(model, examples, layer, head, rollout))
         else:
-            result = explanations.explain(
-                model, method, inputs, class_ids, layer=layer, smooth_samples=smooth_samples, seed=seed
-            )
-            titles = _example_titles(names, class_ids, positions, outputs)
-            where = f" on layer {result['layer']}" if result["layer"] else ""
-            results.append(
-                (
-                    method,
-                    {
-                        "maps": result["maps"],
-                        "images": images,
-                        "labels": class_ids,
-                        "predictions": predictions[positions],
-                        "dataset_index": test.indices[positions],
-                        "layer": np.asarray(result["layer"] or ""),
-                    },
-                    titles,
-                    f"{method}{where}, one correctly classified test image per class",
-                )
-            )
+            results.append(_map(model, method, examples, layer, smooth_samples, seed))
         if progress:
             print(f"tfcourse: {method} done in {time.perf_counter() - begin:.1f}s", flush=True)
     os.makedirs(out_dir, exist_ok=True)
@@ -179,28 +95,130 @@ def write_explanations(
     for method, arrays, titles, title in results:
         stem = os.path.join(out_dir, method.replace("+", "_plus"))
         write_npz(stem + ".npz", **arrays)
-        if method == "attention":
-            plots.plot_attention(
-                arrays["images"],
-                arrays["matrices"],
-                arrays["maps"],
-                titles,
-                stem + ".png",
-                title=title,
-                class_token=bool(arrays["class_token"]),
-            )
-        elif method == "activation_max":
-            plots.plot_image_row(
-                list(arrays["start"]) + list(arrays["images"]),
-                [f"start: {t}" for t in titles] + titles,
-                stem + ".png",
-                title=title,
-                columns=len(titles),
-            )
-        else:
-            plots.plot_explanations(arrays["images"], arrays["maps"], titles, stem + ".png", title=title)
+        _draw(method, arrays, titles, title, stem + ".png")
         written += [stem + ".npz", stem + ".png"]
     return written
+
+
+@dataclasses.dataclass
+class _Examples:
+    """The test examples every method explains: one (correctly classified when possible) per class."""
+
+    images: np.ndarray
+    inputs: np.ndarray
+    class_ids: np.ndarray
+    positions: np.ndarray
+    predictions: np.ndarray
+    dataset_index: np.ndarray
+    titles: List[str]
+    names: Sequence[str]
+
+    @classmethod
+    def of(cls, run, per_class: int) -> "_Examples":
+        test = run.test_data()
+        outputs = run.predictions()
+        predictions = outputs["logits"].argmax(axis=1)
+        positions = pick_examples(test.labels, predictions, per_class)
+        images = test.images[positions]
+        class_ids = test.labels[positions]
+        titles = _example_titles(run.class_names, class_ids, positions, outputs)
+        return cls(
+            images,
+            run.model_inputs(images),
+            class_ids,
+            positions,
+            predictions[positions],
+            test.indices[positions],
+            titles,
+            run.class_names,
+        )
+
+
+def _activation_max(run, model, examples: _Examples, layer, units, start: str, steps: int, seed: int):
+    names = examples.names
+    chosen = list(units) if units is not None else (list(range(len(names))) if layer is None else list(range(8)))
+    seeds = np.resize(examples.inputs, (len(chosen),) + examples.inputs.shape[1:]) if start == "image" else None
+    optimised, began = explanations.activation_maximization(
+        model, layer, chosen, seed_images=seeds, input_range=run.normalization.input_range(), steps=steps, seed=seed
+    )
+    arrays = {
+        "images": run.normalization.to_pixels(optimised),
+        "start": run.normalization.to_pixels(began),
+        "units": np.asarray(chosen),
+        "layer": np.asarray(layer or "logits"),
+    }
+    titles = [names[u] if layer is None else f"filter {u}" for u in chosen]
+    title = (
+        f"activation maximisation of {layer or 'the class logits'} from "
+        f"{'random noise' if start == 'noise' else 'test images'}, {steps} steps"
+    )
+    return "activation_max", arrays, titles, title
+
+
+def _attention(model, examples: _Examples, layer, head: int, rollout: bool):
+    result = explanations.attention_maps(model, examples.inputs, layer=layer, rollout=rollout)
+    shown = result["index"]
+    heads = result["weights"][shown].shape[1]
+    if not 0 <= head < heads:
+        raise ValueError(
+            f"--head {head} is out of range: {result['layers'][shown]} has {heads} heads (0..{heads - 1})."
+        )
+    arrays = {f"weights_{name}": weights for name, weights in zip(result["layers"], result["weights"])}
+    arrays.update(
+        maps=result["maps"],
+        patches=result["patches"],
+        images=examples.images,
+        labels=examples.class_ids,
+        predictions=examples.predictions,
+        dataset_index=examples.dataset_index,
+        layers=np.asarray(result["layers"]),
+        layer=np.asarray(result["layer"]),
+        grid=np.asarray(result["grid"]),
+        class_token=np.asarray(result["class_token"]),
+        matrices=result["weights"][shown][:, head],
+    )
+    source = "class token" if result["class_token"] else "mean over query tokens"
+    title = f"attention over patches ({source}, {result['layer']});\nweights: {result['layers'][shown]}, head {head}"
+    return "attention", arrays, examples.titles, title
+
+
+def _map(model, method: str, examples: _Examples, layer, smooth_samples: int, seed: int):
+    result = explanations.explain(
+        model, method, examples.inputs, examples.class_ids, layer=layer, smooth_samples=smooth_samples, seed=seed
+    )
+    arrays = {
+        "maps": result["maps"],
+        "images": examples.images,
+        "labels": examples.class_ids,
+        "predictions": examples.predictions,
+        "dataset_index": examples.dataset_index,
+        "layer": np.asarray(result["layer"] or ""),
+    }
+    where = f" on layer {result['layer']}" if result["layer"] else ""
+    return method, arrays, examples.titles, f"{method}{where}, one correctly classified test image per class"
+
+
+def _draw(method: str, arrays: Dict[str, Any], titles: List[str], title: str, path: str) -> None:
+    if method == "attention":
+        plots.plot_attention(
+            arrays["images"],
+            arrays["matrices"],
+            arrays["maps"],
+            titles,
+            path,
+            title=title,
+            class_token=bool(arrays["class_token"]),
+        )
+    elif method == "activation_max":
+        plots.plot_image_row(
+            list(arrays["start"]) + list(arrays["images"]),
+            [f"start: {t}" for t in titles] + titles,
+            path,
+            title=title,
+            columns=len(titles),
+        )
+    else:
+        plots.plot_explanations(arrays["images"], arrays["maps"], titles, path, title=title)
 
 
 def _example_titles(names, class_ids, positions, outputs) -> List[str]:
