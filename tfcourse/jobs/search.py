@@ -233,6 +233,64 @@ def space_rows(config: TuneConfig, download: bool = True):
     return shape, classes, [narrowed.get(entry["name"], entry) for entry in declared]
 
 
+def _load_data(config: TuneConfig, download: bool):
+    """The search's pipelines (train and validation; the test split is never used) and, with ``--cv``, its
+    folds of the training split; says what was loaded."""
+    print(f"tfcourse: loading {config.data.dataset} ...", flush=True)
+    if is_table(config):
+        dataset, splits, pipelines = table_run.load_pipelines(config.data, config.seed)
+        what = f"{dataset.num_rows} rows, {len(dataset.columns)} features -> {pipelines.input_shape[0]} inputs"
+    else:
+        dataset, splits, pipelines = data.load_pipelines(config.data, config.seed, download=download)
+        what = f"images {pipelines.input_shape}"
+    print(
+        f"tfcourse: {dataset.source}: {pipelines.num_classes} classes, {what}, "
+        f"split {splits.protocol} {splits.sizes()}; the test split is not used by the search",
+        flush=True,
+    )
+    if not config.cv:
+        return pipelines, None
+    folds = data.cv_folds(dataset, splits, config.data, config.seed, config.cv)
+    print(
+        f"tfcourse: each trial is scored by {config.cv}-fold stratified cross-validation on the "
+        f"{len(splits.train)} training examples (folds of {', '.join(str(f.sizes['val']) for f in folds)}); "
+        "the validation split is not used by the search",
+        flush=True,
+    )
+    return pipelines, folds
+
+
+def _make_tuner(config: TuneConfig, pipelines, hyperparameters, record: Dict[str, Any], role, distribution_strategy):
+    """The hypermodel over the registered builder, and the tuner over the search space ``hyperparameters``."""
+    hypermodel = tuners.make_hypermodel(
+        config.model,
+        pipelines.input_shape,
+        pipelines.num_classes,
+        config.steps_per_execution,
+        make_train=pipelines.make_train,
+        batch_size=pipelines.batch_size,
+        seed=config.seed,
+        dtype_policy=record["precision"],
+    )
+    return tuners.make_tuner(
+        config.tuner,
+        hypermodel,
+        objective=config.objective,
+        max_trials=config.max_trials,
+        max_epochs=config.max_epochs,
+        factor=config.factor,
+        executions_per_trial=config.executions_per_trial,
+        directory=config.directory,
+        project_name=project_name(config),
+        overwrite=config.overwrite and role != "worker",
+        seed=config.seed,
+        hyperparameters=hyperparameters,
+        distribution_strategy=distribution_strategy,
+        max_minutes=config.max_minutes,
+        keep_checkpoints=config.keep_checkpoints,
+    )
+
+
 def run_search(
     config: TuneConfig,
     download: bool = True,
@@ -259,62 +317,15 @@ def run_search(
     """
     validate(config)
     keras.utils.set_random_seed(config.seed)
-    print(f"tfcourse: loading {config.data.dataset} ...", flush=True)
-    if is_table(config):
-        dataset, splits, pipelines = table_run.load_pipelines(config.data, config.seed)
-        what = f"{dataset.num_rows} rows, {len(dataset.columns)} features -> {pipelines.input_shape[0]} inputs"
-    else:
-        dataset, splits, pipelines = data.load_pipelines(config.data, config.seed, download=download)
-        what = f"images {pipelines.input_shape}"
-    print(
-        f"tfcourse: {dataset.source}: {pipelines.num_classes} classes, {what}, "
-        f"split {splits.protocol} {splits.sizes()}; the test split is not used by the search",
-        flush=True,
-    )
-    folds = None
-    if config.cv:
-        folds = data.cv_folds(dataset, splits, config.data, config.seed, config.cv)
-        print(
-            f"tfcourse: each trial is scored by {config.cv}-fold stratified cross-validation on the "
-            f"{len(splits.train)} training examples (folds of {', '.join(str(f.sizes['val']) for f in folds)}); "
-            "the validation split is not used by the search",
-            flush=True,
-        )
+    pipelines, folds = _load_data(config, download)
     hyperparameters = hparams.make_search_space(
         config.model, config.space, pipelines.input_shape, pipelines.num_classes, batch_size=config.data.batch_size
     )
-
     directory = project_dir(config)
     record = search_record(config, pipelines.input_shape, pipelines.num_classes)
     if role != "worker":  # a worker trains in the chief's folder, which the chief may be filling right now
         check_project(directory, record, config.overwrite)
-    hypermodel = tuners.make_hypermodel(
-        config.model,
-        pipelines.input_shape,
-        pipelines.num_classes,
-        config.steps_per_execution,
-        make_train=pipelines.make_train,
-        batch_size=pipelines.batch_size,
-        seed=config.seed,
-        dtype_policy=record["precision"],
-    )
-    tuner = tuners.make_tuner(
-        config.tuner,
-        hypermodel,
-        objective=config.objective,
-        max_trials=config.max_trials,
-        max_epochs=config.max_epochs,
-        factor=config.factor,
-        executions_per_trial=config.executions_per_trial,
-        directory=config.directory,
-        project_name=project_name(config),
-        overwrite=config.overwrite and role != "worker",
-        seed=config.seed,
-        hyperparameters=hyperparameters,
-        distribution_strategy=distribution_strategy,
-        max_minutes=config.max_minutes,
-        keep_checkpoints=config.keep_checkpoints,
-    )
+    tuner = _make_tuner(config, pipelines, hyperparameters, record, role, distribution_strategy)
     tuner.folds = folds
     if role != "worker":
         os.makedirs(directory, exist_ok=True)
