@@ -31,63 +31,77 @@ SECTIONS = (
 
 
 def analyse(dataset, splits, config: EdaConfig, progress: Optional[Callable[[str], None]] = None) -> Dict[str, Any]:
-    """Runs every section of the EDA on ``dataset`` (a ``data.Dataset``) and ``splits``.
+    """Runs every section of the EDA on ``dataset`` (a ``data.Dataset``) and ``splits``, in ``SECTIONS``'
+    order, each timed.
 
     Args:
         progress: Called with one line before and after each section (``None``: silent).
     """
     say = progress or (lambda text: None)
-    x, y = dataset.pooled()
-    names = list(dataset.class_names)
-    split_indices = {"train": splits.train, "val": splits.val, "test": splits.test}
-    split_names = stats.split_of(len(x), split_indices)
-    train = splits.train
+    sections = _Sections(dataset, splits, config)
     numbers: Dict[str, Any] = {}
     arrays: Dict[str, Any] = {}
     timings: Dict[str, float] = {}
-    shared: Dict[str, Any] = {}
-
-    def pca_space():
-        if "pca" not in shared:
-            vectors, grid = stats.grey_vectors(x, config.max_side)
-            pca = stats.fit_pca(vectors[train], config.seed)
-            shared.update(vectors=vectors, grid=grid, pca=pca, projected=pca.transform(vectors).astype(np.float32))
-        return shared
-
-    def run(key: str, compute: Callable[[], Dict[str, Any]]) -> None:
-        position = [k for k, _ in SECTIONS].index(key) + 1
-        say(f"[{position}/{len(SECTIONS)}] {dict(SECTIONS)[key]} ...")
+    for position, (key, title) in enumerate(SECTIONS, 1):
+        say(f"[{position}/{len(SECTIONS)}] {title} ...")
         started = time.perf_counter()
-        result = compute()
+        result = getattr(sections, key)()
         timings[key] = time.perf_counter() - started
         numbers[key], arrays[key] = result["numbers"], result.get("arrays", {})
-        say(f"[{position}/{len(SECTIONS)}] {dict(SECTIONS)[key]}: {timings[key]:.1f} s")
+        sections.arrays = arrays
+        say(f"[{position}/{len(SECTIONS)}] {title}: {timings[key]:.1f} s")
+    return {"numbers": numbers, "arrays": arrays, "timings": timings}
 
-    run("classes", lambda: {"numbers": stats.class_distribution(y, names, split_indices)})
-    run("pixels", lambda: stats.image_statistics(x, y, names, train))
-    run("dimensions", lambda: stats.dimensions(x, y, names, train, dataset.original_sizes))
 
-    def samples():
-        chosen = stats.class_samples(x, y, names, train, config.samples_per_class, config.seed)
+class _Sections:
+    """One method per section of ``SECTIONS``, each returning ``{"numbers": ..., "arrays": ...}``; the grey
+    PCA space is computed once, for the first section that needs it."""
+
+    def __init__(self, dataset, splits, config: EdaConfig):
+        self.dataset, self.splits, self.config = dataset, splits, config
+        self.x, self.y = dataset.pooled()
+        self.names = list(dataset.class_names)
+        self.split_indices = {"train": splits.train, "val": splits.val, "test": splits.test}
+        self.split_names = stats.split_of(len(self.x), self.split_indices)
+        self.train = splits.train
+        self.arrays: Dict[str, Any] = {}  # the sections' arrays so far (the augmentation check reads the margins)
+        self._space: Dict[str, Any] = {}
+        self._raw_model = None
+
+    def space(self) -> Dict[str, Any]:
+        if not self._space:
+            vectors, grid = stats.grey_vectors(self.x, self.config.max_side)
+            pca = stats.fit_pca(vectors[self.train], self.config.seed)
+            self._space = dict(vectors=vectors, grid=grid, pca=pca, projected=pca.transform(vectors).astype(np.float32))
+        return self._space
+
+    def classes(self):
+        return {"numbers": stats.class_distribution(self.y, self.names, self.split_indices)}
+
+    def pixels(self):
+        return stats.image_statistics(self.x, self.y, self.names, self.train)
+
+    def dimensions(self):
+        return stats.dimensions(self.x, self.y, self.names, self.train, self.dataset.original_sizes)
+
+    def samples(self):
+        config = self.config
+        chosen = stats.class_samples(self.x, self.y, self.names, self.train, config.samples_per_class, config.seed)
         return {"numbers": {"indices": chosen["indices"]}, "arrays": chosen}
 
-    run("samples", samples)
+    def correlation(self):
+        space = self.space()
+        return stats.correlation(space["vectors"][self.train], space["grid"], space["pca"], seed=self.config.seed)
 
-    def correlation():
-        space = pca_space()
-        return stats.correlation(space["vectors"][train], space["grid"], space["pca"], seed=config.seed)
-
-    run("correlation", correlation)
-
-    def duplicates():
-        space = pca_space()
-        exact = stats.exact_duplicates(x, y, split_names, names, top=config.top)
+    def duplicates(self):
+        space, config = self.space(), self.config
+        exact = stats.exact_duplicates(self.x, self.y, self.split_names, self.names, top=config.top)
         near = stats.near_duplicates(
             space["vectors"],
             space["projected"][:, : config.duplicate_components].astype(np.float64),
-            y,
-            split_names,
-            names,
+            self.y,
+            self.split_names,
+            self.names,
             rms=config.near_duplicate_rms,
             group_of=exact["arrays"]["group_of"],
         )
@@ -96,65 +110,60 @@ def analyse(dataset, splits, config: EdaConfig, progress: Optional[Callable[[str
             "arrays": {"exact": exact["arrays"], "near": near["arrays"]},
         }
 
-    run("duplicates", duplicates)
-
-    def anomalies():
-        space = pca_space()
-        flat = stats.blank_and_saturated(x, top=config.top)
-        far = stats.outliers(space["vectors"], y, train, names, threshold=config.outlier_z, top=config.top)
+    def anomalies(self):
+        config = self.config
+        flat = stats.blank_and_saturated(self.x, top=config.top)
+        far = stats.outliers(
+            self.space()["vectors"], self.y, self.train, self.names, threshold=config.outlier_z, top=config.top
+        )
         return {
             "numbers": {"blank_saturated": flat["numbers"], "outliers": far["numbers"]},
             "arrays": {"blank_saturated": flat["arrays"], "outliers": far["arrays"]},
         }
 
-    run("anomalies", anomalies)
-    run(
-        "neighbours",
-        lambda: stats.neighbours(
-            pca_space()["projected"][:, : config.neighbour_components],
-            y,
-            names,
+    def neighbours(self):
+        config = self.config
+        return stats.neighbours(
+            self.space()["projected"][:, : config.neighbour_components],
+            self.y,
+            self.names,
             k=config.neighbours,
             share=config.label_error_share,
             top=config.top,
-        ),
-    )
-
-    def engineered():
-        space = pca_space()
-        grey = space["vectors"].reshape(len(x), *space["grid"])
-        edges = features.edge_statistics(grey, y, names)
-        compared = features.feature_comparison(
-            x, y, train, splits.val, config.classifier_examples, config.max_side, config.seed
         )
-        shared["raw_model"] = compared["arrays"]["raw_model"]
+
+    def features(self):
+        space, config = self.space(), self.config
+        grey = space["vectors"].reshape(len(self.x), *space["grid"])
+        edges = features.edge_statistics(grey, self.y, self.names)
+        compared = features.feature_comparison(
+            self.x, self.y, self.train, self.splits.val, config.classifier_examples, config.max_side, config.seed
+        )
+        self._raw_model = compared["arrays"]["raw_model"]
         return {
             "numbers": {"edges": edges["numbers"], "classifier": compared["numbers"]},
             "arrays": {"edges": edges["arrays"]},
         }
 
-    run("features", engineered)
-    run(
-        "augmentation",
-        lambda: features.augmentation_check(
-            x,
-            y,
-            names,
-            splits.val,
-            shared["raw_model"],
-            dataset.name,
-            arrays["dimensions"]["margins"][splits.val],
-            max_side=config.max_side,
-            seed=config.seed,
-        ),
-    )
-    run(
-        "embedding",
-        lambda: stats.embedding(
-            pca_space()["projected"][:, :50], y, train, tsne_samples=config.tsne_samples, seed=config.seed
-        ),
-    )
-    return {"numbers": numbers, "arrays": arrays, "timings": timings}
+    def augmentation(self):
+        val = self.splits.val
+        return features.augmentation_check(
+            self.x,
+            self.y,
+            self.names,
+            val,
+            self._raw_model,
+            self.dataset.name,
+            self.arrays["dimensions"]["margins"][val],
+            max_side=self.config.max_side,
+            seed=self.config.seed,
+        )
+
+    def embedding(self):
+        config = self.config
+        return stats.embedding(
+            self.space()["projected"][:, :50], self.y, self.train, tsne_samples=config.tsne_samples, seed=config.seed
+        )
 
 
 # ----------------------------------------------------------------------------- implications
@@ -166,7 +175,24 @@ def _percent(value: float) -> str:
 
 def implications(numbers: Dict[str, Any], class_names) -> List[str]:
     """What the numbers mean for training, one sentence each."""
-    lines = []
+    topics = (
+        _balance_lines,
+        _size_lines,
+        _border_lines,
+        _duplicate_lines,
+        _neighbour_lines,
+        _blank_lines,
+        _feature_lines,
+        _augmentation_lines,
+        _mlp_lines,
+        _cnn_lines,
+    )
+    return [line for topic in topics for line in topic(numbers)]
+
+
+def _balance_lines(numbers: Dict[str, Any]) -> List[str]:
+    """The implication of class balance."""
+    lines: List[str] = []
     balance = numbers["classes"]["balance"]["train"]
     if balance["balanced"]:
         lines.append(
@@ -183,6 +209,12 @@ def implications(numbers: Dict[str, Any], class_names) -> List[str]:
             + "; report macro-F1 or balanced accuracy beside accuracy, and consider class weights or "
             "resampling in training."
         )
+    return lines
+
+
+def _size_lines(numbers: Dict[str, Any]) -> List[str]:
+    """The implication of image sizes."""
+    lines: List[str] = []
     dims = numbers["dimensions"]
     h, w = dims["stored_shape"][:2]
     if dims["all_same_size"]:
@@ -198,6 +230,14 @@ def implications(numbers: Dict[str, Any], class_names) -> List[str]:
             f"and were resized to {h}x{w}; pass --image-size to choose the size, and check that the "
             "aspect ratio of the objects survives."
         )
+    return lines
+
+
+def _border_lines(numbers: Dict[str, Any]) -> List[str]:
+    """The implication of empty borders and object extent."""
+    lines: List[str] = []
+    dims = numbers["dimensions"]
+    h, w = dims["stored_shape"][:2]
     free = dims["margin_all"]
     box = dims["box_median"]
     if any(free.values()):
@@ -213,6 +253,12 @@ def implications(numbers: Dict[str, Any], class_names) -> List[str]:
             f"No border is empty in every image ({dims['touching_border']:.0%} of the objects touch a border; the "
             f"median object spans {box['height']:.0f}x{box['width']:.0f} of {h}x{w}): do not crop."
         )
+    return lines
+
+
+def _duplicate_lines(numbers: Dict[str, Any]) -> List[str]:
+    """The implication of duplicates and train/test leakage."""
+    lines: List[str] = []
     near = numbers["duplicates"]["near"]
     exact = numbers["duplicates"]["exact"]
     leaks = len(set(exact["test_images_with_a_train_copy"]) | set(near["test_images_with_a_train_twin"]))
@@ -228,6 +274,12 @@ def implications(numbers: Dict[str, Any], class_names) -> List[str]:
             else "; no train/test leakage to correct for."
         )
     )
+    return lines
+
+
+def _neighbour_lines(numbers: Dict[str, Any]) -> List[str]:
+    """The implication of overlapping classes and likely label errors."""
+    lines: List[str] = []
     neighbours = numbers["neighbours"]
     pairs = neighbours["overlapping_pairs"][:3]
     if pairs:
@@ -244,12 +296,24 @@ def implications(numbers: Dict[str, Any], class_names) -> List[str]:
         f"have at least {neighbours['share']:.0%} of their neighbours in one other class (grid below); they cap "
         "the accuracy any model can reach on this labelling."
     )
+    return lines
+
+
+def _blank_lines(numbers: Dict[str, Any]) -> List[str]:
+    """The implication of blank and saturated images."""
+    lines: List[str] = []
     flat = numbers["anomalies"]["blank_saturated"]
     if flat["blank"] or flat["saturated"]:
         lines.append(
             f"{flat['blank']} nearly blank and {flat['saturated']} saturated images: look at them and remove "
             "them if they are broken."
         )
+    return lines
+
+
+def _feature_lines(numbers: Dict[str, Any]) -> List[str]:
+    """The implication of hand-made features."""
+    lines: List[str] = []
     classifier = numbers["features"]["classifier"]["results"]
     raw, eng, both = (classifier[k]["val_accuracy"] for k in ("raw pixels", "HOG + Sobel", "both"))
     lines.append(
@@ -262,6 +326,12 @@ def implications(numbers: Dict[str, Any], class_names) -> List[str]:
             else "Engineered features add little over raw pixels here."
         )
     )
+    return lines
+
+
+def _augmentation_lines(numbers: Dict[str, Any]) -> List[str]:
+    """The implication of augmentations."""
+    lines: List[str] = []
     augmentation = numbers["augmentation"]["augmentations"]
     safe = [k for k, v in augmentation.items() if v["label_preserving"] == "yes"]
     unsafe = [k for k, v in augmentation.items() if v["label_preserving"] == "no"]
@@ -273,6 +343,12 @@ def implications(numbers: Dict[str, Any], class_names) -> List[str]:
         + ". `--augment` applies flip and shift"
         + (" — for this dataset train without --augment or drop the flip." if "flip" in unsafe else ".")
     )
+    return lines
+
+
+def _mlp_lines(numbers: Dict[str, Any]) -> List[str]:
+    """The implication of preprocessing for the MLP."""
+    lines: List[str] = []
     pixel = numbers["pixels"]["pixel"]
     correlation = numbers["correlation"]
     components = correlation["pca_components_for"]
@@ -287,6 +363,13 @@ def implications(numbers: Dict[str, Any], class_names) -> List[str]:
             else "the pixels carry fairly independent information: keep the first layer at least as wide as the input."
         )
     )
+    return lines
+
+
+def _cnn_lines(numbers: Dict[str, Any]) -> List[str]:
+    """The implication of the CNN."""
+    lines: List[str] = []
+    correlation = numbers["correlation"]
     below, neighbour = correlation["distance_below_0.5"], correlation["neighbour_correlation"]
     if neighbour is not None and neighbour >= 0.5:
         local = f"neighbouring pixels correlate {neighbour:.2f} on average" + (
