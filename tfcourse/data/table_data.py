@@ -232,34 +232,8 @@ def _check_names(names: Sequence[str], columns: Sequence[str], flag: str) -> Non
         )
 
 
-def from_frame(
-    frame,
-    target: str,
-    name: str,
-    source: str,
-    features: Optional[Sequence[str]] = None,
-    drop: Sequence[str] = (),
-    categorical: Sequence[str] = (),
-    numeric: Sequence[str] = (),
-    positive_class: Optional[str] = None,
-    time_column: Optional[str] = None,
-) -> TabularDataset:
-    """A ``TabularDataset`` from a table of strings (``read_csv``'s).
-
-    Args:
-        target: The column to predict; rows where it is missing are dropped (and counted).
-        features: The feature columns (default: every other column but dates and ``drop``).
-        drop: Columns never used as features.
-        categorical, numeric: Kinds forced for these columns (e.g. a numeric code that is a category).
-        positive_class: For a binary target, the class counted as positive (default: the second in
-            sorted order, or ``Yes``/``yes``/``1``/``True`` when present).
-        time_column: A date column kept as the rows' times (``--split time``).
-
-    Raises:
-        ValueError: Unknown columns, a target with fewer than two classes, a numeric override of a column
-            that holds text, no feature left.
-    """
-    columns = [str(c) for c in frame.columns]
+def _check_column_flags(columns, target, features, drop, categorical, numeric, time_column) -> None:
+    """Every column a flag names exists, and no column is both --categorical and --numeric."""
     _check_names([target], columns, "--target")
     for flag, names in (("--features", features or ()), ("--drop", drop), ("--categorical", categorical)):
         _check_names(names, columns, flag)
@@ -270,8 +244,10 @@ def from_frame(
     if both:
         raise ValueError(f"{', '.join(both)} named by both --categorical and --numeric; choose one.")
 
-    chosen = list(features) if features else [c for c in columns if c != target and c not in drop]
-    _check_cell_lengths(frame, [target] + chosen + ([time_column] if time_column else []), source)
+
+def _encode_target(frame, target: str, categorical: Sequence[str], positive_class: Optional[str]):
+    """Rows without a target dropped; the target's classes (a two-class target's positive class last) and
+    labels: ``(frame, y, class_names, dropped rows, each kept row's line in the file)``."""
     raw_target = frame[target].to_numpy(dtype=str)
     keep = ~_is_missing(raw_target)
     dropped = int((~keep).sum())
@@ -306,6 +282,64 @@ def from_frame(
         raise ValueError(f"--positive-class is for a two-class target; {target} has {len(class_names)} classes.")
     index = {c: i for i, c in enumerate(class_names)}
     y = np.array([index[v] for v in labels], dtype=np.int64)
+    return frame, y, class_names, dropped, lines
+
+
+def _feature_column(column: str, cells: np.ndarray, lines: np.ndarray, categorical, numeric):
+    """A feature column's kind and values: float64 with NaN for a missing number, stripped strings ("" missing)
+    for a category; ``("date", None)`` for a date."""
+    kind = "categorical" if column in categorical else "numeric" if column in numeric else infer_kind(cells)
+    if kind == "categorical" and column not in categorical:
+        _stray_cells(cells, lines, column)
+    if kind == "date":
+        return kind, None
+    missing = _is_missing(cells)
+    if kind != "numeric":
+        return kind, np.where(missing, "", np.char.strip(cells)).astype(str)
+    import pandas as pd
+
+    parsed = pd.to_numeric(pd.Series(np.where(missing, "nan", cells)), errors="coerce").to_numpy(np.float64)
+    bad = np.flatnonzero(~missing & np.isnan(parsed))
+    if len(bad):
+        raise ValueError(
+            f"--numeric {column}: line {lines[bad[0]]} holds {str(cells[bad[0]])!r}, not a number; drop the "
+            "override or clean the column."
+        )
+    return kind, parsed
+
+
+def from_frame(
+    frame,
+    target: str,
+    name: str,
+    source: str,
+    features: Optional[Sequence[str]] = None,
+    drop: Sequence[str] = (),
+    categorical: Sequence[str] = (),
+    numeric: Sequence[str] = (),
+    positive_class: Optional[str] = None,
+    time_column: Optional[str] = None,
+) -> TabularDataset:
+    """A ``TabularDataset`` from a table of strings (``read_csv``'s).
+
+    Args:
+        target: The column to predict; rows where it is missing are dropped (and counted).
+        features: The feature columns (default: every other column but dates and ``drop``).
+        drop: Columns never used as features.
+        categorical, numeric: Kinds forced for these columns (e.g. a numeric code that is a category).
+        positive_class: For a binary target, the class counted as positive (default: the second in
+            sorted order, or ``Yes``/``yes``/``1``/``True`` when present).
+        time_column: A date column kept as the rows' times (``--split time``).
+
+    Raises:
+        ValueError: Unknown columns, a target with fewer than two classes, a numeric override of a column
+            that holds text, no feature left.
+    """
+    columns = [str(c) for c in frame.columns]
+    _check_column_flags(columns, target, features, drop, categorical, numeric, time_column)
+    chosen = list(features) if features else [c for c in columns if c != target and c not in drop]
+    _check_cell_lengths(frame, [target] + chosen + ([time_column] if time_column else []), source)
+    frame, y, class_names, dropped, lines = _encode_target(frame, target, categorical, positive_class)
 
     if target in chosen:
         raise ValueError(f"--features names the target {target}; a model cannot see what it predicts.")
@@ -314,27 +348,9 @@ def from_frame(
     if time_column is not None:
         times = _dates(frame[time_column].to_numpy(dtype=str), time_column, lines)
     for column in chosen:
-        cells = frame[column].to_numpy(dtype=str)
-        kind = "categorical" if column in categorical else "numeric" if column in numeric else infer_kind(cells)
-        if kind == "categorical" and column not in categorical:
-            _stray_cells(cells, lines, column)
-        if kind == "date":
-            continue  # a calendar date is no feature here; --time-column keeps it for a time split
-        missing = _is_missing(cells)
-        if kind == "numeric":
-            import pandas as pd
-
-            parsed = pd.to_numeric(pd.Series(np.where(missing, "nan", cells)), errors="coerce").to_numpy(np.float64)
-            bad = np.flatnonzero(~missing & np.isnan(parsed))
-            if len(bad):
-                raise ValueError(
-                    f"--numeric {column}: line {lines[bad[0]]} holds {str(cells[bad[0]])!r}, not a number; drop the "
-                    "override or clean the column."
-                )
-            values[column] = parsed
-        else:
-            values[column] = np.where(missing, "", np.char.strip(cells)).astype(str)
-        kinds[column] = kind
+        kind, column_values = _feature_column(column, frame[column].to_numpy(dtype=str), lines, categorical, numeric)
+        if kind != "date":  # a calendar date is no feature here; --time-column keeps it for a time split
+            kinds[column], values[column] = kind, column_values
     if not values:
         raise ValueError(
             f"{source}: no feature column left (dates and --drop removed them all); name some with --features."
