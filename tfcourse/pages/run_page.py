@@ -329,6 +329,75 @@ def _choose_explanations(model) -> List[str]:
     return chosen + (["attention"] if explanations.method_applies(model, "attention") else [])
 
 
+def _data_figures(run, test, names: List[str], figures: Dict[str, str], fig) -> Dict[str, Any]:
+    """The dataset's class balance, pixel statistics and samples (the EDA's numbers and overview figures)."""
+    splits = test.splits
+    x, y = test.dataset.pooled()
+    split_indices = {"train": splits.train, "val": splits.val, "test": splits.test}
+    eda_info = {
+        "classes": stats.class_distribution(y, names, split_indices),
+        "pixels": stats.image_statistics(x, y, names, splits.train),
+        "samples": stats.class_samples(x, y, names, splits.train),
+    }
+    figures.update(eda_page.overview_figures(eda_info["classes"], eda_info["pixels"], eda_info["samples"], fig))
+    return eda_info
+
+
+def _result_figures(run, metrics: Dict[str, Any], test, names: List[str], figures: Dict[str, str], fig) -> None:
+    """Learning curves, the confusion matrix, per-class accuracy and grids of test predictions."""
+    history = run.history
+    if history:
+        phases = (metrics.get("transfer") or {}).get("phases") or []
+        starts = [sum(p["epochs"] for p in phases[:i]) + 1 for i in range(1, len(phases))]
+        figures["curves"] = plots.plot_history(
+            history, fig("curves.png"), title=f"{run.name}: learning curves", phase_starts=starts
+        )
+    figures["confusion"] = plots.plot_confusion_matrix(
+        np.asarray(metrics["confusion_matrix"]), names, fig("confusion_matrix.png")
+    )
+    figures["per_class"] = plots.plot_per_class_accuracy(
+        metrics["per_class_accuracy"], fig("per_class_accuracy.png"), overall=metrics["test_accuracy"]
+    )
+    outputs = run.predictions()
+    predicted = outputs["logits"].argmax(axis=1)
+    confidence = evaluate.softmax(outputs["logits"]).max(axis=1)
+    shown = min(GRID_SIZE, len(predicted))
+    order = {
+        "first": np.arange(shown),
+        "random": np.sort(np.random.default_rng(0).choice(len(predicted), shown, replace=False)),
+    }
+    wrong = np.asarray([m["test_position"] for m in metrics["misclassified"][:GRID_SIZE]], dtype=np.int64)
+    if len(wrong):
+        order["misclassified"] = wrong
+    titles = {
+        "first": "the first test images",
+        "random": "random test images (seed 0)",
+        "misclassified": "the first misclassified test images",
+    }
+    for key, idx in order.items():
+        figures[key] = plots.plot_predictions(
+            test.images[idx],
+            [names[i] for i in outputs["labels"][idx]],
+            [names[i] for i in predicted[idx]],
+            fig(f"predictions_{key}.png"),
+            confidences=confidence[idx],
+            title=f"{titles[key]}: predicted (confidence) / true",
+        )
+
+
+def _explanation_figures(run, figures: Dict[str, str], figures_dir: str, say):
+    """The explanation gallery (Grad-CAM, or saliency without convolutions; attention maps) and, for
+    Grad-CAM, the silhouette measure: ``(methods, silhouette)``."""
+    model = run.keras_model("the explanation gallery needs the Keras model")
+    methods = _choose_explanations(model)
+    for method in methods:
+        say(f"{method} gallery")
+        written = gallery.write_explanations(run, model, [method], figures_dir, seed=0)
+        figures[f"explanations_{method}"] = [p for p in written if p.endswith(".png")][0]
+    silhouette = gallery.silhouette_measure(run, model, "gradcam") if "gradcam" in methods else None
+    return methods, silhouette
+
+
 def write_report(
     path: str, out_dir: Optional[str] = None, run=None, explanations: bool = True, progress: bool = False
 ) -> Dict[str, str]:
@@ -357,67 +426,12 @@ def write_report(
     say = (lambda text: print(f"tfcourse: report: {text}", flush=True)) if progress else (lambda text: None)
 
     say("data figures")
-    splits = test.splits
-    x, y = test.dataset.pooled()
-    split_indices = {"train": splits.train, "val": splits.val, "test": splits.test}
-    eda_info = {
-        "classes": stats.class_distribution(y, names, split_indices),
-        "pixels": stats.image_statistics(x, y, names, splits.train),
-        "samples": stats.class_samples(x, y, names, splits.train),
-    }
-    figures.update(eda_page.overview_figures(eda_info["classes"], eda_info["pixels"], eda_info["samples"], fig))
-
+    eda_info = _data_figures(run, test, names, figures, fig)
     say("result figures")
-    history = run.history
-    if history:
-        phases = (metrics.get("transfer") or {}).get("phases") or []
-        starts = [sum(p["epochs"] for p in phases[:i]) + 1 for i in range(1, len(phases))]
-        figures["curves"] = plots.plot_history(
-            history, fig("curves.png"), title=f"{run.name}: learning curves", phase_starts=starts
-        )
-    figures["confusion"] = plots.plot_confusion_matrix(
-        np.asarray(metrics["confusion_matrix"]), names, fig("confusion_matrix.png")
-    )
-    figures["per_class"] = plots.plot_per_class_accuracy(
-        metrics["per_class_accuracy"], fig("per_class_accuracy.png"), overall=metrics["test_accuracy"]
-    )
-    outputs = run.predictions()
-    predicted = outputs["logits"].argmax(axis=1)
-    confidence = evaluate.softmax(outputs["logits"]).max(axis=1)
-    order = {
-        "first": np.arange(min(GRID_SIZE, len(predicted))),
-        "random": np.sort(
-            np.random.default_rng(0).choice(len(predicted), min(GRID_SIZE, len(predicted)), replace=False)
-        ),
-    }
-    wrong = np.asarray([m["test_position"] for m in metrics["misclassified"][:GRID_SIZE]], dtype=np.int64)
-    if len(wrong):
-        order["misclassified"] = wrong
-    titles = {
-        "first": "the first test images",
-        "random": "random test images (seed 0)",
-        "misclassified": "the first misclassified test images",
-    }
-    for key, idx in order.items():
-        figures[key] = plots.plot_predictions(
-            test.images[idx],
-            [names[i] for i in outputs["labels"][idx]],
-            [names[i] for i in predicted[idx]],
-            fig(f"predictions_{key}.png"),
-            confidences=confidence[idx],
-            title=f"{titles[key]}: predicted (confidence) / true",
-        )
-
+    _result_figures(run, metrics, test, names, figures, fig)
     methods, silhouette = [], None
     if explanations:
-        model = run.keras_model("the explanation gallery needs the Keras model")
-        methods = _choose_explanations(model)
-        for method in methods:
-            say(f"{method} gallery")
-            written = gallery.write_explanations(run, model, [method], figures_dir, seed=0)
-            figures[f"explanations_{method}"] = [p for p in written if p.endswith(".png")][0]
-        if "gradcam" in methods:
-            silhouette = gallery.silhouette_measure(run, model, "gradcam")
+        methods, silhouette = _explanation_figures(run, figures, figures_dir, say)
     blocks = build_run_blocks(run, metrics, figures, eda_info, silhouette, methods)
     paths = write_pages(blocks, out_dir, f"tfcourse report: {run.name}", REPORT_HTML, REPORT_MD)
     return paths
