@@ -272,6 +272,21 @@ def publish_folder(partial: str, final: str) -> None:
     shutil.rmtree(aside, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def staged_folder(final: str):
+    """Builds the folder ``final`` under its hidden partial name (``prepare_partial``, made here) and, when
+    the block ends, publishes it whole (``publish_folder``: an earlier one is replaced); if the block
+    fails, or is interrupted, the partial folder is removed and nothing is published."""
+    partial = prepare_partial(final)
+    os.makedirs(partial)
+    try:
+        yield partial
+        publish_folder(partial, final)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+
+
 def process_alive(pid: int) -> bool:
     """Whether a process with this id exists on this machine."""
     try:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import shutil
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
@@ -522,6 +521,26 @@ def default_output_dir(dataset: str) -> str:
     return os.path.join("runs", f"eda-{rundir.safe_name(dataset)}")
 
 
+def check_eda_folder(out_dir: str) -> None:
+    """An EDA's ``--output-dir`` is new, empty or an earlier EDA (its ``eda.json``), in a writable place."""
+    rundir.check_writable_folder(os.path.dirname(os.path.abspath(out_dir)), "--output-dir")
+    if os.path.exists(out_dir) and not os.path.isfile(os.path.join(out_dir, EDA_JSON)):
+        if not os.path.isdir(out_dir) or os.listdir(out_dir):
+            raise ValueError(
+                f"--output-dir {out_dir} exists and is not an EDA folder (no {EDA_JSON}); pass a new or empty folder."
+            )
+
+
+def eda_paths(out_dir: str) -> Dict[str, str]:
+    """Where an EDA folder's page, Markdown and numbers are."""
+    return {
+        "html": os.path.join(out_dir, EDA_HTML),
+        "markdown": os.path.join(out_dir, EDA_MD),
+        "json": os.path.join(out_dir, EDA_JSON),
+        "out_dir": out_dir,
+    }
+
+
 def write_eda(
     config: EdaConfig,
     download: bool = True,
@@ -535,12 +554,7 @@ def write_eda(
     """
     say = progress or (lambda text: None)
     out_dir = config.output_dir or default_output_dir(config.data.dataset)
-    rundir.check_writable_folder(os.path.dirname(os.path.abspath(out_dir)), "--output-dir")
-    if os.path.exists(out_dir) and not os.path.isfile(os.path.join(out_dir, EDA_JSON)):
-        if not os.path.isdir(out_dir) or os.listdir(out_dir):
-            raise ValueError(
-                f"--output-dir {out_dir} exists and is not an EDA folder (no {EDA_JSON}); pass a new or empty folder."
-            )
+    check_eda_folder(out_dir)
     started = time.perf_counter()
     say(f"loading {config.data.dataset} ...")
     dataset, splits = data.load_splits(config.data, config.seed, download=download)
@@ -550,7 +564,6 @@ def write_eda(
     result = analysis.analyse(dataset, splits, config, progress=say)
     result["implications"] = analysis.implications(result["numbers"], dataset.class_names)
 
-    partial = rundir.prepare_partial(out_dir)
     header = {
         "dataset": config.data.dataset,
         "source": dataset.source,
@@ -564,7 +577,7 @@ def write_eda(
         "load_seconds": load_seconds,
         "command": command,
     }
-    try:
+    with rundir.staged_folder(out_dir) as partial:  # an earlier EDA of the same folder is replaced as a whole
         os.makedirs(os.path.join(partial, FIGURES_DIR))
         say("figures ...")
         fig = lambda name: os.path.join(partial, FIGURES_DIR, name)  # noqa: E731
@@ -590,16 +603,9 @@ def write_eda(
         )
         blocks = build_blocks(result, figures, header)
         write_pages(blocks, partial, f"tfcourse EDA: {config.data.dataset}", EDA_HTML, EDA_MD)
-        rundir.publish_folder(partial, out_dir)  # an earlier EDA of the same folder is replaced as a whole
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
     say(f"figures and page: {header['figure_seconds']:.1f} s")
     return {
-        "html": os.path.join(out_dir, EDA_HTML),
-        "markdown": os.path.join(out_dir, EDA_MD),
-        "json": os.path.join(out_dir, EDA_JSON),
-        "out_dir": out_dir,
+        **eda_paths(out_dir),
         "implications": result["implications"],
         "timings": result["timings"],
         "load_seconds": load_seconds,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import shutil
 from typing import Any, Callable, Dict, List, Optional
 
 from tfcourse import rundir
@@ -20,7 +19,15 @@ from tfcourse.data import table_data
 from tfcourse.exploration import table_eda
 from tfcourse.pages import eda_plots
 from tfcourse.pages.blocks import figure, heading, machine_description, paragraph, table, write_pages
-from tfcourse.pages.eda_page import EDA_HTML, EDA_JSON, EDA_MD, FIGURES_DIR, default_output_dir
+from tfcourse.pages.eda_page import (
+    EDA_HTML,
+    EDA_JSON,
+    EDA_MD,
+    FIGURES_DIR,
+    check_eda_folder,
+    default_output_dir,
+    eda_paths,
+)
 
 PANELS_PER_FIGURE = 9
 
@@ -47,12 +54,7 @@ def write_table_eda(
     """
     say = progress or (lambda text: None)
     out_dir = output_dir or default_output_dir(data.dataset)
-    rundir.check_writable_folder(os.path.dirname(os.path.abspath(out_dir)), "--output-dir")
-    if os.path.exists(out_dir) and not os.path.isfile(os.path.join(out_dir, EDA_JSON)):
-        if not os.path.isdir(out_dir) or os.listdir(out_dir):
-            raise ValueError(
-                f"--output-dir {out_dir} exists and is not an EDA folder (no {EDA_JSON}); pass a new or empty folder."
-            )
+    check_eda_folder(out_dir)
     say(f"reading {data.dataset} ...")
     dataset, splits = table_data.load_split_table(data, seed)
     columns = table_eda.column_summary(dataset)
@@ -61,43 +63,21 @@ def write_table_eda(
     implications = table_eda.findings(columns, balance, panels, dataset.class_names)
     say(f"{dataset.num_rows} rows, {len(columns)} feature columns, target {dataset.target}: figures ...")
 
-    partial = rundir.prepare_partial(out_dir)
-    try:
-        os.makedirs(os.path.join(partial, FIGURES_DIR))
-
-        def fig(name: str) -> str:
-            return os.path.join(partial, FIGURES_DIR, name)
-
-        figures = {
-            "balance": eda_plots.plot_class_counts(balance, fig("target_balance.png"), f"{dataset.target} per split"),
-            "missing": eda_plots.plot_missing_values(
-                {c["name"]: c["missing"] for c in columns}, dataset.num_rows, fig("missing_values.png")
-            ),
-        }
-        by_class = []
-        for start in range(0, len(panels), PANELS_PER_FIGURE):
-            chunk = panels[start : start + PANELS_PER_FIGURE]
-            by_class.append(
-                eda_plots.plot_columns_by_class(
-                    chunk,
-                    dataset.class_names,
-                    fig(f"features_by_class_{start // PANELS_PER_FIGURE + 1}.png"),
-                    f"features by {dataset.target} (training rows)",
-                )
-            )
-        header = {
-            "dataset": data.dataset,
-            "source": dataset.source,
-            "target": dataset.target,
-            "rows": dataset.num_rows,
-            "dropped_rows_without_target": dataset.dropped_rows,
-            "split": splits.protocol,
-            "split_sizes": splits.sizes(),
-            "seed": seed,
-            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "machine": machine_description(),
-            "command": command,
-        }
+    header = {
+        "dataset": data.dataset,
+        "source": dataset.source,
+        "target": dataset.target,
+        "rows": dataset.num_rows,
+        "dropped_rows_without_target": dataset.dropped_rows,
+        "split": splits.protocol,
+        "split_sizes": splits.sizes(),
+        "seed": seed,
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine_description(),
+        "command": command,
+    }
+    with rundir.staged_folder(out_dir) as partial:  # an earlier EDA of the same folder is replaced as a whole
+        figures, by_class = _draw_figures(dataset, columns, balance, panels, os.path.join(partial, FIGURES_DIR))
         numbers = [{k: v for k, v in p.items() if k != "values"} for p in panels]  # the arrays stay out of JSON
         rundir.write_json(
             os.path.join(partial, EDA_JSON),
@@ -112,17 +92,34 @@ def write_table_eda(
         )
         blocks = _blocks(dataset, columns, balance, panels, implications, figures, by_class, header)
         write_pages(blocks, partial, f"tfcourse EDA: {data.dataset}", EDA_HTML, EDA_MD)
-        rundir.publish_folder(partial, out_dir)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    return {
-        "html": os.path.join(out_dir, EDA_HTML),
-        "markdown": os.path.join(out_dir, EDA_MD),
-        "json": os.path.join(out_dir, EDA_JSON),
-        "out_dir": out_dir,
-        "implications": implications,
+    return {**eda_paths(out_dir), "implications": implications}
+
+
+def _draw_figures(dataset, columns, balance, panels, figures_dir: str):
+    """The target's balance per split, the missing cells per column, and every feature by class (a few
+    columns per figure): ``(figures, by_class)``."""
+    os.makedirs(figures_dir)
+
+    def fig(name: str) -> str:
+        return os.path.join(figures_dir, name)
+
+    figures = {
+        "balance": eda_plots.plot_class_counts(balance, fig("target_balance.png"), f"{dataset.target} per split"),
+        "missing": eda_plots.plot_missing_values(
+            {c["name"]: c["missing"] for c in columns}, dataset.num_rows, fig("missing_values.png")
+        ),
     }
+    by_class = []
+    for start in range(0, len(panels), PANELS_PER_FIGURE):
+        by_class.append(
+            eda_plots.plot_columns_by_class(
+                panels[start : start + PANELS_PER_FIGURE],
+                dataset.class_names,
+                fig(f"features_by_class_{start // PANELS_PER_FIGURE + 1}.png"),
+                f"features by {dataset.target} (training rows)",
+            )
+        )
+    return figures, by_class
 
 
 def _blocks(dataset, columns, balance, panels, implications, figures, by_class, header) -> list:
