@@ -1,8 +1,8 @@
 """The EDA page: ``eda.json`` (every number), ``figures/`` and ``eda.md`` + ``eda.html`` through the
 report's one renderer (``pages.blocks``), for any dataset source.
 
-``overview_figures``, ``class_blocks`` and ``pixel_blocks`` draw and describe the class distribution, pixel
-statistics and samples; the run report's data section calls the same functions.
+``class_blocks`` and ``pixel_blocks`` describe the class distribution, pixel statistics and samples (drawn by
+``eda_plots.overview_figures``); the run report's data section calls the same functions.
 
 The folder is built under a hidden ``.NAME.partial-PID`` name beside its destination and renamed when
 complete, so a kill or a full disk never leaves a page that looks finished but is not.
@@ -13,41 +13,18 @@ from __future__ import annotations
 import datetime
 import os
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence
-
-import numpy as np
+from typing import Any, Callable, Dict, List, Optional
 
 from tfcourse import data, rundir
 from tfcourse.config import EdaConfig, to_dict
 from tfcourse.exploration import analysis, stats
-from tfcourse.pages import eda_plots, plots
+from tfcourse.pages import eda_plots
 from tfcourse.pages.blocks import figure, heading, machine_description, paragraph, table, write_pages
 
 EDA_JSON = "eda.json"
 EDA_HTML = "eda.html"
 EDA_MD = "eda.md"
 FIGURES_DIR = "figures"
-
-
-# ----------------------------------------------------------------------------- shared with the run report
-
-
-def overview_figures(classes, pixels, samples, fig: Callable[[str], str]) -> Dict[str, str]:
-    """Class counts, per-class samples with the mean image, pixel histogram and per-class brightness and
-    contrast (``classes``/``pixels``/``samples``: ``stats.class_distribution``, ``stats.image_statistics``
-    and ``stats.class_samples`` results)."""
-    arrays = pixels["arrays"]
-    names = list(classes["counts"]["train"])
-    return {
-        "class_counts": eda_plots.plot_class_counts(classes["counts"], fig("class_counts.png")),
-        "class_samples": eda_plots.plot_class_samples(
-            samples["images"], fig("class_samples.png"), mean_images=arrays["mean_images"]
-        ),
-        "pixel_histogram": eda_plots.plot_pixel_histogram(pixels["numbers"]["histogram"], fig("pixel_histogram.png")),
-        "brightness_contrast": eda_plots.plot_brightness_contrast(
-            arrays["brightness"], arrays["contrast"], arrays["labels"], names, fig("brightness_contrast.png")
-        ),
-    }
 
 
 def class_blocks(classes: Dict[str, Any], figures: Dict[str, str]) -> list:
@@ -96,105 +73,6 @@ def pixel_blocks(pixels: Dict[str, Any], figures: Dict[str, str]) -> list:
         figure(figures["brightness_contrast"], "Brightness (mean pixel) and contrast (pixel std) per training image"),
         figure(figures["pixel_histogram"], "Pixel values of the training images"),
     ]
-
-
-# ----------------------------------------------------------------------------- the EDA's own figures
-
-
-def _indices_title(index: int, splits: np.ndarray, label: str) -> str:
-    return f"#{index} {splits[index]}\n{label}"
-
-
-def example_sets(numbers: Dict[str, Any], x: np.ndarray, y: np.ndarray, names: Sequence[str], splits):
-    """The EDA's galleries of listed examples, each ``(figure key, images, titles, title)``: near-duplicate
-    pairs, exact-duplicate groups, blank and saturated images, outliers and likely label errors."""
-    duplicates, anomalies = numbers["duplicates"], numbers["anomalies"]
-    near = [(i, f"\nrms {pair['rms']:.3f}") for pair in duplicates["near"]["listed"][:12] for i in pair["indices"]]
-    exact = [(i, "") for group in duplicates["exact"]["listed"][:8] for i in group["indices"][:4]]
-    flat = anomalies["blank_saturated"]
-    flagged = [(i, "\nblank") for i in flat["blank_indices"][:8]] + [
-        (i, "\nsaturated") for i in flat["saturated_indices"][:8]
-    ]
-    far = anomalies["outliers"]["listed"]
-    suspects = numbers["neighbours"]["listed"]
-    sets = [
-        ("near_duplicates", near, "near-duplicate pairs (side by side), across splits first"),
-        ("exact_duplicates", exact, "byte-identical images (groups in a row, at most 4 shown)"),
-        ("blank_saturated", flagged, "nearly blank and saturated images"),
-    ]
-    found = [
-        (key, [x[i] for i, _ in chosen], [_indices_title(i, splits, names[y[i]]) + note for i, note in chosen], title)
-        for key, chosen, title in sets
-    ]
-    found.append(
-        (
-            "outliers",
-            [x[o["index"]] for o in far],
-            [f"{_indices_title(o['index'], splits, o['label'])}\nz {o['z']:.1f}" for o in far],
-            "farthest from their class mean (robust z-score)",
-        )
-    )
-    found.append(
-        (
-            "label_errors",
-            [x[s["index"]] for s in suspects],
-            [f"#{s['index']} {splits[s['index']]}\nlabel {s['label']}\nnbrs: {s['neighbours_say']}" for s in suspects],
-            "likely label errors: label, and what most of the nearest neighbours say",
-        )
-    )
-    return found
-
-
-def draw_figures(
-    result: Dict[str, Any], x: np.ndarray, y: np.ndarray, names: Sequence[str], splits, fig
-) -> Dict[str, str]:
-    numbers, arrays = result["numbers"], result["arrays"]
-    figures = overview_figures(
-        numbers["classes"],
-        {"numbers": numbers["pixels"], "arrays": arrays["pixels"]},
-        arrays["samples"],
-        fig,
-    )
-    pixels = arrays["pixels"]
-    edges = arrays["features"]["edges"]["mean_edge_maps"]
-    figures["class_images"] = eda_plots.plot_image_table(
-        {n: [pixels["mean_images"][n], pixels["std_images"][n], edges[n]] for n in pixels["mean_images"]},
-        ["mean", "std", "Sobel edges"],
-        fig("class_images.png"),
-        "mean, std and mean Sobel edge image per class (std and edges on one scale across classes)",
-    )
-    dims = arrays["dimensions"]
-    figures["occupied"] = eda_plots.plot_occupied_area(
-        dims["occupied"], dims["labels"], names, fig("occupied_area.png")
-    )
-    corr = arrays["correlation"]
-    figures["correlation"] = eda_plots.plot_correlation(
-        corr["matrix"], numbers["correlation"]["by_distance"], corr["cumulative"], fig("correlation.png")
-    )
-    for key, images, titles, title in example_sets(numbers, x, y, names, splits):
-        if images:
-            figures[key] = plots.plot_examples(images, titles, fig(f"{key}.png"), title)
-    augmentation = arrays["augmentation"]
-    notes = {k: f"keeps label: {v['label_preserving']}" for k, v in numbers["augmentation"]["augmentations"].items()}
-    figures["augmentations"] = eda_plots.plot_augmentations(
-        augmentation["original"], augmentation["augmented"], fig("augmentations.png"), notes
-    )
-    embedding = arrays["embedding"]
-    figures["embedding"] = eda_plots.plot_embedding(
-        {
-            f"PCA (first two components, {len(embedding['pca'])} training images)": (
-                embedding["pca"],
-                embedding["pca_labels"],
-            ),
-            f"t-SNE ({len(embedding['tsne'])} training images, from PCA-{numbers['embedding']['tsne_input_dimensions']})": (
-                embedding["tsne"],
-                embedding["tsne_labels"],
-            ),
-        },
-        names,
-        fig("embedding.png"),
-    )
-    return figures
 
 
 # ----------------------------------------------------------------------------- the page
@@ -582,7 +460,7 @@ def write_eda(
         say("figures ...")
         fig = lambda name: os.path.join(partial, FIGURES_DIR, name)  # noqa: E731
         figures_started = time.perf_counter()
-        figures = draw_figures(
+        figures = eda_plots.draw_figures(
             result,
             x,
             y,

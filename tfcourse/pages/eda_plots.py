@@ -4,8 +4,11 @@ correlation, augmentations, embeddings; for tables, missing cells and columns by
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence
 
+import numpy as np
+
+from tfcourse.pages import plots
 from tfcourse.pages.plots import finish, line_colors, pyplot, show_image
 
 
@@ -246,3 +249,118 @@ def plot_columns_by_class(
     axes.flat[0].legend(fontsize="small", title="target")
     fig.suptitle(title or "features by class")
     return finish(fig, path)
+
+
+# ----------------------------------------------------------------------------- every figure of an EDA
+
+
+def overview_figures(classes, pixels, samples, fig: Callable[[str], str]) -> Dict[str, str]:
+    """Class counts, per-class samples with the mean image, pixel histogram and per-class brightness and
+    contrast (``classes``/``pixels``/``samples``: ``stats.class_distribution``, ``stats.image_statistics``
+    and ``stats.class_samples`` results)."""
+    arrays = pixels["arrays"]
+    names = list(classes["counts"]["train"])
+    return {
+        "class_counts": plot_class_counts(classes["counts"], fig("class_counts.png")),
+        "class_samples": plot_class_samples(
+            samples["images"], fig("class_samples.png"), mean_images=arrays["mean_images"]
+        ),
+        "pixel_histogram": plot_pixel_histogram(pixels["numbers"]["histogram"], fig("pixel_histogram.png")),
+        "brightness_contrast": plot_brightness_contrast(
+            arrays["brightness"], arrays["contrast"], arrays["labels"], names, fig("brightness_contrast.png")
+        ),
+    }
+
+
+def _indices_title(index: int, splits: np.ndarray, label: str) -> str:
+    return f"#{index} {splits[index]}\n{label}"
+
+
+def example_sets(numbers: Dict[str, Any], x: np.ndarray, y: np.ndarray, names: Sequence[str], splits):
+    """The EDA's galleries of listed examples, each ``(figure key, images, titles, title)``: near-duplicate
+    pairs, exact-duplicate groups, blank and saturated images, outliers and likely label errors."""
+    duplicates, anomalies = numbers["duplicates"], numbers["anomalies"]
+    near = [(i, f"\nrms {pair['rms']:.3f}") for pair in duplicates["near"]["listed"][:12] for i in pair["indices"]]
+    exact = [(i, "") for group in duplicates["exact"]["listed"][:8] for i in group["indices"][:4]]
+    flat = anomalies["blank_saturated"]
+    flagged = [(i, "\nblank") for i in flat["blank_indices"][:8]] + [
+        (i, "\nsaturated") for i in flat["saturated_indices"][:8]
+    ]
+    far = anomalies["outliers"]["listed"]
+    suspects = numbers["neighbours"]["listed"]
+    sets = [
+        ("near_duplicates", near, "near-duplicate pairs (side by side), across splits first"),
+        ("exact_duplicates", exact, "byte-identical images (groups in a row, at most 4 shown)"),
+        ("blank_saturated", flagged, "nearly blank and saturated images"),
+    ]
+    found = [
+        (key, [x[i] for i, _ in chosen], [_indices_title(i, splits, names[y[i]]) + note for i, note in chosen], title)
+        for key, chosen, title in sets
+    ]
+    found.append(
+        (
+            "outliers",
+            [x[o["index"]] for o in far],
+            [f"{_indices_title(o['index'], splits, o['label'])}\nz {o['z']:.1f}" for o in far],
+            "farthest from their class mean (robust z-score)",
+        )
+    )
+    found.append(
+        (
+            "label_errors",
+            [x[s["index"]] for s in suspects],
+            [f"#{s['index']} {splits[s['index']]}\nlabel {s['label']}\nnbrs: {s['neighbours_say']}" for s in suspects],
+            "likely label errors: label, and what most of the nearest neighbours say",
+        )
+    )
+    return found
+
+
+def draw_figures(
+    result: Dict[str, Any], x: np.ndarray, y: np.ndarray, names: Sequence[str], splits, fig
+) -> Dict[str, str]:
+    numbers, arrays = result["numbers"], result["arrays"]
+    figures = overview_figures(
+        numbers["classes"],
+        {"numbers": numbers["pixels"], "arrays": arrays["pixels"]},
+        arrays["samples"],
+        fig,
+    )
+    pixels = arrays["pixels"]
+    edges = arrays["features"]["edges"]["mean_edge_maps"]
+    figures["class_images"] = plot_image_table(
+        {n: [pixels["mean_images"][n], pixels["std_images"][n], edges[n]] for n in pixels["mean_images"]},
+        ["mean", "std", "Sobel edges"],
+        fig("class_images.png"),
+        "mean, std and mean Sobel edge image per class (std and edges on one scale across classes)",
+    )
+    dims = arrays["dimensions"]
+    figures["occupied"] = plot_occupied_area(dims["occupied"], dims["labels"], names, fig("occupied_area.png"))
+    corr = arrays["correlation"]
+    figures["correlation"] = plot_correlation(
+        corr["matrix"], numbers["correlation"]["by_distance"], corr["cumulative"], fig("correlation.png")
+    )
+    for key, images, titles, title in example_sets(numbers, x, y, names, splits):
+        if images:
+            figures[key] = plots.plot_examples(images, titles, fig(f"{key}.png"), title)
+    augmentation = arrays["augmentation"]
+    notes = {k: f"keeps label: {v['label_preserving']}" for k, v in numbers["augmentation"]["augmentations"].items()}
+    figures["augmentations"] = plot_augmentations(
+        augmentation["original"], augmentation["augmented"], fig("augmentations.png"), notes
+    )
+    embedding = arrays["embedding"]
+    figures["embedding"] = plot_embedding(
+        {
+            f"PCA (first two components, {len(embedding['pca'])} training images)": (
+                embedding["pca"],
+                embedding["pca_labels"],
+            ),
+            f"t-SNE ({len(embedding['tsne'])} training images, from PCA-{numbers['embedding']['tsne_input_dimensions']})": (
+                embedding["tsne"],
+                embedding["tsne_labels"],
+            ),
+        },
+        names,
+        fig("embedding.png"),
+    )
+    return figures

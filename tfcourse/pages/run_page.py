@@ -15,7 +15,7 @@ import numpy as np
 from tfcourse import explanations, rundir
 from tfcourse.evaluation import artifacts, evaluate
 from tfcourse.exploration import stats
-from tfcourse.pages import eda_page, gallery, plots
+from tfcourse.pages import eda_page, eda_plots, gallery, plots
 from tfcourse.pages.blocks import figure, heading, paragraph, pre, table, write_pages
 
 REPORT_HTML, REPORT_MD = rundir.REPORT_HTML, rundir.REPORT_MD
@@ -339,7 +339,7 @@ def _data_figures(run, test, names: List[str], figures: Dict[str, str], fig) -> 
         "pixels": stats.image_statistics(x, y, names, splits.train),
         "samples": stats.class_samples(x, y, names, splits.train),
     }
-    figures.update(eda_page.overview_figures(eda_info["classes"], eda_info["pixels"], eda_info["samples"], fig))
+    figures.update(eda_plots.overview_figures(eda_info["classes"], eda_info["pixels"], eda_info["samples"], fig))
     return eda_info
 
 
