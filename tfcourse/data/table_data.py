@@ -27,6 +27,18 @@ import numpy as np
 from tfcourse import data
 
 KINDS = ("numeric", "categorical", "date")
+# What a feature column of each kind holds: numbers (float64 here, float32 into the model and the export, NaN
+# for a missing cell) or strings ("" for a missing cell). The EDA, the model's inputs, the export's signature
+# and its check ask ``holds_numbers``, so a new kind is added in data/ alone: here, in ``infer_kind`` /
+# ``_feature_column``, and its encoding in ``table_features.make_feature_space``. (A date is no feature.)
+HOLDS_NUMBERS = {"numeric": True, "categorical": False}
+
+
+def holds_numbers(kind: str) -> bool:
+    """Whether a feature column of this kind holds numbers (else strings)."""
+    return HOLDS_NUMBERS[kind]
+
+
 # A cell is a number or a category: one longer than this is free text (or a broken file), and a column of
 # long cells costs rows x longest cell x 4 bytes as a NumPy string array (a 50 MB cell asked for 78 GiB).
 MAX_CELL_CHARACTERS = 1000

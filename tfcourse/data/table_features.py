@@ -24,7 +24,7 @@ import numpy as np
 
 from tfcourse.config import CLASS_WEIGHTS
 from tfcourse.data import Splits
-from tfcourse.data.table_data import TabularDataset
+from tfcourse.data.table_data import TabularDataset, holds_numbers
 from tfcourse.models.layers import ImputedNormalization
 
 ADAPT_BATCH = 8192
@@ -35,7 +35,7 @@ def model_inputs(dataset: TabularDataset, rows: np.ndarray) -> Dict[str, np.ndar
     by their input keys (``TabularDataset.keys``: the column names, unless TensorFlow forbids a character)."""
     keys = dataset.keys
     columns = {
-        keys[name]: values[rows].astype(np.float32) if dataset.kinds[name] == "numeric" else values[rows].astype(str)
+        keys[name]: values[rows].astype(np.float32) if holds_numbers(dataset.kinds[name]) else values[rows].astype(str)
         for name, values in dataset.columns.items()
     }
     return dict(sorted(columns.items()))  # in sorted order, as the FeatureSpace's inputs are (else a warning)

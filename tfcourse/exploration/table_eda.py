@@ -14,14 +14,14 @@ from typing import Any, Dict, List
 import numpy as np
 
 from tfcourse.data import Splits
-from tfcourse.data.table_data import TabularDataset
+from tfcourse.data.table_data import TabularDataset, holds_numbers
 
 TOP_CATEGORIES = 12  # values of a categorical column shown by class; the rest are summed as "(other)"
 
 
 def _missing(dataset: TabularDataset, name: str) -> np.ndarray:
     values = dataset.columns[name]
-    return np.isnan(values) if dataset.kinds[name] == "numeric" else values == ""
+    return np.isnan(values) if holds_numbers(dataset.kinds[name]) else values == ""
 
 
 def column_summary(dataset: TabularDataset) -> List[Dict[str, Any]]:
@@ -37,7 +37,7 @@ def column_summary(dataset: TabularDataset) -> List[Dict[str, Any]]:
             "missing_share": float(missing.mean()),
             "distinct": int(len(np.unique(values[~missing]))),
         }
-        if dataset.kinds[name] == "numeric" and (~missing).any():
+        if holds_numbers(dataset.kinds[name]) and (~missing).any():
             present = values[~missing]
             entry.update(
                 mean=float(present.mean()),
@@ -76,7 +76,7 @@ def feature_by_class(dataset: TabularDataset, rows: np.ndarray) -> List[Dict[str
     panels = []
     for name in dataset.columns:
         values, missing = dataset.columns[name][rows], _missing(dataset, name)[rows]
-        if dataset.kinds[name] == "numeric":
+        if holds_numbers(dataset.kinds[name]):
             per_class = [values[(y == c) & ~missing] for c in range(dataset.num_classes)]
             panel = {
                 "name": name,

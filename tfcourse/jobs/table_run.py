@@ -177,7 +177,7 @@ def probe_rows(dataset: table_data.TabularDataset, rows: np.ndarray) -> Dict[str
     columns = {key: np.array(values) for key, values in table_features.model_inputs(dataset, rows).items()}
     kinds = dataset.key_kinds
     for i, name in enumerate(columns):
-        if kinds[name] == "numeric":
+        if table_data.holds_numbers(kinds[name]):
             columns[name][i % len(rows)] = np.nan
         else:
             columns[name] = columns[name].astype(object)

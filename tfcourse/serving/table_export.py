@@ -12,6 +12,7 @@ from typing import Any, Callable, Dict, Optional, Sequence
 
 import numpy as np
 
+from tfcourse.data.table_data import holds_numbers
 from tfcourse.evaluation import evaluate
 from tfcourse.rundir import SIGNATURE_FLOAT
 from tfcourse.serving import fresh, tf_serving
@@ -43,7 +44,7 @@ def table_input_signature(kinds: Dict[str, str]):
     import tensorflow as tf
 
     return {
-        name: tf.TensorSpec((None,), tf.float32 if kind == "numeric" else tf.string, name=name)
+        name: tf.TensorSpec((None,), tf.float32 if holds_numbers(kind) else tf.string, name=name)
         for name, kind in sorted(kinds.items())
     }
 
