@@ -260,37 +260,6 @@ def _load_data(config: TuneConfig, download: bool):
     return pipelines, folds
 
 
-def _make_tuner(config: TuneConfig, pipelines, hyperparameters, record: Dict[str, Any], role, distribution_strategy):
-    """The hypermodel over the registered builder, and the tuner over the search space ``hyperparameters``."""
-    hypermodel = tuners.make_hypermodel(
-        config.model,
-        pipelines.input_shape,
-        pipelines.num_classes,
-        config.steps_per_execution,
-        make_train=pipelines.make_train,
-        batch_size=pipelines.batch_size,
-        seed=config.seed,
-        dtype_policy=record["precision"],
-    )
-    return tuners.make_tuner(
-        config.tuner,
-        hypermodel,
-        objective=config.objective,
-        max_trials=config.max_trials,
-        max_epochs=config.max_epochs,
-        factor=config.factor,
-        executions_per_trial=config.executions_per_trial,
-        directory=config.directory,
-        project_name=project_name(config),
-        overwrite=config.overwrite and role != "worker",
-        seed=config.seed,
-        hyperparameters=hyperparameters,
-        distribution_strategy=distribution_strategy,
-        max_minutes=config.max_minutes,
-        keep_checkpoints=config.keep_checkpoints,
-    )
-
-
 def run_search(
     config: TuneConfig,
     download: bool = True,
@@ -325,7 +294,9 @@ def run_search(
     record = search_record(config, pipelines.input_shape, pipelines.num_classes)
     if role != "worker":  # a worker trains in the chief's folder, which the chief may be filling right now
         check_project(directory, record, config.overwrite)
-    tuner = _make_tuner(config, pipelines, hyperparameters, record, role, distribution_strategy)
+    tuner = tuners.tuner_for(
+        config, pipelines, hyperparameters, project_name(config), record["precision"], role, distribution_strategy
+    )
     tuner.folds = folds
     if role != "worker":
         os.makedirs(directory, exist_ok=True)

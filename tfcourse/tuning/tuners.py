@@ -23,7 +23,7 @@ from keras_tuner.src.engine import oracle as kt_oracle
 from keras_tuner.src.engine import tuner_utils
 
 from tfcourse import rundir
-from tfcourse.config import TUNER_KINDS
+from tfcourse.config import TUNER_KINDS, TuneConfig
 from tfcourse.models import build_model, get_spec
 from tfcourse.training import fit
 from tfcourse.tuning import hparams
@@ -394,6 +394,42 @@ def _write_oracle_state_atomically(oracle) -> None:
 
     oracle.save = save
     oracle._save_trial = save_trial
+
+
+def tuner_for(
+    config: TuneConfig, pipelines, hyperparameters, project_name: str, precision: str, role, distribution_strategy
+):
+    """The tuner a ``TuneConfig`` asks for: the hypermodel over the registered builder (trained on
+    ``pipelines``) and ``make_tuner`` over the search space ``hyperparameters``, every tuner setting read from
+    ``config`` here (a new tuner option: its default in ``TuneConfig``, its flag in ``tfcourse.tune``, its use
+    here and in ``make_tuner``)."""
+    hypermodel = make_hypermodel(
+        config.model,
+        pipelines.input_shape,
+        pipelines.num_classes,
+        config.steps_per_execution,
+        make_train=pipelines.make_train,
+        batch_size=pipelines.batch_size,
+        seed=config.seed,
+        dtype_policy=precision,
+    )
+    return make_tuner(
+        config.tuner,
+        hypermodel,
+        objective=config.objective,
+        max_trials=config.max_trials,
+        max_epochs=config.max_epochs,
+        factor=config.factor,
+        executions_per_trial=config.executions_per_trial,
+        directory=config.directory,
+        project_name=project_name,
+        overwrite=config.overwrite and role != "worker",
+        seed=config.seed,
+        hyperparameters=hyperparameters,
+        distribution_strategy=distribution_strategy,
+        max_minutes=config.max_minutes,
+        keep_checkpoints=config.keep_checkpoints,
+    )
 
 
 def run_search(
