@@ -130,18 +130,7 @@ def test_library_modules_import_the_package_at_the_top():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "command",
-    [
-        "tfcourse.train",
-        "tfcourse.tune",
-        "tfcourse.cost",
-        "tfcourse.export",
-        "tfcourse.explain",
-        "tfcourse.report",
-        "tfcourse.numpy_mlp",
-    ],
-)
+@pytest.mark.parametrize("command", [f"tfcourse.{command}" for command in COMMANDS])
 def test_help_does_not_load_tensorflow(command):
     probe = (
         f"import runpy, sys; sys.argv = ['{command}', '--help']\n"

@@ -205,7 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="only (re)write the summaries and plots of an existing search directory, and print them",
     )
-    parser.add_argument("--top", type=positive_int, default=5, help="trials listed in the summaries")
+    parser.add_argument(
+        "--top", type=positive_int, default=5, help="trials printed at the end (the search page lists them all)"
+    )
     parser.add_argument(
         "--check",
         action="store_true",
