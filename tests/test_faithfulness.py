@@ -3,6 +3,7 @@ areas against a hand computation on a tiny model, and the randomisation check on
 Grad-CAM passes it, an explainer that ignores the model (the input's edges) fails it."""
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -74,3 +75,33 @@ def test_gradcam_passes_the_randomisation_check_and_an_edge_detector_fails_it(cn
     before = [w.copy() for w in model.get_weights()]
     faithfulness.randomisation_check(model, lambda m: explain(m, "gradcam", inputs, labels)["maps"], depth=1)
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+
+
+@pytest.mark.slow
+def test_explain_evaluate_writes_the_table_json_and_curves_on_validation_images(cnn_run, tmp_path, capsys):
+    import json
+
+    from tfcourse import explain
+    from tfcourse.evaluation import artifacts
+
+    out = tmp_path / "faith"
+    argv = [cnn_run[0], "--evaluate", "--evaluate-images", "8", "--method", "gradcam", "--method", "saliency"]
+    assert explain.main(argv + ["--output-dir", str(out)]) == 0
+    assert sorted(os.listdir(out)) == sorted(
+        ["faithfulness.json", "faithfulness.md", "faithfulness.html", "faithfulness_curves.png"]
+    )
+    record = json.loads((out / "faithfulness.json").read_text())
+    assert record["images"] == 8 and set(record["methods"]) == {"gradcam", "saliency"}
+    splits = artifacts.load(cnn_run[0]).test_data().splits
+    assert set(record["validation_indices"]) <= set(np.asarray(splits.val).tolist())  # never test images
+    gradcam = record["methods"]["gradcam"]
+    assert len(gradcam["deletion"]["per_image"]) == 8 and len(gradcam["deletion"]["curve"]) == faithfulness.STEPS + 1
+    assert gradcam["randomisation"]["passed"] in (True, False) and "maps" not in gradcam
+    table = (out / "faithfulness.md").read_text()
+    assert "| gradcam |" in table and "| random map (baseline) |" in table and "| Sobel edges (baseline) |" in table
+    assert "| gradcam |" in capsys.readouterr().out
+
+    assert (
+        explain.main([cnn_run[0], "--evaluate", "--method", "activation_max", "--output-dir", str(tmp_path / "x")]) == 2
+    )
+    assert "--evaluate measures maps of the input" in capsys.readouterr().err

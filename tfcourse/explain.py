@@ -8,7 +8,9 @@ import sys
 from typing import List, Optional
 
 from tfcourse import cli, machine, rundir
-from tfcourse.explanations import CAM_METHODS, METHODS, check_method, method_applies
+from tfcourse.explanations import CAM_METHODS, GRADIENT_METHODS, METHODS, check_method, method_applies
+
+MAP_METHODS = CAM_METHODS + GRADIENT_METHODS  # the methods that give a map of the input (what --evaluate measures)
 
 
 def parse_units(text: str) -> List[int]:
@@ -70,6 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="for an export: the .keras model to take gradients of (default: the run folder recorded in the export)",
     )
+    parser.add_argument(
+        "--evaluate",
+        action="store_true",
+        help="measure how faithful each method is (deletion and insertion AUCs against a random and an edge "
+        "map, the randomisation check) on validation images; default methods: every map method that applies",
+    )
+    parser.add_argument(
+        "--evaluate-images", type=int, default=32, help="--evaluate: validation images measured (seeded sample)"
+    )
     parser.add_argument("--output-dir", default=None, help="default: <run folder>/explain")
     parser.add_argument("--seed", type=int, default=0)
     return parser
@@ -105,16 +116,40 @@ def _explain_command(args) -> List[str]:
 
     run = artifacts.load(args.target, keras_model=args.keras_model)
     model = run.keras_model(required_for="explanations need gradients")
-    methods = args.method or ["gradcam"]
-    if "all" in methods:
-        methods = [m for m in METHODS if method_applies(model, m)]
+    methods = args.method or (list(MAP_METHODS) if args.evaluate else ["gradcam"])
+    if "all" in methods or args.evaluate and not args.method:
+        methods = [m for m in (MAP_METHODS if args.evaluate else METHODS) if method_applies(model, m)]
     for method in methods:
         check_method(model, method, args.layer if method in CAM_METHODS + ("activation_max", "attention") else None)
-    if args.examples_per_class < 1 or args.steps < 1 or args.smooth_samples < 1:
-        raise ValueError("--examples-per-class, --steps and --smooth-samples must be at least 1.")
+    if args.examples_per_class < 1 or args.steps < 1 or args.smooth_samples < 1 or args.evaluate_images < 2:
+        raise ValueError(
+            "--examples-per-class, --steps and --smooth-samples must be at least 1, --evaluate-images at least 2."
+        )
+    if args.evaluate:
+        unmeasurable = [m for m in methods if m not in MAP_METHODS]
+        if unmeasurable:
+            raise ValueError(
+                f"--evaluate measures maps of the input; {', '.join(unmeasurable)} draws none: choose from "
+                f"{', '.join(MAP_METHODS)}."
+            )
     units = parse_units(args.units) if args.units else None
     out_dir = args.output_dir or os.path.join(run.run_dir or ".", "explain")
     rundir.check_writable_folder(out_dir, "--output-dir")
+    if args.evaluate:
+        from tfcourse.pages import faithfulness_page
+
+        paths = faithfulness_page.write_faithfulness(
+            run,
+            model,
+            methods,
+            out_dir,
+            count=args.evaluate_images,
+            layer=args.layer,
+            seed=args.seed,
+            progress=lambda text: print(f"tfcourse: {text}", flush=True),
+        )
+        print(open(paths["markdown"], encoding="utf-8").read())
+        return list(paths.values())
     written = gallery.write_explanations(
         run,
         model,

@@ -3,6 +3,7 @@
 - ``cams``: Grad-CAM, Grad-CAM++, Score-CAM, a direct GradientTape Grad-CAM, saliency, SmoothGrad
   (tf-keras-vis) and activation maximisation;
 - ``attention``: attention weights, rollout and patch maps of ``MultiHeadAttention`` models;
+- ``faithfulness``: deletion / insertion AUCs against random and edge maps, the randomisation check;
 (the files a run's explanations are written to, and the silhouette measure, are ``tfcourse.pages.gallery``;
 the command is ``python -m tfcourse.explain RUN``).
 

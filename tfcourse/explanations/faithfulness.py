@@ -239,6 +239,12 @@ def evaluate(
         entry = score(predict, images, class_ids, explained["maps"], steps, seed)
         entry["layer"] = explained.get("layer")
         entry["seconds_per_image"] = seconds
+        chance = result["baselines"]["random"]
+        entry["beats_random"] = {  # paired, image by image: the map's area against the random map's
+            "deletion": int(np.sum(np.asarray(entry["deletion"]["per_image"]) < chance["deletion"]["per_image"])),
+            "insertion": int(np.sum(np.asarray(entry["insertion"]["per_image"]) > chance["insertion"]["per_image"])),
+        }
+        entry["maps"] = np.asarray(explained["maps"])  # for the caller's own measures; not JSON
         entry["randomisation"] = randomisation_check(
             model, lambda candidate, method=method: method(candidate, inputs)["maps"], depth, seed
         )

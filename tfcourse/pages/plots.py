@@ -380,3 +380,28 @@ def plot_probability_by_class(
     ax.grid(alpha=0.3)
     ax.set_title(title or "what the model says, by true class")
     return finish(fig, path)
+
+
+def plot_faithfulness_curves(curves: Dict[str, Dict[str, Sequence[float]]], path: str, title: str = "") -> str:
+    """Mean deletion and insertion curves (class probability against the share of pixels removed or
+    revealed, hottest first), one line per method and dashed grey lines for the baselines."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    methods = [name for name in curves if not name.startswith("baseline:")]
+    for ax, kind in zip(axes, ("deletion", "insertion")):
+        for name, color in zip(methods, line_colors(len(methods))):
+            values = curves[name][kind]
+            ax.plot([i / (len(values) - 1) for i in range(len(values))], values, color=color, label=name)
+        for name, style in (("baseline: random map", ":"), ("baseline: Sobel edges", "--")):
+            if name in curves:
+                values = curves[name][kind]
+                xs = [i / (len(values) - 1) for i in range(len(values))]
+                ax.plot(xs, values, color="grey", linestyle=style, label=name[len("baseline: ") :])
+        ax.set_xlabel(f"share of pixels {'removed' if kind == 'deletion' else 'revealed'} (hottest first)")
+        ax.set_ylabel("probability of the class")
+        ax.set_title(f"{kind} ({'lower' if kind == 'deletion' else 'higher'} area = more faithful)")
+        ax.set_ylim(0, 1.02)
+    axes[1].legend(fontsize=8, loc="lower right")
+    if title:
+        fig.suptitle(title)
+    return finish(fig, path)
