@@ -43,22 +43,41 @@ def test_training_writes_a_complete_report(cnn_run):
     assert f"{metrics['test_accuracy']:.2%}" in page
     worst = min(metrics["per_class_accuracy"], key=metrics["per_class_accuracy"].get)
     assert f"worst: {worst}" in markdown  # the automatic discussion names the worst class
-    # the discussion states the Grad-CAM silhouette ratio measured on this model, recomputed here:
-    # Grad-CAM of the true class on the first 200 correctly classified test images
+    # the report shows the most faithful candidate map, measured on validation images, and says how faithful
     from tfcourse import explanations
     from tfcourse.evaluation import artifacts
 
+    shown = re.search(r"The explanation shown is (\S+?)( on layer \S+)?, the most faithful of", markdown).group(1)
+    assert shown in run_page.REPORT_CANDIDATES
+    assert "| random map (baseline) |" in markdown and "the randomisation check" in markdown
+    assert f"figures/{shown.replace('+', '_plus')}.png" in markdown
+    if shown not in explanations.CAM_METHODS:
+        return
+    # the discussion states the CAM's silhouette ratio measured on this model, recomputed here:
+    # the map of the true class on the first 200 correctly classified test images
     run = artifacts.load(run_dir)
     test = run.test_data()
     saved = np.load(os.path.join(run_dir, "predictions.npz"))
     right = np.flatnonzero(saved["logits"].argmax(axis=1) == test.labels)[:200]
-    maps = explanations.gradcam(run.keras_model(), run.model_inputs(test.images[right]), test.labels[right])
-    inside = maps[test.images[right][..., 0] > 0].mean()
-    outside = maps[test.images[right][..., 0] == 0].mean()
+    maps = explanations.explain(run.keras_model(), shown, run.model_inputs(test.images[right]), test.labels[right])
+    inside = maps["maps"][test.images[right][..., 0] > 0].mean()
+    outside = maps["maps"][test.images[right][..., 0] == 0].mean()
     where = "on the object" if inside / outside > 1 else "mostly on the background"
-    assert f"gradcam heat sits {where}: on {len(right)} correctly classified" in markdown
+    assert f"{shown} heat sits {where}: on {len(right)} correctly classified" in markdown
     assert f"is {inside / outside:.2f}x the mean heat on the background" in markdown
-    assert "figures/gradcam.png" in markdown
+
+
+def test_the_report_shows_the_most_faithful_map_that_passed_the_randomisation_check():
+    def entry(deletion, insertion, passed):
+        return {"deletion": {"auc": deletion}, "insertion": {"auc": insertion}, "randomisation": {"passed": passed}}
+
+    measured = {"methods": {"gradcam": entry(0.3, 0.5, True), "saliency": entry(0.2, 0.7, False)}}
+    assert run_page.choose_faithful(measured) == "gradcam"  # saliency's margin is larger, but it failed the check
+    measured["methods"]["gradcam++"] = entry(0.25, 0.6, True)
+    assert run_page.choose_faithful(measured) == "gradcam++"
+    for name in measured["methods"]:
+        measured["methods"][name]["randomisation"]["passed"] = False
+    assert run_page.choose_faithful(measured) == "saliency"  # none passed: the best margin, and the report warns
 
 
 def test_background_heat_on_a_flatten_head_is_explained():

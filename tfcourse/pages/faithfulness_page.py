@@ -24,6 +24,16 @@ FAITHFULNESS_MD = "faithfulness.md"
 FAITHFULNESS_HTML = "faithfulness.html"
 CURVES_PNG = "faithfulness_curves.png"
 IMAGES = 32  # validation images measured (seeded sample)
+HEADER = [
+    "map",
+    "layer",
+    "deletion AUC",
+    "insertion AUC",
+    "beats the random map (deletion / insertion)",
+    "randomisation",
+    "silhouette ratio",
+    "ms per image",
+]
 
 
 def validation_sample(run, count: int, seed: int):
@@ -90,19 +100,7 @@ def write_faithfulness(run, model, methods: Sequence[str], out_dir: str, **measu
             "random map. Randomisation: the top weighted layers re-initialised one after another; the map must "
             f"change (median |Spearman rho| with the original below {faithfulness.RANK_CORRELATION_LIMIT})."
         ),
-        table(
-            [
-                "map",
-                "layer",
-                "deletion AUC",
-                "insertion AUC",
-                "beats the random map (deletion / insertion)",
-                "randomisation",
-                "silhouette ratio",
-                "ms per image",
-            ],
-            summary_rows(result),
-        ),
+        table(HEADER, summary_rows(result)),
         figure(
             figure_path, "Mean deletion and insertion curves; grey: the random map (dotted) and Sobel edges (dashed)"
         ),

@@ -15,7 +15,7 @@ import numpy as np
 from tfcourse import explanations, rundir
 from tfcourse.evaluation import artifacts, evaluate
 from tfcourse.exploration import stats
-from tfcourse.pages import eda_page, eda_plots, gallery, plots
+from tfcourse.pages import eda_page, eda_plots, faithfulness_page, gallery, plots
 from tfcourse.pages.blocks import figure, heading, paragraph, pre, table, write_pages
 
 REPORT_HTML, REPORT_MD = rundir.REPORT_HTML, rundir.REPORT_MD
@@ -167,7 +167,13 @@ def _config_rows(record: Dict[str, Any]) -> List[List[Any]]:
 
 
 def build_run_blocks(
-    run, metrics: Dict[str, Any], figures: Dict[str, str], eda_info, silhouette, explanation_methods: Sequence[str] = ()
+    run,
+    metrics: Dict[str, Any],
+    figures: Dict[str, str],
+    eda_info,
+    silhouette,
+    explanation_methods: Sequence[str] = (),
+    faithful: Optional[Dict[str, Any]] = None,
 ) -> list:
     record = run.record
     history = run.history
@@ -181,6 +187,8 @@ def build_run_blocks(
         ),
     ]
     blocks += [heading(2, "Discussion")] + [paragraph(line) for line in discussion(metrics, history)]
+    if faithful:
+        blocks += [paragraph(line) for line in faithfulness_sentences(faithful)]
     if silhouette:
         blocks += [paragraph(line) for line in silhouette_sentences(silhouette, record.get("hyperparameters") or {})]
     blocks += [heading(2, "Configuration"), table(["setting", "value"], _config_rows(record))]
@@ -188,7 +196,7 @@ def build_run_blocks(
     blocks += _model_blocks(run, metrics, figures)
     blocks += _test_blocks(run, metrics, figures)
     blocks += _prediction_blocks(metrics, figures)
-    blocks += _explanation_blocks(figures, explanation_methods)
+    blocks += _explanation_blocks(figures, explanation_methods, faithful)
     return blocks
 
 
@@ -307,11 +315,23 @@ def _prediction_blocks(metrics: Dict[str, Any], figures: Dict[str, str]) -> list
     return blocks
 
 
-def _explanation_blocks(figures: Dict[str, str], explanation_methods: Sequence[str]) -> list:
-    """One figure per explanation method."""
+def _explanation_blocks(
+    figures: Dict[str, str], explanation_methods: Sequence[str], faithful: Optional[Dict[str, Any]] = None
+) -> list:
+    """The faithfulness table of the candidate methods, then one figure per explanation method shown."""
     blocks: list = []
     if explanation_methods:
         blocks += [heading(2, "Explanations")]
+        if faithful:
+            measured = faithful["measured"]
+            blocks += [
+                paragraph(
+                    f"How faithful each candidate map is, on {measured['images']} validation images (never the test "
+                    "images): the deletion and insertion areas against a random map and Sobel edges, and the "
+                    "randomisation check (`python -m tfcourse.explain RUN --evaluate` measures every method)."
+                ),
+                table(faithfulness_page.HEADER, faithfulness_page.summary_rows(measured)),
+            ]
         for method in explanation_methods:
             caption = (
                 f"{method}: one correctly classified test image per class"
@@ -323,10 +343,52 @@ def _explanation_blocks(figures: Dict[str, str], explanation_methods: Sequence[s
     return blocks
 
 
+REPORT_CANDIDATES = ("gradcam", "gradcam++", "saliency")  # the maps the report measures and chooses from
+REPORT_FAITHFULNESS_IMAGES = 16
+
+
+def choose_faithful(measured: Dict[str, Any]) -> str:
+    """The most faithful method: among those that passed the randomisation check (all of them if none did),
+    the one whose insertion area exceeds its deletion area by the most."""
+    passed = {name: entry for name, entry in measured["methods"].items() if entry["randomisation"]["passed"]}
+    pool = passed or measured["methods"]
+    return max(pool, key=lambda name: pool[name]["insertion"]["auc"] - pool[name]["deletion"]["auc"])
+
+
+def faithfulness_sentences(faithful: Dict[str, Any]) -> List[str]:
+    """How faithful the shown map is, in plain words: its areas against the random and edge maps, and the check."""
+    measured, method = faithful["measured"], faithful["method"]
+    entry, chance, edges = measured["methods"][method], measured["baselines"]["random"], measured["baselines"]["edges"]
+    n = measured["images"]
+    where = f" on layer {entry['layer']}" if entry.get("layer") else ""
+    check = entry["randomisation"]
+    lines = [
+        f"The explanation shown is {method}{where}, the most faithful of {', '.join(measured['methods'])} on {n} "
+        f"validation images. Removing its hottest pixels first, the class probability falls with an area of "
+        f"{entry['deletion']['auc']:.3f} under the curve, against {chance['deletion']['auc']:.3f} for a random map "
+        f"and {edges['deletion']['auc']:.3f} for Sobel edges (lower is more faithful; it beats the random map on "
+        f"{entry['beats_random']['deletion']} of {n} images); revealing them first, the area is "
+        f"{entry['insertion']['auc']:.3f} against {chance['insertion']['auc']:.3f} and {edges['insertion']['auc']:.3f} "
+        f"(higher is more faithful; better than random on {entry['beats_random']['insertion']} of {n})."
+    ]
+    if check["passed"]:
+        lines.append(
+            f"It passed the randomisation check: with the top {len(check['layers'])} weighted layers re-initialised "
+            f"its maps keep a rank correlation of only {check['rank_correlation'][-1]:.2f} with these, so they "
+            "depend on what the model learnt."
+        )
+    else:
+        lines.append(
+            f"Warning: no candidate passed the randomisation check; {method} FAILED it (its maps keep a rank "
+            f"correlation of {check['rank_correlation'][-1]:.2f} after the top layers are re-initialised), so "
+            "its picture may show the image more than what this model uses."
+        )
+    return lines
+
+
 def _choose_explanations(model) -> List[str]:
-    """Grad-CAM (saliency for models without convolutions), plus the attention maps of attention models."""
-    chosen = [method for method in ("gradcam", "saliency") if explanations.method_applies(model, method)][:1]
-    return chosen + (["attention"] if explanations.method_applies(model, "attention") else [])
+    """The map methods the report measures (Grad-CAM and Grad-CAM++ need convolutions; saliency always applies)."""
+    return [method for method in REPORT_CANDIDATES if explanations.method_applies(model, method)]
 
 
 def _data_figures(run, test, names: List[str], figures: Dict[str, str], fig) -> Dict[str, Any]:
@@ -386,16 +448,20 @@ def _result_figures(run, metrics: Dict[str, Any], test, names: List[str], figure
 
 
 def _explanation_figures(run, figures: Dict[str, str], figures_dir: str, say):
-    """The explanation gallery (Grad-CAM, or saliency without convolutions; attention maps) and, for
-    Grad-CAM, the silhouette measure: ``(methods, silhouette)``."""
+    """The candidate maps measured on validation images, the gallery of the most faithful one (and the
+    attention maps of an attention model) and, for a CAM, the silhouette measure: ``(methods, silhouette,
+    faithful)``."""
     model = run.keras_model("the explanation gallery needs the Keras model")
-    methods = _choose_explanations(model)
+    say("faithfulness of " + ", ".join(_choose_explanations(model)))
+    measured = faithfulness_page.measure(run, model, _choose_explanations(model), count=REPORT_FAITHFULNESS_IMAGES)
+    chosen = choose_faithful(measured)
+    methods = [chosen] + (["attention"] if explanations.method_applies(model, "attention") else [])
     for method in methods:
         say(f"{method} gallery")
         written = gallery.write_explanations(run, model, [method], figures_dir, seed=0)
         figures[f"explanations_{method}"] = [p for p in written if p.endswith(".png")][0]
-    silhouette = gallery.silhouette_measure(run, model, "gradcam") if "gradcam" in methods else None
-    return methods, silhouette
+    silhouette = gallery.silhouette_measure(run, model, chosen) if chosen in explanations.CAM_METHODS else None
+    return methods, silhouette, {"method": chosen, "measured": measured}
 
 
 def write_report(
@@ -429,9 +495,9 @@ def write_report(
     eda_info = _data_figures(run, test, names, figures, fig)
     say("result figures")
     _result_figures(run, metrics, test, names, figures, fig)
-    methods, silhouette = [], None
+    methods, silhouette, faithful = [], None, None
     if explanations:
-        methods, silhouette = _explanation_figures(run, figures, figures_dir, say)
-    blocks = build_run_blocks(run, metrics, figures, eda_info, silhouette, methods)
+        methods, silhouette, faithful = _explanation_figures(run, figures, figures_dir, say)
+    blocks = build_run_blocks(run, metrics, figures, eda_info, silhouette, methods, faithful)
     paths = write_pages(blocks, out_dir, f"tfcourse report: {run.name}", REPORT_HTML, REPORT_MD)
     return paths
