@@ -142,7 +142,8 @@ def test_an_export_is_explained_with_the_keras_model_beside_it(cnn_run, tmp_path
     run_dir, export_dir = cnn_run
     out = tmp_path / "from_export"
     assert explain_cli.main([export_dir, "--method", "gradcam", "--output-dir", str(out)]) == 0
-    with np.load(out / "gradcam.npz") as from_export, np.load(os.path.join(run_dir, "figures", "gradcam.npz")) as own:
+    assert explain_cli.main([run_dir, "--method", "gradcam", "--output-dir", str(tmp_path / "from_run")]) == 0
+    with np.load(out / "gradcam.npz") as from_export, np.load(tmp_path / "from_run" / "gradcam.npz") as own:
         np.testing.assert_allclose(from_export["maps"], own["maps"], atol=1e-5)
 
 
