@@ -162,3 +162,47 @@ def test_should_invert_follows_the_border_and_the_data():
     assert not inference.should_invert(dark, "auto", dark_background=True)
     assert not inference.should_invert(light, "auto", dark_background=None)  # not known: left as it is
     assert inference.should_invert(dark, "yes", None) and not inference.should_invert(light, "no", True)
+
+
+def test_novelty_flags_test_images_at_about_the_calibrated_rate_and_noise_far_more(cnn_run, tmp_path):
+    """The distance-to-training-images score, calibrated on the validation split at its 99th percentile: the
+    run's own test images (never used to calibrate) are flagged at about 1%, uniform noise nearly always."""
+    from tfcourse.evaluation import inference, novelty
+
+    run_dir, _ = cnn_run
+    predictor = inference.open_model(run_dir)
+    score, calibration = predictor.novelty()
+    assert calibration["quantile"] == novelty.QUANTILE and calibration["score"] == inference.NEAREST
+    test = artifacts.load(run_dir).test_data()
+    flagged = novelty.flag(score(test.images), calibration)
+    assert flagged.mean() <= 0.05, flagged.mean()  # promised ~1%: digits' test split is 360 images
+    noise = np.random.default_rng(0).integers(0, 256, (50,) + test.images.shape[1:], dtype=np.uint8)
+    assert novelty.flag(score(noise), calibration).mean() >= 0.9
+    assert novelty.auroc(score(test.images), score(noise)) > 0.95
+
+
+def test_novelty_fields_in_the_json_and_the_table(cnn_run, tmp_path, capsys):
+    run_dir, _ = cnn_run
+    noise = np.random.default_rng(1).integers(0, 256, (8, 8), dtype=np.uint8)  # the model's own size: no smoothing
+    Image.fromarray(noise).save(tmp_path / "noise.png")
+    out = tmp_path / "p.json"
+    assert predict.main([run_dir, str(tmp_path / "noise.png"), "--output", str(out)]) == 0
+    (row,) = json.loads(out.read_text())
+    assert row["novelty"]["unlike_training_data"] is True and row["novelty"]["value"] > row["novelty"]["threshold"]
+    printed = capsys.readouterr().out
+    assert "unlike the training data?" in printed and "YES (" in printed
+    assert "the 99% quantile of" in printed and "validation images" in printed
+
+
+def test_the_nearest_neighbour_score_by_hand():
+    from tfcourse.evaluation import novelty
+
+    bank = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    score = novelty.NearestTraining(lambda x: x, bank, k=1)
+    # normalised: (1,0), (0,1), (0.707, 0.707); the query (2, 0) -> (1, 0) is on the first entry
+    assert score(np.array([[2.0, 0.0]]))[0] == pytest.approx(0.0, abs=1e-6)
+    # (-1, 0): nearest is (0,1) or (0.707,0.707)? distances sqrt(2)=1.414 and sqrt(1.707^2+0.5)=1.848
+    assert score(np.array([[-1.0, 0.0]]))[0] == pytest.approx(np.sqrt(2), rel=1e-6)
+    calibration = novelty.calibrate(lambda x: np.arange(101.0), np.zeros(101), "s", quantile=0.99)
+    assert calibration["threshold"] == pytest.approx(99.0)
+    assert list(novelty.flag([98.0, 99.5], calibration)) == [False, True]

@@ -56,10 +56,18 @@ def _check_outputs(args) -> None:
         rundir.check_writable_folder(os.path.dirname(path) or ".", "--output" if path == args.output else "--grid")
 
 
+def _unlike(row) -> str:
+    found = row.get("novelty")
+    if found is None:
+        return "?"
+    return f"{'YES' if found['unlike_training_data'] else 'no'} ({found['value']:.2f})"
+
+
 def table(rows, top_k: int) -> str:
-    """The predictions as a plain-text table: file, then ``class probability`` for each of the top k."""
-    header = ["file"] + [f"top {i + 1}" for i in range(top_k)]
-    lines = [[row["file"]] + [f"{name} {p:.3f}" for name, p in row["top"]] for row in rows]
+    """The predictions as a plain-text table: file, then ``class probability`` for each of the top k, then
+    whether the image is unlike the training data (its novelty score in brackets)."""
+    header = ["file"] + [f"top {i + 1}" for i in range(top_k)] + ["unlike the training data?"]
+    lines = [[row["file"]] + [f"{name} {p:.3f}" for name, p in row["top"]] + [_unlike(row)] for row in rows]
     widths = [max(len(str(line[i])) for line in [header] + lines if i < len(line)) for i in range(len(header))]
     return "\n".join(
         "  ".join(str(cell).ljust(w) for cell, w in zip(line, widths)).rstrip() for line in [header] + lines
@@ -78,6 +86,7 @@ def write_output(path: str, rows, class_names) -> None:
                 "inverted": row["inverted"],
                 "top": [{"class": name, "probability": p} for name, p in row["top"]],
                 "probabilities": dict(zip(class_names, (float(p) for p in row["probabilities"]))),
+                "novelty": row.get("novelty"),
             }
             for row in rows
         ]
@@ -90,12 +99,22 @@ def write_output(path: str, rows, class_names) -> None:
         ["file", "inverted"]
         + [f"{kind}{i + 1}" for i in range(top_k) for kind in ("class", "p")]
         + [f"p_{name}" for name in class_names]
+        + ["novelty_score", "novelty_threshold", "unlike_training_data"]
     )
     for row in rows:
         writer.writerow(
             [row["file"], row["inverted"]]
             + [value for name, p in row["top"] for value in (name, f"{p:.6f}")]
             + [f"{p:.6f}" for p in row["probabilities"]]
+            + (
+                [
+                    f"{row['novelty']['value']:.6f}",
+                    f"{row['novelty']['threshold']:.6f}",
+                    row["novelty"]["unlike_training_data"],
+                ]
+                if row.get("novelty")
+                else ["", "", ""]
+            )
         )
     rundir.write_text(path, buffer.getvalue())
 
@@ -117,6 +136,15 @@ def predict_command(args) -> None:
         )
     print(f"tfcourse.predict: {predictor.kind} {predictor.source}, {len(rows)} image(s)")
     print(table(rows, min(args.top_k, len(predictor.class_names))))
+    calibration = predictor.calibration()
+    if calibration is None:
+        print("tfcourse.predict: unlike the training data? '?': the run's validation images are not on this machine")
+    else:
+        print(
+            f"tfcourse.predict: unlike the training data = {calibration['score']} above {calibration['threshold']:.2f}, "
+            f"the {calibration['quantile']:.0%} quantile of {calibration['images']} validation images (so about "
+            f"{1 - calibration['quantile']:.0%} of images like the training data are flagged too)"
+        )
     if args.output:
         write_output(args.output, rows, predictor.class_names)
         print(f"tfcourse.predict: wrote {args.output}")
@@ -125,6 +153,7 @@ def predict_command(args) -> None:
             os.path.basename(row["file"])[:18]
             + ("\n(inverted)" if row["inverted"] else "")
             + "".join(f"\n{name} {p:.2f}" for name, p in row["top"][:3])
+            + ("\nUNLIKE TRAINING DATA" if (row.get("novelty") or {}).get("unlike_training_data") else "")
             for row in rows
         ]
         plots.plot_examples(images, titles, args.grid, f"predictions of {predictor.source}")

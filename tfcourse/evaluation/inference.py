@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from tfcourse import data, rundir
 from tfcourse.config import INVERT_MODES
-from tfcourse.evaluation import artifacts, evaluate
+from tfcourse.evaluation import artifacts, evaluate, novelty
 
+NEAREST = "distance to training images"  # the novelty score of a model with features (novelty.NearestTraining)
 LIGHT_BORDER = 128  # mean border brightness (0..255) above which a picture is taken as dark-on-light
 
 
@@ -34,6 +35,11 @@ class Predictor:
         input_shape: ``(height, width, channels)`` the model takes.
         dark_background: Whether its training images are light objects on black (``None``: not known).
         probabilities: ``uint8 (N, H, W, C) -> float (N, classes)``, with the run's test-time augmentation.
+        make_novelty_score: Builds (once, lazily) ``uint8 images -> (N,)``, higher for inputs unlike the
+            training data (``novelty``), or ``None`` when the run's data is not on this machine.
+        novelty_name: What that score is (``distance to training images``; ``negative max probability``
+            without a Keras model).
+        run: The run the model comes from (its training images are the bank, its validation images calibrate).
     """
 
     source: str
@@ -42,6 +48,23 @@ class Predictor:
     input_shape: Tuple[int, int, int]
     dark_background: Optional[bool]
     probabilities: Callable[[np.ndarray], np.ndarray]
+    make_novelty_score: Optional[Callable[[], Optional[Callable[[np.ndarray], np.ndarray]]]] = None
+    novelty_name: str = ""
+    run: Any = None
+    _novelty: Any = dataclasses.field(default=None, repr=False)
+
+    def novelty(self):
+        """``(score, calibration)``, built once: the score function and its threshold calibrated on the run's
+        validation images; ``(None, None)`` when the run's data cannot be loaded here."""
+        if self._novelty is None:
+            score = self.make_novelty_score() if self.make_novelty_score else None
+            images = novelty.split_images(self.run, "val", novelty.CALIBRATION_IMAGES) if score else None
+            calibration = None if images is None else novelty.calibrate(score, images, self.novelty_name)
+            self._novelty = (score, calibration) if calibration else (None, None)
+        return self._novelty
+
+    def calibration(self) -> Optional[Dict[str, Any]]:
+        return self.novelty()[1]
 
 
 def _versions(folder: str) -> List[int]:
@@ -134,7 +157,33 @@ def _from_run(run, source: str, kind: str) -> Predictor:
     def probabilities(images: np.ndarray) -> np.ndarray:
         return evaluate.probabilities(model, run.model_inputs(images), run.tta).numpy()
 
-    return Predictor(source, kind, run.class_names, shape, _dark_background(run), probabilities)
+    return Predictor(
+        source,
+        kind,
+        run.class_names,
+        shape,
+        _dark_background(run),
+        probabilities,
+        lambda: _nearest_training(run, model),
+        NEAREST,
+        run,
+    )
+
+
+def _nearest_training(run, model):
+    """The deep-nearest-neighbours score over a sample of the run's training images (``None``: not here)."""
+    bank = novelty.split_images(run, "train", novelty.BANK_IMAGES)
+    if bank is None:
+        return None
+    features = novelty.feature_model(model)
+
+    def features_of(images: np.ndarray) -> np.ndarray:
+        chunks = range(0, len(images), 512)
+        return np.concatenate(
+            [np.asarray(features(run.model_inputs(images[i : i + 512]), training=False)) for i in chunks]
+        )
+
+    return novelty.NearestTraining(features_of, bank)
 
 
 def _from_export(run) -> Predictor:
@@ -148,8 +197,16 @@ def _from_export(run) -> Predictor:
     def probabilities(images: np.ndarray) -> np.ndarray:
         return serve(images=tf.constant(images, tf.uint8))["probabilities"].numpy()
 
+    def make_score():
+        if run.keras_path is not None:  # the export's own Keras model, from the run folder it records
+            return _nearest_training(run, run.keras_model("the novelty score"))
+        return lambda images: novelty.negative_max_probability(probabilities(images))  # probabilities only
+
+    name = NEAREST if run.keras_path is not None else "negative max probability"
     # the dataset is known from the run folder the export came from, when that is still there
-    return Predictor(run.export_dir, "export", run.class_names, shape, _dark_background(run), probabilities)
+    return Predictor(
+        run.export_dir, "export", run.class_names, shape, _dark_background(run), probabilities, make_score, name, run
+    )
 
 
 def _check_invert(invert: str) -> None:
@@ -252,4 +309,18 @@ def predict_files(
         best = np.argsort(-probs, kind="stable")[: min(top_k, len(probs))]
         row["top"] = [(predictor.class_names[i], float(probs[i])) for i in best]
         row["probabilities"] = probs
+    _add_novelty(predictor, rows, images, batch_size)
     return rows, skipped, images
+
+
+def _add_novelty(predictor: Predictor, rows: List[Dict], images: np.ndarray, batch_size: int) -> None:
+    """Each row's ``novelty``: its score, the calibrated threshold and whether it is unlike the training data
+    (``None`` where the score cannot be calibrated here)."""
+    score, calibration = predictor.novelty() if rows else (None, None)
+    if calibration is None:
+        for row in rows:
+            row["novelty"] = None
+        return
+    scores = np.concatenate([score(images[start : start + batch_size]) for start in range(0, len(images), batch_size)])
+    for row, value, unlike in zip(rows, scores, novelty.flag(scores, calibration)):
+        row["novelty"] = {**calibration, "value": float(value), "unlike_training_data": bool(unlike)}
