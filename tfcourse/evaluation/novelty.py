@@ -82,7 +82,8 @@ def feature_model(model):
 
     names = [layer.name for layer in model.layers]
     last = model.get_layer("logits") if "logits" in names else model.layers[-1]
-    return keras.Model(model.inputs, last.input)
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs  # one image input: no list (Keras warns)
+    return keras.Model(inputs, last.input)
 
 
 def normalised(features: np.ndarray) -> np.ndarray:
