@@ -49,6 +49,13 @@ def test_a_map_that_points_at_the_evidence_beats_the_random_and_edge_maps():
     assert right["insertion"]["auc"] > chance["insertion"]["auc"]
 
 
+def test_a_constant_map_that_stays_constant_counts_as_unchanged():
+    flat, varied = np.zeros((1, 3, 3)), np.arange(9.0).reshape(1, 3, 3)
+    assert list(faithfulness.rank_correlations(flat, flat)) == [1.0]
+    assert list(faithfulness.rank_correlations(flat, varied)) == [0.0]
+    assert faithfulness.rank_correlations(varied, -varied)[0] == pytest.approx(1.0)  # a sign flip is no change
+
+
 def test_ties_are_broken_at_random_not_in_reading_order():
     ranks = faithfulness.pixel_ranks(np.zeros((1, 4, 4)), seed=1)
     assert sorted(ranks.ravel()) == list(range(16)) and list(ranks.ravel()) != list(range(16))

@@ -111,14 +111,15 @@ def edge_maps(images: np.ndarray) -> np.ndarray:
 
 
 def rank_correlations(first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """|Spearman rho| between each pair of maps (flattened); 0 where a map is constant."""
+    """|Spearman rho| between each pair of maps (flattened); 1 where both are constant (nothing changed), 0
+    where only one is (a map appeared or vanished)."""
     from scipy import stats
 
     values = []
     for a, b in zip(np.asarray(first), np.asarray(second)):
         a, b = a.ravel(), b.ravel()
         if np.ptp(a) == 0 or np.ptp(b) == 0:
-            values.append(0.0)
+            values.append(1.0 if np.ptp(a) == np.ptp(b) == 0 else 0.0)
             continue
         values.append(abs(float(stats.spearmanr(a, b).statistic)))
     return np.asarray(values)
