@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
@@ -57,7 +57,7 @@ def table_report_blocks(run_dir: str, figures_dir: str):
         figures_dir,
     )
     os.makedirs(figures_dir, exist_ok=True)
-    data, config = run.record["data"], run.record["config"]
+    data, config = run.data, run.record["config"]
     blocks = [
         heading(1, f"Run report: {os.path.basename(os.path.normpath(run_dir))}"),
         paragraph(
@@ -80,11 +80,26 @@ class _TableRun:
     history: Dict[str, Any]
     figures_dir: str
 
+    @property
+    def data(self) -> Dict[str, Any]:
+        return self.record["data"]
+
+    @property
+    def class_names(self) -> List[str]:
+        return self.data["class_names"]
+
+    @property
+    def binary(self) -> bool:
+        """A two-class target (its metrics have a threshold, ROC-AUC and PR-AUC)."""
+        return "roc_auc" in self.metrics
+
+    def figure_path(self, name: str) -> str:
+        return os.path.join(self.figures_dir, name)
+
 
 def _numbers_blocks(run: _TableRun) -> list:
     """The test numbers against the majority-class baseline (and, for two classes, ROC/PR-AUC and the threshold)."""
-    metrics = run.metrics
-    binary = "roc_auc" in metrics
+    metrics, binary = run.metrics, run.binary
     blocks: list = []
     accuracy = metrics["accuracy"] if binary else metrics["test_accuracy"]
     baseline = metrics.get("majority_baseline_accuracy")
@@ -120,22 +135,18 @@ def _numbers_blocks(run: _TableRun) -> list:
 
 def _class_blocks(run: _TableRun) -> list:
     """Precision, recall and F1 per class, and the confusion matrix."""
-    record = run.record
     metrics = run.metrics
-    figures_dir = run.figures_dir
-    data = record["data"]
-    class_names = data["class_names"]
-    binary = "roc_auc" in metrics
+    threshold = f", threshold {metrics['threshold']:.3f})" if run.binary else ")"
     blocks: list = []
     blocks += [
         heading(2, "Precision, recall and F1 per class"),
-        table(["class", "precision", "recall", "F1", "test rows"], _report_rows(metrics, class_names)),
+        table(["class", "precision", "recall", "F1", "test rows"], _report_rows(metrics, run.class_names)),
         figure(
             plots.plot_confusion_matrix(
                 np.asarray(metrics["confusion_matrix"]),
-                class_names,
-                os.path.join(figures_dir, "confusion_matrix.png"),
-                "confusion matrix (test split" + (f", threshold {metrics['threshold']:.3f})" if binary else ")"),
+                run.class_names,
+                run.figure_path("confusion_matrix.png"),
+                "confusion matrix (test split" + threshold,
             ),
             "Confusion matrix of the test rows: counts, coloured by the share of the true class.",
         ),
@@ -145,24 +156,17 @@ def _class_blocks(run: _TableRun) -> list:
 
 def _binary_curve_blocks(run: _TableRun) -> list:
     """For a two-class target: ROC and precision-recall curves and the probabilities by true class."""
-    record = run.record
+    if not run.binary:
+        return []
     metrics = run.metrics
-    run_dir = run.run_dir
-    figures_dir = run.figures_dir
-    data = record["data"]
-    class_names = data["class_names"]
-    binary = "roc_auc" in metrics
-    blocks: list = []
-    if not binary:
-        return blocks
-    blocks += [
+    blocks = [
         heading(2, "ROC and precision-recall curves"),
         figure(
-            plots.plot_roc_pr(metrics, os.path.join(figures_dir, "roc_pr.png")),
+            plots.plot_roc_pr(metrics, run.figure_path("roc_pr.png")),
             "ROC and precision-recall curves of the test rows; the red point is the decision threshold.",
         ),
     ]
-    predictions_path = os.path.join(run_dir, rundir.PREDICTIONS_FILE)
+    predictions_path = os.path.join(run.run_dir, rundir.PREDICTIONS_FILE)
     if os.path.exists(predictions_path):
         with np.load(predictions_path) as predictions:
             labels, probabilities = predictions["labels"], predictions["probabilities"][:, 1]
@@ -171,9 +175,9 @@ def _binary_curve_blocks(run: _TableRun) -> list:
                 plots.plot_probability_by_class(
                     labels,
                     probabilities,
-                    class_names,
+                    run.class_names,
                     metrics["threshold"],
-                    os.path.join(figures_dir, "probability_by_class.png"),
+                    run.figure_path("probability_by_class.png"),
                 ),
                 "Predicted probability of the positive class for the test rows, by their true class.",
             )
@@ -183,16 +187,11 @@ def _binary_curve_blocks(run: _TableRun) -> list:
 
 def _training_and_data_blocks(run: _TableRun) -> list:
     """The learning curves, the data (rows, split, columns and kinds) and the hyperparameters."""
-    record = run.record
-    history = run.history
-    figures_dir = run.figures_dir
-    data = record["data"]
-    config = record["config"]
-    blocks: list = []
-    blocks += [
+    data, config = run.data, run.record["config"]
+    return [
         heading(2, "Learning curves"),
         figure(
-            plots.plot_history(history, os.path.join(figures_dir, "history.png")),
+            plots.plot_history(run.history, run.figure_path("history.png")),
             "Loss and accuracy (at probability 0.5) per epoch; early stopping kept the best validation loss.",
         ),
         heading(2, "The data"),
@@ -205,9 +204,8 @@ def _training_and_data_blocks(run: _TableRun) -> list:
         ),
         table(["column", "kind"], sorted(data["columns"].items())),
         heading(2, "Hyperparameters"),
-        table(["name", "value"], sorted(record["hyperparameters"].items())),
+        table(["name", "value"], sorted(run.record["hyperparameters"].items())),
     ]
-    return blocks
 
 
 def write_table_report(run_dir: str, out_dir: Optional[str] = None) -> Dict[str, str]:
