@@ -157,6 +157,15 @@ class Run:
             self._test = TestData(x[splits.test], y[splits.test], splits.test, dataset, splits)
         return self._test
 
+    def split_sample(self, split: str, count: int, seed: int = 0):
+        """A seeded sample of ``count`` raw images of the run's ``split`` (``train``, ``val`` or ``test``; all of
+        it when smaller), in dataset order: ``(images, labels, dataset indices)``, empty for an empty split."""
+        test = self.test_data()
+        x, y = test.dataset.pooled()
+        members = np.asarray(getattr(test.splits, split))
+        chosen = np.sort(np.random.default_rng(seed).choice(members, size=min(count, len(members)), replace=False))
+        return x[chosen], y[chosen], chosen
+
     @property
     def tta(self) -> str:
         """The test-time augmentation the run was evaluated (and exported) with (``none`` for older runs)."""

@@ -64,15 +64,10 @@ def split_images(run, split: str, count: int, seed: int = 0) -> Optional[np.ndar
     """A seeded sample of ``count`` raw images of the run's ``split`` (``train`` or ``val``), or ``None`` when
     its data cannot be loaded here (no download) or the split is empty."""
     try:
-        test = run.test_data()
+        images, _, _ = run.split_sample(split, count, seed)
     except (ValueError, OSError):
         return None
-    x, _ = test.dataset.pooled()
-    members = np.asarray(getattr(test.splits, split))
-    if len(members) == 0:
-        return None
-    chosen = np.sort(np.random.default_rng(seed).choice(members, size=min(count, len(members)), replace=False))
-    return x[chosen]
+    return images if len(images) else None
 
 
 def feature_model(model):

@@ -37,14 +37,11 @@ HEADER = [
 
 
 def validation_sample(run, count: int, seed: int):
-    """A seeded sample of ``count`` validation images (raw) and their labels."""
-    test = run.test_data()
-    x, y = test.dataset.pooled()
-    val = np.asarray(test.splits.val)
-    if len(val) == 0:
+    """A seeded sample of ``count`` validation images (raw), their labels and dataset indices."""
+    images, labels, indices = run.split_sample("val", count, seed)
+    if len(images) == 0:
         raise ValueError(f"{run.name} has no validation split to measure explanations on.")
-    chosen = np.sort(np.random.default_rng(seed).choice(val, size=min(count, len(val)), replace=False))
-    return x[chosen], y[chosen], chosen
+    return images, labels, indices
 
 
 def measure(
