@@ -116,8 +116,8 @@ def _explain_command(args) -> List[str]:
 
     run = artifacts.load(args.target, keras_model=args.keras_model)
     model = run.keras_model(required_for="explanations need gradients")
-    methods = args.method or (list(MAP_METHODS) if args.evaluate else ["gradcam"])
-    if "all" in methods or args.evaluate and not args.method:
+    methods = args.method or (["all"] if args.evaluate else ["gradcam"])
+    if "all" in methods:  # every method that applies (with --evaluate: every map method)
         methods = [m for m in (MAP_METHODS if args.evaluate else METHODS) if method_applies(model, m)]
     for method in methods:
         check_method(model, method, args.layer if method in CAM_METHODS + ("activation_max", "attention") else None)

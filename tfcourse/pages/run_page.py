@@ -452,8 +452,9 @@ def _explanation_figures(run, figures: Dict[str, str], figures_dir: str, say):
     attention maps of an attention model) and, for a CAM, the silhouette measure: ``(methods, silhouette,
     faithful)``."""
     model = run.keras_model("the explanation gallery needs the Keras model")
-    say("faithfulness of " + ", ".join(_choose_explanations(model)))
-    measured = faithfulness_page.measure(run, model, _choose_explanations(model), count=REPORT_FAITHFULNESS_IMAGES)
+    candidates = _choose_explanations(model)
+    say("faithfulness of " + ", ".join(candidates))
+    measured = faithfulness_page.measure(run, model, candidates, count=REPORT_FAITHFULNESS_IMAGES)
     chosen = choose_faithful(measured)
     methods = [chosen] + (["attention"] if explanations.method_applies(model, "attention") else [])
     for method in methods:
