@@ -79,10 +79,12 @@ def write_faithfulness(run, model, methods: Sequence[str], out_dir: str, **measu
     """Measures (``measure``) and writes the JSON, the page (Markdown + HTML) and the curves into ``out_dir``."""
     result = measure(run, model, methods, **measure_args)
     os.makedirs(out_dir, exist_ok=True)
-    named = {name: entry for name, entry in result["methods"].items()}
-    curves = {name: {k: entry[k]["curve"] for k in ("deletion", "insertion")} for name, entry in named.items()}
-    curves["baseline: random map"] = {k: result["baselines"]["random"][k]["curve"] for k in ("deletion", "insertion")}
-    curves["baseline: Sobel edges"] = {k: result["baselines"]["edges"][k]["curve"] for k in ("deletion", "insertion")}
+    drawn = {
+        **result["methods"],
+        "baseline: random map": result["baselines"]["random"],
+        "baseline: Sobel edges": result["baselines"]["edges"],
+    }
+    curves = {name: {kind: entry[kind]["curve"] for kind in ("deletion", "insertion")} for name, entry in drawn.items()}
     figure_path = plots.plot_faithfulness_curves(
         curves, os.path.join(out_dir, CURVES_PNG), f"{run.name}: {result['images']} validation images"
     )
