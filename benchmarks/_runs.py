@@ -98,3 +98,25 @@ def train_or_reuse(argv, run_dir: str, label: str) -> bool:
         return True
     train_run(argv, run_dir)
     return False
+
+
+# The image runs the explanation and novelty benchmarks study: the README's main job and its peers, all
+# with the quick recipe (4 epochs, same data, seed 42), no report (the scripts measure what they need).
+IMAGE_RUNS = {
+    "vgg": "--model vgg --recipe quick --split official --no-report",  # the README's main job (head gmp)
+    "vgg_gap": "--model vgg --recipe quick --split official --no-report --hp head=gap",
+    "cnn": "--model cnn --recipe quick --split official --no-report",
+    "cnn_gap": "--model cnn --recipe quick --split official --no-report --hp head=gap",
+    "resnet_small": "--model resnet_small --recipe quick --split official --no-report",
+    "cnn_attention": "--model cnn_attention --recipe quick --split official --no-report",
+}
+IMAGE_RUNS_FOLDER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "image_runs")
+
+
+def image_run(name: str, folder: str = IMAGE_RUNS_FOLDER) -> str:
+    """The run folder of ``IMAGE_RUNS[name]`` in ``folder``: trained now, or reused when it holds exactly
+    that configuration (``train_or_reuse``)."""
+    run_dir = os.path.join(folder, name)
+    os.makedirs(folder, exist_ok=True)
+    train_or_reuse(IMAGE_RUNS[name].split(), run_dir, name)
+    return run_dir

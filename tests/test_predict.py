@@ -198,11 +198,28 @@ def test_the_nearest_neighbour_score_by_hand():
     from tfcourse.evaluation import novelty
 
     bank = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
-    score = novelty.NearestTraining(lambda x: x, bank, k=1)
+    score = novelty.NearestTraining(lambda x: [x], bank, k=1)
     # normalised: (1,0), (0,1), (0.707, 0.707); the query (2, 0) -> (1, 0) is on the first entry
     assert score(np.array([[2.0, 0.0]]))[0] == pytest.approx(0.0, abs=1e-6)
     # (-1, 0): nearest is (0,1) or (0.707,0.707)? distances sqrt(2)=1.414 and sqrt(1.707^2+0.5)=1.848
     assert score(np.array([[-1.0, 0.0]]))[0] == pytest.approx(np.sqrt(2), rel=1e-6)
+    # two layers, each in units of its own 50th-percentile distance over the scale images; the largest wins.
+    # Layer 1 sees x, layer 2 sees x with its coordinates swapped. Scale images (0, 2): 0 at both layers;
+    # (-1, 0): sqrt(2) at layer 1, and at layer 2 ((0, -1): sqrt(2) from (1, 0)); medians sqrt(2) / 2
+    both = novelty.NearestTraining(
+        lambda x: [x, x[:, ::-1]], bank, np.array([[0.0, 2.0], [-1.0, 0.0]]), k=1, quantile=0.5
+    )
+    assert both.scales == pytest.approx([np.sqrt(2) / 2] * 2)
+    # (0.2, -1) -> (0.196, -0.981); layer 1: nearest (1, 0) at sqrt(2 - 2 * 0.196) = 1.2680; layer 2 sees
+    # (-0.981, 0.196): nearest (0, 1) at the same 1.2680. The score: 1.2680 / (sqrt(2) / 2) = 1.7932
+    query = np.array([[0.2, -1.0]])
+    assert both.per_layer(query)[0] == pytest.approx([1.2680, 1.2680], abs=1e-4)
+    assert both(query)[0] == pytest.approx(1.7932, abs=1e-4)
+    lopsided = novelty.NearestTraining(
+        lambda x: [x, 2 * x], bank, np.array([[0.0, 2.0], [-1.0, 0.0]]), k=1, quantile=0.5
+    )
+    lopsided.scales = np.array([1.0, 0.5])  # layer 2's unit is half layer 1's: its distance counts double
+    assert lopsided(query)[0] == pytest.approx(2 * 1.2680, abs=1e-4)
     calibration = novelty.calibrate(lambda x: np.arange(101.0), np.zeros(101), "s", quantile=0.99)
     assert calibration["threshold"] == pytest.approx(99.0)
     assert list(novelty.flag([98.0, 99.5], calibration)) == [False, True]

@@ -20,7 +20,7 @@ from tfcourse import data, rundir
 from tfcourse.config import INVERT_MODES
 from tfcourse.evaluation import artifacts, evaluate, novelty
 
-NEAREST = "distance to training images"  # the novelty score of a model with features (novelty.NearestTraining)
+NEAREST = "distance to training images"  # the novelty score of a model with features (novelty.NearestTraining, several layers)
 LIGHT_BORDER = 128  # mean border brightness (0..255) above which a picture is taken as dark-on-light
 
 
@@ -171,19 +171,20 @@ def _from_run(run, source: str, kind: str) -> Predictor:
 
 
 def _nearest_training(run, model):
-    """The deep-nearest-neighbours score over a sample of the run's training images (``None``: not here)."""
+    """The deep-nearest-neighbours score over a sample of the run's training images, each layer scaled on
+    the validation sample the threshold is calibrated on (``None``: the data is not here)."""
     bank = novelty.split_images(run, "train", novelty.BANK_IMAGES)
-    if bank is None:
+    scale = novelty.split_images(run, "val", novelty.CALIBRATION_IMAGES)
+    if bank is None or scale is None:
         return None
-    features = novelty.feature_model(model)
+    features = novelty.feature_model(model, novelty.feature_layers(model))
 
-    def features_of(images: np.ndarray) -> np.ndarray:
-        chunks = range(0, len(images), 512)
-        return np.concatenate(
-            [np.asarray(features(run.model_inputs(images[i : i + 512]), training=False)) for i in chunks]
-        )
+    def features_of(images: np.ndarray) -> List[np.ndarray]:
+        chunks = [features(run.model_inputs(images[i : i + 512]), training=False) for i in range(0, len(images), 512)]
+        chunks = [chunk if isinstance(chunk, (list, tuple)) else [chunk] for chunk in chunks]  # one layer: a tensor
+        return [np.concatenate([np.asarray(chunk[j]) for chunk in chunks]) for j in range(len(features.outputs))]
 
-    return novelty.NearestTraining(features_of, bank)
+    return novelty.NearestTraining(features_of, bank, scale)
 
 
 def _from_export(run) -> Predictor:

@@ -1,23 +1,34 @@
 """Is an input unlike anything the model was trained on?
 
 The score ``predict`` reports is the **distance to the nearest training images in the model's own feature
-space** (Sun, Ming, Zhu and Li, "Out-of-Distribution Detection with Deep Nearest Neighbors", ICML 2022): the
-penultimate features (the input of the ``logits`` layer), L2-normalised, of a seeded sample of the training
-images form a bank; an input's score is the distance to its ``NEIGHBOURS``-th nearest bank entry
-(scikit-learn's ``NearestNeighbors``). The threshold is **calibrated on the run's validation split** (never
-the test split): its ``QUANTILE`` (99th percentile) score, so about 1 in 100 images like the training data is
-flagged.
+space** (Sun, Ming, Zhu and Li, "Out-of-Distribution Detection with Deep Nearest Neighbors", ICML 2022),
+taken at **several depths** and combined, as the feature ensemble of Lee, Lee, Lee and Shin ("A Simple
+Unified Framework for Detecting Out-of-Distribution Samples and Adversarial Attacks", NeurIPS 2018) does:
 
-Why not the logits: a model trained with label smoothing (the fast recipe's) keeps its logits in a narrow
-band for every input; on the README's vgg run the energy score (Liu et al., NeurIPS 2020,
-``-logsumexp(logits)``) put both sample photos below its 99th-percentile threshold (a one-off measurement,
-not yet a results file). Without a Keras model (an export whose run folder is gone) ``predict`` falls back to
-the negative maximum softmax probability (Hendrycks and Gimpel, ICLR 2017), calibrated the same way.
+- the layers (``feature_layers``): the first layer at each spatial size below the input's (in a VGG-style
+  net, each block's pooling; in a ResNet, each strided stage) averaged over its positions, and the
+  penultimate features (the input of the ``logits`` layer), each L2-normalised;
+- at each layer, an input's distance to its ``NEIGHBOURS``-th nearest entry of a bank of a seeded sample of
+  the training images (scikit-learn's ``NearestNeighbors``), divided by that layer's ``QUANTILE`` distance
+  over the validation sample, so every layer speaks in the same unit; the score is the largest of them.
+  Lee et al. weight the layers by a regression fitted on out-of-distribution examples; taking the largest
+  needs none, and an input is flagged by whichever depth finds it strange: early layers see texture and
+  background (a photo), the penultimate one sees shape (a garment-like silhouette of another kind).
+
+The threshold is **calibrated on the run's validation split** (never the test split): the ``QUANTILE``
+(99th percentile) of that score, so about 1 in 100 images like the training data is flagged.
+
+Why not the logits or the penultimate features alone: a model trained with label smoothing (the fast
+recipe's) keeps its logits in a narrow band for every input, and photos shrunk to a Fashion-MNIST frame
+can look garment-like in shape. ``benchmarks/novelty.py`` measures each choice (AUROC on digits, faces
+and photos against the test images, and the share flagged) in ``benchmarks/results/novelty.md``. Without
+a Keras model (an export whose run folder is gone) ``predict`` falls back to the negative maximum softmax
+probability (Hendrycks and Gimpel, ICLR 2017), calibrated the same way.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -62,15 +73,32 @@ def split_images(run, split: str, count: int, seed: int = 0) -> Optional[np.ndar
     return images if len(images) else None
 
 
-def feature_model(model):
-    """The model up to its penultimate features: the input of its ``logits`` layer (its last layer's input
-    when there is none by that name)."""
+def feature_layers(model) -> List[str]:
+    """The layers whose features the score compares: the first layer at each spatial size below the input's
+    (4-D outputs), then the penultimate features (the input of the ``logits`` layer, or of the last layer)."""
+    input_size = tuple(model.inputs[0].shape[1:3])
+    first_at: Dict[tuple, str] = {}
+    for layer in model.layers:
+        shape = tuple(getattr(layer.output, "shape", ()))
+        if len(shape) == 4 and shape[1:3] != input_size and shape[1:3] not in first_at:
+            first_at[shape[1:3]] = layer.name
+    return list(first_at.values()) + [PENULTIMATE]
+
+
+PENULTIMATE = "penultimate"
+
+
+def feature_model(model, layers: Sequence[str]):
+    """The model up to each of ``layers`` (``PENULTIMATE``: the input of its ``logits`` layer), one output
+    each, averaged over positions where the output is spatial."""
     import keras
 
     names = [layer.name for layer in model.layers]
     last = model.get_layer("logits") if "logits" in names else model.layers[-1]
+    outputs = [last.input if name == PENULTIMATE else model.get_layer(name).output for name in layers]
+    outputs = [keras.ops.mean(out, axis=(1, 2)) if len(out.shape) == 4 else out for out in outputs]
     inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs  # one image input: no list (Keras warns)
-    return keras.Model(inputs, last.input)
+    return keras.Model(inputs, outputs)
 
 
 def normalised(features: np.ndarray) -> np.ndarray:
@@ -79,18 +107,42 @@ def normalised(features: np.ndarray) -> np.ndarray:
 
 
 class NearestTraining:
-    """The deep-nearest-neighbours score: distance to the ``k``-th nearest training image in feature space."""
+    """The deep-nearest-neighbours score at several layers: at each, the distance to the ``k``-th nearest
+    training image in feature space over that layer's ``quantile`` distance on ``scale_images``; the largest.
 
-    def __init__(self, features_of: Callable[[np.ndarray], np.ndarray], train_images: np.ndarray, k: int = NEIGHBOURS):
+    Args:
+        features_of: Images -> one feature array (N, D) per layer.
+        train_images: The bank's images.
+        scale_images: Images like the training data (the validation sample) that set each layer's unit;
+            ``None``: no scaling (one layer, or a test by hand).
+    """
+
+    def __init__(
+        self,
+        features_of: Callable[[np.ndarray], List[np.ndarray]],
+        train_images: np.ndarray,
+        scale_images: Optional[np.ndarray] = None,
+        k: int = NEIGHBOURS,
+        quantile: float = QUANTILE,
+    ):
         from sklearn.neighbors import NearestNeighbors
 
         self.features_of = features_of
         self.k = min(k, len(train_images))
-        self.index = NearestNeighbors(n_neighbors=self.k).fit(normalised(features_of(train_images)))
+        self.indexes = [NearestNeighbors(n_neighbors=self.k).fit(normalised(f)) for f in features_of(train_images)]
+        self.scales = np.ones(len(self.indexes))
+        if scale_images is not None:
+            self.scales = np.maximum(np.quantile(self.per_layer(scale_images), quantile, axis=0), 1e-12)
+
+    def per_layer(self, images: np.ndarray) -> np.ndarray:
+        """Each image's distance to its ``k``-th nearest bank entry at each layer, unscaled (N, layers)."""
+        features = self.features_of(images)
+        return np.stack(
+            [index.kneighbors(normalised(f))[0][:, -1] for index, f in zip(self.indexes, features)], axis=1
+        ).astype(np.float64)
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
-        distances, _ = self.index.kneighbors(normalised(self.features_of(images)))
-        return distances[:, -1].astype(np.float64)
+        return (self.per_layer(images) / self.scales).max(axis=1)
 
 
 def auroc(inside: np.ndarray, outside: np.ndarray) -> float:
