@@ -1,14 +1,22 @@
-"""Where do class activation maps put their heat, and what do the explanation methods cost?
+"""How faithful is each explanation method to each image model, and what do the layer and the head change?
 
-For each trained run folder (default: the Fashion-MNIST runs of ``compare_models.py``), on the first
-``--examples`` correctly classified test images (their true class explained), for each CAM method
-at the default layer (and any ``--layers``): the mean heat inside the object's silhouette (pixels
-> 0) over the mean heat on the background, the share of all heat inside, how many maps are blank,
-the correlation of tf-keras-vis's Grad-CAM with the direct ``tf.GradientTape`` one, and
-milliseconds per image. All methods of one run are measured in the same process, side by side.
+For each image run (``_runs.IMAGE_RUNS``: trained here with the quick recipe, or reused when exactly that
+configuration), every map method that applies (Grad-CAM, Grad-CAM++, Score-CAM at the default layer, the
+CAM methods also one resolution earlier; saliency, SmoothGrad) is measured by the same code as
+``python -m tfcourse.explain RUN --evaluate`` (``tfcourse.pages.faithfulness_page.measure``) on the same
+seeded ``--images`` validation images (never the test images), each image's true class explained:
 
-    python benchmarks/explain_quality.py                       # ~3 min on 2 cores
-    python benchmarks/explain_quality.py --runs RUN [RUN ...] --layers cnn=block0_conv0_relu
+- deletion and insertion AUC (mean ± std over the images) beside a random map's and a Sobel edge map's;
+- how many images the method beats the random map on, image by image;
+- the cascading randomisation check (median |Spearman rho| with the original maps after re-initialising
+  the top 3 weighted layers; passes below 0.5);
+- the silhouette ratio (mean heat on the garment over the background) and milliseconds per image.
+
+A second table holds the trade of item 4 side by side: per run, its test accuracy and training seconds,
+the map the run report would show (``run_page.choose_faithful`` among its candidates) and the most
+faithful (method, layer) measured here, each as its insertion-minus-deletion margin over the random map's.
+
+    python benchmarks/explain_quality.py              # ~25 min with the runs trained, ~40 min without
 """
 
 from __future__ import annotations
@@ -16,80 +24,142 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
-import numpy as np
-from _tables import publish  # benchmarks/ is on sys.path when a script in it runs
+from _runs import IMAGE_RUNS, IMAGE_RUNS_FOLDER, image_run, read_run_file  # benchmarks/ is on sys.path
+from _tables import publish
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
-# cnn_gap is the cnn with a global-average-pooling head, trained like compare_models.py trains cnn:
-#   python -m tfcourse.train --model cnn --split official --epochs 20 --hp head=gap \
-#       --output-dir benchmarks/results/compare_models/cnn_gap
-DEFAULT_RUNS = [
-    os.path.join(HERE, "results", "compare_models", name) for name in ("cnn", "cnn_gap", "vgg", "resnet_small")
-]
-METHODS = ("gradcam", "gradcam_tape", "gradcam++", "scorecam", "saliency", "smoothgrad")
+DEFAULT_RUNS = ["vgg", "vgg_gap", "cnn", "cnn_gap", "resnet_small", "cnn_attention"]
+METHODS = ("gradcam", "gradcam++", "scorecam", "saliency", "smoothgrad")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", nargs="+", default=DEFAULT_RUNS)
-    parser.add_argument(
-        "--layers", nargs="*", default=["cnn=block0_conv0_relu"], help="extra layers to measure, RUNNAME=LAYER"
+def earlier_layer(model, layer: str):
+    """The last layer with feature maps at the spatial size just above ``layer``'s (one resolution earlier),
+    or ``None`` when there is none."""
+    from tfcourse.explanations import cams
+
+    size = tuple(cams.find_layer(model, layer).output.shape[1:3])
+    larger = [
+        candidate
+        for candidate in model.layers
+        if cams._is_spatial(candidate)
+        and tuple(candidate.output.shape[1:3]) > size
+        and type(candidate).__name__ not in ("InputLayer", "Dropout", "SpatialDropout2D")
+    ]
+    nearest = [c for c in larger if tuple(c.output.shape[1:3]) == min(tuple(x.output.shape[1:3]) for x in larger)]
+    return nearest[-1].name if nearest else None
+
+
+def margin(entry, chance) -> float:
+    """Insertion minus deletion area, over the random map's (0 = no better than random)."""
+    return (entry["insertion"]["auc"] - entry["deletion"]["auc"]) - (
+        chance["insertion"]["auc"] - chance["deletion"]["auc"]
     )
-    parser.add_argument("--examples", type=int, default=200)
-    parser.add_argument("--out", default=os.path.join(HERE, "results", "explain_quality.md"))
-    args = parser.parse_args()
 
+
+def rows_of(name, measured):
+    n = measured["images"]
+    rows = []
+    for label, key in (("random map", "random"), ("Sobel edges", "edges")):
+        entry = measured["baselines"][key]
+        rows.append(
+            f"| {name} | *{label}* | | {entry['deletion']['auc']:.3f} ± {entry['deletion']['std']:.3f} | "
+            f"{entry['insertion']['auc']:.3f} ± {entry['insertion']['std']:.3f} | | | | |"
+        )
+    for method, entry in measured["methods"].items():
+        check = entry["randomisation"]
+        rows.append(
+            f"| {name} | {method.split('@')[0]} | {entry['layer'] or '(input)'} | "
+            f"{entry['deletion']['auc']:.3f} ± {entry['deletion']['std']:.3f} | "
+            f"{entry['insertion']['auc']:.3f} ± {entry['insertion']['std']:.3f} | "
+            f"{entry['beats_random']['deletion']} / {entry['beats_random']['insertion']} of {n} | "
+            f"{check['rank_correlation'][-1]:.2f} ({'passed' if check['passed'] else 'FAILED'}) | "
+            f"{entry['silhouette_ratio']:.2f} | {1000 * entry['seconds_per_image']:.1f} |"
+        )
+    return rows
+
+
+def measure_run(name, run_dir, images):
     from tfcourse import explanations
     from tfcourse.evaluation import artifacts
-    from tfcourse.pages import gallery
+    from tfcourse.pages import faithfulness_page, run_page
 
-    extra = {}
-    for item in args.layers:
-        name, layer = item.split("=", 1)
-        extra.setdefault(name, []).append(layer)
-    lines = [
-        f"Explanations on the first {args.examples} correctly classified test images of each run "
-        "(true class explained); heat ratio = mean heat inside the silhouette (pixels > 0) / mean heat outside.",
-        "",
-        "| run | method | layer | heat ratio in/out | share of heat inside | blank maps | "
-        "corr. with gradcam_tape | ms / image |",
-        "|---|---|---|---:|---:|---:|---:|---:|",
-    ]
-    for path in args.runs:
-        run = artifacts.load(path)
-        model = run.keras_model()
-        test = run.test_data()
-        predicted = run.predictions()["logits"].argmax(axis=1)
-        right = np.flatnonzero(predicted == test.labels)[: args.examples]
-        inputs, labels, raw = run.model_inputs(test.images[right]), test.labels[right], test.images[right]
-        for layer in [None] + extra.get(run.name, []):
-            reference = explanations.gradcam_tape(model, inputs, labels, layer=layer)
-            for method in METHODS:
-                if layer is not None and method not in explanations.CAM_METHODS:
-                    continue
-                explanations.explain(model, method, inputs[:4], labels[:4], layer=layer)  # warm-up (tracing)
-                start = time.perf_counter()
-                result = explanations.explain(model, method, inputs, labels, layer=layer)
-                seconds = time.perf_counter() - start
-                maps = result["maps"]
-                ratio = gallery.silhouette_ratio(maps, raw)
-                blank = int((maps.reshape(len(maps), -1).max(axis=1) == 0).sum())
-                corr = f"{gallery.correlation(maps, reference):.4f}" if method in explanations.CAM_METHODS else ""
-                lines.append(
-                    f"| {run.name} | {method} | {result['layer'] or '(input)'} | {ratio['ratio']:.2f} | "
-                    f"{ratio['share_inside']:.0%} | {blank} | {corr} | {1000 * seconds / len(maps):.1f} |"
-                )
-                print(lines[-1], flush=True)
-        accuracy = float((predicted == test.labels).mean())
-        lines.append(
-            f"| {run.name} | (silhouette area; test accuracy {accuracy:.2%}) | | | "
-            f"{ratio['area_inside']:.0%} of pixels | | | |"
-        )
-    publish("\n".join(lines) + "\n", args.out)
+    run = artifacts.load(run_dir)
+    model = run.keras_model()
+    applies = [m for m in METHODS if explanations.method_applies(model, m)]
+    print(f"{name}: {', '.join(applies)} on {images} validation images", flush=True)
+    measured = faithfulness_page.measure(run, model, applies, count=images)
+    cams = [m for m in applies if m in explanations.CAM_METHODS]
+    layer = earlier_layer(model, measured["methods"][cams[0]]["layer"]) if cams else None
+    if layer:
+        print(f"{name}: {', '.join(cams)} at {layer}", flush=True)
+        earlier = faithfulness_page.measure(run, model, cams, count=images, layer=layer)
+        measured["methods"].update({f"{m}@{layer}": entry for m, entry in earlier["methods"].items()})
+    chance = measured["baselines"]["random"]
+    report = {m: measured["methods"][m] for m in run_page.REPORT_CANDIDATES if m in measured["methods"]}
+    chosen = run_page.choose_faithful({"methods": report})
+    passed = {m: e for m, e in measured["methods"].items() if e["randomisation"]["passed"]} or measured["methods"]
+    best = max(passed, key=lambda m: margin(passed[m], chance))
+    metrics, record = read_run_file(run_dir, "metrics.json"), read_run_file(run_dir, "config.json")
+
+    def described(method):
+        entry = measured["methods"][method]
+        failed = "" if entry["randomisation"]["passed"] else ", FAILED the randomisation check"
+        return f"{method.split('@')[0]} at {entry['layer'] or '(input)'}: {margin(entry, chance):+.3f}{failed}"
+
+    trade = (
+        f"| {name} | {record['hyperparameters'].get('head', '')} | {100 * metrics['test_accuracy']:.2f}% | "
+        f"{metrics['train_seconds']:.0f} s | {described(chosen)} | {described(best)} |"
+    )
+    return rows_of(name, measured), trade
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", nargs="+", default=DEFAULT_RUNS, choices=list(IMAGE_RUNS))
+    parser.add_argument("--images", type=int, default=32, help="validation images per run (seeded)")
+    parser.add_argument("--results", default=IMAGE_RUNS_FOLDER, help="where the runs are trained or reused")
+    parser.add_argument("--out", default=os.path.join(HERE, "results", "explain_quality.md"))
+    args = parser.parse_args(argv)
+    from tfcourse.pages.run_page import REPORT_CANDIDATES
+
+    rows, trades, commands = [], [], []
+    for name in args.runs:
+        run_rows, trade = measure_run(name, image_run(name, args.results), args.images)
+        rows += run_rows
+        trades.append(trade)
+        commands.append(f"`{name}`: `python -m tfcourse.train {IMAGE_RUNS[name]}`")
+        print("\n".join(run_rows + [trade]), flush=True)
+    text = "\n".join(
+        [
+            f"Every map method that applies, on the same {args.images} seeded validation images of each run (true "
+            "class explained), measured as `python -m tfcourse.explain RUN --evaluate` measures. Deletion AUC: "
+            "lower is more faithful; insertion AUC: higher is. Beats random: images (of the sample) where the "
+            "map's area is better than the random map's on the same image. Randomisation: median |Spearman "
+            "rho| between the maps before and after re-initialising the top 3 weighted layers (passes below "
+            "0.5). A CAM method listed twice: at its default layer, then one resolution earlier.",
+            "",
+            "| run | map | layer | deletion AUC | insertion AUC | beats random (deletion / insertion) | "
+            "randomisation | silhouette ratio | ms / image |",
+            "|---|---|---|---:|---:|---:|---|---:|---:|",
+            *rows,
+            "",
+            "The trade, per run: margin = (insertion - deletion AUC) - the random map's (0 = no better than "
+            "random); the report's map is the one `python -m tfcourse.report` would show (chosen among "
+            f"{', '.join(REPORT_CANDIDATES)} at the "
+            "default layer); the most faithful is the best margin among every map above that passed the "
+            "randomisation check.",
+            "",
+            "| run | head | test accuracy | training time | the report's map (margin) | most faithful here (margin) |",
+            "|---|---|---:|---:|---|---|",
+            *trades,
+            "",
+            "Runs (seed 42, quick recipe: 4 epochs, same data, precision auto): " + "; ".join(commands) + ".",
+        ]
+    )
+    publish(text + "\n", args.out)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

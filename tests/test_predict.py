@@ -181,6 +181,47 @@ def test_novelty_flags_test_images_at_about_the_calibrated_rate_and_noise_far_mo
     assert novelty.auroc(score(test.images), score(noise)) > 0.95
 
 
+def test_the_sample_photos_of_the_issue_are_flagged_as_unlike_the_training_data(cnn_run):
+    """matplotlib's grace_hopper.jpg and scikit-image's rocket.jpg, through predict's own path, on the digits
+    cnn: both above the threshold (the Fashion-MNIST runs: benchmarks/results/novelty.md)."""
+    import matplotlib
+    import skimage
+
+    from tfcourse.evaluation import inference, novelty
+
+    run_dir, _ = cnn_run
+    photos = [
+        os.path.join(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg"),
+        os.path.join(os.path.dirname(skimage.__file__), "data", "rocket.jpg"),
+    ]
+    predictor = inference.open_model(run_dir)
+    rows, skipped, _ = inference.predict_files(predictor, photos)
+    assert not skipped and [row["novelty"]["unlike_training_data"] for row in rows] == [True, True], rows
+    assert all(row["novelty"]["score"] == inference.NEAREST for row in rows)
+
+
+def test_the_novelty_layers_are_each_resolutions_first_and_the_penultimate():
+    import keras
+
+    from tfcourse.evaluation import novelty
+
+    image = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(4, 3, padding="same", name="conv_8")(image)
+    x = keras.layers.MaxPooling2D(name="pool_4")(x)
+    x = keras.layers.Conv2D(4, 3, padding="same", name="conv_4")(x)
+    x = keras.layers.Conv2D(4, 3, strides=2, padding="same", name="strided_2")(x)
+    x = keras.layers.ReLU(name="relu_2")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="features")(x)
+    model = keras.Model(image, keras.layers.Dense(3, name="logits")(x))
+    assert novelty.feature_layers(model) == ["pool_4", "strided_2", novelty.PENULTIMATE]
+    features = novelty.feature_model(model, novelty.feature_layers(model))
+    outputs = features(np.ones((2, 8, 8, 1), np.float32))
+    assert [tuple(out.shape) for out in outputs] == [(2, 4), (2, 4), (2, 4)]  # spatial ones averaged
+    x = np.random.default_rng(0).random((2, 8, 8, 1)).astype(np.float32)
+    pooled = keras.Model(image, model.get_layer("pool_4").output)(x).numpy().mean(axis=(1, 2))
+    assert np.allclose(features(x)[0], pooled, atol=1e-6)
+
+
 def test_novelty_fields_in_the_json_and_the_table(cnn_run, tmp_path, capsys):
     run_dir, _ = cnn_run
     noise = np.random.default_rng(1).integers(0, 256, (8, 8), dtype=np.uint8)  # the model's own size: no smoothing
