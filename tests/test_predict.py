@@ -187,7 +187,7 @@ def test_the_sample_photos_of_the_issue_are_flagged_as_unlike_the_training_data(
     import matplotlib
     import skimage
 
-    from tfcourse.evaluation import inference, novelty
+    from tfcourse.evaluation import inference
 
     run_dir, _ = cnn_run
     photos = [
