@@ -33,7 +33,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 QUANTILE = 0.99  # share of validation images under the threshold
-CALIBRATION_IMAGES = 2000  # a seeded sample of the validation split (all of it when smaller)
+CALIBRATION_IMAGES = 6000  # a seeded sample of the validation split (all of it when smaller)
 BANK_IMAGES = 5000  # a seeded sample of the training split whose features are the bank
 NEIGHBOURS = 10
 
