@@ -212,14 +212,14 @@ def evaluate(
         model: The Keras model the methods explain.
         predict: Raw images -> class probabilities (``curves``).
         to_inputs: Raw images -> the model's inputs (the run's normalisation).
-        methods: ``{name: (model, inputs) -> {"maps": (N, H, W), "layer": name or None}}``.
+        methods: ``{name: (model, inputs, class_ids) -> {"maps": (N, H, W), "layer": name or None}}``.
 
     Returns:
         ``{"baselines": {"random": score, "edges": score}, "methods": {name: score + "layer", "seconds_per_image",
         "randomisation"}, "images": N, "steps", "seed"}``.
     """
     say = progress or (lambda text: None)
-    images = np.asarray(images)
+    images, class_ids = np.asarray(images), np.asarray(class_ids)
     inputs = to_inputs(images)
     height, width = images.shape[1:3]
     result: Dict[str, Any] = {
@@ -234,9 +234,9 @@ def evaluate(
     }
     for name, method in methods.items():
         say(f"faithfulness of {name} ...")
-        method(model, inputs[:2])  # warm-up: the first call traces; the time below is the method's own
+        method(model, inputs[:2], class_ids[:2])  # warm-up: the first call traces; the time below is the method's
         started = time.perf_counter()
-        explained = method(model, inputs)
+        explained = method(model, inputs, class_ids)
         seconds = (time.perf_counter() - started) / max(1, len(images))
         entry = score(predict, images, class_ids, explained["maps"], steps, seed)
         entry["layer"] = explained.get("layer")
@@ -248,7 +248,7 @@ def evaluate(
         }
         entry["maps"] = np.asarray(explained["maps"])  # for the caller's own measures; not JSON
         entry["randomisation"] = randomisation_check(
-            model, lambda candidate, method=method: method(candidate, inputs)["maps"], depth, seed
+            model, lambda candidate, method=method: method(candidate, inputs, class_ids)["maps"], depth, seed
         )
         result["methods"][name] = entry
     return result

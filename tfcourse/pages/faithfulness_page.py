@@ -57,7 +57,7 @@ def measure(
 
     def method_of(name: str) -> Callable:
         chosen_layer = layer if name in explanations.CAM_METHODS else None
-        return lambda candidate, inputs: explanations.explain(candidate, name, inputs, labels, layer=chosen_layer)
+        return lambda candidate, inputs, ids: explanations.explain(candidate, name, inputs, ids, layer=chosen_layer)
 
     result = faithfulness.evaluate(
         model,
