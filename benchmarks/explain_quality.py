@@ -33,23 +33,6 @@ DEFAULT_RUNS = ["vgg", "vgg_gap", "cnn", "cnn_gap", "resnet_small", "cnn_attenti
 METHODS = ("gradcam", "gradcam++", "scorecam", "saliency", "smoothgrad")
 
 
-def earlier_layer(model, layer: str):
-    """The last layer with feature maps at the spatial size just above ``layer``'s (one resolution earlier),
-    or ``None`` when there is none."""
-    from tfcourse.explanations import cams
-
-    size = tuple(cams.find_layer(model, layer).output.shape[1:3])
-    larger = [
-        candidate
-        for candidate in model.layers
-        if cams._is_spatial(candidate)
-        and tuple(candidate.output.shape[1:3]) > size
-        and type(candidate).__name__ not in ("InputLayer", "Dropout", "SpatialDropout2D")
-    ]
-    nearest = [c for c in larger if tuple(c.output.shape[1:3]) == min(tuple(x.output.shape[1:3]) for x in larger)]
-    return nearest[-1].name if nearest else None
-
-
 def margin(entry, chance) -> float:
     """Insertion minus deletion area, over the random map's (0 = no better than random)."""
     return (entry["insertion"]["auc"] - entry["deletion"]["auc"]) - (
@@ -58,21 +41,25 @@ def margin(entry, chance) -> float:
 
 
 def rows_of(name, measured):
+    from tfcourse.pages import faithfulness_page
+
     n = measured["images"]
     rows = []
     for label, key in (("random map", "random"), ("Sobel edges", "edges")):
         entry = measured["baselines"][key]
         rows.append(
             f"| {name} | *{label}* | | {entry['deletion']['auc']:.3f} ± {entry['deletion']['std']:.3f} | "
-            f"{entry['insertion']['auc']:.3f} ± {entry['insertion']['std']:.3f} | | | | |"
+            f"{entry['insertion']['auc']:.3f} ± {entry['insertion']['std']:.3f} | | | | | |"
         )
     for method, entry in measured["methods"].items():
-        check = entry["randomisation"]
+        check, gain = entry["randomisation"], entry["gain_over_random"]
         rows.append(
-            f"| {name} | {method.split('@')[0]} | {entry['layer'] or '(input)'} | "
+            f"| {name} | {faithfulness_page.split_candidate(method)[0]} | {entry['layer'] or '(input)'} | "
             f"{entry['deletion']['auc']:.3f} ± {entry['deletion']['std']:.3f} | "
             f"{entry['insertion']['auc']:.3f} ± {entry['insertion']['std']:.3f} | "
             f"{entry['beats_random']['deletion']} / {entry['beats_random']['insertion']} of {n} | "
+            f"{gain['deletion']['mean']:+.3f} ± {gain['deletion']['std']:.3f} / "
+            f"{gain['insertion']['mean']:+.3f} ± {gain['insertion']['std']:.3f} | "
             f"{check['rank_correlation'][-1]:.2f} ({'passed' if check['passed'] else 'FAILED'}) | "
             f"{entry['silhouette_ratio']:.2f} | {1000 * entry['seconds_per_image']:.1f} |"
         )
@@ -87,16 +74,13 @@ def measure_run(name, run_dir, images):
     run = artifacts.load(run_dir)
     model = run.keras_model()
     applies = [m for m in METHODS if explanations.method_applies(model, m)]
-    print(f"{name}: {', '.join(applies)} on {images} validation images", flush=True)
-    measured = faithfulness_page.measure(run, model, applies, count=images)
-    cams = [m for m in applies if m in explanations.CAM_METHODS]
-    layer = earlier_layer(model, measured["methods"][cams[0]]["layer"]) if cams else None
-    if layer:
-        print(f"{name}: {', '.join(cams)} at {layer}", flush=True)
-        earlier = faithfulness_page.measure(run, model, cams, count=images, layer=layer)
-        measured["methods"].update({f"{m}@{layer}": entry for m, entry in earlier["methods"].items()})
+    earlier = explanations.earlier_layer(model)
+    cams = [m for m in applies if m in explanations.CAM_METHODS] if earlier else []
+    candidates = applies + [faithfulness_page.candidate(m, earlier) for m in cams]
+    print(f"{name}: {', '.join(map(faithfulness_page.label, candidates))} on {images} validation images", flush=True)
+    measured = faithfulness_page.measure(run, model, candidates, count=images)
     chance = measured["baselines"]["random"]
-    report = {m: measured["methods"][m] for m in run_page.REPORT_CANDIDATES if m in measured["methods"]}
+    report = {m: measured["methods"][m] for m in run_page.report_candidates(model)}
     chosen = run_page.choose_faithful({"methods": report})
     passed = {m: e for m, e in measured["methods"].items() if e["randomisation"]["passed"]} or measured["methods"]
     best = max(passed, key=lambda m: margin(passed[m], chance))
@@ -105,7 +89,7 @@ def measure_run(name, run_dir, images):
     def described(method):
         entry = measured["methods"][method]
         failed = "" if entry["randomisation"]["passed"] else ", FAILED the randomisation check"
-        return f"{method.split('@')[0]} at {entry['layer'] or '(input)'}: {margin(entry, chance):+.3f}{failed}"
+        return f"{faithfulness_page.split_candidate(method)[0]} at {entry['layer'] or '(input)'}: {margin(entry, chance):+.3f}{failed}"
 
     trade = (
         f"| {name} | {record['hyperparameters'].get('head', '')} | {100 * metrics['test_accuracy']:.2f}% | "
@@ -121,7 +105,7 @@ def main(argv=None) -> int:
     parser.add_argument("--results", default=IMAGE_RUNS_FOLDER, help="where the runs are trained or reused")
     parser.add_argument("--out", default=os.path.join(HERE, "results", "explain_quality.md"))
     args = parser.parse_args(argv)
-    from tfcourse.pages.run_page import REPORT_CANDIDATES
+    from tfcourse.pages.run_page import REPORT_CANDIDATES, REPORT_FAITHFULNESS_IMAGES
 
     rows, trades, commands = [], [], []
     for name in args.runs:
@@ -135,20 +119,23 @@ def main(argv=None) -> int:
             f"Every map method that applies, on the same {args.images} seeded validation images of each run (true "
             "class explained), measured as `python -m tfcourse.explain RUN --evaluate` measures. Deletion AUC: "
             "lower is more faithful; insertion AUC: higher is. Beats random: images (of the sample) where the "
-            "map's area is better than the random map's on the same image. Randomisation: median |Spearman "
+            "map's area is better than the random map's on the same image; gain: by how much (the random "
+            "map's deletion area minus the map's; the map's insertion area minus the random map's), mean ± "
+            "std over the images. Randomisation: median |Spearman "
             "rho| between the maps before and after re-initialising the top 3 weighted layers (passes below "
             "0.5). A CAM method listed twice: at its default layer, then one resolution earlier.",
             "",
             "| run | map | layer | deletion AUC | insertion AUC | beats random (deletion / insertion) | "
-            "randomisation | silhouette ratio | ms / image |",
-            "|---|---|---|---:|---:|---:|---|---:|---:|",
+            "gain over random, image by image (deletion / insertion) | randomisation | silhouette ratio | "
+            "ms / image |",
+            "|---|---|---|---:|---:|---:|---:|---|---:|---:|",
             *rows,
             "",
             "The trade, per run: margin = (insertion - deletion AUC) - the random map's (0 = no better than "
-            "random); the report's map is the one `python -m tfcourse.report` would show (chosen among "
-            f"{', '.join(REPORT_CANDIDATES)} at the "
-            "default layer); the most faithful is the best margin among every map above that passed the "
-            "randomisation check.",
+            "random); the report's map is the one `python -m tfcourse.report` would choose from these "
+            f"measurements (among {', '.join(REPORT_CANDIDATES)}, the CAMs also one resolution earlier; the "
+            f"report itself measures {REPORT_FAITHFULNESS_IMAGES} images); the most faithful is the best margin "
+            "among every map above that passed the randomisation check.",
             "",
             "| run | head | test accuracy | training time | the report's map (margin) | most faithful here (margin) |",
             "|---|---|---:|---:|---|---|",

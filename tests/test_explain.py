@@ -185,3 +185,20 @@ def test_nested_layers_use_the_direct_gradcam_and_tf_keras_vis_methods_refuse_th
             explanations.explain(model, method, x, [0, 1])
     with pytest.raises(ValueError, match="cannot reach"):
         explanations.check_method(model, "activation_max", layer="base/conv")
+
+
+def test_the_earlier_layer_is_the_last_one_at_the_next_larger_size():
+    import keras
+
+    image = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(4, 3, padding="same", name="conv_a")(image)
+    x = keras.layers.ReLU(name="relu_a")(x)
+    x = keras.layers.MaxPooling2D(name="pool")(x)
+    x = keras.layers.Conv2D(4, 3, padding="same", name="conv_b")(x)
+    x = keras.layers.ReLU(name="relu_b")(x)
+    model = keras.Model(image, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(x)))
+    assert explanations.last_conv_layer(model) == "relu_b"
+    assert explanations.earlier_layer(model) == "relu_a"  # 8x8, the size above relu_b's 4x4; not the input
+    assert explanations.earlier_layer(model, "relu_a") is None  # nothing larger but the input
+    flat = keras.Input((4,))
+    assert explanations.earlier_layer(keras.Model(flat, keras.layers.Dense(2)(flat))) is None  # no convolutions

@@ -47,8 +47,15 @@ def test_training_writes_a_complete_report(cnn_run):
     from tfcourse import explanations
     from tfcourse.evaluation import artifacts
 
-    shown = re.search(r"The explanation shown is (\S+?)( on layer \S+)?, the most faithful of", markdown).group(1)
+    found = re.search(
+        r"The explanation shown is (\S+?)(?: on layer (\S+))?, the most faithful of (.+?) on 16 ", markdown
+    )
+    shown, layer, candidates = found.groups()
     assert shown in run_page.REPORT_CANDIDATES
+    # the CAMs are candidates at their default layer and one resolution earlier (the digits cnn has two blocks)
+    earlier = explanations.earlier_layer(artifacts.load(run_dir).keras_model())
+    assert earlier and f"gradcam ({earlier})" in candidates and f"gradcam++ ({earlier})" in candidates
+    assert re.search(r"image by image -?\d\.\d{3} ± \d\.\d{3} below the random map's, lower on \d+ of 16", markdown)
     assert "| random map (baseline) |" in markdown and "the randomisation check" in markdown
     assert f"figures/{shown.replace('+', '_plus')}.png" in markdown
     if shown not in explanations.CAM_METHODS:
@@ -59,7 +66,8 @@ def test_training_writes_a_complete_report(cnn_run):
     test = run.test_data()
     saved = np.load(os.path.join(run_dir, "predictions.npz"))
     right = np.flatnonzero(saved["logits"].argmax(axis=1) == test.labels)[:200]
-    maps = explanations.explain(run.keras_model(), shown, run.model_inputs(test.images[right]), test.labels[right])
+    inputs = run.model_inputs(test.images[right])
+    maps = explanations.explain(run.keras_model(), shown, inputs, test.labels[right], layer=layer)
     inside = maps["maps"][test.images[right][..., 0] > 0].mean()
     outside = maps["maps"][test.images[right][..., 0] == 0].mean()
     where = "on the object" if inside / outside > 1 else "mostly on the background"

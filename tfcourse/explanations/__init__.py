@@ -30,6 +30,7 @@ from tfcourse.explanations.cams import (  # noqa: F401
     _refuse_nested,
     _spatial_layer,
     activation_maximization,
+    earlier_layer,
     feature_model,
     find_layer,
     gradcam,

@@ -92,6 +92,30 @@ def last_conv_layer(model) -> str:
     )
 
 
+def earlier_layer(model, layer: Optional[str] = None) -> Optional[str]:
+    """The layer one resolution earlier than ``layer`` (default ``last_conv_layer``): the last layer whose
+    feature maps have the next larger spatial size (a block's rectified output before its pooling), or
+    ``None`` when there is none (the first block, a nested model's layer, a model without convolutions)."""
+    try:
+        layer = layer or last_conv_layer(model)
+    except ValueError:
+        return None
+    if _NESTED in layer:
+        return None
+    size = tuple(find_layer(model, layer).output.shape[1:3])
+    larger = [
+        candidate
+        for candidate in model.layers
+        if _is_spatial(candidate)
+        and type(candidate).__name__ not in ("InputLayer", "Dropout", "SpatialDropout2D")
+        and tuple(candidate.output.shape[1:3]) > size
+    ]
+    if not larger:
+        return None
+    nearest = min(tuple(candidate.output.shape[1:3]) for candidate in larger)
+    return [candidate for candidate in larger if tuple(candidate.output.shape[1:3]) == nearest][-1].name
+
+
 def find_layer(model, name: str):
     """The layer ``name`` of ``model`` or, for ``outer/inner``, of the nested model ``outer``."""
     try:

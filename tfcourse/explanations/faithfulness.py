@@ -242,10 +242,16 @@ def evaluate(
         entry["layer"] = explained.get("layer")
         entry["seconds_per_image"] = seconds
         chance = result["baselines"]["random"]
-        entry["beats_random"] = {  # paired, image by image: the map's area against the random map's
-            "deletion": int(np.sum(np.asarray(entry["deletion"]["per_image"]) < chance["deletion"]["per_image"])),
-            "insertion": int(np.sum(np.asarray(entry["insertion"]["per_image"]) > chance["insertion"]["per_image"])),
+        # paired, image by image: how much better than the random map's area on the same image (positive:
+        # better; deletion: the random map's area minus the map's), its mean and spread, and on how many images
+        gains = {
+            "deletion": np.asarray(chance["deletion"]["per_image"]) - entry["deletion"]["per_image"],
+            "insertion": np.asarray(entry["insertion"]["per_image"]) - chance["insertion"]["per_image"],
         }
+        entry["gain_over_random"] = {
+            kind: {"mean": float(g.mean()), "std": float(g.std())} for kind, g in gains.items()
+        }
+        entry["beats_random"] = {kind: int(np.sum(g > 0)) for kind, g in gains.items()}
         entry["maps"] = np.asarray(explained["maps"])  # for the caller's own measures; not JSON
         entry["randomisation"] = randomisation_check(
             model, lambda candidate, method=method: method(candidate, inputs, class_ids)["maps"], depth, seed

@@ -7,7 +7,7 @@ the cascading randomisation check, the silhouette ratio and the seconds each met
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -44,11 +44,29 @@ def validation_sample(run, count: int, seed: int):
     return images, labels, indices
 
 
+def candidate(method: str, layer: Optional[str] = None) -> str:
+    """The name of a map measured on a layer other than its default: ``gradcam@block1_conv1_relu``."""
+    return f"{method}@{layer}" if layer else method
+
+
+def split_candidate(name: str) -> Tuple[str, Optional[str]]:
+    """``gradcam@block1_conv1_relu`` -> ``("gradcam", "block1_conv1_relu")``; ``saliency`` -> ``("saliency", None)``."""
+    method, _, layer = name.partition("@")
+    return method, layer or None
+
+
+def label(name: str) -> str:
+    """A candidate as a reader reads it: ``gradcam (block1_conv1_relu)``."""
+    method, layer = split_candidate(name)
+    return f"{method} ({layer})" if layer else method
+
+
 def measure(
     run, model, methods: Sequence[str], count: int = IMAGES, layer: Optional[str] = None, seed: int = 0, progress=None
 ) -> Dict[str, Any]:
     """Every method's faithfulness on ``count`` validation images of ``run`` (each image's true class
-    explained), the baselines', and each method's silhouette ratio."""
+    explained), the baselines', and each method's silhouette ratio. A CAM method is measured on ``layer``
+    (default its own), or on the layer its name gives (``candidate``: ``gradcam@block1_conv1_relu``)."""
     model = float32_copy(model)
     images, labels, indices = validation_sample(run, count, seed)
 
@@ -56,8 +74,9 @@ def measure(
         return evaluate.softmax(np.asarray(model(run.model_inputs(raw), training=False), dtype=np.float32))
 
     def method_of(name: str) -> Callable:
-        chosen_layer = layer if name in explanations.CAM_METHODS else None
-        return lambda candidate, inputs, ids: explanations.explain(candidate, name, inputs, ids, layer=chosen_layer)
+        method, named_layer = split_candidate(name)
+        chosen_layer = (named_layer or layer) if method in explanations.CAM_METHODS else None
+        return lambda candidate, inputs, ids: explanations.explain(candidate, method, inputs, ids, layer=chosen_layer)
 
     result = faithfulness.evaluate(
         model,
@@ -120,7 +139,7 @@ def summary_rows(result: Dict[str, Any]) -> list:
         verdict = f"{'passed' if check['passed'] else 'FAILED'} (rho {check['rank_correlation'][-1]:.2f})"
         rows.append(
             [
-                name,
+                split_candidate(name)[0],
                 entry.get("layer") or "",
                 auc(entry, "deletion"),
                 auc(entry, "insertion"),

@@ -228,17 +228,21 @@ def _example_titles(names, class_ids, positions, outputs) -> List[str]:
     ]
 
 
-def silhouette_measure(run, model, method: str, count: int = SILHOUETTE_EXAMPLES) -> Optional[Dict[str, Any]]:
+def silhouette_measure(
+    run, model, method: str, count: int = SILHOUETTE_EXAMPLES, layer: Optional[str] = None
+) -> Optional[Dict[str, Any]]:
     """Mean Grad-CAM heat inside the object (pixels > 0) over the mean on the background, on the
-    first ``count`` correctly classified test images (their true class explained)."""
+    first ``count`` correctly classified test images (their true class explained), ``method`` on ``layer``
+    (default its own)."""
     test = run.test_data()
     predictions = run.predictions()["logits"].argmax(axis=1)
     right = np.flatnonzero(predictions == test.labels)[:count]
     if len(right) == 0:
         return None
-    maps = explanations.explain(model, method, run.model_inputs(test.images[right]), test.labels[right])["maps"]
+    inputs = run.model_inputs(test.images[right])
+    maps = explanations.explain(model, method, inputs, test.labels[right], layer=layer)["maps"]
     ratio = silhouette_ratio(maps, test.images[right])
-    ratio.update(examples=int(len(right)), method=method, flatten_head=_has_flatten_head(model))
+    ratio.update(examples=int(len(right)), method=method, layer=layer, flatten_head=_has_flatten_head(model))
     return ratio
 
 

@@ -334,7 +334,7 @@ def _explanation_blocks(
             ]
         for method in explanation_methods:
             caption = (
-                f"{method}: one correctly classified test image per class"
+                f"{faithfulness_page.label(method)}: one correctly classified test image per class"
                 if method != "attention"
                 else "attention: one head's attention weights and the attention over the image's patches, one "
                 "correctly classified test image per class"
@@ -343,7 +343,9 @@ def _explanation_blocks(
     return blocks
 
 
-REPORT_CANDIDATES = ("gradcam", "gradcam++", "saliency")  # the maps the report measures and chooses from
+# The maps the report measures and chooses from: the CAMs at their default layer and one resolution earlier
+# (benchmarks/results/explain_quality.md: the earlier layer is the more faithful on some models, not all)
+REPORT_CANDIDATES = ("gradcam", "gradcam++", "saliency")
 REPORT_FAITHFULNESS_IMAGES = 16
 
 
@@ -362,14 +364,18 @@ def faithfulness_sentences(faithful: Dict[str, Any]) -> List[str]:
     n = measured["images"]
     where = f" on layer {entry['layer']}" if entry.get("layer") else ""
     check = entry["randomisation"]
+    gain = entry["gain_over_random"]
     lines = [
-        f"The explanation shown is {method}{where}, the most faithful of {', '.join(measured['methods'])} on {n} "
-        f"validation images. Removing its hottest pixels first, the class probability falls with an area of "
-        f"{entry['deletion']['auc']:.3f} under the curve, against {chance['deletion']['auc']:.3f} for a random map "
-        f"and {edges['deletion']['auc']:.3f} for Sobel edges (lower is more faithful; it beats the random map on "
-        f"{entry['beats_random']['deletion']} of {n} images); revealing them first, the area is "
-        f"{entry['insertion']['auc']:.3f} against {chance['insertion']['auc']:.3f} and {edges['insertion']['auc']:.3f} "
-        f"(higher is more faithful; better than random on {entry['beats_random']['insertion']} of {n})."
+        f"The explanation shown is {faithfulness_page.split_candidate(method)[0]}{where}, the most faithful of "
+        f"{', '.join(map(faithfulness_page.label, measured['methods']))} on {n} validation images. Removing its "
+        f"hottest pixels first, the class probability falls with an area of {entry['deletion']['auc']:.3f} under "
+        f"the curve, against {chance['deletion']['auc']:.3f} for a random map and {edges['deletion']['auc']:.3f} "
+        f"for Sobel edges (lower is more faithful; image by image {gain['deletion']['mean']:.3f} ± "
+        f"{gain['deletion']['std']:.3f} below the random map's, lower on {entry['beats_random']['deletion']} of "
+        f"{n} images); revealing them first, the area is {entry['insertion']['auc']:.3f} against "
+        f"{chance['insertion']['auc']:.3f} and {edges['insertion']['auc']:.3f} (higher is more faithful; "
+        f"{gain['insertion']['mean']:.3f} ± {gain['insertion']['std']:.3f} above the random map's, higher on "
+        f"{entry['beats_random']['insertion']} of {n})."
     ]
     if check["passed"]:
         lines.append(
@@ -386,9 +392,17 @@ def faithfulness_sentences(faithful: Dict[str, Any]) -> List[str]:
     return lines
 
 
-def _choose_explanations(model) -> List[str]:
-    """The map methods the report measures (Grad-CAM and Grad-CAM++ need convolutions; saliency always applies)."""
-    return [method for method in REPORT_CANDIDATES if explanations.method_applies(model, method)]
+def report_candidates(model) -> List[str]:
+    """The maps the report measures (Grad-CAM and Grad-CAM++ need convolutions, and are measured at their
+    default layer and one resolution earlier when there is one; saliency always applies)."""
+    earlier = explanations.earlier_layer(model)
+    found = []
+    for method in REPORT_CANDIDATES:
+        if explanations.method_applies(model, method):
+            found.append(method)
+            if method in explanations.CAM_METHODS and earlier:
+                found.append(faithfulness_page.candidate(method, earlier))
+    return found
 
 
 def _data_figures(run, test, names: List[str], figures: Dict[str, str], fig) -> Dict[str, Any]:
@@ -452,16 +466,19 @@ def _explanation_figures(run, figures: Dict[str, str], figures_dir: str, say):
     attention maps of an attention model) and, for a CAM, the silhouette measure: ``(methods, silhouette,
     faithful)``."""
     model = run.keras_model("the explanation gallery needs the Keras model")
-    candidates = _choose_explanations(model)
+    candidates = report_candidates(model)
     say("faithfulness of " + ", ".join(candidates))
     measured = faithfulness_page.measure(run, model, candidates, count=REPORT_FAITHFULNESS_IMAGES)
     chosen = choose_faithful(measured)
+    method, layer = faithfulness_page.split_candidate(chosen)
     methods = [chosen] + (["attention"] if explanations.method_applies(model, "attention") else [])
-    for method in methods:
-        say(f"{method} gallery")
-        written = gallery.write_explanations(run, model, [method], figures_dir, seed=0)
-        figures[f"explanations_{method}"] = [p for p in written if p.endswith(".png")][0]
-    silhouette = gallery.silhouette_measure(run, model, chosen) if chosen in explanations.CAM_METHODS else None
+    for name in methods:
+        say(f"{faithfulness_page.label(name)} gallery")
+        shown, shown_layer = faithfulness_page.split_candidate(name)
+        written = gallery.write_explanations(run, model, [shown], figures_dir, layer=shown_layer, seed=0)
+        figures[f"explanations_{name}"] = [p for p in written if p.endswith(".png")][0]
+    cam = method in explanations.CAM_METHODS
+    silhouette = gallery.silhouette_measure(run, model, method, layer=layer) if cam else None
     return methods, silhouette, {"method": chosen, "measured": measured}
 
 
