@@ -16,7 +16,7 @@ A second table holds the trade of item 4 side by side: per run, its test accurac
 the map the run report would show (``run_page.choose_faithful`` among its candidates) and the most
 faithful (method, layer) measured here, each as its insertion-minus-deletion margin over the random map's.
 
-    python benchmarks/explain_quality.py              # ~25 min with the runs trained, ~40 min without
+    python benchmarks/explain_quality.py              # ~20 min with the runs trained, ~35 min without
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def measure_run(name, run_dir, images):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", nargs="+", default=DEFAULT_RUNS, choices=list(IMAGE_RUNS))
-    parser.add_argument("--images", type=int, default=32, help="validation images per run (seeded)")
+    parser.add_argument("--images", type=int, default=64, help="validation images per run (seeded)")
     parser.add_argument("--results", default=IMAGE_RUNS_FOLDER, help="where the runs are trained or reused")
     parser.add_argument("--out", default=os.path.join(HERE, "results", "explain_quality.md"))
     args = parser.parse_args(argv)
