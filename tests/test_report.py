@@ -71,18 +71,35 @@ def test_training_writes_a_complete_report(cnn_run):
     inside = maps["maps"][test.images[right][..., 0] > 0].mean()
     outside = maps["maps"][test.images[right][..., 0] == 0].mean()
     where = "on the object" if inside / outside > 1 else "mostly on the background"
-    assert f"{shown} heat sits {where}: on {len(right)} correctly classified" in markdown
+    on_layer = f" (on layer {layer})" if layer else ""
+    assert f"{shown} heat sits {where}{on_layer}: on {len(right)} correctly classified" in markdown
     assert f"is {inside / outside:.2f}x the mean heat on the background" in markdown
 
 
 def test_the_report_shows_the_most_faithful_map_that_passed_the_randomisation_check():
     def entry(deletion, insertion, passed):
-        return {"deletion": {"auc": deletion}, "insertion": {"auc": insertion}, "randomisation": {"passed": passed}}
+        return {
+            "deletion": {"per_image": deletion},
+            "insertion": {"per_image": insertion},
+            "randomisation": {"passed": passed},
+        }
 
-    measured = {"methods": {"gradcam": entry(0.3, 0.5, True), "saliency": entry(0.2, 0.7, False)}}
-    assert run_page.choose_faithful(measured) == "gradcam"  # saliency's margin is larger, but it failed the check
-    measured["methods"]["gradcam++"] = entry(0.25, 0.6, True)
+    # per-image margins (insertion - deletion): gradcam 0.2, 0.2, 0.2, 0.2
+    measured = {
+        "methods": {
+            "gradcam": entry([0.3] * 4, [0.5] * 4, True),
+            "saliency": entry([0.2] * 4, [0.7] * 4, False),  # margin 0.5, but it failed the check
+        }
+    }
+    assert run_page.choose_faithful(measured) == "gradcam"
+    # gradcam++: margins 0.5, 0.3, 0.4, 0.2 -> differences with gradcam 0.3, 0.1, 0.2, 0.0: mean 0.15, std
+    # (ddof 1) 0.129, standard error 0.0645 < 0.15: a clear gain, it is chosen
+    measured["methods"]["gradcam++"] = entry([0.2, 0.3, 0.2, 0.3], [0.7, 0.6, 0.6, 0.5], True)
     assert run_page.choose_faithful(measured) == "gradcam++"
+    # margins 0.5, 0.1, 0.4, 0.0 -> differences 0.3, -0.1, 0.2, -0.2: mean 0.05, std 0.238, standard
+    # error 0.119 > 0.05: a better mean but a near tie, the default stays
+    measured["methods"]["gradcam++"] = entry([0.2, 0.5, 0.2, 0.5], [0.7, 0.6, 0.6, 0.5], True)
+    assert run_page.choose_faithful(measured) == "gradcam"
     for name in measured["methods"]:
         measured["methods"][name]["randomisation"]["passed"] = False
     assert run_page.choose_faithful(measured) == "saliency"  # none passed: the best margin, and the report warns
@@ -216,3 +233,28 @@ def test_the_render_check_fails_on_a_console_error_and_an_uncaught_exception(tmp
     assert not result["ok"] and result["broken"] == [] and any("boom" in error for error in result["errors"])
     result = browser.check_page(_page(tmp_path, f'<img src="{PIXEL}" alt="fine"><script>null.nothing()</script>'))
     assert not result["ok"] and any("TypeError" in error for error in result["errors"])
+
+
+def test_the_discussion_says_when_plain_edges_do_as_well_as_the_shown_map():
+    def area(auc):
+        return {"auc": auc, "per_image": [auc] * 4}
+
+    def measured(edge_deletion):
+        method = {
+            "deletion": area(0.30),
+            "insertion": area(0.50),
+            "layer": "block1",
+            "gain_over_random": {"deletion": {"mean": 0.1, "std": 0.1}, "insertion": {"mean": 0.1, "std": 0.1}},
+            "beats_random": {"deletion": 3, "insertion": 3},
+            "randomisation": {"passed": True, "layers": ["a", "b", "c"], "rank_correlation": [0.4, 0.3, 0.2]},
+        }
+        baselines = {
+            "random": {"deletion": area(0.40), "insertion": area(0.40)},
+            "edges": {"deletion": area(edge_deletion), "insertion": area(0.45)},
+        }
+        return {"method": "gradcam", "measured": {"images": 4, "methods": {"gradcam": method}, "baselines": baselines}}
+
+    text = " ".join(run_page.faithfulness_sentences(measured(0.35)))
+    assert "Sobel edge map" not in text and "passed the randomisation check" in text
+    text = " ".join(run_page.faithfulness_sentences(measured(0.28)))
+    assert "does as well or better on deletion (0.280 against 0.300)" in text and "insertion (" not in text

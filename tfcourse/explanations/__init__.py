@@ -13,6 +13,7 @@ This module is the methods' one entry point: ``METHODS``, ``explain``, ``check_m
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Dict, Optional, Sequence
 
 from tfcourse.explanations.attention import (  # noqa: F401  (the package's face)
@@ -59,6 +60,14 @@ def explain(
     """
     if method in CAM_METHODS:
         layer = _spatial_layer(model, layer)
+    with warnings.catch_warnings():
+        # tf-keras-vis hands a one-input model a list of one tensor; Keras 3 warns and reads it all the same
+        warnings.filterwarnings("ignore", message="The structure of `inputs` doesn't match", category=UserWarning)
+        maps = _maps(model, method, images, class_ids, layer, smooth_samples, seed)
+    return {"maps": maps, "layer": layer if method in CAM_METHODS else None}
+
+
+def _maps(model, method: str, images, class_ids, layer, smooth_samples: int, seed: int):
     if method == "gradcam":
         maps = gradcam(model, images, class_ids, layer)
     elif method == "gradcam++":
@@ -73,7 +82,7 @@ def explain(
         maps = saliency(model, images, class_ids, smooth_samples=smooth_samples, seed=seed)
     else:
         raise ValueError(f"Unknown method {method!r}; choose from {', '.join(METHODS)}.")
-    return {"maps": maps, "layer": layer if method in CAM_METHODS else None}
+    return maps
 
 
 def check_method(model, method: str, layer: Optional[str] = None) -> None:
