@@ -31,6 +31,7 @@ STEPS = 16  # slices of the pixels removed or revealed per curve (17 points with
 BLUR_SIGMA = 0.125  # the insertion canvas's Gaussian blur, as a share of the image's side (RISE blurs it)
 RANK_CORRELATION_LIMIT = 0.5  # the randomisation check passes below this median |Spearman rho|
 CASCADE_LAYERS = 3  # weighted layers re-initialised from the top, one more at each step
+PREDICT_IMAGES = 512  # images per model call when the curves are read
 
 
 def area(curve: np.ndarray) -> np.ndarray:
@@ -85,16 +86,27 @@ def curves(
     n, pixels = len(images), images.shape[1] * images.shape[2]
     ranks = pixel_ranks(maps, seed)[..., None]  # (N, H, W, 1): broadcast over the channels
     canvas = blurred(images) if canvas is None else np.asarray(canvas, dtype=np.float32)
-    rows = np.arange(n)
-    found = {"deletion": [], "insertion": []}
-    for k in range(steps + 1):
-        changed = ranks < round(k * pixels / steps)
-        for kind, batch in (
-            ("deletion", np.where(changed, 0.0, images)),
-            ("insertion", np.where(changed, images, canvas)),
-        ):
-            found[kind].append(predict(batch.astype(np.float32))[rows, np.asarray(class_ids)])
-    return {kind: np.stack(points, axis=1) for kind, points in found.items()}
+    rows, class_ids = np.arange(n), np.asarray(class_ids)
+    kinds = ("deletion", "insertion")
+
+    def batches():  # every step's deleted and inserted images, in step order
+        for k in range(steps + 1):
+            changed = ranks < round(k * pixels / steps)
+            yield np.where(changed, 0.0, images).astype(np.float32)
+            yield np.where(changed, images, canvas).astype(np.float32)
+
+    # one model call per PREDICT_IMAGES images, not one per step: a Keras call costs milliseconds however
+    # small the batch, and a curve has 2 x (steps + 1) batches
+    per_call = max(1, PREDICT_IMAGES // max(1, n))
+    points, pending = [], []
+    for batch in batches():
+        pending.append(batch)
+        if len(pending) == per_call:
+            points += np.split(predict(np.concatenate(pending)), len(pending))
+            pending = []
+    if pending:
+        points += np.split(predict(np.concatenate(pending)), len(pending))
+    return {kind: np.stack([p[rows, class_ids] for p in points[i::2]], axis=1) for i, kind in enumerate(kinds)}
 
 
 def random_maps(shape, seed: int = 0) -> np.ndarray:
