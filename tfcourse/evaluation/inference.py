@@ -20,7 +20,7 @@ from tfcourse import data, rundir
 from tfcourse.config import INVERT_MODES
 from tfcourse.evaluation import artifacts, evaluate, novelty
 
-NEAREST = "distance to training images"  # the novelty score of a model with features (novelty.NearestTraining, several layers)
+NEAREST = "distance to training images"  # the novelty score of a model with features (novelty.NearestTraining)
 LIGHT_BORDER = 128  # mean border brightness (0..255) above which a picture is taken as dark-on-light
 
 

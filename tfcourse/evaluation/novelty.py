@@ -36,6 +36,7 @@ QUANTILE = 0.99  # share of validation images under the threshold
 CALIBRATION_IMAGES = 6000  # a seeded sample of the validation split (all of it when smaller)
 BANK_IMAGES = 5000  # a seeded sample of the training split whose features are the bank
 NEIGHBOURS = 10
+PENULTIMATE = "penultimate"  # in feature_layers: the input of the logits layer
 
 
 def negative_max_probability(probabilities: np.ndarray) -> np.ndarray:
@@ -83,9 +84,6 @@ def feature_layers(model) -> List[str]:
         if len(shape) == 4 and shape[1:3] != input_size and shape[1:3] not in first_at:
             first_at[shape[1:3]] = layer.name
     return list(first_at.values()) + [PENULTIMATE]
-
-
-PENULTIMATE = "penultimate"
 
 
 def feature_model(model, layers: Sequence[str]):
