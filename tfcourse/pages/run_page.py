@@ -404,7 +404,7 @@ def faithfulness_sentences(faithful: Dict[str, Any]) -> List[str]:
     if worse:
         lines.append(
             "A plain Sobel edge map, which knows nothing of the model, does as well or better on "
-            f"{' and '.join(worse)}: on these images much of the class lies in the garment's outline, so read "
+            f"{' and '.join(worse)}: on these images much of the class lies in the object's outline, so read "
             "the map as where this model looks among the outline's pixels, not as proof that it looks nowhere else."
         )
     if check["passed"]:
@@ -497,7 +497,7 @@ def _explanation_figures(run, figures: Dict[str, str], figures_dir: str, say):
     faithful)``."""
     model = run.keras_model("the explanation gallery needs the Keras model")
     candidates = report_candidates(model)
-    say("faithfulness of " + ", ".join(candidates))
+    say("faithfulness of " + ", ".join(map(faithfulness_page.label, candidates)))
     measured = faithfulness_page.measure(run, model, candidates, count=REPORT_FAITHFULNESS_IMAGES)
     chosen = choose_faithful(measured)
     method, layer = faithfulness_page.split_candidate(chosen)
