@@ -381,6 +381,34 @@ def test_time_budget_stops_new_trials(tmp_path):
     assert 1 <= len(result.tuner.oracle.trials) < 50
 
 
+def test_a_trial_that_would_overrun_the_budget_stops_at_an_epoch_boundary_and_says_so(tmp_path):
+    """400 epochs of the digits mlp take far longer than a 6-second budget: the first trial stops at an
+    epoch boundary before the deadline, keeps the score of its epochs so far, and trials.csv and the search
+    page mark it as stopped by the budget; no second trial starts."""
+    config = TuneConfig(
+        model="mlp",
+        tuner="random",
+        max_trials=5,
+        epochs=400,
+        patience=400,
+        max_minutes=0.1,
+        directory=str(tmp_path),
+        data=DataConfig(dataset="digits"),
+    )
+    started = time.time()
+    result = search.run_search(config, verbose=0)
+    assert not result.finished and time.time() - started < 60
+    project = result.tuner.project_dir
+    with open(os.path.join(project, "trials.csv"), newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    stopped = [row for row in rows if row["stopped_by_budget"] == "True"]
+    assert stopped and all(row["score"] and 0 < int(row["epochs_trained"]) < 400 for row in stopped), rows
+    trial = json.loads(open(os.path.join(project, f"trial_{stopped[0]['trial_id']}", "trial.json")).read())
+    assert trial["status"] == "COMPLETED" and trial["score"] == pytest.approx(float(stopped[0]["score"]))
+    page = open(os.path.join(project, "search.md"), encoding="utf-8").read()
+    assert "COMPLETED, stopped by the time budget" in page and "stopped early by the time budget" in page
+
+
 def _spawn(args, cwd, env=None):
     return subprocess.Popen(
         [sys.executable, "-m", "tfcourse.tune", *args],

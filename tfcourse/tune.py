@@ -192,7 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-minutes",
         type=positive_float,
         default=None,
-        help="start no new trial after this many minutes (a time budget)",
+        help="a time budget: no new trial starts after this many minutes, and a running trial stops at the "
+        "epoch boundary that would overrun it (its score so far kept, marked in trials.csv)",
     )
     parser.add_argument("--directory", default=DEFAULTS.directory, help="root of the search directories")
     parser.add_argument(

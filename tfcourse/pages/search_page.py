@@ -113,7 +113,7 @@ def _trial_table(rows, ranked, hp_names, cv_folds: int):
         cells = [
             rank if row in ranked else "",
             row["trial_id"],
-            row.get("status"),
+            (row.get("status") or "") + (", stopped by the time budget" if row.get("stopped_by_budget") else ""),
             "" if score is None else f"{score:.4f}",
         ]
         if cv_folds:
@@ -194,6 +194,11 @@ def _overview(search: _Search) -> list:
         paragraph(
             f"{len(rows)} trials ("
             + ", ".join(f"{n} {status.lower()}" for status, n in counts.items())
+            + (
+                f"; {stopped} stopped early by the time budget, scored on their epochs so far"
+                if (stopped := sum(bool(row.get("stopped_by_budget")) for row in rows))
+                else ""
+            )
             + f"), {sum(row.get('wall_seconds') or 0 for row in rows):.0f} s of trial wall time on "
             f"{machine_description()}. " + (best or "No trial has a score yet.")
         ),

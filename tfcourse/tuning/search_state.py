@@ -134,7 +134,7 @@ def trial_rows(project_dir: str) -> List[Dict[str, Any]]:
 
     Returns:
         Dicts with ``trial_id``, ``status``, ``score``, ``best_epoch`` (1-based),
-        ``epochs_trained``, ``wall_seconds``, ``message`` and every hyperparameter
+        ``epochs_trained``, ``wall_seconds``, ``stopped_by_budget``, ``message`` and every hyperparameter
         (as ``hp/<name>``), in trial order.
 
     Raises:
@@ -170,6 +170,7 @@ def trial_rows(project_dir: str) -> List[Dict[str, Any]]:
             "best_epoch": stats.get("best_epoch"),
             "epochs_trained": stats.get("epochs_trained"),
             "wall_seconds": stats.get("wall_seconds"),
+            "stopped_by_budget": bool(stats.get("stopped_by_budget")),  # ended early at an epoch boundary
             "end_time": stats.get("end_time"),
             "tuner_id": stats.get("tuner_id"),
             "message": message.splitlines()[-1] if message else None,  # last line of a failure's traceback

@@ -116,6 +116,35 @@ def releasing_graph_gradients():
             gc.collect()
 
 
+class _Shared(dict):
+    """A dict every copy of which is itself: KerasTuner deep-copies a trial's callbacks, and what a copy
+    learns must reach the tuner."""
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+class EpochDeadline(keras.callbacks.Callback):
+    """Stops training at an epoch boundary when one more epoch, as long as the longest so far, would end
+    after ``deadline`` (``time.time()``); records that in ``found["stopped_by_budget"]``. The epochs already
+    trained keep their scores: KerasTuner scores the trial on its best epoch so far."""
+
+    def __init__(self, deadline: float, found: Optional[dict] = None):
+        super().__init__()
+        self.deadline, self.found = deadline, found if found is not None else _Shared()
+        self.longest, self.begun = 0.0, None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.begun = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = time.time()
+        self.longest = max(self.longest, now - (self.begun or now))
+        if now + self.longest > self.deadline:
+            self.model.stop_training = True
+            self.found["stopped_by_budget"] = True
+
+
 def _tuner_class(kind: str):
     """The KerasTuner class for ``kind``, extended to seed, time and describe each trial."""
     bases = {"random": kt.RandomSearch, "hyperband": kt.Hyperband, "bayesian": kt.BayesianOptimization}
@@ -144,6 +173,9 @@ def _tuner_class(kind: str):
             # registry cleaned too, earlier trials' graphs are freed. The seed makes each trial's
             # initialisation its own.
             self.hypermodel.trial_seed = self.hypermodel.base_seed + int(trial.trial_id)
+            found = _Shared()
+            if self.deadline is not None:  # a trial that would overrun the budget stops at an epoch boundary
+                kwargs = {**kwargs, "callbacks": [*kwargs.get("callbacks", []), EpochDeadline(self.deadline, found)]}
             start = time.perf_counter()
             objective = self.oracle.objective
             fold_scores = None
@@ -176,6 +208,7 @@ def _tuner_class(kind: str):
             }
             if fold_scores is not None:
                 stats["cv_scores"] = fold_scores
+            stats["stopped_by_budget"] = bool(found.get("stopped_by_budget"))
             rundir.write_json(os.path.join(self.get_trial_dir(trial.trial_id), TRIAL_STATS_FILE), stats)
             return histories
 
