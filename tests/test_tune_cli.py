@@ -409,6 +409,29 @@ def test_a_trial_that_would_overrun_the_budget_stops_at_an_epoch_boundary_and_sa
     assert "COMPLETED, stopped by the time budget" in page and "stopped early by the time budget" in page
 
 
+def test_the_search_leaves_the_budget_the_retrain_will_need(tmp_path):
+    """With a retrain to follow, the search ends once what is left of the budget would not cover it: the
+    best trial's seconds per epoch times the retrain's epochs, plus the fixed overhead. A retrain of 10,000
+    epochs cannot fit in 30 s, so no trial starts after the first (without the reserve, a dozen would)."""
+    config = TuneConfig(
+        model="mlp",
+        tuner="random",
+        max_trials=50,
+        epochs=2,
+        max_minutes=0.5,
+        directory=str(tmp_path),
+        data=DataConfig(dataset="digits"),
+    )
+    result = search.run_search(config, verbose=0, retrain=(10_000, "train"))
+    assert not result.finished and len(result.tuner.oracle.trials) == 1
+    (cost,) = result.tuner.trial_costs().values()
+    needed = result.tuner.reserve()
+    assert needed == pytest.approx(cost["seconds_per_epoch"] * 10_000 + search.RETRAIN_OVERHEAD_SECONDS)
+    # on train + val the epochs are longer by the share of validation images (180 on 1,437)
+    both = search.retrain_reserve(result.tuner, 10, "train+val", {"train": 1437, "val": 180})()
+    assert both == pytest.approx(cost["seconds_per_epoch"] * 10 * 1617 / 1437 + search.RETRAIN_OVERHEAD_SECONDS)
+
+
 def _spawn(args, cwd, env=None):
     return subprocess.Popen(
         [sys.executable, "-m", "tfcourse.tune", *args],

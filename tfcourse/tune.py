@@ -423,6 +423,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 role=args.role,
                 distribution_strategy=strategy,
                 top=args.top,
+                retrain=(args.retrain_epochs, args.retrain_on) if args.retrain and args.role != "worker" else None,
             )
             if args.retrain and args.role != "worker":
                 search.retrain_best(

@@ -129,9 +129,9 @@ class EpochDeadline(keras.callbacks.Callback):
     after ``deadline`` (``time.time()``); records that in ``found["stopped_by_budget"]``. The epochs already
     trained keep their scores: KerasTuner scores the trial on its best epoch so far."""
 
-    def __init__(self, deadline: float, found: Optional[dict] = None):
+    def __init__(self, deadline, found: Optional[dict] = None):
         super().__init__()
-        self.deadline, self.found = deadline, found if found is not None else _Shared()
+        self.deadline, self.found = deadline, found if found is not None else _Shared()  # deadline: or a callable
         self.longest, self.begun = 0.0, None
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -140,7 +140,8 @@ class EpochDeadline(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         now = time.time()
         self.longest = max(self.longest, now - (self.begun or now))
-        if now + self.longest > self.deadline:
+        deadline = self.deadline() if callable(self.deadline) else self.deadline
+        if deadline is not None and now + self.longest > deadline:
             self.model.stop_training = True
             self.found["stopped_by_budget"] = True
 
@@ -152,7 +153,10 @@ def _tuner_class(kind: str):
         raise ValueError(f"Unknown tuner {kind!r}; use one of {', '.join(TUNER_KINDS)}.")
 
     class CourseTuner(bases[kind]):
-        deadline: Optional[float] = None  # time.time() after which no new trial starts
+        deadline: Optional[float] = None  # time.time() at which the budget ends
+        # seconds the command needs after the search (the retrain --retrain asks for): the search ends that
+        # much before the deadline; a callable, since it depends on the best trial so far
+        reserve: Optional[Callable[[], float]] = None
         folds: Optional[Sequence[Any]] = None  # cross-validation: one Pipelines per fold (data.cv_folds)
         keep_checkpoints: Optional[int] = None  # trials whose best-epoch weights stay on disk (None: all)
         _fold = 0
@@ -164,8 +168,19 @@ def _tuner_class(kind: str):
                 self.oracle.save()  # made atomic by make_tuner
             rundir.write_text(self._get_tuner_fname(), json.dumps(self.get_state()))
 
+        def search_deadline(self) -> Optional[float]:
+            """When the search must end: the budget's end, less what the command needs after it."""
+            if self.deadline is None:
+                return None
+            return self.deadline - (self.reserve() if self.reserve else 0.0)
+
+        def trial_costs(self) -> Dict[str, Dict[str, float]]:
+            """Per trial this process ran: wall seconds per epoch trained and its best epoch (1-based)."""
+            return self.__dict__.setdefault("_trial_costs", {})
+
         def pre_create_trial(self):
-            if self.deadline is not None and time.time() >= self.deadline:
+            deadline = self.search_deadline()
+            if deadline is not None and time.time() >= deadline:
                 raise BudgetSpent()
 
         def run_trial(self, trial, *args, **kwargs):
@@ -175,7 +190,8 @@ def _tuner_class(kind: str):
             self.hypermodel.trial_seed = self.hypermodel.base_seed + int(trial.trial_id)
             found = _Shared()
             if self.deadline is not None:  # a trial that would overrun the budget stops at an epoch boundary
-                kwargs = {**kwargs, "callbacks": [*kwargs.get("callbacks", []), EpochDeadline(self.deadline, found)]}
+                stop = EpochDeadline(self.search_deadline, found)
+                kwargs = {**kwargs, "callbacks": [*kwargs.get("callbacks", []), stop]}
             start = time.perf_counter()
             objective = self.oracle.objective
             fold_scores = None
@@ -209,6 +225,11 @@ def _tuner_class(kind: str):
             if fold_scores is not None:
                 stats["cv_scores"] = fold_scores
             stats["stopped_by_budget"] = bool(found.get("stopped_by_budget"))
+            if stats["epochs_trained"]:
+                self.trial_costs()[trial.trial_id] = {
+                    "seconds_per_epoch": stats["wall_seconds"] / stats["epochs_trained"],
+                    "best_epoch": stats["best_epoch"] or stats["epochs_trained"],
+                }
             rundir.write_json(os.path.join(self.get_trial_dir(trial.trial_id), TRIAL_STATS_FILE), stats)
             return histories
 
