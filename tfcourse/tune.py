@@ -192,8 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-minutes",
         type=positive_float,
         default=None,
-        help="a time budget: no new trial starts after this many minutes, and a running trial stops at the "
-        "epoch boundary that would overrun it (its score so far kept, marked in trials.csv)",
+        help="a time budget for the command: no new trial starts after this many minutes, a running trial stops "
+        "at the epoch boundary that would overrun it (its score so far kept, marked in trials.csv), and with "
+        "--retrain the search leaves the retrain its estimated time",
     )
     parser.add_argument("--directory", default=DEFAULTS.directory, help="root of the search directories")
     parser.add_argument(
