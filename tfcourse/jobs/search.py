@@ -351,7 +351,12 @@ def run_search(
         lr_schedule=config.lr_schedule,
     )
     if not finished:
-        print(f"tfcourse: time budget of {config.max_minutes} min spent; no new trials started", flush=True)
+        held = tuner.reserve() if tuner.reserve else 0.0
+        print(
+            f"tfcourse: time budget of {config.max_minutes} min spent; no new trials started"
+            + (f" (the last {held:.0f} s are the retrain's estimated time)" if held else ""),
+            flush=True,
+        )
     if role == "worker":
         return SearchResult(directory, tuner, finished, {})
     if not tuner.oracle.trials:
