@@ -35,8 +35,9 @@ class Predictor:
         input_shape: ``(height, width, channels)`` the model takes.
         dark_background: Whether its training images are light objects on black (``None``: not known).
         probabilities: ``uint8 (N, H, W, C) -> float (N, classes)``, with the run's test-time augmentation.
-        make_novelty_score: Builds (once, lazily) ``uint8 images -> (N,)``, higher for inputs unlike the
-            training data (``novelty``), or ``None`` when the run's data is not on this machine.
+        make_novelty_score: Given the run's validation sample, builds (once, lazily) ``uint8 images -> (N,)``,
+            higher for inputs unlike the training data (``novelty``), and returns it with its values on that
+            sample: ``(score, values)``, or ``None`` when the run's training data is not on this machine.
         novelty_name: What that score is (``distance to training images``; ``negative max probability``
             without a Keras model).
         run: The run the model comes from (its training images are the bank, its validation images calibrate).
@@ -48,7 +49,7 @@ class Predictor:
     input_shape: Tuple[int, int, int]
     dark_background: Optional[bool]
     probabilities: Callable[[np.ndarray], np.ndarray]
-    make_novelty_score: Optional[Callable[[], Optional[Callable[[np.ndarray], np.ndarray]]]] = None
+    make_novelty_score: Optional[Callable[[np.ndarray], Optional[Tuple[Callable, np.ndarray]]]] = None
     novelty_name: str = ""
     run: Any = None
     _novelty: Any = dataclasses.field(default=None, repr=False)
@@ -57,10 +58,14 @@ class Predictor:
         """``(score, calibration)``, built once: the score function and its threshold calibrated on the run's
         validation images; ``(None, None)`` when the run's data cannot be loaded here."""
         if self._novelty is None:
-            score = self.make_novelty_score() if self.make_novelty_score else None
-            images = novelty.split_images(self.run, "val", novelty.CALIBRATION_IMAGES) if score else None
-            calibration = None if images is None else novelty.calibrate(score, images, self.novelty_name)
-            self._novelty = (score, calibration) if calibration else (None, None)
+            self._novelty = (None, None)
+            images = (
+                novelty.split_images(self.run, "val", novelty.CALIBRATION_IMAGES) if self.make_novelty_score else None
+            )
+            made = self.make_novelty_score(images) if images is not None else None
+            if made is not None:
+                score, values = made
+                self._novelty = (score, novelty.calibrate(values, self.novelty_name))
         return self._novelty
 
     def calibration(self) -> Optional[Dict[str, Any]]:
@@ -164,18 +169,18 @@ def _from_run(run, source: str, kind: str) -> Predictor:
         shape,
         _dark_background(run),
         probabilities,
-        lambda: _nearest_training(run, model),
+        lambda validation: _nearest_training(run, model, validation),
         NEAREST,
         run,
     )
 
 
-def _nearest_training(run, model):
+def _nearest_training(run, model, validation: np.ndarray):
     """The deep-nearest-neighbours score over a sample of the run's training images, each layer scaled on
-    the validation sample the threshold is calibrated on (``None``: the data is not here)."""
+    the ``validation`` sample the threshold is calibrated on, and its values there: ``(score, values)``
+    (``None``: the training data is not here)."""
     bank = novelty.split_images(run, "train", novelty.BANK_IMAGES)
-    scale = novelty.split_images(run, "val", novelty.CALIBRATION_IMAGES)
-    if bank is None or scale is None:
+    if bank is None:
         return None
     features = novelty.feature_model(model, novelty.feature_layers(model))
 
@@ -184,7 +189,8 @@ def _nearest_training(run, model):
         chunks = [chunk if isinstance(chunk, (list, tuple)) else [chunk] for chunk in chunks]  # one layer: a tensor
         return [np.concatenate([np.asarray(chunk[j]) for chunk in chunks]) for j in range(len(features.outputs))]
 
-    return novelty.NearestTraining(features_of, bank, scale)
+    score = novelty.NearestTraining(features_of, bank, validation)
+    return score, score.scale_scores
 
 
 def _from_export(run) -> Predictor:
@@ -198,10 +204,14 @@ def _from_export(run) -> Predictor:
     def probabilities(images: np.ndarray) -> np.ndarray:
         return serve(images=tf.constant(images, tf.uint8))["probabilities"].numpy()
 
-    def make_score():
+    def make_score(validation: np.ndarray):
         if run.keras_path is not None:  # the export's own Keras model, from the run folder it records
-            return _nearest_training(run, run.keras_model("the novelty score"))
-        return lambda images: novelty.negative_max_probability(probabilities(images))  # probabilities only
+            return _nearest_training(run, run.keras_model("the novelty score"), validation)
+
+        def score(images: np.ndarray) -> np.ndarray:  # probabilities only
+            return novelty.negative_max_probability(probabilities(images))
+
+        return score, score(validation)
 
     name = NEAREST if run.keras_path is not None else "negative max probability"
     # the dataset is known from the run folder the export came from, when that is still there

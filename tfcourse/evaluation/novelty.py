@@ -44,11 +44,9 @@ def negative_max_probability(probabilities: np.ndarray) -> np.ndarray:
     return -np.asarray(probabilities, dtype=np.float64).max(axis=1)
 
 
-def calibrate(
-    score: Callable[[np.ndarray], np.ndarray], images: np.ndarray, name: str, quantile: float = QUANTILE
-) -> Dict[str, Any]:
-    """The threshold: the ``quantile`` of ``score`` over ``images`` (raw validation images)."""
-    values = np.asarray(score(images), dtype=np.float64)
+def calibrate(values: np.ndarray, name: str, quantile: float = QUANTILE) -> Dict[str, Any]:
+    """The threshold: the ``quantile`` of a score's ``values`` over the validation images."""
+    values = np.asarray(values, dtype=np.float64)
     if len(values) == 0:
         raise ValueError("no validation images to calibrate the novelty threshold on")
     return {
@@ -112,7 +110,8 @@ class NearestTraining:
         features_of: Images -> one feature array (N, D) per layer.
         train_images: The bank's images.
         scale_images: Images like the training data (the validation sample) that set each layer's unit;
-            ``None``: no scaling (one layer, or a test by hand).
+            ``None``: no scaling (one layer, or a test by hand). Their scores, computed on the way, are
+            ``scale_scores`` (what the threshold is calibrated on: no second pass over them).
     """
 
     def __init__(
@@ -128,9 +127,11 @@ class NearestTraining:
         self.features_of = features_of
         self.k = min(k, len(train_images))
         self.indexes = [NearestNeighbors(n_neighbors=self.k).fit(normalised(f)) for f in features_of(train_images)]
-        self.scales = np.ones(len(self.indexes))
+        self.scales, self.scale_scores = np.ones(len(self.indexes)), None
         if scale_images is not None:
-            self.scales = np.maximum(np.quantile(self.per_layer(scale_images), quantile, axis=0), 1e-12)
+            distances = self.per_layer(scale_images)
+            self.scales = np.maximum(np.quantile(distances, quantile, axis=0), 1e-12)
+            self.scale_scores = (distances / self.scales).max(axis=1)
 
     def per_layer(self, images: np.ndarray) -> np.ndarray:
         """Each image's distance to its ``k``-th nearest bank entry at each layer, unscaled (N, layers)."""
