@@ -113,6 +113,11 @@ IMAGE_RUNS = {
 IMAGE_RUNS_FOLDER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "image_runs")
 
 
+def image_run_command(name: str) -> str:
+    """How ``IMAGE_RUNS[name]`` is trained, as a results file names it."""
+    return f"`{name}`: `python -m tfcourse.train {IMAGE_RUNS[name]}`"
+
+
 def image_run(name: str, folder: str = IMAGE_RUNS_FOLDER) -> str:
     """The run folder of ``IMAGE_RUNS[name]`` in ``folder``: trained now, or reused when it holds exactly
     that configuration (``train_or_reuse``)."""

@@ -25,7 +25,13 @@ import argparse
 import os
 import sys
 
-from _runs import IMAGE_RUNS, IMAGE_RUNS_FOLDER, image_run, read_run_file  # benchmarks/ is on sys.path
+from _runs import (
+    IMAGE_RUNS,
+    IMAGE_RUNS_FOLDER,
+    image_run,
+    image_run_command,
+    read_run_file,
+)  # benchmarks/ is on sys.path
 from _tables import publish
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -112,7 +118,7 @@ def main(argv=None) -> int:
         run_rows, trade = measure_run(name, image_run(name, args.results), args.images)
         rows += run_rows
         trades.append(trade)
-        commands.append(f"`{name}`: `python -m tfcourse.train {IMAGE_RUNS[name]}`")
+        commands.append(image_run_command(name))
         print("\n".join(run_rows + [trade]), flush=True)
     text = "\n".join(
         [

@@ -29,7 +29,12 @@ import os
 import sys
 
 import numpy as np
-from _runs import IMAGE_RUNS, IMAGE_RUNS_FOLDER, image_run  # benchmarks/ is on sys.path when a script in it runs
+from _runs import (
+    IMAGE_RUNS,
+    IMAGE_RUNS_FOLDER,
+    image_run,
+    image_run_command,
+)  # benchmarks/ is on sys.path when a script in it runs
 from _tables import publish
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -69,7 +74,7 @@ def shifted_sets(predictor):
 
 def scores_of(run, predictor):
     """score name -> (images -> scores), all calibrated the same way by the caller."""
-    from scipy.special import logsumexp
+    from scipy.special import logsumexp, softmax
 
     from tfcourse.evaluation import novelty
 
@@ -91,7 +96,7 @@ def scores_of(run, predictor):
         "nearest training images, penultimate layer only": penultimate,
         "energy, -logsumexp(logits)": lambda images: -logsumexp(logits(images), axis=1),
         "negative max softmax probability": lambda images: novelty.negative_max_probability(
-            np.exp(logits(images) - logsumexp(logits(images), axis=1, keepdims=True))
+            softmax(logits(images), axis=1)
         ),
     }
 
@@ -113,9 +118,7 @@ def measure(name: str, run_dir: str):
     validation = novelty.split_images(run, "val", novelty.CALIBRATION_IMAGES)
     lines = []
     for label, score in scores_of(run, predictor).items():
-        threshold = novelty.calibrate(lambda images, score=score: batched(score, images), validation, label)[
-            "threshold"
-        ]
+        threshold = novelty.calibrate(batched(score, validation), label)["threshold"]
         inside = batched(score, test)
         cells = [f"{100 * np.mean(inside > threshold):.2f}%"]
         for images in sets.values():
@@ -139,7 +142,7 @@ def main(argv=None) -> int:
         run_dir = image_run(name, args.results)
         lines, tests, sizes, accuracy, calibration = measure(name, run_dir)
         body += lines
-        notes.append(f"`{name}`: `python -m tfcourse.train {IMAGE_RUNS[name]}`, test accuracy {accuracy:.2f}%")
+        notes.append(f"{image_run_command(name)}, test accuracy {accuracy:.2f}%")
     header = (
         "| run | score | test images flagged | digits AUROC | digits flagged | faces AUROC | faces flagged | "
         "photos AUROC | photos flagged | grace_hopper.jpg (score - threshold) | rocket.jpg (score - threshold) |"
