@@ -126,12 +126,13 @@ class _Shared(dict):
 
 class EpochDeadline(keras.callbacks.Callback):
     """Stops training at an epoch boundary when one more epoch, as long as the longest so far, would end
-    after ``deadline`` (``time.time()``); records that in ``found["stopped_by_budget"]``. The epochs already
-    trained keep their scores: KerasTuner scores the trial on its best epoch so far."""
+    after ``deadline()`` (``time.time()``, asked at each epoch's end: it moves as the search learns what its
+    retrain will need); records that in ``found["stopped_by_budget"]``. The epochs already trained keep their
+    scores: KerasTuner scores the trial on its best epoch so far."""
 
-    def __init__(self, deadline, found: Optional[dict] = None):
+    def __init__(self, deadline: Callable[[], Optional[float]], found: _Shared):
         super().__init__()
-        self.deadline, self.found = deadline, found if found is not None else _Shared()  # deadline: or a callable
+        self.deadline, self.found = deadline, found
         self.longest, self.begun = 0.0, None
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -140,7 +141,7 @@ class EpochDeadline(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         now = time.time()
         self.longest = max(self.longest, now - (self.begun or now))
-        deadline = self.deadline() if callable(self.deadline) else self.deadline
+        deadline = self.deadline()
         if deadline is not None and now + self.longest > deadline:
             self.model.stop_training = True
             self.found["stopped_by_budget"] = True
